@@ -1,0 +1,232 @@
+"""Turn the rows the workers returned into results.json, results.md, results.png."""
+import json
+import math
+import os
+
+# Columns per section, cylstm first; peers are the frameworks cylstm is
+# compared with (NumPy is a baseline, never "the fastest peer").
+COLUMNS = {
+    "infer": ["cylstm", "torch", "ort", "keras-fn", "keras-eager", "numpy"],
+    "train": ["cylstm", "torch", "keras-fn"],
+    "stream": ["cylstm", "torch-cell", "torch", "ort", "numpy"],
+}
+PEERS = {"infer": ["torch", "ort", "keras-fn", "keras-eager"],
+         "train": ["torch", "keras-fn"],
+         "stream": ["torch-cell", "torch", "ort"]}
+TITLES = {
+    "infer": "Inference: full output sequence, median time per call",
+    "train": "Training: forward + BPTT (loss = sum of outputs; dW, dU, db), median time per step",
+    "stream": "Streaming: one timestep carrying the state, median time per call",
+}
+LABELS = {"cylstm": "cylstm", "torch": "torch", "torch-cell": "torch LSTMCell",
+          "ort": "ORT", "keras-fn": "Keras tf.function", "keras-eager": "Keras eager",
+          "numpy": "NumPy"}
+MEMORY_SLACK_KIB = 4096  # growth allowed over T=min beyond the output's own growth
+
+
+def fmt_time(s):
+    if s is None or not math.isfinite(s):
+        return "-"
+    for unit, scale in (("s", 1), ("ms", 1e-3), ("us", 1e-6)):
+        if s >= scale or unit == "us":
+            v = s / scale
+            return f"{v:.3g} {unit}" if v < 100 else f"{v:.0f} {unit}"
+
+
+def target_ratio(section, shape):
+    """cylstm / fastest peer must be <= this (BENCHMARKS.md)."""
+    return 1 / 3 if section == "stream" or shape[1] == 1 else 1.0
+
+
+def cells(rows, section):
+    """{(shape, threads): {variant: row}} for one section, in grid order."""
+    out = {}
+    for r in rows:
+        if r["section"] == section:
+            out.setdefault((tuple(r["shape"]), r["threads"]), {})[r["variant"]] = r
+    return out
+
+
+def summarize(section, shape, by_variant):
+    """Fastest peer, cylstm's ratio to it, and whether the target is met."""
+    t = lambda v: by_variant.get(v, {}).get("median_s")
+    target_peers = ["torch"] if section == "train" else PEERS[section]
+    peers = [(t(v), v) for v in PEERS[section] if t(v) is not None]
+    fastest = min(peers) if peers else (None, None)
+    cy = t("cylstm")
+    ratio = cy / fastest[0] if cy is not None and fastest[0] else None
+    bar = [t(v) for v in target_peers if t(v) is not None]
+    met = None
+    if cy is not None and bar:
+        met = cy <= target_ratio(section, shape) * min(bar)
+    return {"fastest_peer": fastest[1], "fastest_s": fastest[0], "ratio": ratio,
+            "target": target_ratio(section, shape), "met": met}
+
+
+def analyze(results):
+    """Add results['summary'] (one entry per timed cell) and each memory row's 'flat'."""
+    results["summary"] = [
+        {"section": section, "shape": list(shape), "threads": threads,
+         **summarize(section, shape, by_variant)}
+        for section in ("infer", "train", "stream")
+        for (shape, threads), by_variant in cells(results["rows"], section).items()]
+    mem = [r for r in results["rows"] if r["section"] == "memory" and "error" not in r]
+    for variant in {r["variant"] for r in mem}:
+        own = sorted((r for r in mem if r["variant"] == variant), key=lambda r: r["shape"][1])
+        for r in own:
+            allowed = (r["output_kib"] - own[0]["output_kib"]) + MEMORY_SLACK_KIB
+            r["flat"] = r["growth_kib"] - own[0]["growth_kib"] <= allowed
+
+
+def mark(met):
+    return {True: "yes", False: "**no**", None: "n/a"}[met]
+
+
+def table(rows, section):
+    cols = [c for c in COLUMNS[section] if any(r["variant"] == c and r["section"] == section
+                                               for r in rows)]
+    if not cols:
+        return []
+    target_what = "<= torch" if section == "train" else "<= fastest (1/3 at T=1)"
+    lines = [f"### {TITLES[section]}", "",
+             "| B,T,I,H | threads | " + " | ".join(LABELS[c] for c in cols)
+             + f" | fastest peer | cylstm / fastest | target {target_what} |",
+             "|" + "---|" * (len(cols) + 5)]
+    for (shape, threads), by_variant in cells(rows, section).items():
+        vals = []
+        for c in cols:
+            r = by_variant.get(c)
+            if r is None:
+                vals.append("-")
+            elif "error" in r:
+                vals.append("error")
+            else:
+                vals.append(fmt_time(r["median_s"]) + (" (!)" if r.get("disagrees") else ""))
+        s = summarize(section, shape, by_variant)
+        ratio = f"{s['ratio']:.2f}x" if s["ratio"] else "-"
+        lines.append(f"| {','.join(map(str, shape))} | {threads} | " + " | ".join(vals)
+                     + f" | {LABELS.get(s['fastest_peer'], '-')} | {ratio} | {mark(s['met'])} |")
+    return lines + [""]
+
+
+def memory_table(rows):
+    mem = [r for r in rows if r["section"] == "memory" and "error" not in r]
+    if not mem:
+        return []
+    lines = ["### Memory: peak RSS of one inference call (return_sequences=False), "
+             "fresh process per row", "",
+             "| framework | B,T,I,H | input | output | RSS before call | peak RSS "
+             "| growth during call | flat in T |", "|---|---|---|---|---|---|---|---|"]
+    mib = lambda k: f"{k / 1024:.1f} MiB"
+    for variant in sorted({r["variant"] for r in mem}, key=lambda v: v != "cylstm"):
+        for r in sorted((r for r in mem if r["variant"] == variant), key=lambda r: r["shape"][1]):
+            lines.append(f"| {variant} | {','.join(map(str, r['shape']))} | {mib(r['input_kib'])} "
+                         f"| {mib(r['output_kib'])} | {mib(r['rss_before_kib'])} "
+                         f"| {mib(r['peak_kib'])} | {mib(r['growth_kib'])} | {mark(r['flat'])} |")
+    return lines + ["", f"'flat in T': the growth during the call exceeds the smallest T's by "
+                        f"at most the output's own growth + {MEMORY_SLACK_KIB // 1024} MiB.", ""]
+
+
+def header(meta):
+    env = meta["env"]
+    bad = [k for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if env.get(k) is not None]
+    blas = "; ".join(f"{b.get('internal_api')} {b.get('version')} ({b.get('architecture')}, "
+                     f"{b.get('user_api')}, {os.path.basename(b.get('filepath') or '')})"
+                     for b in meta.get("blas") or []) or "unknown"
+    vers = ", ".join(f"{k} {v}" for k, v in meta["versions"].items() if v)
+    lines = ["# cylstm benchmark results", "",
+             f"- run: {meta['started']}, {meta['duration_s']:.0f} s, "
+             f"`{meta['command']}`{' (quick)' if meta['quick'] else ''}",
+             f"- machine: {meta['cpu']} ({', '.join(meta['cpu_flags']) or 'no AVX2'}), "
+             f"{meta['cpu_count']} CPUs, {meta['platform']}",
+             f"- versions: {vers}",
+             f"- BLAS (threadpoolctl, runner process): {blas}",
+             f"- threads: {', '.join(map(str, meta['threads']))}; "
+             f"protocol: {meta['protocol']}",
+             "- environment passed to workers unchanged: "
+             + ", ".join(f"{k}={'unset' if v is None else v}" for k, v in env.items())]
+    if bad:
+        lines.append(f"- **warning: {' and '.join(bad)} set: scipy's sgemm is much slower "
+                     "with them; rerun with `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE` "
+                     "for timing.**")
+    return lines + [""]
+
+
+def notes(results):
+    lines = []
+    for n in results["notes"]:
+        lines.append(f"- {n}")
+    for r in results["rows"]:
+        where = f"{r['variant']} {r['section']} {','.join(map(str, r['shape']))} @{r['threads']}t"
+        if "error" in r:
+            lines.append(f"- error in {where}: `{r['error'].strip().splitlines()[-1]}`")
+        elif r.get("disagrees"):
+            lines.append(f"- (!) {where}: output checksum differs from {r['check_ref']}'s "
+                         f"by {r['check_err']:.2e} relative (> 1e-3)")
+    return (["### Notes", ""] + lines + [""]) if lines else []
+
+
+def write_markdown(path, results):
+    rows = results["rows"]
+    lines = header(results["meta"])
+    for section in ("infer", "train", "stream"):
+        lines += table(rows, section)
+    lines += memory_table(rows)
+    lines += notes(results)
+    lines += ["Times are medians of per-call time; 'cylstm / fastest' < 1 means cylstm is "
+              "faster than every peer (torch, ONNX Runtime, Keras). NumPy is a baseline, not "
+              "a peer. (!) marks a framework whose output checksum disagrees with cylstm's "
+              "(or, without cylstm, the reference's) by more than 1e-3 relative.", ""]
+    text = "\n".join(lines)
+    with open(path, "w") as f:
+        f.write(text)
+    return text
+
+
+def write_json(path, results):
+    with open(path, "w") as f:
+        json.dump(results, f, indent=1, default=str)
+
+
+def write_plot(path, results):
+    """One panel per section x thread count: grouped bars per shape, log scale."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib not installed: no results.png"
+    rows = [r for r in results["rows"] if r.get("median_s")]
+    sections = [s for s in ("infer", "train", "stream") if any(r["section"] == s for r in rows)]
+    threads = sorted({r["threads"] for r in rows})
+    if not sections:
+        return "nothing timed: no results.png"
+    fig, axes = plt.subplots(len(sections), len(threads), squeeze=False,
+                             figsize=(6.5 * len(threads), 3.8 * len(sections)))
+    colors = dict(zip(COLUMNS["infer"] + ["torch-cell"], plt.get_cmap("tab10").colors))
+    for i, section in enumerate(sections):
+        for j, n in enumerate(threads):
+            ax = axes[i][j]
+            own = [r for r in rows if r["section"] == section and r["threads"] == n]
+            shapes = sorted({tuple(r["shape"]) for r in own},
+                            key=[tuple(r["shape"]) for r in own].index)
+            variants = [v for v in COLUMNS[section] if any(r["variant"] == v for r in own)]
+            width = 0.8 / max(len(variants), 1)
+            for k, v in enumerate(variants):
+                t = {tuple(r["shape"]): r["median_s"] for r in own if r["variant"] == v}
+                xs = [x for x, s in enumerate(shapes) if s in t]
+                ax.bar([x + (k - (len(variants) - 1) / 2) * width for x in xs],
+                       [t[shapes[x]] for x in xs], width, label=LABELS[v], color=colors[v],
+                       edgecolor="black" if v == "cylstm" else None)
+            ax.set_yscale("log")
+            ax.set_xticks(range(len(shapes)))
+            ax.set_xticklabels([",".join(map(str, s)) for s in shapes], rotation=20, fontsize=8)
+            ax.set_ylabel("seconds per call")
+            ax.set_title(f"{section}, {n} thread{'s' if n > 1 else ''}", fontsize=10)
+            ax.grid(axis="y", which="both", alpha=0.3)
+            ax.legend(fontsize=7)
+    fig.suptitle("cylstm vs peers (B,T,I,H; lower is better)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return None

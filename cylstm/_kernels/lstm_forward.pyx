@@ -1,0 +1,254 @@
+# The LSTM forward pass: one gemm for the input projection of a block of
+# timesteps, then per step one gemm against the recurrent kernel and a fused
+# C loop for the gates. The whole time loop runs without the GIL.
+#
+# Notation (sizes):   T timesteps, B batch rows, I input features,
+#                     H units, P = output/state width (H, or proj_size),
+#                     G = 4 * H gate columns in the order i, f, g, o.
+# Processing step s handles time index t = s, or t = T - 1 - s when
+# `go_backwards`. "Rows" are batch rows; a call handles rows [b0, b1).
+#
+#   z_t   = x_t @ W + h_{t-1} @ U + bias          (B, G)  pre-activations
+#   i,f,o = rec_act(z_i, z_f, z_o); g = act(z_g)
+#   c_t   = f * c_{t-1} + i * g
+#   m_t   = o * act(c_t)                          (B, H)
+#   h_t   = m_t, or m_t @ Wr with a projection    (B, P)
+#
+# Masked (row, step) pairs carry h and c unchanged; their output is the
+# previous step's output ("prev_out"), zeros before the first unmasked step.
+#
+# The kernels know nothing of Keras or PyTorch: weights arrive as
+# W (I, G), U (P, G), bias (G), Wr (H, P); all arrays C-contiguous.
+# Shapes are checked by the Python caller (cylstm/_ops.py) before entry.
+from cython cimport floating
+from libc.string cimport memcpy, memset
+
+from .blas cimport gemm, gemv_row
+from .activations cimport activate
+
+
+cdef void _project_inputs(
+        const floating* x, bint x_time_major, int T, int B, int I, int G,
+        const floating* W, int tlo, int thi, int b0, int b1,
+        floating* gates, Py_ssize_t gates_step_stride,
+        floating* xbuf) noexcept nogil:
+    """gates[t - tlo, b - b0, :] = x[t, b] @ W for t in [tlo, thi), b in [b0, b1)."""
+    cdef int nb = b1 - b0
+    cdef int nt = thi - tlo
+    cdef int t, b
+    cdef const floating* xsrc
+    if x_time_major and nb == B:
+        xsrc = x + <Py_ssize_t>tlo * B * I      # already (nt * nb, I) contiguous
+    else:
+        for t in range(tlo, thi):
+            for b in range(b0, b1):
+                if x_time_major:
+                    memcpy(xbuf + (<Py_ssize_t>(t - tlo) * nb + (b - b0)) * I,
+                           x + (<Py_ssize_t>t * B + b) * I, I * sizeof(floating))
+                else:
+                    memcpy(xbuf + (<Py_ssize_t>(t - tlo) * nb + (b - b0)) * I,
+                           x + (<Py_ssize_t>b * T + t) * I, I * sizeof(floating))
+        xsrc = xbuf
+    if gates_step_stride == <Py_ssize_t>nb * G:
+        gemm(False, False, nt * nb, G, I, 1, xsrc, I, W, G, 0, gates, G)
+    else:
+        for t in range(nt):
+            gemm(False, False, nb, G, I, 1, xsrc + <Py_ssize_t>t * nb * I, I,
+                 W, G, 0, gates + t * gates_step_stride, G)
+
+
+cdef void forward_rows(
+        # sizes
+        int T, int B, int I, int H, int P,
+        # inputs
+        const floating* x, bint x_time_major,
+        const floating* W, const floating* U, const floating* bias,
+        const floating* Wr,
+        const unsigned char* mask,          # (B, T) or NULL
+        const floating* rec_mask,           # (B, P) recurrent dropout or NULL
+        bint go_backwards, int act, int rec_act,
+        # state, in/out: rows b0..b1 are read and updated
+        floating* h, floating* c,
+        # outputs
+        floating* prev_out,                 # (B, P): last output at exit
+        floating* out_seq, Py_ssize_t out_stride_t, Py_ssize_t out_stride_b,
+        bint out_processing_order,
+        # training stores (time-indexed, time-major) or NULL
+        floating* z_store,                  # (T, B, G) pre-activations
+        floating* hprev_store,              # (T, B, P) h fed to the recurrent gemm
+        floating* cprev_store,              # (T, B, H)
+        floating* c_store,                  # (T, B, H)
+        floating* m_store,                  # (T, B, H), projection only
+        # workspace
+        floating* gbuf, int chunk,          # (chunk, nb, G) when not training
+        floating* xbuf,                     # (chunk, nb, I)
+        floating* abuf,                     # (nb, G) activated gates (training)
+        floating* hbuf,                     # (nb, P) dropped h / projected h
+        floating* mbuf,                     # (nb, H) m before projection
+        int b0, int b1) noexcept nogil:
+    cdef int nb = b1 - b0
+    cdef int G = 4 * H
+    cdef bint training = z_store != NULL
+    cdef bint has_proj = Wr != NULL
+    cdef int s, t, b, j, tlo, thi, s0, s1
+    cdef Py_ssize_t gstride
+    cdef floating* gbase
+    cdef floating* grow
+    cdef floating* arow
+    cdef floating* hrow
+    cdef floating* crow
+    cdef floating* mrow
+    cdef floating* orow
+    cdef const floating* hsrc
+    cdef floating cj
+
+    if training:
+        chunk = T
+        gbase = z_store + <Py_ssize_t>b0 * G
+        gstride = <Py_ssize_t>B * G
+    else:
+        gbase = gbuf
+        gstride = <Py_ssize_t>nb * G
+
+    s0 = 0
+    while s0 < T:
+        s1 = s0 + chunk
+        if s1 > T:
+            s1 = T
+        # The time range of this chunk, in time order.
+        if go_backwards:
+            tlo = T - s1
+            thi = T - s0
+        else:
+            tlo = s0
+            thi = s1
+        _project_inputs(x, x_time_major, T, B, I, G, W, tlo, thi, b0, b1,
+                        gbase, gstride, xbuf)
+
+        for s in range(s0, s1):
+            t = T - 1 - s if go_backwards else s
+            grow = gbase + (t - tlo) * gstride     # (nb, G) for this step
+
+            # Recurrent input: h_{t-1}, with recurrent dropout if asked.
+            hsrc = h + <Py_ssize_t>b0 * P
+            if rec_mask != NULL:
+                for j in range(nb * P):
+                    hbuf[j] = hsrc[j] * rec_mask[<Py_ssize_t>b0 * P + j]
+                hsrc = hbuf
+            if training:
+                memcpy(hprev_store + (<Py_ssize_t>t * B + b0) * P, hsrc,
+                       <Py_ssize_t>nb * P * sizeof(floating))
+                memcpy(cprev_store + (<Py_ssize_t>t * B + b0) * H,
+                       c + <Py_ssize_t>b0 * H, <Py_ssize_t>nb * H * sizeof(floating))
+            if nb == 1:
+                gemv_row(P, G, 1, hsrc, U, G, 1, grow)
+            else:
+                gemm(False, False, nb, G, P, 1, hsrc, P, U, G, 1, grow, G)
+
+            # Fused gate loop, one batch row at a time.
+            for b in range(b0, b1):
+                if mask != NULL and not mask[<Py_ssize_t>b * T + t]:
+                    if training:
+                        memset(grow + <Py_ssize_t>(b - b0) * G, 0,
+                               G * sizeof(floating))
+                    continue
+                arow = grow + <Py_ssize_t>(b - b0) * G
+                for j in range(G):
+                    arow[j] = arow[j] + bias[j]
+                if training:
+                    # z stays in the store; activations go to a scratch row.
+                    activate(rec_act, arow, abuf, 2 * H)
+                    activate(act, arow + 2 * H, abuf + 2 * H, H)
+                    activate(rec_act, arow + 3 * H, abuf + 3 * H, H)
+                    arow = abuf
+                else:
+                    activate(rec_act, arow, arow, 2 * H)
+                    activate(act, arow + 2 * H, arow + 2 * H, H)
+                    activate(rec_act, arow + 3 * H, arow + 3 * H, H)
+                crow = c + <Py_ssize_t>b * H
+                for j in range(H):
+                    crow[j] = arow[H + j] * crow[j] + arow[j] * arow[2 * H + j]
+                if training:
+                    memcpy(c_store + (<Py_ssize_t>t * B + b) * H, crow,
+                           H * sizeof(floating))
+                mrow = mbuf + <Py_ssize_t>(b - b0) * H if has_proj else h + <Py_ssize_t>b * P
+                activate(act, crow, mrow, H)
+                for j in range(H):
+                    mrow[j] = arow[3 * H + j] * mrow[j]
+                if training and has_proj:
+                    memcpy(m_store + (<Py_ssize_t>t * B + b) * H, mrow,
+                           H * sizeof(floating))
+
+            if has_proj:
+                # h_t = m_t @ Wr for the unmasked rows.
+                gemm(False, False, nb, P, H, 1, mbuf, H, Wr, P, 0, hbuf, P)
+                for b in range(b0, b1):
+                    if mask == NULL or mask[<Py_ssize_t>b * T + t]:
+                        memcpy(h + <Py_ssize_t>b * P, hbuf + <Py_ssize_t>(b - b0) * P,
+                               P * sizeof(floating))
+
+            # Outputs: unmasked rows take h_t; masked rows repeat prev_out.
+            for b in range(b0, b1):
+                hrow = h + <Py_ssize_t>b * P
+                if mask == NULL or mask[<Py_ssize_t>b * T + t]:
+                    memcpy(prev_out + <Py_ssize_t>b * P, hrow, P * sizeof(floating))
+                if out_seq != NULL:
+                    orow = out_seq + (s if out_processing_order else t) * out_stride_t \
+                        + b * out_stride_b
+                    memcpy(orow, prev_out + <Py_ssize_t>b * P, P * sizeof(floating))
+        s0 = s1
+
+
+def lstm_forward(
+        const floating[:, :, ::1] x, bint x_time_major,
+        const floating[:, ::1] W, const floating[:, ::1] U, const floating[::1] bias,
+        const floating[:, ::1] Wr,
+        const unsigned char[:, ::1] mask,
+        const floating[:, ::1] rec_mask,
+        bint go_backwards, int act, int rec_act,
+        floating[:, ::1] h, floating[:, ::1] c, floating[:, ::1] prev_out,
+        floating[:, :, ::1] out_seq, bint out_time_major, bint out_processing_order,
+        floating[:, :, ::1] z_store, floating[:, :, ::1] hprev_store,
+        floating[:, :, ::1] cprev_store, floating[:, :, ::1] c_store,
+        floating[:, :, ::1] m_store,
+        floating[::1] gbuf, int chunk, floating[::1] xbuf, floating[::1] abuf,
+        floating[::1] hbuf, floating[::1] mbuf):
+    """Run the forward pass in place. Every shape was validated by the caller.
+
+    `h`, `c` hold the initial state on entry and the final state on exit;
+    `prev_out` must be zeros on entry and holds the last output on exit.
+    Optional arrays are None. Workspace sizes: gbuf chunk*B*G (unused when
+    training), xbuf chunk*B*I (T*B*I when training), abuf G*B,
+    hbuf B*P, mbuf B*H.
+    """
+    cdef int T, B, I, H, P
+    if x_time_major:
+        T, B = x.shape[0], x.shape[1]
+    else:
+        B, T = x.shape[0], x.shape[1]
+    I = x.shape[2]
+    P = h.shape[1]
+    H = c.shape[1]
+    cdef Py_ssize_t st = 0, sb = 0
+    if out_seq is not None:
+        st = out_seq.strides[0 if out_time_major else 1] // sizeof(floating)
+        sb = out_seq.strides[1 if out_time_major else 0] // sizeof(floating)
+    if B == 0 or T == 0:
+        return
+    with nogil:
+        forward_rows(
+            T, B, I, H, P, &x[0, 0, 0], x_time_major, &W[0, 0], &U[0, 0], &bias[0],
+            &Wr[0, 0] if Wr is not None else NULL,
+            &mask[0, 0] if mask is not None else NULL,
+            &rec_mask[0, 0] if rec_mask is not None else NULL,
+            go_backwards, act, rec_act, &h[0, 0], &c[0, 0], &prev_out[0, 0],
+            &out_seq[0, 0, 0] if out_seq is not None else NULL, st, sb,
+            out_processing_order,
+            &z_store[0, 0, 0] if z_store is not None else NULL,
+            &hprev_store[0, 0, 0] if hprev_store is not None else NULL,
+            &cprev_store[0, 0, 0] if cprev_store is not None else NULL,
+            &c_store[0, 0, 0] if c_store is not None else NULL,
+            &m_store[0, 0, 0] if m_store is not None else NULL,
+            &gbuf[0] if gbuf is not None else NULL, chunk,
+            &xbuf[0], &abuf[0], &hbuf[0], &mbuf[0],
+            0, B)

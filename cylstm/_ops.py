@@ -1,0 +1,259 @@
+"""The one boundary between the layers and the kernels.
+
+``lstm_forward`` / ``lstm_backward`` take arrays in the layer's dtype,
+allocate outputs and workspaces, and dispatch to the compiled kernels (or to
+the NumPy twin for Python-callable activations). Layers never see BLAS;
+kernels never see Keras or PyTorch. Weights use the kernel layout:
+kernel (I, 4H), recurrent_kernel (P, 4H), bias (4H,) or None,
+projection (H, P) or None, gates in the order i, f, g(c), o.
+
+Training memory: the forward pass keeps, per (batch row, step), 4H
+pre-activations, P+2H state values (plus H with a projection) and a
+time-major copy of the input; the backward pass reuses the pre-activation
+store for the gate gradients, so a training forward can be backpropagated
+once.
+"""
+import threading
+
+import numpy as np
+
+from . import activations as _activations
+from ._kernels import reference
+from ._kernels.lstm_backward import lstm_backward as _backward_kernel
+from ._kernels.lstm_forward import lstm_forward as _forward_kernel
+
+# Elements of the gate block of one chunk of timesteps (inference). Keeps the
+# input projection's output in cache and memory flat in T.
+CHUNK_ELEMENTS = 1 << 18
+
+
+class Workspace:
+    """Scratch buffers reused across calls of one layer.
+
+    A call takes the workspace with ``acquire()``; a second thread calling the
+    same layer at the same time gets private buffers instead of waiting.
+    """
+
+    def __init__(self):
+        self._buffers = {}
+        self._lock = threading.Lock()
+
+    def acquire(self):
+        if self._lock.acquire(blocking=False):
+            return _Lease(self, owned=True)
+        return _Lease(Workspace(), owned=False)
+
+    def get(self, name, size, dtype):
+        buf = self._buffers.get(name)
+        if buf is None or buf.dtype != dtype or buf.size < size:
+            buf = np.empty(max(size, 1), dtype=dtype)
+            self._buffers[name] = buf
+        return buf[:max(size, 1)]
+
+
+class _Lease:
+    def __init__(self, workspace, owned):
+        self.workspace = workspace
+        self.owned = owned
+
+    def __enter__(self):
+        return self.workspace
+
+    def __exit__(self, *exc):
+        if self.owned:
+            self.workspace._lock.release()
+
+
+class ForwardCache:
+    """What the backward pass needs from a training forward pass."""
+
+    __slots__ = ("arrays", "reference_cache", "options", "used")
+
+    def __init__(self, arrays, reference_cache, options):
+        self.arrays = arrays
+        self.reference_cache = reference_cache
+        self.options = options
+        self.used = False
+
+
+def _as_mask(mask, B, T, time_major):
+    if mask is None:
+        return None
+    m = np.asarray(mask)
+    if time_major:
+        m = m.T
+    return np.ascontiguousarray(m.astype(bool, copy=False)).view(np.uint8)
+
+
+def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, *, projection=None,
+                 mask=None, recurrent_mask=None, go_backwards=False,
+                 activation=_activations.tanh, recurrent_activation=_activations.sigmoid,
+                 time_major=False, return_sequences=True, output_order="processing",
+                 training=False, workspace=None):
+    """Run an LSTM over ``x`` (B, T, I), or (T, B, I) when ``time_major``.
+
+    ``h0`` (B, P) and ``c0`` (B, H) are not modified. ``mask`` (B, T) (or
+    (T, B) when time_major) of bools. ``output_order`` 'processing' puts the
+    output of processing step s at position s (Keras ``go_backwards``);
+    'time' puts it at the time index it came from (PyTorch/ONNX reverse).
+
+    Returns ``(sequence or None, last_output, h, c, cache or None)``; the
+    sequence has the layout of ``x``.
+    """
+    dtype = x.dtype
+    if time_major:
+        T, B, I = x.shape
+    else:
+        B, T, I = x.shape
+    H = c0.shape[1]
+    P = h0.shape[1]
+    G = 4 * H
+    if bias is None:
+        bias = np.zeros(G, dtype)
+    mask8 = _as_mask(mask, B, T, time_major)
+    act_code = _activations.kernel_code(activation)
+    rec_code = _activations.kernel_code(recurrent_activation)
+    processing_order = output_order == "processing"
+
+    if act_code is None or rec_code is None:
+        return _reference_forward(x, kernel, recurrent_kernel, bias, h0, c0, projection,
+                                  mask8, recurrent_mask, go_backwards, activation,
+                                  recurrent_activation, time_major, return_sequences,
+                                  processing_order, training)
+
+    h = np.array(h0, dtype=dtype, order="C", copy=True)
+    c = np.array(c0, dtype=dtype, order="C", copy=True)
+    last = np.zeros((B, P), dtype)
+    seq = None
+    if return_sequences:
+        seq = np.empty((T, B, P) if time_major else (B, T, P), dtype)
+
+    if workspace is None:
+        workspace = Workspace()
+    arrays = None
+    with workspace.acquire() as ws:
+        if training:
+            # The backward pass needs a time-major input for its dW/dX gemms.
+            xk = np.ascontiguousarray(x if time_major else x.transpose(1, 0, 2))
+            x_time_major = True
+            chunk = max(T, 1)
+            arrays = dict(
+                x=xk,
+                z=np.empty((T, B, G), dtype),
+                hprev=np.empty((T, B, P), dtype),
+                cprev=np.empty((T, B, H), dtype),
+                c=np.empty((T, B, H), dtype),
+                m=np.empty((T, B, H), dtype) if projection is not None else None,
+            )
+            gbuf = None
+        else:
+            xk = np.ascontiguousarray(x)
+            x_time_major = time_major
+            chunk = int(max(1, min(T, CHUNK_ELEMENTS // max(B * G, 1))))
+            gbuf = ws.get("gates", chunk * B * G, dtype)
+        need_xbuf = not (x_time_major) or training
+        xbuf = ws.get("x", chunk * B * I if need_xbuf else 1, dtype)
+        _forward_kernel(
+            xk, x_time_major, kernel, recurrent_kernel, bias, projection, mask8,
+            recurrent_mask, go_backwards, act_code, rec_code, h, c, last,
+            seq, time_major, processing_order,
+            arrays["z"] if training else None,
+            arrays["hprev"] if training else None,
+            arrays["cprev"] if training else None,
+            arrays["c"] if training else None,
+            arrays["m"] if training else None,
+            gbuf, chunk, xbuf, ws.get("act", G, dtype), ws.get("h", B * P, dtype),
+            ws.get("m", B * H, dtype))
+    cache = None
+    if training:
+        cache = ForwardCache(arrays, None, dict(
+            kernel=kernel, recurrent_kernel=recurrent_kernel, projection=projection,
+            mask=mask8, recurrent_mask=recurrent_mask, go_backwards=go_backwards,
+            act=act_code, rec=rec_code, time_major=time_major,
+            processing_order=processing_order, shape=(T, B, I, H, P), dtype=dtype))
+    return seq, last, h, c, cache
+
+
+def _reference_forward(x, kernel, recurrent_kernel, bias, h0, c0, projection, mask8,
+                       recurrent_mask, go_backwards, activation, recurrent_activation,
+                       time_major, return_sequences, processing_order, training):
+    xt = x if time_major else x.transpose(1, 0, 2)
+    outs, last, h, c, rcache = reference.lstm_forward(
+        xt, kernel, recurrent_kernel, bias, h0, c0, Wr=projection,
+        mask=None if mask8 is None else mask8.astype(bool), rec_mask=recurrent_mask,
+        go_backwards=go_backwards,
+        activation=_activations.reference_name(activation),
+        recurrent_activation=_activations.reference_name(recurrent_activation),
+        training=training)
+    seq = None
+    if return_sequences:
+        if go_backwards and not processing_order:
+            outs = outs[::-1]
+        seq = np.ascontiguousarray(outs if time_major else outs.transpose(1, 0, 2))
+    cache = None
+    if training:
+        T, B, I = xt.shape
+        cache = ForwardCache(None, rcache, dict(
+            time_major=time_major, processing_order=processing_order,
+            go_backwards=go_backwards, shape=(T, B, I, c0.shape[1], h0.shape[1]),
+            dtype=x.dtype, projection=projection))
+    return seq, last.astype(x.dtype), h.astype(x.dtype), c.astype(x.dtype), cache
+
+
+def lstm_backward(cache, d_seq=None, d_last=None, d_h=None, d_c=None, need_dx=True):
+    """Gradients of the forward pass that made ``cache``.
+
+    ``d_seq`` has the layout and order of the forward's sequence output;
+    ``d_last``, ``d_h``, ``d_c`` are the gradients of the last output and final
+    states. Any of them may be None (zero). Returns a dict: dx (layout of x),
+    dh0, dc0, kernel, recurrent_kernel, bias, projection (None if absent).
+    """
+    if cache.used:
+        raise RuntimeError("backprop was already called for this forward pass; "
+                           "run forward_train again to backpropagate again.")
+    cache.used = True
+    opt = cache.options
+    T, B, I, H, P = opt["shape"]
+    dtype = opt["dtype"]
+    time_major = opt["time_major"]
+
+    if cache.reference_cache is not None:
+        seq = None
+        if d_seq is not None:
+            seq = d_seq if time_major else d_seq.transpose(1, 0, 2)
+            if opt["go_backwards"] and not opt["processing_order"]:
+                seq = seq[::-1]
+        r = reference.lstm_backward(cache.reference_cache, seq, d_last, d_h, d_c)
+        dx = r["dx"] if time_major else r["dx"].transpose(1, 0, 2)
+        return dict(dx=np.ascontiguousarray(dx, dtype), dh0=r["dh0"], dc0=r["dc0"],
+                    kernel=r["dW"], recurrent_kernel=r["dU"], bias=r["db"],
+                    projection=r["dWr"])
+
+    a = cache.arrays
+    kernel = opt["kernel"]
+    G = 4 * H
+    dh = np.zeros((B, P), dtype) if d_h is None else np.array(d_h, dtype, order="C")
+    dc = np.zeros((B, H), dtype) if d_c is None else np.array(d_c, dtype, order="C")
+    dprev = np.zeros((B, P), dtype) if d_last is None else np.array(d_last, dtype, order="C")
+    if d_seq is not None:
+        d_seq = np.ascontiguousarray(d_seq, dtype=dtype)
+    proj = opt["projection"]
+    grads = dict(
+        kernel=np.zeros_like(kernel), recurrent_kernel=np.zeros_like(opt["recurrent_kernel"]),
+        bias=np.zeros(G, dtype), projection=None if proj is None else np.zeros_like(proj))
+    dx = np.empty((T, B, I), dtype) if need_dx else None
+    _backward_kernel(
+        a["x"], kernel, opt["recurrent_kernel"], proj, opt["mask"], opt["recurrent_mask"],
+        opt["go_backwards"], opt["act"], opt["rec"],
+        a["z"], a["hprev"], a["cprev"], a["c"], a["m"],
+        d_seq, time_major, opt["processing_order"],
+        dh, dc, dprev,
+        a["z"],  # the gate gradients overwrite the pre-activations
+        np.empty((T, B, P), dtype) if proj is not None else None,
+        dx, grads["kernel"], grads["recurrent_kernel"], grads["bias"], grads["projection"],
+        np.empty(2 * G + 2 * H + B * max(G, P), dtype))
+    if dx is not None and not time_major:
+        dx = np.ascontiguousarray(dx.transpose(1, 0, 2))
+    grads.update(dx=dx, dh0=dh, dc0=dc)
+    cache.arrays = None  # free the stores
+    return grads

@@ -1,0 +1,90 @@
+"""Activations by Keras name, as NumPy functions.
+
+The LSTM kernels compute the built-in ones in C (``KERNEL_CODES``); a Python
+callable runs on the NumPy path instead, whole-array per step, which costs a
+Python call per gate block per step (about 10-50x slower at small sizes).
+"""
+import numpy as np
+
+from ._kernels.reference import ACTIVATIONS
+
+__all__ = ["get", "serialize", "kernel_code", "tanh", "sigmoid", "hard_sigmoid", "relu",
+           "linear", "softsign", "elu", "selu", "gelu", "swish", "silu", "softmax"]
+
+# Must match the ACT_* enum of cylstm/_kernels/activations.pxd.
+KERNEL_CODES = {
+    "linear": 0, "tanh": 1, "sigmoid": 2, "hard_sigmoid": 3, "relu": 4,
+    "softsign": 5, "elu": 6, "selu": 7, "gelu": 8, "swish": 9,
+}
+ALIASES = {"silu": "swish", None: "linear"}
+
+
+def _named(name):
+    fn, _ = ACTIVATIONS[name]
+
+    def activation(x):
+        return fn(np.asarray(x))
+
+    activation.__name__ = name
+    activation.__qualname__ = name
+    activation.cylstm_name = name
+    return activation
+
+
+tanh = _named("tanh")
+sigmoid = _named("sigmoid")
+hard_sigmoid = _named("hard_sigmoid")
+relu = _named("relu")
+linear = _named("linear")
+softsign = _named("softsign")
+elu = _named("elu")
+selu = _named("selu")
+gelu = _named("gelu")
+swish = _named("swish")
+silu = swish
+
+
+def softmax(x, axis=-1):
+    x = np.asarray(x)
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+softmax.cylstm_name = "softmax"
+
+_BY_NAME = {name: globals()[name] for name in KERNEL_CODES}
+_BY_NAME["softmax"] = softmax
+
+
+def get(identifier):
+    """The activation function for a Keras name, None, a config dict or a callable."""
+    if isinstance(identifier, dict):  # Keras-serialised form
+        identifier = identifier.get("config", identifier.get("class_name"))
+        if isinstance(identifier, dict):
+            identifier = identifier.get("name")
+    name = ALIASES.get(identifier, identifier)
+    if isinstance(name, str):
+        if name not in _BY_NAME:
+            raise ValueError(
+                f"Unknown activation {identifier!r}; expected one of "
+                f"{sorted(list(_BY_NAME) + ['silu'])}, None or a callable.")
+        return _BY_NAME[name]
+    if callable(identifier):
+        return identifier
+    raise TypeError(f"Could not interpret activation {identifier!r}: expected a name, None or a callable.")
+
+
+def serialize(activation):
+    """The Keras name of an activation (a callable's __name__ otherwise)."""
+    return getattr(activation, "cylstm_name", getattr(activation, "__name__", str(activation)))
+
+
+def kernel_code(activation):
+    """The C kernel's code for a built-in activation, or None for a Python callable."""
+    return KERNEL_CODES.get(getattr(activation, "cylstm_name", None))
+
+
+def reference_name(activation):
+    """What the NumPy kernel twin takes: a built-in name, or the callable itself."""
+    name = getattr(activation, "cylstm_name", None)
+    return name if name in KERNEL_CODES else activation
