@@ -194,6 +194,7 @@ def write_plot(path, results):
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
         return "matplotlib not installed: no results.png"
     rows = [r for r in results["rows"] if r.get("median_s")]
@@ -219,9 +220,13 @@ def write_plot(path, results):
                        [t[shapes[x]] for x in xs], width, label=LABELS[v], color=colors[v],
                        edgecolor="black" if v == "cylstm" else None)
             ax.set_yscale("log")
+            low = min(r["median_s"] for r in own)
+            ax.set_ylim(bottom=10 ** math.floor(math.log10(low)))  # bars start at a decade
+            ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(
+                lambda v, _: fmt_time(v)))
             ax.set_xticks(range(len(shapes)))
             ax.set_xticklabels([",".join(map(str, s)) for s in shapes], rotation=20, fontsize=8)
-            ax.set_ylabel("seconds per call")
+            ax.set_ylabel("time per call")
             ax.set_title(f"{section}, {n} thread{'s' if n > 1 else ''}", fontsize=10)
             ax.grid(axis="y", which="both", alpha=0.3)
             ax.legend(fontsize=7)

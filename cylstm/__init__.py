@@ -1,0 +1,17 @@
+"""cylstm: a fast LSTM for Python, with Keras- and PyTorch-style APIs.
+
+    import cylstm
+    lstm = cylstm.layers.LSTM(4, return_sequences=True, return_state=True)
+    whole_seq_output, final_memory_state, final_carry_state = lstm(inputs)
+"""
+__version__ = "0.1.0"
+
+from . import activations, constraints, initializers, layers, regularizers
+from ._threads import blas_info, get_num_threads, set_num_threads, threads
+from .layers import LSTM, LSTMCell
+
+__all__ = [
+    "__version__", "LSTM", "LSTMCell", "layers", "activations", "initializers",
+    "regularizers", "constraints", "set_num_threads", "get_num_threads", "threads",
+    "blas_info",
+]

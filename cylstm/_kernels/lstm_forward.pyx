@@ -149,8 +149,12 @@ cdef void forward_rows(
             for b in range(b0, b1):
                 if mask != NULL and not mask[<Py_ssize_t>b * T + t]:
                     if training:
+                        # Zero what the backward gemms read for this row.
                         memset(grow + <Py_ssize_t>(b - b0) * G, 0,
                                G * sizeof(floating))
+                        if has_proj:
+                            memset(m_store + (<Py_ssize_t>t * B + b) * H, 0,
+                                   H * sizeof(floating))
                     continue
                 arow = grow + <Py_ssize_t>(b - b0) * G
                 for j in range(G):

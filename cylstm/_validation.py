@@ -1,0 +1,82 @@
+"""Argument checks shared by the layers. Every failure names the argument,
+what came and what was expected; nothing invalid reaches compiled code."""
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = ("float32", "float64")
+
+
+def standardize_dtype(dtype, argument="dtype"):
+    """'float32' or 'float64' from a name, numpy dtype or a Keras DTypePolicy dict."""
+    if dtype is None:
+        return "float32"
+    if isinstance(dtype, dict):  # Keras 3 writes {"class_name": "DTypePolicy", "config": {"name": ...}}
+        dtype = dtype.get("config", {}).get("name", dtype.get("name"))
+    name = getattr(dtype, "name", dtype)
+    try:
+        name = np.dtype(name).name
+    except TypeError:
+        raise TypeError(f"Received an invalid value for argument `{argument}`: "
+                        f"expected 'float32' or 'float64', got {dtype!r}.") from None
+    if name not in FLOAT_DTYPES:
+        raise ValueError(f"Received an invalid value for argument `{argument}`: expected "
+                         f"'float32' or 'float64', got {name!r}. Mixed precision is not supported.")
+    return name
+
+
+def is_cupy(x):
+    return type(x).__module__.split(".")[0] == "cupy"
+
+
+def as_float_array(x, dtype, argument="inputs"):
+    """Convert array-likes to a NumPy array of the layer's dtype.
+
+    The rule: any real numeric or bool input (int, float16, float64, ...) is
+    cast to the layer's dtype, as Keras casts inputs to its compute dtype.
+    Complex, object and string inputs raise TypeError. Read-only and
+    non-contiguous arrays are accepted (the kernels get a contiguous copy).
+    """
+    if is_cupy(x):
+        raise TypeError(f"`{argument}` is a CuPy array; the GPU path is not available in "
+                        "this build of cylstm. Pass a NumPy array (cupy.asnumpy(x)).")
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"`{argument}` must hold real numbers; got an array of dtype "
+                        f"{arr.dtype} (expected float32/float64, or ints/bools to convert).")
+    return arr.astype(dtype, copy=False)
+
+
+def check_positive_int(value, argument):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ValueError(f"Received an invalid value for argument `{argument}`, "
+                         f"expected a positive integer, got {value!r}.")
+    return int(value)
+
+
+def check_fraction(value, argument):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
+        raise ValueError(f"Received an invalid value for argument `{argument}`, "
+                         f"expected a float between 0 and 1, got {value!r}.")
+    return float(value)
+
+
+def check_bool(value, argument):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"Received an invalid value for argument `{argument}`, "
+                        f"expected True or False, got {value!r}.")
+    return bool(value)
+
+
+def check_mask(mask, expected_shape, argument="mask"):
+    """A (batch, timesteps) boolean mask from a bool or 0/1 integer array."""
+    if mask is None:
+        return None
+    if is_cupy(mask):
+        raise TypeError(f"`{argument}` is a CuPy array; the GPU path is not available.")
+    m = np.asarray(mask)
+    if m.dtype.kind not in "biuf":
+        raise TypeError(f"`{argument}` must be boolean or integer, got dtype {m.dtype}.")
+    if m.shape != tuple(expected_shape):
+        raise ValueError(f"`{argument}` must have shape {tuple(expected_shape)}, got {m.shape}.")
+    return m.astype(bool, copy=False)

@@ -1,0 +1,155 @@
+"""Weight constraints with Keras 3's names, formulas and configs.
+
+``constraint(w)`` returns the projected weight; the training code applies it
+after each optimizer step, as Keras does.
+"""
+import inspect
+import re
+
+import numpy as np
+
+__all__ = ["Constraint", "MaxNorm", "NonNeg", "UnitNorm", "MinMaxNorm", "max_norm", "non_neg",
+           "unit_norm", "min_max_norm", "get", "serialize", "deserialize"]
+
+MODULE = "keras.constraints"
+EPSILON = 1e-7  # keras.backend.epsilon()
+
+
+def _as_float(w):
+    w = np.asarray(w)
+    # Keras computes norms in floatx for integer weights.
+    return w if w.dtype.kind == "f" else w.astype("float32")
+
+
+def _norms(w, axis):
+    axis = tuple(axis) if isinstance(axis, (list, tuple)) else axis
+    return np.sqrt(np.sum(np.square(w), axis=axis, keepdims=True))
+
+
+class Constraint:
+    """Base class: ``__call__(w) -> ndarray`` (the identity here)."""
+
+    def __call__(self, w):
+        return w
+
+    def get_config(self):
+        return {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class MaxNorm(Constraint):
+    """Rescale each slice along ``axis`` to norm at most ``max_value``."""
+
+    def __init__(self, max_value=2, axis=0):
+        self.max_value = max_value
+        self.axis = axis
+
+    def __call__(self, w):
+        w = _as_float(w)
+        norms = _norms(w, self.axis)
+        desired = np.clip(norms, 0, self.max_value)
+        return w * (desired / (EPSILON + norms))
+
+    def get_config(self):
+        return {"max_value": self.max_value, "axis": self.axis}
+
+
+class NonNeg(Constraint):
+    """Zero the negative weights."""
+
+    def __call__(self, w):
+        return np.maximum(np.asarray(w), 0)
+
+
+class UnitNorm(Constraint):
+    """Rescale each slice along ``axis`` to unit norm."""
+
+    def __init__(self, axis=0):
+        self.axis = axis
+
+    def __call__(self, w):
+        w = _as_float(w)
+        return w / (EPSILON + _norms(w, self.axis))
+
+    def get_config(self):
+        return {"axis": self.axis}
+
+
+class MinMaxNorm(Constraint):
+    """Move each slice's norm ``rate`` of the way into ``[min_value, max_value]``."""
+
+    def __init__(self, min_value=0.0, max_value=1.0, rate=1.0, axis=0):
+        self.min_value = min_value
+        self.max_value = max_value
+        self.rate = rate
+        self.axis = axis
+
+    def __call__(self, w):
+        w = _as_float(w)
+        norms = _norms(w, self.axis)
+        desired = (self.rate * np.clip(norms, self.min_value, self.max_value)
+                   + (1 - self.rate) * norms)
+        return w * (desired / (EPSILON + norms))
+
+    def get_config(self):
+        return {"min_value": self.min_value, "max_value": self.max_value, "rate": self.rate,
+                "axis": self.axis}
+
+
+# Keras 3 exports the classes under snake_case names as well.
+max_norm = MaxNorm
+non_neg = NonNeg
+unit_norm = UnitNorm
+min_max_norm = MinMaxNorm
+
+_CLASSES = [MaxNorm, NonNeg, UnitNorm, MinMaxNorm]
+_BY_NAME = {**{c.__name__: c for c in _CLASSES},
+            **{re.sub(r"(?<!^)(?=[A-Z])", "_", c.__name__).lower(): c for c in _CLASSES}}
+
+
+def _unknown(identifier):
+    return ValueError(f"Could not interpret constraint identifier: {identifier!r}. "
+                      f"Expected one of: {', '.join(sorted(_BY_NAME))}; a config dict; "
+                      "a Constraint; a callable; or None.")
+
+
+def serialize(constraint):
+    """Keras 3's dict form of a constraint (None stays None)."""
+    if constraint is None:
+        return None
+    if not hasattr(constraint, "get_config"):
+        raise ValueError(f"Cannot serialize {constraint!r}: it has no get_config().")
+    return {"module": MODULE, "class_name": type(constraint).__name__,
+            "config": constraint.get_config(), "registered_name": None}
+
+
+def deserialize(config):
+    """A constraint from ``{"class_name", "config"}`` (with or without ``module``)."""
+    cls = _BY_NAME.get(config.get("class_name"))
+    if cls is None:
+        raise _unknown(config)
+    return cls.from_config(dict(config.get("config") or {}))
+
+
+def get(identifier):
+    """A constraint from None, a Keras name, a config dict, an instance, a class or a callable."""
+    if identifier is None:
+        return None
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
+    if isinstance(identifier, str):
+        if identifier not in _BY_NAME:
+            raise _unknown(identifier)
+        return _BY_NAME[identifier]()
+    if inspect.isclass(identifier):
+        return identifier()
+    if callable(identifier):
+        return identifier
+    raise _unknown(identifier)

@@ -1,0 +1,352 @@
+"""Weight initializers with Keras 3's names, formulas, defaults and configs.
+
+Seeding: an int ``seed`` gives the same values on every call, as in Keras 3
+(drawn as Keras's NumPy backend does, ``default_rng([seed, 0])``); with
+``seed=None`` every call draws fresh values from a module-level generator,
+which ``set_global_seed`` (and so ``cylstm.utils.set_random_seed``) reseeds.
+"""
+import inspect
+import math
+import numbers
+import re
+
+import numpy as np
+
+__all__ = [
+    "Initializer", "Zeros", "Ones", "Constant", "RandomNormal", "RandomUniform",
+    "TruncatedNormal", "VarianceScaling", "GlorotUniform", "GlorotNormal",
+    "HeUniform", "HeNormal", "LecunUniform", "LecunNormal", "Orthogonal",
+    "Identity", "compute_fans", "set_global_seed", "get", "serialize",
+    "deserialize",
+]
+
+MODULE = "keras.initializers"
+_global_rng = np.random.default_rng()
+
+
+def set_global_seed(seed):
+    """Reseed the generator that unseeded (``seed=None``) initializers draw from."""
+    global _global_rng
+    _global_rng = np.random.default_rng(seed)
+
+
+def _rng(seed):
+    if seed is None:
+        return _global_rng
+    # Keras's NumPy backend seeds with the uint32 pair [seed, 0].
+    return np.random.default_rng(np.array([seed & 0xFFFFFFFF, 0], dtype=np.uint32))
+
+
+def _shape(shape):
+    return (int(shape),) if np.ndim(shape) == 0 else tuple(int(d) for d in shape)
+
+
+def _float_dtype(dtype):
+    dtype = np.dtype("float32" if dtype is None else dtype)
+    if dtype.kind != "f":
+        raise ValueError(f"Random initializers need a floating dtype, got dtype={dtype}.")
+    return dtype
+
+
+def compute_fans(shape, input_axes=None, output_axes=None):
+    """``(fan_in, fan_out)`` of a weight shape, by Keras's rule.
+
+    Rank 1: both the length; rank 2: ``(shape[0], shape[1])``; higher ranks
+    are conv kernels ``(..., in, out)`` times the receptive field.
+    """
+    shape = _shape(shape)
+    if input_axes is not None and output_axes is not None:
+        return (int(np.prod([shape[a] for a in input_axes])),
+                int(np.prod([shape[a] for a in output_axes])))
+    if len(shape) < 1:
+        return 1, 1
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    if len(shape) == 2:
+        return shape[0], shape[1]
+    receptive_field = math.prod(shape[:-2])
+    return shape[-2] * receptive_field, shape[-1] * receptive_field
+
+
+def _normal(rng, shape, mean, stddev, dtype):
+    return rng.normal(loc=mean, scale=stddev, size=shape).astype(dtype)
+
+
+def _truncated_normal(rng, shape, mean, stddev, dtype):
+    # Redraw values beyond 2 stddev, as Keras's NumPy backend does.
+    n = math.prod(shape)
+    kept = np.empty(0)
+    while kept.shape[0] < n:
+        batch = rng.normal(loc=mean, scale=stddev, size=n)
+        kept = np.append(kept, batch[(batch >= mean - 2 * stddev) & (batch <= mean + 2 * stddev)])
+    return kept[:n].astype(dtype).reshape(shape)
+
+
+def _uniform(rng, shape, minval, maxval, dtype):
+    return rng.uniform(low=minval, high=maxval, size=shape).astype(dtype)
+
+
+class Initializer:
+    """Base class: ``init(shape, dtype="float32") -> np.ndarray``."""
+
+    def __call__(self, shape, dtype="float32"):
+        raise NotImplementedError("Initializer subclasses must implement __call__().")
+
+    def get_config(self):
+        return {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def clone(self):
+        return self.__class__.from_config(self.get_config())
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class Zeros(Initializer):
+    def __call__(self, shape, dtype="float32"):
+        return np.zeros(_shape(shape), dtype=dtype or "float32")
+
+
+class Ones(Initializer):
+    def __call__(self, shape, dtype="float32"):
+        return np.ones(_shape(shape), dtype=dtype or "float32")
+
+
+class Constant(Initializer):
+    def __init__(self, value=0.0):
+        self.value = value
+
+    def __call__(self, shape, dtype="float32"):
+        return np.full(_shape(shape), self.value, dtype=dtype or "float32")
+
+    def get_config(self):
+        value = self.value.item() if isinstance(self.value, (np.generic, np.ndarray)) else self.value
+        return {"value": value}
+
+    @classmethod
+    def from_config(cls, config):
+        value = config["value"]
+        # Keras writes a tensor value as {"class_name": "__tensor__", "config": {"value": ...}}.
+        if isinstance(value, dict):
+            value = value["config"]["value"]
+        return cls(value)
+
+
+class Identity(Initializer):
+    def __init__(self, gain=1.0):
+        self.gain = gain
+
+    def __call__(self, shape, dtype="float32"):
+        shape = _shape(shape)
+        if len(shape) != 2:
+            raise ValueError("Identity matrix initializer can only be used for 2D matrices. "
+                             f"Received: shape={shape} of rank {len(shape)}.")
+        return (self.gain * np.eye(*shape)).astype(dtype or "float32")
+
+    def get_config(self):
+        # Keras 3.15 returns {} here and so loses `gain`; keeping it makes the
+        # round trip exact and Keras still accepts the key.
+        return {"gain": self.gain}
+
+
+class RandomInitializer(Initializer):
+    def __init__(self, seed=None):
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+            raise ValueError(f"`seed` argument should be an integer or None. Received: seed={seed!r}")
+        self.seed = None if seed is None else int(seed)
+
+    def get_config(self):
+        return {"seed": self.seed}
+
+
+class RandomNormal(RandomInitializer):
+    def __init__(self, mean=0.0, stddev=0.05, seed=None):
+        self.mean = mean
+        self.stddev = stddev
+        super().__init__(seed=seed)
+
+    def __call__(self, shape, dtype="float32"):
+        return _normal(_rng(self.seed), _shape(shape), self.mean, self.stddev, _float_dtype(dtype))
+
+    def get_config(self):
+        return {**super().get_config(), "mean": self.mean, "stddev": self.stddev}
+
+
+class TruncatedNormal(RandomNormal):
+    """Normal, with values beyond 2 stddev of the mean redrawn."""
+
+    def __call__(self, shape, dtype="float32"):
+        return _truncated_normal(_rng(self.seed), _shape(shape), self.mean, self.stddev,
+                                 _float_dtype(dtype))
+
+
+class RandomUniform(RandomInitializer):
+    def __init__(self, minval=-0.05, maxval=0.05, seed=None):
+        self.minval = minval
+        self.maxval = maxval
+        super().__init__(seed=seed)
+
+    def __call__(self, shape, dtype="float32"):
+        return _uniform(_rng(self.seed), _shape(shape), self.minval, self.maxval, _float_dtype(dtype))
+
+    def get_config(self):
+        return {**super().get_config(), "minval": self.minval, "maxval": self.maxval}
+
+
+class VarianceScaling(RandomInitializer):
+    """Variance ``scale / n`` with n the fan_in, fan_out or their mean (``mode``)."""
+
+    def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None,
+                 input_axes=None, output_axes=None):
+        if scale <= 0.0:
+            raise ValueError(f"Argument `scale` must be positive float. Received: scale={scale}")
+        if mode not in ("fan_in", "fan_out", "fan_avg"):
+            raise ValueError(f"Invalid `mode` argument: {mode!r}. "
+                             "Please use one of 'fan_in', 'fan_out', 'fan_avg'.")
+        distribution = distribution.lower()
+        if distribution == "normal":
+            distribution = "truncated_normal"
+        if distribution not in ("uniform", "truncated_normal", "untruncated_normal"):
+            raise ValueError(f"Invalid `distribution` argument: {distribution!r}. Please use one "
+                             "of 'uniform', 'truncated_normal', 'untruncated_normal'.")
+        self.scale = scale
+        self.mode = mode
+        self.distribution = distribution
+        self.input_axes = input_axes
+        self.output_axes = output_axes
+        super().__init__(seed=seed)
+
+    def __call__(self, shape, dtype="float32"):
+        shape, dtype = _shape(shape), _float_dtype(dtype)
+        fan_in, fan_out = compute_fans(shape, self.input_axes, self.output_axes)
+        n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}[self.mode]
+        scale = self.scale / max(1.0, n)
+        rng = _rng(self.seed)
+        if self.distribution == "truncated_normal":
+            # Stddev of a unit normal truncated at +-2, so the result has variance `scale`.
+            return _truncated_normal(rng, shape, 0.0, math.sqrt(scale) / 0.87962566103423978, dtype)
+        if self.distribution == "untruncated_normal":
+            return _normal(rng, shape, 0.0, math.sqrt(scale), dtype)
+        limit = math.sqrt(3.0 * scale)
+        return _uniform(rng, shape, -limit, limit, dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale, "mode": self.mode,
+                "distribution": self.distribution, "input_axes": self.input_axes,
+                "output_axes": self.output_axes}
+
+
+def _fixed_variance_scaling(name, scale, mode, distribution):
+    def __init__(self, seed=None, input_axes=None, output_axes=None):
+        VarianceScaling.__init__(self, scale=scale, mode=mode, distribution=distribution,
+                                 seed=seed, input_axes=input_axes, output_axes=output_axes)
+
+    def get_config(self):
+        return {"seed": self.seed, "input_axes": self.input_axes, "output_axes": self.output_axes}
+
+    doc = f"``VarianceScaling(scale={scale}, mode={mode!r}, distribution={distribution!r})``."
+    return type(name, (VarianceScaling,), {"__init__": __init__, "get_config": get_config,
+                                           "__doc__": doc, "__module__": __name__})
+
+
+GlorotUniform = _fixed_variance_scaling("GlorotUniform", 1.0, "fan_avg", "uniform")
+GlorotNormal = _fixed_variance_scaling("GlorotNormal", 1.0, "fan_avg", "truncated_normal")
+HeUniform = _fixed_variance_scaling("HeUniform", 2.0, "fan_in", "uniform")
+HeNormal = _fixed_variance_scaling("HeNormal", 2.0, "fan_in", "truncated_normal")
+LecunUniform = _fixed_variance_scaling("LecunUniform", 1.0, "fan_in", "uniform")
+LecunNormal = _fixed_variance_scaling("LecunNormal", 1.0, "fan_in", "truncated_normal")
+
+
+class Orthogonal(RandomInitializer):
+    """Orthogonal matrix from the QR of a normal draw, on the shape flattened to
+    ``(prod(shape[:-1]), shape[-1])``; orthonormal columns, or rows when wider."""
+
+    def __init__(self, gain=1.0, seed=None):
+        self.gain = gain
+        super().__init__(seed=seed)
+
+    def __call__(self, shape, dtype="float32"):
+        shape, dtype = _shape(shape), _float_dtype(dtype)
+        if len(shape) < 2:
+            raise ValueError("The tensor to initialize must be at least two-dimensional. "
+                             f"Received: shape={shape} of rank {len(shape)}.")
+        rows, cols = math.prod(shape[:-1]), shape[-1]
+        a = _normal(_rng(self.seed), (max(rows, cols), min(rows, cols)), 0.0, 1.0, dtype)
+        q, r = np.linalg.qr(a)
+        # Fix the signs so that Q is uniformly (Haar) distributed.
+        q = q * np.sign(np.diag(r))
+        if rows < cols:
+            q = q.T
+        return (self.gain * q.reshape(shape)).astype(dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "gain": self.gain}
+
+
+def _snake(name):
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+_CLASSES = [Zeros, Ones, Constant, Identity, RandomNormal, RandomUniform, TruncatedNormal,
+            VarianceScaling, GlorotUniform, GlorotNormal, HeUniform, HeNormal, LecunUniform,
+            LecunNormal, Orthogonal]
+# Keras's table: class names, their snake_case, and its legacy aliases.
+_BY_NAME = {**{c.__name__: c for c in _CLASSES}, **{_snake(c.__name__): c for c in _CLASSES},
+            "normal": RandomNormal, "uniform": RandomUniform, "one": Ones, "zero": Zeros,
+            "IdentityInitializer": Identity, "OrthogonalInitializer": Orthogonal}
+
+
+def _unknown(identifier):
+    return ValueError(f"Could not interpret initializer identifier: {identifier!r}. "
+                      f"Expected one of: {', '.join(sorted(_BY_NAME))}; a config dict; "
+                      "an Initializer; or a callable.")
+
+
+def serialize(initializer):
+    """Keras 3's dict form of an initializer (None stays None)."""
+    if initializer is None:
+        return None
+    if not hasattr(initializer, "get_config"):
+        raise ValueError(f"Cannot serialize {initializer!r}: it has no get_config().")
+    return {"module": MODULE, "class_name": type(initializer).__name__,
+            "config": initializer.get_config(), "registered_name": None}
+
+
+def deserialize(config):
+    """An initializer from ``{"class_name", "config"}`` (with or without ``module``)."""
+    cls = _BY_NAME.get(config.get("class_name"))
+    if cls is None:
+        raise _unknown(config)
+    return cls.from_config(dict(config.get("config") or {}))
+
+
+def get(identifier):
+    """An initializer from a Keras name, a config dict, an instance, a class, an
+    array (returned as-is at its own shape) or a callable."""
+    if identifier is None:
+        return None
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
+    if isinstance(identifier, str):
+        if identifier not in _BY_NAME:
+            raise _unknown(identifier)
+        return _BY_NAME[identifier]()
+    if isinstance(identifier, (np.ndarray, np.generic)):
+        value = np.asarray(identifier)
+
+        def initialize_fn(shape, dtype="float32"):
+            if _shape(shape) != value.shape:
+                raise ValueError(f"Expected `shape` to be {value.shape} for an array as "
+                                 f"initializer. Received shape={shape}")
+            return value.astype(dtype or "float32")
+        return initialize_fn
+    if inspect.isclass(identifier):
+        return identifier()
+    if callable(identifier):
+        return identifier
+    raise _unknown(identifier)

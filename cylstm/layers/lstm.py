@@ -1,0 +1,544 @@
+"""Keras-style LSTM: ``LSTMCell`` (weights + one step) and ``LSTM`` (the sequence layer).
+
+Both run on the compiled kernels through ``cylstm._ops``; this file holds only
+Keras semantics (arguments, shapes, states, masks, dropout, config).
+Choices where Keras is silent or cannot apply, also in docs/semantics.md:
+- inputs of any real dtype are cast to the layer's dtype (float32 default);
+- an empty batch returns empty outputs; zero timesteps raise ValueError;
+- ``unroll`` is accepted and changes nothing (the loop is compiled);
+- ``use_cudnn=True`` raises, as Keras does when cuDNN cannot be used.
+"""
+import numpy as np
+
+from .. import _ops
+from .. import activations as _activations
+from .. import constraints as _constraints
+from .. import initializers as _initializers
+from .. import regularizers as _regularizers
+from .._validation import (as_float_array, check_bool, check_fraction, check_mask,
+                           check_positive_int)
+from .base import Layer
+
+
+def _dtype_policy(dtype):
+    return {"module": "keras", "class_name": "DTypePolicy", "config": {"name": dtype},
+            "registered_name": None}
+
+
+class _DropoutMasks:
+    """Keras 3 LSTM dropout: one (batch, features) mask per call for the inputs
+    and one (batch, units) mask for the recurrent state, shared by the four
+    gates and constant over time, scaled by 1 / (1 - rate)."""
+
+    def __init__(self, seed):
+        self.rng = np.random.default_rng(seed)
+
+    def draw(self, rate, shape, dtype):
+        if not 0 < rate < 1:
+            return None
+        keep = self.rng.random(shape) >= rate
+        return (keep / (1 - rate)).astype(dtype)
+
+
+class LSTMCell(Layer):
+    """One LSTM step with Keras's weights: ``h, [h, c] = cell(x_t, [h, c])``."""
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
+                 use_bias=True, kernel_initializer="glorot_uniform",
+                 recurrent_initializer="orthogonal", bias_initializer="zeros",
+                 unit_forget_bias=True, kernel_regularizer=None, recurrent_regularizer=None,
+                 bias_regularizer=None, kernel_constraint=None, recurrent_constraint=None,
+                 bias_constraint=None, dropout=0.0, recurrent_dropout=0.0, seed=None,
+                 **kwargs):
+        kwargs.pop("implementation", None)
+        super().__init__(**kwargs)
+        self.units = check_positive_int(units, "units")
+        self.activation = _activations.get(activation)
+        self.recurrent_activation = _activations.get(recurrent_activation)
+        self.use_bias = check_bool(use_bias, "use_bias")
+        self.unit_forget_bias = check_bool(unit_forget_bias, "unit_forget_bias")
+        self.kernel_initializer = _initializers.get(kernel_initializer)
+        self.recurrent_initializer = _initializers.get(recurrent_initializer)
+        self.bias_initializer = _initializers.get(bias_initializer)
+        self.kernel_regularizer = _regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = _regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = _regularizers.get(bias_regularizer)
+        self.kernel_constraint = _constraints.get(kernel_constraint)
+        self.recurrent_constraint = _constraints.get(recurrent_constraint)
+        self.bias_constraint = _constraints.get(bias_constraint)
+        self.dropout = check_fraction(dropout, "dropout")
+        self.recurrent_dropout = check_fraction(recurrent_dropout, "recurrent_dropout")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+            raise ValueError(f"Received an invalid value for argument `seed`, expected an "
+                             f"integer or None, got {seed!r}.")
+        self.seed = seed
+        self.state_size = [self.units, self.units]
+        self.output_size = self.units
+        self._dropout_masks = _DropoutMasks(seed)
+        self._workspace = _ops.Workspace()
+
+    def build(self, input_shape):
+        input_dim = input_shape[-1]
+        if input_dim is None:
+            raise ValueError(f"The last dimension of the inputs to {self.name!r} must be "
+                             f"known; got input_shape={tuple(input_shape)}.")
+        input_dim = check_positive_int(input_dim, "input_shape[-1]")
+        u = self.units
+        self.add_weight("kernel", (input_dim, 4 * u), self.kernel_initializer,
+                        self.kernel_regularizer, self.kernel_constraint)
+        self.add_weight("recurrent_kernel", (u, 4 * u), self.recurrent_initializer,
+                        self.recurrent_regularizer, self.recurrent_constraint)
+        if self.use_bias:
+            if self.unit_forget_bias:
+                base = self.bias_initializer
+
+                def bias_init(shape, dtype="float32"):
+                    return np.concatenate([base((u,), dtype=dtype), np.ones(u, dtype),
+                                           base((2 * u,), dtype=dtype)])
+            else:
+                bias_init = self.bias_initializer
+            self.add_weight("bias", (4 * u,), bias_init, self.bias_regularizer,
+                            self.bias_constraint)
+        super().build(input_shape)
+
+    @property
+    def input_dim(self):
+        return self._params["kernel"].shape[0] if self.built else None
+
+    def get_initial_state(self, batch_size=None):
+        return [np.zeros((batch_size, d), self.dtype) for d in self.state_size]
+
+    def _check_states(self, states, batch):
+        if states is None:
+            return self.get_initial_state(batch)
+        if not isinstance(states, (list, tuple)) or len(states) != 2:
+            raise ValueError(f"`states` of {self.name!r} must be a list [h, c] of two arrays "
+                             f"of shape ({batch}, {self.units}); got {type(states).__name__}.")
+        out = []
+        for label, s in zip(("h", "c"), states):
+            s = as_float_array(s, self.dtype, f"states[{label}]")
+            if s.shape != (batch, self.units):
+                raise ValueError(f"State {label} of {self.name!r} must have shape "
+                                 f"({batch}, {self.units}); got {s.shape}.")
+            out.append(s)
+        return out
+
+    def _check_input_2d(self, inputs):
+        x = as_float_array(inputs, self.dtype)
+        if x.ndim != 2:
+            raise ValueError(f"Input of {self.name!r} must be 2-D (batch, features); "
+                             f"got shape {x.shape}.")
+        self._maybe_build(x.shape)
+        if x.shape[1] != self.input_dim:
+            raise ValueError(f"Input of {self.name!r} must have {self.input_dim} features "
+                             f"(last axis); got shape {x.shape}.")
+        return x
+
+    def call(self, inputs, states=None, training=False):
+        x = self._check_input_2d(inputs)
+        h0, c0 = self._check_states(states, x.shape[0])
+        rec_mask = None
+        if training:
+            dmask = self._dropout_masks.draw(self.dropout, x.shape, self.dtype)
+            if dmask is not None:
+                x = x * dmask
+            rec_mask = self._dropout_masks.draw(self.recurrent_dropout, h0.shape, self.dtype)
+        _, h, h, c, _ = _ops.lstm_forward(
+            x[None], self.kernel, self.recurrent_kernel, self._bias_or_none(), h0, c0,
+            recurrent_mask=rec_mask, activation=self.activation,
+            recurrent_activation=self.recurrent_activation, time_major=True,
+            return_sequences=False, workspace=self._workspace)
+        return h, [h, c]
+
+    def forward_train(self, inputs, states=None):
+        """((h, [h, c]), backprop): backprop((dh_out, [dh, dc])) -> (dx, [dh0, dc0])."""
+        x = self._check_input_2d(inputs)
+        h0, c0 = self._check_states(states, x.shape[0])
+        dmask = self._dropout_masks.draw(self.dropout, x.shape, self.dtype)
+        rec_mask = self._dropout_masks.draw(self.recurrent_dropout, h0.shape, self.dtype)
+        xd = x if dmask is None else x * dmask
+        _, h, h, c, cache = _ops.lstm_forward(
+            xd[None], self.kernel, self.recurrent_kernel, self._bias_or_none(), h0, c0,
+            recurrent_mask=rec_mask, activation=self.activation,
+            recurrent_activation=self.recurrent_activation, time_major=True,
+            return_sequences=False, training=True)
+
+        def backprop(dy):
+            d_out, (d_h, d_c) = dy
+            d_h = _sum_grads(d_out, d_h)
+            g = _ops.lstm_backward(cache, d_h=d_h, d_c=d_c)
+            self._accumulate(g)
+            dx = g["dx"][0]
+            if dmask is not None:
+                dx = dx * dmask
+            return dx, [g["dh0"], g["dc0"]]
+
+        return (h, [h, c]), backprop
+
+    def _bias_or_none(self):
+        return self._params["bias"] if self.use_bias else None
+
+    def _accumulate(self, g):
+        if not self.trainable:
+            return
+        self.grads["kernel"] += g["kernel"]
+        self.grads["recurrent_kernel"] += g["recurrent_kernel"]
+        if self.use_bias:
+            self.grads["bias"] += g["bias"]
+
+    def get_config(self):
+        config = {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": _dtype_policy(self.dtype),
+            "units": self.units,
+            "activation": _activations.serialize(self.activation),
+            "recurrent_activation": _activations.serialize(self.recurrent_activation),
+            "use_bias": self.use_bias,
+            "unit_forget_bias": self.unit_forget_bias,
+            "kernel_initializer": _initializers.serialize(self.kernel_initializer),
+            "recurrent_initializer": _initializers.serialize(self.recurrent_initializer),
+            "bias_initializer": _initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": _regularizers.serialize(self.kernel_regularizer),
+            "recurrent_regularizer": _regularizers.serialize(self.recurrent_regularizer),
+            "bias_regularizer": _regularizers.serialize(self.bias_regularizer),
+            "kernel_constraint": _constraints.serialize(self.kernel_constraint),
+            "recurrent_constraint": _constraints.serialize(self.recurrent_constraint),
+            "bias_constraint": _constraints.serialize(self.bias_constraint),
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+            "seed": self.seed,
+        }
+        return config
+
+
+def _sum_grads(a, b):
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return np.asarray(a) + np.asarray(b)
+
+
+# Arguments of keras.layers.LSTM that belong to its cell.
+_CELL_ARGS = (
+    "activation", "recurrent_activation", "use_bias", "kernel_initializer",
+    "recurrent_initializer", "bias_initializer", "unit_forget_bias", "kernel_regularizer",
+    "recurrent_regularizer", "bias_regularizer", "kernel_constraint",
+    "recurrent_constraint", "bias_constraint", "dropout", "recurrent_dropout", "seed",
+)
+
+
+class LSTM(Layer):
+    """Long Short-Term Memory layer with every argument of ``keras.layers.LSTM``.
+
+    Call: ``layer(inputs, initial_state=None, mask=None, training=False)`` with
+    inputs (batch, timesteps, features), or (timesteps, batch, features) when
+    ``time_major``. Returns the last output (batch, units), the sequence with
+    ``return_sequences``, and ``[output, h, c]`` with ``return_state``.
+    Weights: kernel (features, 4*units), recurrent_kernel (units, 4*units),
+    bias (4*units,), gates in the order i, f, c, o as Keras.
+    """
+
+    supports_masking = True
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
+                 use_bias=True, kernel_initializer="glorot_uniform",
+                 recurrent_initializer="orthogonal", bias_initializer="zeros",
+                 unit_forget_bias=True, kernel_regularizer=None, recurrent_regularizer=None,
+                 bias_regularizer=None, activity_regularizer=None, kernel_constraint=None,
+                 recurrent_constraint=None, bias_constraint=None, dropout=0.0,
+                 recurrent_dropout=0.0, seed=None, return_sequences=False,
+                 return_state=False, go_backwards=False, stateful=False, unroll=False,
+                 use_cudnn="auto", time_major=False, zero_output_for_mask=False, **kwargs):
+        kwargs.pop("implementation", None)
+        super().__init__(**kwargs)
+        self.cell = LSTMCell(
+            units, activation=activation, recurrent_activation=recurrent_activation,
+            use_bias=use_bias, kernel_initializer=kernel_initializer,
+            recurrent_initializer=recurrent_initializer, bias_initializer=bias_initializer,
+            unit_forget_bias=unit_forget_bias, kernel_regularizer=kernel_regularizer,
+            recurrent_regularizer=recurrent_regularizer, bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint, recurrent_constraint=recurrent_constraint,
+            bias_constraint=bias_constraint, dropout=dropout,
+            recurrent_dropout=recurrent_dropout, seed=seed, dtype=self.dtype,
+            trainable=self.trainable, name="lstm_cell")
+        # The layer's weights, gradients, penalties and constraints are the cell's.
+        self._params = self.cell._params
+        self.grads = self.cell.grads
+        self._trainable_names = self.cell._trainable_names
+        self._regularizers = self.cell._regularizers
+        self._constraints = self.cell._constraints
+        self.activity_regularizer = _regularizers.get(activity_regularizer)
+        self.return_sequences = check_bool(return_sequences, "return_sequences")
+        self.return_state = check_bool(return_state, "return_state")
+        self.go_backwards = check_bool(go_backwards, "go_backwards")
+        self.stateful = check_bool(stateful, "stateful")
+        self.unroll = check_bool(unroll, "unroll")
+        self.time_major = check_bool(time_major, "time_major")
+        self.zero_output_for_mask = check_bool(zero_output_for_mask, "zero_output_for_mask")
+        if use_cudnn not in ("auto", True, False):
+            raise ValueError("Invalid value received for argument `use_cudnn`. Expected one "
+                             f"of {{'auto', True, False}}. Received: use_cudnn={use_cudnn!r}")
+        self.use_cudnn = use_cudnn
+        self.states = None
+        self._activity_loss = 0.0
+        self._workspace = _ops.Workspace()
+
+    # Cell arguments read through the layer, as Keras's LSTM properties.
+    units = property(lambda self: self.cell.units)
+    activation = property(lambda self: self.cell.activation)
+    recurrent_activation = property(lambda self: self.cell.recurrent_activation)
+    use_bias = property(lambda self: self.cell.use_bias)
+    unit_forget_bias = property(lambda self: self.cell.unit_forget_bias)
+    kernel_initializer = property(lambda self: self.cell.kernel_initializer)
+    recurrent_initializer = property(lambda self: self.cell.recurrent_initializer)
+    bias_initializer = property(lambda self: self.cell.bias_initializer)
+    kernel_regularizer = property(lambda self: self.cell.kernel_regularizer)
+    recurrent_regularizer = property(lambda self: self.cell.recurrent_regularizer)
+    bias_regularizer = property(lambda self: self.cell.bias_regularizer)
+    kernel_constraint = property(lambda self: self.cell.kernel_constraint)
+    recurrent_constraint = property(lambda self: self.cell.recurrent_constraint)
+    bias_constraint = property(lambda self: self.cell.bias_constraint)
+    dropout = property(lambda self: self.cell.dropout)
+    recurrent_dropout = property(lambda self: self.cell.recurrent_dropout)
+    seed = property(lambda self: self.cell.seed)
+
+    @property
+    def state_size(self):
+        return self.cell.state_size
+
+    # -- building ----------------------------------------------------------
+    def build(self, input_shape):
+        input_shape = tuple(input_shape)
+        if len(input_shape) != 3:
+            raise ValueError(f"Input of {self.name!r} must be 3-D "
+                             f"({'timesteps, batch' if self.time_major else 'batch, timesteps'}"
+                             f", features); got input_shape={input_shape}.")
+        self.cell.build(input_shape)
+        self._build_input_shape = input_shape
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        input_shape = tuple(input_shape)
+        if self.time_major:
+            timesteps, batch = input_shape[0], input_shape[1]
+        else:
+            batch, timesteps = input_shape[0], input_shape[1]
+        u = self.units
+        if self.return_sequences:
+            out = (timesteps, batch, u) if self.time_major else (batch, timesteps, u)
+        else:
+            out = (batch, u)
+        if self.return_state:
+            return [out, (batch, u), (batch, u)]
+        return out
+
+    def compute_mask(self, inputs, mask=None):
+        if not self.return_sequences:
+            return [None, None, None] if self.return_state else None
+        if mask is not None and self.time_major:
+            mask = np.asarray(mask).T
+        return [mask, None, None] if self.return_state else mask
+
+    # -- states ------------------------------------------------------------
+    def get_initial_state(self, batch_size):
+        return self.cell.get_initial_state(batch_size)
+
+    def reset_state(self):
+        """Zero the states of a stateful layer."""
+        if self.states is not None:
+            for s in self.states:
+                s.fill(0)
+
+    def reset_states(self):
+        self.reset_state()
+
+    # -- calling -----------------------------------------------------------
+    def _prepare(self, inputs, initial_state, mask):
+        """Validated (x, h0, c0, mask) in (batch, timesteps) terms."""
+        x = as_float_array(inputs, self.dtype)
+        if x.ndim != 3:
+            raise ValueError(
+                f"Input of {self.name!r} must be 3-D "
+                f"({'timesteps, batch' if self.time_major else 'batch, timesteps'}, features); "
+                f"got an array of shape {x.shape}.")
+        if not self.built:
+            self.build(x.shape)
+            self._build_input_shape = ((x.shape[0], None, x.shape[2]) if self.time_major
+                                       else (None, x.shape[1], x.shape[2]))
+        T, B = (x.shape[0], x.shape[1]) if self.time_major else (x.shape[1], x.shape[0])
+        if x.shape[2] != self.cell.input_dim:
+            raise ValueError(f"Input of {self.name!r} must have {self.cell.input_dim} "
+                             f"features (last axis), as the layer was built with; got an "
+                             f"array of shape {x.shape}.")
+        if T == 0:
+            raise ValueError(f"Input of {self.name!r} has 0 timesteps (shape {x.shape}); "
+                             "an LSTM needs at least one timestep.")
+        if self.use_cudnn is True:
+            raise ValueError("use_cudnn=True was specified, but cuDNN is not available to "
+                             "cylstm in this build. Use use_cudnn='auto' or False.")
+        mask_shape = (T, B) if self.time_major else (B, T)
+        m = check_mask(mask[0] if isinstance(mask, (list, tuple)) else mask, mask_shape)
+        if initial_state is not None:
+            if self.stateful:
+                pass  # Keras uses the given state for this call
+            h0, c0 = self.cell._check_states(list(initial_state), B)
+        elif self.stateful:
+            if self.states is None:
+                self.states = self.get_initial_state(B)
+            elif self.states[0].shape[0] != B:
+                raise ValueError(
+                    f"Stateful layer {self.name!r} was built for batch size "
+                    f"{self.states[0].shape[0]}; got an input with batch size {B}. A "
+                    "stateful LSTM needs the same batch size on every call (call "
+                    "reset_state() does not change it; create a new layer instead).")
+            h0, c0 = self.states
+        else:
+            h0, c0 = self.get_initial_state(B)
+        return x, h0, c0, m
+
+    def _run(self, x, h0, c0, mask, training, kernel_training):
+        dmask = rec_mask = None
+        if training:
+            B = x.shape[1] if self.time_major else x.shape[0]
+            dmask = self.cell._dropout_masks.draw(self.dropout, (B, x.shape[2]), self.dtype)
+            rec_mask = self.cell._dropout_masks.draw(self.recurrent_dropout, (B, self.units),
+                                                     self.dtype)
+        xd = x
+        if dmask is not None:
+            xd = x * (dmask[None] if self.time_major else dmask[:, None])
+        result = _ops.lstm_forward(
+            xd, self.cell.kernel, self.cell.recurrent_kernel, self.cell._bias_or_none(),
+            h0, c0, mask=mask, recurrent_mask=rec_mask, go_backwards=self.go_backwards,
+            activation=self.activation, recurrent_activation=self.recurrent_activation,
+            time_major=self.time_major, return_sequences=self.return_sequences,
+            training=kernel_training, workspace=self._workspace)
+        if self.stateful:
+            self.states = [result[2].copy(), result[3].copy()]
+        return result, dmask
+
+    def _package(self, seq, last, h, c, mask):
+        output = seq if self.return_sequences else last
+        if self.zero_output_for_mask and self.return_sequences and mask is not None:
+            keep = mask.T if self.time_major else mask
+            output = output * keep[..., None].astype(output.dtype)
+        if self.return_state:
+            return [output, h, c]
+        return output
+
+    def call(self, inputs, initial_state=None, mask=None, training=False):
+        x, h0, c0, m = self._prepare(inputs, initial_state, mask)
+        (seq, last, h, c, _), _ = self._run(x, h0, c0, m, bool(training), False)
+        out = self._package(seq, last, h, c, m)
+        if self.activity_regularizer is not None:
+            first = out[0] if self.return_state else out
+            self._activity_loss = float(self.activity_regularizer(first))
+        return out
+
+    def forward_train(self, inputs, initial_state=None, mask=None, training=True):
+        """Training forward: ``(y, backprop)``; ``backprop(dy)`` adds the weight
+        gradients into ``self.grads`` and returns dx, or ``(dx, [dh0, dc0])``
+        when ``initial_state`` was given. With ``return_state``, ``dy`` is
+        ``[d_output, d_h, d_c]`` (entries may be None)."""
+        x, h0, c0, m = self._prepare(inputs, initial_state, mask)
+        (seq, last, h, c, cache), dmask = self._run(x, h0, c0, m, bool(training), True)
+        y = self._package(seq, last, h, c, m)
+        first = y[0] if self.return_state else y
+        if self.activity_regularizer is not None:
+            self._activity_loss = float(self.activity_regularizer(first))
+        given_state = initial_state is not None
+
+        def backprop(dy):
+            if self.return_state:
+                if not isinstance(dy, (list, tuple)) or len(dy) != 3:
+                    raise ValueError("With return_state=True, dy must be a list "
+                                     "[d_output, d_h, d_c] (entries may be None).")
+                d_out, d_h, d_c = dy
+            else:
+                d_out, d_h, d_c = dy, None, None
+            d_out = self._check_grad(d_out, first.shape, "d_output")
+            d_h = self._check_grad(d_h, h.shape, "d_h")
+            d_c = self._check_grad(d_c, c.shape, "d_c")
+            if self.activity_regularizer is not None:
+                reg = self.activity_regularizer.gradient(first).astype(self.dtype)
+                d_out = reg if d_out is None else d_out + reg
+            if d_out is not None and self.zero_output_for_mask and self.return_sequences \
+                    and m is not None:
+                keep = m.T if self.time_major else m
+                d_out = d_out * keep[..., None].astype(self.dtype)
+            g = _ops.lstm_backward(
+                cache, d_seq=d_out if self.return_sequences else None,
+                d_last=None if self.return_sequences else d_out, d_h=d_h, d_c=d_c)
+            self.cell._accumulate(g)
+            dx = g["dx"]
+            if dmask is not None:
+                dx = dx * (dmask[None] if self.time_major else dmask[:, None])
+            if given_state:
+                return dx, [g["dh0"], g["dc0"]]
+            return dx
+
+        return y, backprop
+
+    def _check_grad(self, g, shape, argument):
+        if g is None:
+            return None
+        g = as_float_array(g, self.dtype, argument)
+        if g.shape != tuple(shape):
+            raise ValueError(f"`{argument}` must have shape {tuple(shape)}, got {g.shape}.")
+        return g
+
+    @property
+    def losses(self):
+        out = super().losses
+        if self.activity_regularizer is not None:
+            out.append(self._activity_loss)
+        return out
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        """Keras's RNN loop: ``(last_output, outputs, [h, c])``.
+
+        ``outputs`` is the whole sequence with ``return_sequences``, otherwise
+        the last output with a time axis of 1 (as Keras's backend returns).
+        """
+        x, h0, c0, m = self._prepare(sequences, initial_state, mask)
+        (seq, last, h, c, _), _ = self._run(x, h0, c0, m, bool(training), False)
+        if seq is None:
+            seq = last[None] if self.time_major else last[:, None]
+        return last, seq, [h, c]
+
+    def step(self, inputs, states):
+        """One timestep for a batch (streaming): ``h, [h, c] = layer.step(x_t, [h, c])``.
+
+        Uses the layer's weights and the preallocated workspace; the states
+        passed in are not modified.
+        """
+        return self.cell.call(inputs, states)
+
+    # -- config ------------------------------------------------------------
+    def get_config(self):
+        config = {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": _dtype_policy(self.dtype),
+            "return_sequences": self.return_sequences,
+            "return_state": self.return_state,
+            "go_backwards": self.go_backwards,
+            "stateful": self.stateful,
+            "unroll": self.unroll,
+            "zero_output_for_mask": self.zero_output_for_mask,
+        }
+        cell_config = self.cell.get_config()
+        for key in ("name", "trainable", "dtype"):
+            cell_config.pop(key)
+        config.update(cell_config)
+        config["activity_regularizer"] = _regularizers.serialize(self.activity_regularizer)
+        if self.time_major:
+            config["time_major"] = True
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config.pop("cell", None)
+        return cls(**config)

@@ -1,0 +1,164 @@
+"""The compiled kernels against their plain-NumPy twin, and finite differences."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cylstm import _ops
+from cylstm import activations as A
+from cylstm._kernels import reference
+
+ACTS = sorted(A.KERNEL_CODES)
+RTOL = {"float32": 2e-5, "float64": 1e-12}
+ATOL = {"float32": 2e-6, "float64": 1e-13}
+
+
+def _problem(rng, B, T, I, H, P, dtype, proj=False, with_mask=False, rec_drop=False):
+    d = np.dtype(dtype)
+    r = lambda *s: rng.uniform(-0.6, 0.6, s).astype(d)
+    return dict(
+        x=r(B, T, I), kernel=r(I, 4 * H), recurrent_kernel=r(P, 4 * H), bias=r(4 * H),
+        h0=r(B, P), c0=r(B, H), projection=r(H, P) if proj else None,
+        mask=(rng.random((B, T)) > 0.35) if with_mask else None,
+        recurrent_mask=((rng.random((B, P)) > 0.3) * 1.4).astype(d) if rec_drop else None,
+    )
+
+
+def _both(p, go_backwards=False, act="tanh", rec="sigmoid", time_major=False):
+    kw = dict(projection=p["projection"], mask=p["mask"], recurrent_mask=p["recurrent_mask"],
+              go_backwards=go_backwards, activation=A.get(act),
+              recurrent_activation=A.get(rec))
+    x = p["x"].transpose(1, 0, 2).copy() if time_major else p["x"]
+    mask = None if p["mask"] is None else (p["mask"].T if time_major else p["mask"])
+    kw["mask"] = mask
+    got = _ops.lstm_forward(x, p["kernel"], p["recurrent_kernel"], p["bias"], p["h0"],
+                            p["c0"], time_major=time_major, training=True, **kw)
+    ref = reference.lstm_forward(
+        p["x"].transpose(1, 0, 2), p["kernel"], p["recurrent_kernel"], p["bias"], p["h0"],
+        p["c0"], Wr=p["projection"], mask=p["mask"], rec_mask=p["recurrent_mask"],
+        go_backwards=go_backwards, activation=act, recurrent_activation=rec, training=True)
+    return got, ref
+
+
+def _check(p, dtype, rng, **kw):
+    (seq, last, h, c, cache), (rseq, rlast, rh, rc, rcache) = _both(p, **kw)
+    tm = kw.get("time_major", False)
+    tol = dict(rtol=RTOL[dtype], atol=ATOL[dtype])
+    np.testing.assert_allclose(seq, rseq if tm else rseq.transpose(1, 0, 2), **tol)
+    for a, b in ((last, rlast), (h, rh), (c, rc)):
+        np.testing.assert_allclose(a, b, **tol)
+    d_seq = rng.standard_normal(seq.shape).astype(dtype)
+    d_last, d_h = (rng.standard_normal(h.shape).astype(dtype) for _ in range(2))
+    d_c = rng.standard_normal(c.shape).astype(dtype)
+    g = _ops.lstm_backward(cache, d_seq, d_last, d_h, d_c)
+    r = reference.lstm_backward(rcache, d_seq if tm else d_seq.transpose(1, 0, 2),
+                                d_last, d_h, d_c)
+    gtol = dict(rtol=RTOL[dtype] * 10, atol=ATOL[dtype] * 10)
+    np.testing.assert_allclose(g["dx"], r["dx"] if tm else r["dx"].transpose(1, 0, 2), **gtol)
+    for mine, theirs in (("kernel", "dW"), ("recurrent_kernel", "dU"), ("bias", "db"),
+                         ("dh0", "dh0"), ("dc0", "dc0"), ("projection", "dWr")):
+        if r[theirs] is None:
+            assert g[mine] is None
+        else:
+            np.testing.assert_allclose(g[mine], r[theirs], **gtol)
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+@pytest.mark.parametrize("with_mask", [False, True])
+@pytest.mark.parametrize("proj", [False, True])
+@pytest.mark.parametrize("time_major", [False, True])
+def test_kernel_matches_reference_grid(dtype, rng, go_backwards, with_mask, proj, time_major):
+    p = _problem(rng, 4, 7, 3, 5, 3 if proj else 5, dtype, proj=proj, with_mask=with_mask,
+                 rec_drop=with_mask)
+    _check(p, dtype, rng, go_backwards=go_backwards, time_major=time_major)
+
+
+@pytest.mark.parametrize("act", ACTS)
+def test_every_activation_matches_reference(rng, act):
+    for rec in ("sigmoid", act):
+        p = _problem(rng, 3, 4, 2, 3, 3, "float64", with_mask=True)
+        _check(p, "float64", rng, act=act, rec=rec)
+
+
+@settings(max_examples=40, deadline=None)
+@given(B=st.integers(1, 6), T=st.integers(1, 9), I=st.integers(1, 6), H=st.integers(1, 7),
+       proj=st.booleans(), with_mask=st.booleans(), go_backwards=st.booleans(),
+       time_major=st.booleans(), dtype=st.sampled_from(["float32", "float64"]),
+       act=st.sampled_from(ACTS), rec=st.sampled_from(ACTS), seed=st.integers(0, 2**31))
+def test_kernel_matches_reference_fuzz(B, T, I, H, proj, with_mask, go_backwards, time_major,
+                                       dtype, act, rec, seed):
+    rng = np.random.default_rng(seed)
+    P = max(1, H - 2) if proj else H
+    p = _problem(rng, B, T, I, H, P, dtype, proj=proj, with_mask=with_mask,
+                 rec_drop=with_mask and proj)
+    _check(p, dtype, rng, go_backwards=go_backwards, act=act, rec=rec, time_major=time_major)
+
+
+def test_long_sequence_is_chunked_and_exact(rng, monkeypatch):
+    # A tiny chunk forces many input-projection blocks.
+    monkeypatch.setattr(_ops, "CHUNK_ELEMENTS", 64)
+    p = _problem(rng, 3, 40, 4, 4, 4, "float64", with_mask=True)
+    for gb in (False, True):
+        seq, last, h, c, _ = _ops.lstm_forward(p["x"], p["kernel"], p["recurrent_kernel"],
+                                               p["bias"], p["h0"], p["c0"], mask=p["mask"],
+                                               go_backwards=gb)
+        rseq, rlast, rh, rc, _ = reference.lstm_forward(
+            p["x"].transpose(1, 0, 2), p["kernel"], p["recurrent_kernel"], p["bias"],
+            p["h0"], p["c0"], mask=p["mask"], go_backwards=gb)
+        np.testing.assert_allclose(seq, rseq.transpose(1, 0, 2), rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(h, rh, rtol=1e-12, atol=1e-13)
+
+
+def _loss(p, weights, act, rec, go_backwards):
+    seq, last, h, c, _ = _ops.lstm_forward(
+        p["x"], weights["kernel"], weights["recurrent_kernel"], weights["bias"],
+        weights["h0"], weights["c0"], projection=weights["projection"], mask=p["mask"],
+        go_backwards=go_backwards, activation=A.get(act), recurrent_activation=A.get(rec))
+    return (np.sum(seq * p["w_seq"]) + np.sum(last * p["w_last"]) + np.sum(h * p["w_h"])
+            + np.sum(c * p["w_c"]))
+
+
+@pytest.mark.parametrize("act,rec,proj,go_backwards", [
+    ("tanh", "sigmoid", False, False), ("tanh", "sigmoid", True, True),
+    ("gelu", "hard_sigmoid", False, True), ("swish", "softsign", True, False),
+    ("selu", "elu", False, False), ("relu", "linear", False, True),
+])
+def test_gradients_match_finite_differences(rng, act, rec, proj, go_backwards):
+    p = _problem(rng, 2, 5, 3, 3, 2 if proj else 3, "float64", proj=proj, with_mask=True)
+    p["mask"][0, 2] = False
+    seq_shape = (2, 5, p["h0"].shape[1])
+    p["w_seq"] = rng.standard_normal(seq_shape)
+    p["w_last"], p["w_h"] = rng.standard_normal(p["h0"].shape), rng.standard_normal(p["h0"].shape)
+    p["w_c"] = rng.standard_normal(p["c0"].shape)
+    weights = {k: p[k] for k in ("kernel", "recurrent_kernel", "bias", "h0", "c0", "projection")}
+    _, _, _, _, cache = _ops.lstm_forward(
+        p["x"], p["kernel"], p["recurrent_kernel"], p["bias"], p["h0"], p["c0"],
+        projection=p["projection"], mask=p["mask"], go_backwards=go_backwards,
+        activation=A.get(act), recurrent_activation=A.get(rec), training=True)
+    g = _ops.lstm_backward(cache, p["w_seq"], p["w_last"], p["w_h"], p["w_c"])
+    eps = 1e-6
+    targets = dict(kernel="kernel", recurrent_kernel="recurrent_kernel", bias="bias",
+                   h0="dh0", c0="dc0", projection="projection", x="dx")
+    for name, gname in targets.items():
+        if name == "projection" and not proj:
+            continue
+        arr = p["x"] if name == "x" else weights[name]
+        num = np.zeros_like(arr)
+        for idx in np.ndindex(arr.shape):
+            old = arr[idx]
+            arr[idx] = old + eps
+            up = _loss(p, weights, act, rec, go_backwards)
+            arr[idx] = old - eps
+            down = _loss(p, weights, act, rec, go_backwards)
+            arr[idx] = old
+            num[idx] = (up - down) / (2 * eps)
+        np.testing.assert_allclose(g[gname], num, rtol=1e-5, atol=1e-7, err_msg=name)
+
+
+def test_backprop_twice_raises(rng):
+    p = _problem(rng, 2, 3, 2, 2, 2, "float64")
+    *_, cache = _ops.lstm_forward(p["x"], p["kernel"], p["recurrent_kernel"], p["bias"],
+                                  p["h0"], p["c0"], training=True)
+    _ops.lstm_backward(cache, d_last=np.ones((2, 2)))
+    with pytest.raises(RuntimeError, match="already"):
+        _ops.lstm_backward(cache, d_last=np.ones((2, 2)))
