@@ -125,8 +125,9 @@ class Constant(Initializer):
         return np.full(_shape(shape), self.value, dtype=dtype or "float32")
 
     def get_config(self):
-        value = self.value.item() if isinstance(self.value, (np.generic, np.ndarray)) else self.value
-        return {"value": value}
+        # A NumPy scalar becomes a plain number, as Keras writes it, so JSON works.
+        value = self.value
+        return {"value": value.item() if isinstance(value, (np.generic, np.ndarray)) else value}
 
     @classmethod
     def from_config(cls, config):
@@ -157,7 +158,8 @@ class Identity(Initializer):
 class RandomInitializer(Initializer):
     def __init__(self, seed=None):
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-            raise ValueError(f"`seed` argument should be an integer or None. Received: seed={seed!r}")
+            raise ValueError("`seed` argument should be an integer or None. "
+                             f"Received: seed={seed!r}")
         self.seed = None if seed is None else int(seed)
 
     def get_config(self):
@@ -192,7 +194,8 @@ class RandomUniform(RandomInitializer):
         super().__init__(seed=seed)
 
     def __call__(self, shape, dtype="float32"):
-        return _uniform(_rng(self.seed), _shape(shape), self.minval, self.maxval, _float_dtype(dtype))
+        return _uniform(_rng(self.seed), _shape(shape), self.minval, self.maxval,
+                        _float_dtype(dtype))
 
     def get_config(self):
         return {**super().get_config(), "minval": self.minval, "maxval": self.maxval}
