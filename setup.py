@@ -39,7 +39,7 @@ def make_extension(name):
     return Extension(
         name,
         [name.replace(".", os.sep) + ".pyx"],
-        include_dirs=[numpy.get_include()],
+        include_dirs=[numpy.get_include(), os.path.join("cylstm", "_kernels")],
         extra_compile_args=COMPILE_ARGS,
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     )

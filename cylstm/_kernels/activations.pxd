@@ -12,6 +12,13 @@ from cython cimport floating
 from libc.math cimport exp, expm1, tanh, erf, fabs, sqrt
 from libc.math cimport expf, expm1f, tanhf, erff, fabsf
 
+cdef extern from "fastmath.h" nogil:
+    # SIMD float32 sigmoid / tanh (and derivatives); see fastmath.h for accuracy.
+    void cyl_sigmoid_f32(const float* src, float* dst, Py_ssize_t n)
+    void cyl_tanh_f32(const float* src, float* dst, Py_ssize_t n)
+    void cyl_sigmoid_grad_f32(const float* src, float* dst, Py_ssize_t n)
+    void cyl_tanh_grad_f32(const float* src, float* dst, Py_ssize_t n)
+
 cdef enum:
     ACT_LINEAR = 0
     ACT_TANH = 1
@@ -79,6 +86,13 @@ cdef inline void activate(int code, const floating* src, floating* dst,
     """dst[j] = act(src[j]) for j < n."""
     cdef Py_ssize_t j
     cdef floating v
+    if floating is float:
+        if code == ACT_TANH:
+            cyl_tanh_f32(src, dst, n)
+            return
+        if code == ACT_SIGMOID:
+            cyl_sigmoid_f32(src, dst, n)
+            return
     if code == ACT_TANH:
         for j in range(n):
             dst[j] = _tanh(src[j])
@@ -120,14 +134,27 @@ cdef inline void activate_grad(int code, const floating* z, floating* dst,
     """dst[j] = act'(z[j]) for j < n."""
     cdef Py_ssize_t j
     cdef floating v, s
+    if floating is float:
+        if code == ACT_TANH:
+            cyl_tanh_grad_f32(z, dst, n)
+            return
+        if code == ACT_SIGMOID:
+            cyl_sigmoid_grad_f32(z, dst, n)
+            return
     if code == ACT_TANH:
+        # 4e / (1 + e)^2 with e = exp(-2|z|): no cancellation where tanh saturates.
         for j in range(n):
-            v = _tanh(z[j])
-            dst[j] = 1 - v * v
+            v = fabs(z[j])
+            if v < <floating>0.625:
+                s = _tanh(z[j])
+                dst[j] = 1 - s * s
+            else:
+                s = _exp(-2 * v)
+                dst[j] = 4 * s / ((1 + s) * (1 + s))
     elif code == ACT_SIGMOID:
         for j in range(n):
-            s = _sigmoid(z[j])
-            dst[j] = s * (1 - s)
+            s = _exp(-fabs(z[j]))
+            dst[j] = s / ((1 + s) * (1 + s))
     elif code == ACT_HARD_SIGMOID:
         for j in range(n):
             dst[j] = <floating>(1.0 / 6.0) if (z[j] > -3 and z[j] < 3) else 0

@@ -25,14 +25,25 @@ def _hard_sigmoid(z):
     return np.clip((z + 3) / 6, 0, 1)
 
 
+def _sigmoid_grad(z):
+    # e / (1 + e)^2 has no cancellation where the sigmoid saturates.
+    e = np.exp(-np.abs(z))
+    return e / (1 + e) ** 2
+
+
+def _tanh_grad(z):
+    e = np.exp(-2 * np.abs(z))
+    return np.where(np.abs(z) < 0.625, 1 - np.tanh(z) ** 2, 4 * e / (1 + e) ** 2)
+
+
 def _gelu(z):
     return 0.5 * z * (1 + erf(z / np.sqrt(2)).astype(z.dtype))
 
 
 ACTIVATIONS = {
     "linear": (lambda z: z, lambda z: np.ones_like(z)),
-    "tanh": (np.tanh, lambda z: 1 - np.tanh(z) ** 2),
-    "sigmoid": (_sigmoid, lambda z: _sigmoid(z) * (1 - _sigmoid(z))),
+    "tanh": (np.tanh, _tanh_grad),
+    "sigmoid": (_sigmoid, _sigmoid_grad),
     "hard_sigmoid": (
         _hard_sigmoid,
         lambda z: np.where((z > -3) & (z < 3), 1 / 6, 0).astype(z.dtype),
