@@ -8,10 +8,15 @@ __version__ = "0.1.0"
 
 from . import activations, constraints, initializers, layers, regularizers
 from ._threads import blas_info, get_num_threads, set_num_threads, threads
-from .layers import LSTM, LSTMCell
+from . import nn
+from .interop.onnx_lstm import from_onnx
+from .layers import LSTM, Bidirectional, LSTMCell
+from . import models, optimizers, losses, metrics, callbacks, preprocessing, utils
+from .models import Sequential
 
 __all__ = [
-    "__version__", "LSTM", "LSTMCell", "layers", "activations", "initializers",
+    "__version__", "LSTM", "LSTMCell", "Bidirectional", "layers", "activations", "initializers",
     "regularizers", "constraints", "set_num_threads", "get_num_threads", "threads",
-    "blas_info",
+    "blas_info", "nn", "from_onnx", "models", "optimizers", "losses", "metrics",
+    "callbacks", "preprocessing", "utils", "Sequential",
 ]

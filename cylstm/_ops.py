@@ -14,17 +14,42 @@ store for the gate gradients, so a training forward can be backpropagated
 once.
 """
 import threading
+from functools import partial
 
 import numpy as np
 
 from . import activations as _activations
 from ._kernels import reference
-from ._kernels.lstm_backward import lstm_backward as _backward_kernel
+from ._kernels.lstm_backward import lstm_backward_steps as _backward_steps_kernel
+from ._kernels.lstm_backward import lstm_backward_weights as _backward_weights_kernel
 from ._kernels.lstm_forward import lstm_forward as _forward_kernel
+from ._kernels.lstm_forward import project_inputs as _project_kernel
+from ._threads import current_threads, run_parallel
 
 # Elements of the gate block of one chunk of timesteps (inference). Keeps the
 # input projection's output in cache and memory flat in T.
 CHUNK_ELEMENTS = 1 << 18
+
+# Multiply-adds of a whole call below which splitting the batch over threads
+# costs more (thread hand-off, ~20 us) than it saves; and the fewest rows a
+# slice gets. Measured with benchmarks/ (see the note in benchmarks/README.md).
+PARALLEL_MIN_WORK = 4_000_000
+PARALLEL_MIN_ROWS = 2
+
+
+def _fused_gates(dtype, act_code, rec_code):
+    """Whether the fused float32 sigmoid/tanh gate loop applies."""
+    return (dtype == np.float32 and act_code == _activations.KERNEL_CODES["tanh"]
+            and rec_code == _activations.KERNEL_CODES["sigmoid"])
+
+
+def row_slices(B, work):
+    """Split batch rows into contiguous slices, one per thread, when worth it."""
+    n = min(current_threads(), B // PARALLEL_MIN_ROWS)
+    if n <= 1 or work < PARALLEL_MIN_WORK:
+        return [(0, B)]
+    bounds = [B * i // n for i in range(n + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 class Workspace:
@@ -127,16 +152,21 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, *, projection=None,
     seq = None
     if return_sequences:
         seq = np.empty((T, B, P) if time_major else (B, T, P), dtype)
+    if B == 0:
+        return seq, last, h, c, None
+    slices = row_slices(B, T * B * G * (I + P))
+    fused = _fused_gates(dtype, act_code, rec_code)
 
     if workspace is None:
         workspace = Workspace()
     arrays = None
     with workspace.acquire() as ws:
         if training:
-            # The backward pass needs a time-major input for its dW/dX gemms.
+            # The backward pass needs a time-major input for its dW/dX gemms,
+            # and the projection of all steps is one gemm up front.
             xk = np.ascontiguousarray(x if time_major else x.transpose(1, 0, 2))
             x_time_major = True
-            chunk = max(T, 1)
+            chunk = T
             arrays = dict(
                 x=xk,
                 z=np.empty((T, B, G), dtype),
@@ -145,32 +175,38 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, *, projection=None,
                 c=np.empty((T, B, H), dtype),
                 m=np.empty((T, B, H), dtype) if projection is not None else None,
             )
-            gbuf = None
+            _project_kernel(xk, kernel, bias, arrays["z"])
         else:
             xk = np.ascontiguousarray(x)
             x_time_major = time_major
             chunk = int(max(1, min(T, CHUNK_ELEMENTS // max(B * G, 1))))
-            gbuf = ws.get("gates", chunk * B * G, dtype)
-        need_xbuf = not (x_time_major) or training
-        xbuf = ws.get("x", chunk * B * I if need_xbuf else 1, dtype)
-        _forward_kernel(
-            xk, x_time_major, kernel, recurrent_kernel, bias, projection, mask8,
-            recurrent_mask, go_backwards, act_code, rec_code, h, c, last,
-            seq, time_major, processing_order,
-            arrays["z"] if training else None,
-            arrays["hprev"] if training else None,
-            arrays["cprev"] if training else None,
-            arrays["c"] if training else None,
-            arrays["m"] if training else None,
-            gbuf, chunk, xbuf, ws.get("act", G, dtype), ws.get("h", B * P, dtype),
-            ws.get("m", B * H, dtype))
+
+        def run(i, b0, b1):
+            nb = b1 - b0
+            gbuf = None if training else ws.get(f"gates{i}", chunk * nb * G, dtype)
+            _forward_kernel(
+                xk, x_time_major, kernel, recurrent_kernel, bias, projection, mask8,
+                recurrent_mask, go_backwards, act_code, rec_code, h, c, last,
+                seq, time_major, processing_order,
+                arrays["z"] if training else None,
+                arrays["hprev"] if training else None,
+                arrays["cprev"] if training else None,
+                arrays["c"] if training else None,
+                arrays["m"] if training else None,
+                gbuf, chunk, ws.get(f"x{i}", 1 if training else chunk * nb * I, dtype),
+                ws.get(f"act{i}", nb * G if training else 1, dtype),
+                ws.get(f"h{i}", nb * P, dtype), ws.get(f"m{i}", nb * H, dtype),
+                ws.get(f"sel{i}", nb * G, np.float32) if fused else None, b0, b1)
+
+        run_parallel([partial(run, i, b0, b1) for i, (b0, b1) in enumerate(slices)])
     cache = None
     if training:
         cache = ForwardCache(arrays, None, dict(
             kernel=kernel, recurrent_kernel=recurrent_kernel, projection=projection,
             mask=mask8, recurrent_mask=recurrent_mask, go_backwards=go_backwards,
             act=act_code, rec=rec_code, time_major=time_major,
-            processing_order=processing_order, shape=(T, B, I, H, P), dtype=dtype))
+            processing_order=processing_order, shape=(T, B, I, H, P), dtype=dtype,
+            slices=slices, fused=fused))
     return seq, last, h, c, cache
 
 
@@ -241,17 +277,23 @@ def lstm_backward(cache, d_seq=None, d_last=None, d_h=None, d_c=None, need_dx=Tr
     grads = dict(
         kernel=np.zeros_like(kernel), recurrent_kernel=np.zeros_like(opt["recurrent_kernel"]),
         bias=np.zeros(G, dtype), projection=None if proj is None else np.zeros_like(proj))
+    dh_store = np.empty((T, B, P), dtype) if proj is not None else None
+
+    def run(b0, b1):
+        nb = b1 - b0
+        _backward_steps_kernel(
+            opt["recurrent_kernel"], proj, opt["mask"], opt["recurrent_mask"],
+            opt["go_backwards"], opt["act"], opt["rec"], a["z"], a["cprev"], a["c"],
+            d_seq, time_major, opt["processing_order"], dh, dc, dprev, dh_store,
+            np.empty(nb * (2 * G + 2 * H + max(H, P)), dtype),
+            np.empty(nb * G, np.float32) if opt["fused"] else None, b0, b1)
+
+    run_parallel([partial(run, b0, b1) for b0, b1 in opt["slices"]])
+    # The gate gradients now sit where the pre-activations were.
     dx = np.empty((T, B, I), dtype) if need_dx else None
-    _backward_kernel(
-        a["x"], kernel, opt["recurrent_kernel"], proj, opt["mask"], opt["recurrent_mask"],
-        opt["go_backwards"], opt["act"], opt["rec"],
-        a["z"], a["hprev"], a["cprev"], a["c"], a["m"],
-        d_seq, time_major, opt["processing_order"],
-        dh, dc, dprev,
-        a["z"],  # the gate gradients overwrite the pre-activations
-        np.empty((T, B, P), dtype) if proj is not None else None,
-        dx, grads["kernel"], grads["recurrent_kernel"], grads["bias"], grads["projection"],
-        np.empty(2 * G + 2 * H + B * max(G, P), dtype))
+    _backward_weights_kernel(a["x"], kernel, a["hprev"], a["m"], a["z"], dh_store, dx,
+                             grads["kernel"], grads["recurrent_kernel"], grads["bias"],
+                             grads["projection"])
     if dx is not None and not time_major:
         dx = np.ascontiguousarray(dx.transpose(1, 0, 2))
     grads.update(dx=dx, dh0=dh, dc0=dc)

@@ -1,22 +1,49 @@
-"""BLAS thread control: ``cylstm.set_num_threads(n)`` and ``with cylstm.threads(n):``.
+"""Threads: ``cylstm.set_num_threads(n)`` and ``with cylstm.threads(n):``.
 
-Both act on the BLAS that scipy's cython_blas calls (through threadpoolctl).
-The compiled kernels release the GIL, so layers called from several Python
-threads run in parallel; give each call 1 BLAS thread in that case.
+The number set here is used two ways. Large calls split their batch rows
+into up to ``n`` slices that run the whole time loop in parallel, each on
+single-threaded BLAS (no barrier per step; see ``cylstm/_ops.py``). Calls
+too small to split use BLAS with ``n`` threads. ``threads(n)`` applies to
+the current thread (and task) only; ``set_num_threads(n)`` to the process.
+The compiled loops release the GIL, so layers called from several Python
+threads also run in parallel.
 """
 import contextlib
+import contextvars
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from threadpoolctl import ThreadpoolController
 
+
+def _cpu_count():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+_scoped = contextvars.ContextVar("cylstm_threads", default=None)
+_global = None
 _controller = None
-_global_limit = None
+_lock = threading.Lock()
+_pool = None
 
 
 def _get_controller():
     global _controller
     if _controller is None:
+        import scipy.linalg.cython_blas  # noqa: F401  (load the BLAS first)
         _controller = ThreadpoolController()
     return _controller
+
+
+def _scipy_blas():
+    """threadpoolctl's controllers for the BLAS that scipy's cython_blas calls."""
+    blas = [c for c in _get_controller().lib_controllers if c.user_api == "blas"]
+    scipy_own = [c for c in blas if "scipy" in os.path.basename(os.path.dirname(c.filepath))]
+    return scipy_own or blas
 
 
 def _check(n):
@@ -24,27 +51,65 @@ def _check(n):
         raise ValueError(f"The number of threads must be a positive integer, got {n!r}.")
 
 
+def current_threads():
+    """The thread count in force for a call made now."""
+    n = _scoped.get()
+    if n is None:
+        n = _global if _global is not None else _cpu_count()
+    return n
+
+
 def set_num_threads(n):
-    """Set the number of BLAS threads for every later call (process-wide)."""
-    global _global_limit
+    """Use ``n`` threads for every later call (process-wide)."""
+    global _global
     _check(n)
-    _global_limit = _get_controller().limit(limits=n, user_api="blas")
+    _global = n
+    _get_controller().limit(limits=n, user_api="blas")
 
 
 def get_num_threads():
-    """The BLAS thread count now in force (the largest if several BLAS are loaded)."""
-    infos = [i for i in _get_controller().info() if i.get("user_api") == "blas"]
-    return max((i["num_threads"] for i in infos), default=1)
+    """The thread count now in force."""
+    return current_threads()
 
 
 @contextlib.contextmanager
 def threads(n):
-    """Run the block with ``n`` BLAS threads, then restore the previous count."""
+    """Run the block with ``n`` threads, then restore the previous setting."""
     _check(n)
-    with _get_controller().limit(limits=n, user_api="blas"):
-        yield
+    token = _scoped.set(n)
+    try:
+        with _get_controller().limit(limits=n, user_api="blas"):
+            yield
+    finally:
+        _scoped.reset(token)
 
 
 def blas_info():
     """What threadpoolctl reports for the BLAS libraries in this process."""
     return [i for i in _get_controller().info() if i.get("user_api") == "blas"]
+
+
+def run_parallel(tasks):
+    """Run callables (which release the GIL) at once: the first on this
+    thread, the others on a shared pool, with scipy's BLAS on one thread
+    meanwhile so the slices don't fight over cores."""
+    global _pool
+    if len(tasks) == 1:
+        tasks[0]()
+        return
+    with _lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=max(_cpu_count(), 2),
+                                       thread_name_prefix="cylstm")
+    blas = _scipy_blas()
+    before = [c.get_num_threads() for c in blas]
+    for c in blas:
+        c.set_num_threads(1)
+    try:
+        futures = [_pool.submit(task) for task in tasks[1:]]
+        tasks[0]()
+        for f in futures:
+            f.result()
+    finally:
+        for c, n in zip(blas, before):
+            c.set_num_threads(n)

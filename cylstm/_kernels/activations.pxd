@@ -18,6 +18,9 @@ cdef extern from "fastmath.h" nogil:
     void cyl_tanh_f32(const float* src, float* dst, Py_ssize_t n)
     void cyl_sigmoid_grad_f32(const float* src, float* dst, Py_ssize_t n)
     void cyl_tanh_grad_f32(const float* src, float* dst, Py_ssize_t n)
+    void cyl_lstm_gates_f32(const float* src, float* dst, const float* sel, Py_ssize_t n)
+    void cyl_lstm_gates_grad_f32(const float* src, float* dst, const float* sel,
+                                 Py_ssize_t n)
 
 cdef enum:
     ACT_LINEAR = 0
@@ -183,3 +186,51 @@ cdef inline void activate_grad(int code, const floating* z, floating* dst,
     else:  # ACT_LINEAR
         for j in range(n):
             dst[j] = 1
+
+
+# -- the four gates of a block of rows -------------------------------------
+# A block is (nb, 4H) with columns i, f, g, o. The fused float32 path for
+# sigmoid gates and a tanh candidate runs one flat loop over nb * 4H values
+# (vectorised however small H is), steered by `sel` (1: sigmoid, 2: tanh).
+
+cdef inline void fill_gate_selector(float* sel, int nb, int H) noexcept nogil:
+    cdef int b, j
+    for b in range(nb):
+        for j in range(4 * H):
+            sel[<Py_ssize_t>b * 4 * H + j] = 2 if 2 * H <= j < 3 * H else 1
+
+
+cdef inline void activate_gates(int act, int rec_act, const floating* src, floating* dst,
+                                const float* sel, int nb, int H) noexcept nogil:
+    """dst = gate activations of the block src (dst may be src). `sel` is
+    given only when act is tanh and rec_act sigmoid."""
+    cdef int b
+    cdef Py_ssize_t row
+    cdef int G = 4 * H
+    if floating is float:
+        if sel != NULL:
+            cyl_lstm_gates_f32(src, dst, sel, <Py_ssize_t>nb * G)
+            return
+    for b in range(nb):
+        row = <Py_ssize_t>b * G
+        activate(rec_act, src + row, dst + row, 2 * H)
+        activate(act, src + row + 2 * H, dst + row + 2 * H, H)
+        activate(rec_act, src + row + 3 * H, dst + row + 3 * H, H)
+
+
+cdef inline void activate_gates_grad(int act, int rec_act, const floating* src,
+                                     floating* dst, const float* sel, int nb,
+                                     int H) noexcept nogil:
+    """dst = derivatives of the gate activations w.r.t. the block src."""
+    cdef int b
+    cdef Py_ssize_t row
+    cdef int G = 4 * H
+    if floating is float:
+        if sel != NULL:
+            cyl_lstm_gates_grad_f32(src, dst, sel, <Py_ssize_t>nb * G)
+            return
+    for b in range(nb):
+        row = <Py_ssize_t>b * G
+        activate_grad(rec_act, src + row, dst + row, 2 * H)
+        activate_grad(act, src + row + 2 * H, dst + row + 2 * H, H)
+        activate_grad(rec_act, src + row + 3 * H, dst + row + 3 * H, H)

@@ -23,6 +23,52 @@
 #define CYL_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define CYL_CLONES
+/* The four LSTM gates of a block of rows in one flat loop (vectorised over
+ * rows x units, so small H wastes no lanes): sel[j] is 1 for a sigmoid
+ * column (i, f, o) and 2 for a tanh column (g). Both share one exp:
+ * e = exp(-sel |x|), sigmoid = 1/(1+e) (or e/(1+e)), tanh = (1-e)/(1+e)
+ * (or the odd polynomial near 0), as cyl_sigmoid1 / cyl_tanh1 compute. */
+CYL_CLONES
+static void cyl_lstm_gates_f32(const float *src, float *dst, const float *sel,
+                               Py_ssize_t n) {
+    for (Py_ssize_t j = 0; j < n; j++) {
+        float x = src[j];
+        float s = sel[j];
+        float ax = x < 0 ? -x : x;
+        float e = cyl_exp_neg(-s * ax);
+        float p = 1.0f / (1.0f + e);
+        float sig = x >= 0 ? p : e * p;
+        float z = x * x;
+        float small = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z
+                         - 5.37397155531e-2f) * z + 1.33314422036e-1f) * z
+                       - 3.33332819422e-1f) * z * x + x;
+        float big = (1.0f - e) * p;
+        big = x < 0 ? -big : big;
+        float th = ax < 0.625f ? small : big;
+        dst[j] = s > 1.5f ? th : sig;
+    }
+}
+
+/* Their derivatives w.r.t. the pre-activation, same selector. */
+CYL_CLONES
+static void cyl_lstm_gates_grad_f32(const float *src, float *dst, const float *sel,
+                                    Py_ssize_t n) {
+    for (Py_ssize_t j = 0; j < n; j++) {
+        float x = src[j];
+        float s = sel[j];
+        float ax = x < 0 ? -x : x;
+        float e = cyl_exp_neg(-s * ax);
+        float d = 1.0f + e;
+        float g = s * s * e / (d * d);   /* sigmoid': e/d^2; tanh': 4e/d^2 */
+        float z = x * x;
+        float t = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z
+                     - 5.37397155531e-2f) * z + 1.33314422036e-1f) * z
+                   - 3.33332819422e-1f) * z * x + x;
+        float small = 1.0f - t * t;
+        dst[j] = (s > 1.5f && ax < 0.625f) ? small : g;
+    }
+}
+
 #endif
 
 /* exp(x) for x <= 0 (the gate math only needs that side); 0 below -87.3. */
@@ -98,6 +144,52 @@ static void cyl_tanh_grad_f32(const float *src, float *dst, Py_ssize_t n) {
         float e = cyl_exp_neg(-2.0f * ax);
         float d = 1.0f + e;
         dst[j] = ax < 0.625f ? 1.0f - t * t : 4.0f * e / (d * d);
+    }
+}
+
+/* The four LSTM gates of a block of rows in one flat loop (vectorised over
+ * rows x units, so small H wastes no lanes): sel[j] is 1 for a sigmoid
+ * column (i, f, o) and 2 for a tanh column (g). Both share one exp:
+ * e = exp(-sel |x|), sigmoid = 1/(1+e) (or e/(1+e)), tanh = (1-e)/(1+e)
+ * (or the odd polynomial near 0), as cyl_sigmoid1 / cyl_tanh1 compute. */
+CYL_CLONES
+static void cyl_lstm_gates_f32(const float *src, float *dst, const float *sel,
+                               Py_ssize_t n) {
+    for (Py_ssize_t j = 0; j < n; j++) {
+        float x = src[j];
+        float s = sel[j];
+        float ax = x < 0 ? -x : x;
+        float e = cyl_exp_neg(-s * ax);
+        float p = 1.0f / (1.0f + e);
+        float sig = x >= 0 ? p : e * p;
+        float z = x * x;
+        float small = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z
+                         - 5.37397155531e-2f) * z + 1.33314422036e-1f) * z
+                       - 3.33332819422e-1f) * z * x + x;
+        float big = (1.0f - e) * p;
+        big = x < 0 ? -big : big;
+        float th = ax < 0.625f ? small : big;
+        dst[j] = s > 1.5f ? th : sig;
+    }
+}
+
+/* Their derivatives w.r.t. the pre-activation, same selector. */
+CYL_CLONES
+static void cyl_lstm_gates_grad_f32(const float *src, float *dst, const float *sel,
+                                    Py_ssize_t n) {
+    for (Py_ssize_t j = 0; j < n; j++) {
+        float x = src[j];
+        float s = sel[j];
+        float ax = x < 0 ? -x : x;
+        float e = cyl_exp_neg(-s * ax);
+        float d = 1.0f + e;
+        float g = s * s * e / (d * d);   /* sigmoid': e/d^2; tanh': 4e/d^2 */
+        float z = x * x;
+        float t = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z
+                     - 5.37397155531e-2f) * z + 1.33314422036e-1f) * z
+                   - 3.33332819422e-1f) * z * x + x;
+        float small = 1.0f - t * t;
+        dst[j] = (s > 1.5f && ax < 0.625f) ? small : g;
     }
 }
 

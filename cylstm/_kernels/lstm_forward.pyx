@@ -24,37 +24,43 @@ from cython cimport floating
 from libc.string cimport memcpy, memset
 
 from .blas cimport gemm, gemv_row
-from .activations cimport activate, activate_grad
+from .activations cimport activate, activate_grad, activate_gates, fill_gate_selector
+
+
+cdef inline void fill_rows(floating* dst, const floating* row, Py_ssize_t nrows,
+                           int n) noexcept nogil:
+    """Copy one row of n values into nrows consecutive rows."""
+    cdef Py_ssize_t r
+    for r in range(nrows):
+        memcpy(dst + r * n, row, n * sizeof(floating))
 
 
 cdef void _project_inputs(
         const floating* x, bint x_time_major, int T, int B, int I, int G,
-        const floating* W, int tlo, int thi, int b0, int b1,
-        floating* gates, Py_ssize_t gates_step_stride,
-        floating* xbuf) noexcept nogil:
-    """gates[t - tlo, b - b0, :] = x[t, b] @ W for t in [tlo, thi), b in [b0, b1)."""
+        const floating* W, const floating* bias, int tlo, int thi, int b0, int b1,
+        floating* gates, floating* xbuf) noexcept nogil:
+    """gates[t - tlo, b - b0, :] = x[t, b] @ W + bias, t in [tlo, thi), b in [b0, b1)."""
     cdef int nb = b1 - b0
     cdef int nt = thi - tlo
-    cdef int t, b
+    cdef int t, b, j
     cdef const floating* xsrc
+    cdef const floating* xrow
+    cdef floating* xdst
     if x_time_major and nb == B:
         xsrc = x + <Py_ssize_t>tlo * B * I      # already (nt * nb, I) contiguous
     else:
         for t in range(tlo, thi):
             for b in range(b0, b1):
+                xdst = xbuf + (<Py_ssize_t>(t - tlo) * nb + (b - b0)) * I
                 if x_time_major:
-                    memcpy(xbuf + (<Py_ssize_t>(t - tlo) * nb + (b - b0)) * I,
-                           x + (<Py_ssize_t>t * B + b) * I, I * sizeof(floating))
+                    xrow = x + (<Py_ssize_t>t * B + b) * I
                 else:
-                    memcpy(xbuf + (<Py_ssize_t>(t - tlo) * nb + (b - b0)) * I,
-                           x + (<Py_ssize_t>b * T + t) * I, I * sizeof(floating))
+                    xrow = x + (<Py_ssize_t>b * T + t) * I
+                for j in range(I):
+                    xdst[j] = xrow[j]
         xsrc = xbuf
-    if gates_step_stride == <Py_ssize_t>nb * G:
-        gemm(False, False, nt * nb, G, I, 1, xsrc, I, W, G, 0, gates, G)
-    else:
-        for t in range(nt):
-            gemm(False, False, nb, G, I, 1, xsrc + <Py_ssize_t>t * nb * I, I,
-                 W, G, 0, gates + t * gates_step_stride, G)
+    fill_rows(gates, bias, <Py_ssize_t>nt * nb, G)
+    gemm(False, False, nt * nb, G, I, 1, xsrc, I, W, G, 1, gates, G)
 
 
 cdef void forward_rows(
@@ -74,7 +80,7 @@ cdef void forward_rows(
         floating* out_seq, Py_ssize_t out_stride_t, Py_ssize_t out_stride_b,
         bint out_processing_order,
         # training stores (time-indexed, time-major) or NULL
-        floating* z_store,                  # (T, B, G) pre-activations
+        floating* z_store,                  # (T, B, G) pre-activations, x @ W + b on entry
         floating* hprev_store,              # (T, B, P) h fed to the recurrent gemm
         floating* cprev_store,              # (T, B, H)
         floating* c_store,                  # (T, B, H)
@@ -85,22 +91,22 @@ cdef void forward_rows(
         floating* abuf,                     # (nb, G) activated gates (training)
         floating* hbuf,                     # (nb, P) dropped h / projected h
         floating* mbuf,                     # (nb, H) m before projection
+        float* sel,                         # (nb, G) gate selector, or NULL
         int b0, int b1) noexcept nogil:
     cdef int nb = b1 - b0
     cdef int G = 4 * H
     cdef bint training = z_store != NULL
     cdef bint has_proj = Wr != NULL
     cdef int s, t, b, j, tlo, thi, s0, s1
-    cdef Py_ssize_t gstride
+    cdef Py_ssize_t gstride, r
     cdef floating* gbase
     cdef floating* grow
+    cdef floating* gates
     cdef floating* arow
-    cdef floating* hrow
     cdef floating* crow
     cdef floating* mrow
     cdef floating* orow
     cdef const floating* hsrc
-    cdef floating cj
 
     if training:
         chunk = T
@@ -109,6 +115,8 @@ cdef void forward_rows(
     else:
         gbase = gbuf
         gstride = <Py_ssize_t>nb * G
+    if sel != NULL:
+        fill_gate_selector(sel, nb, H)
 
     s0 = 0
     while s0 < T:
@@ -122,8 +130,9 @@ cdef void forward_rows(
         else:
             tlo = s0
             thi = s1
-        _project_inputs(x, x_time_major, T, B, I, G, W, tlo, thi, b0, b1,
-                        gbase, gstride, xbuf)
+        if not training:
+            _project_inputs(x, x_time_major, T, B, I, G, W, bias, tlo, thi, b0, b1,
+                            gbase, xbuf)
 
         for s in range(s0, s1):
             t = T - 1 - s if go_backwards else s
@@ -132,8 +141,8 @@ cdef void forward_rows(
             # Recurrent input: h_{t-1}, with recurrent dropout if asked.
             hsrc = h + <Py_ssize_t>b0 * P
             if rec_mask != NULL:
-                for j in range(nb * P):
-                    hbuf[j] = hsrc[j] * rec_mask[<Py_ssize_t>b0 * P + j]
+                for r in range(<Py_ssize_t>nb * P):
+                    hbuf[r] = hsrc[r] * rec_mask[<Py_ssize_t>b0 * P + r]
                 hsrc = hbuf
             if training:
                 memcpy(hprev_store + (<Py_ssize_t>t * B + b0) * P, hsrc,
@@ -145,57 +154,51 @@ cdef void forward_rows(
             else:
                 gemm(False, False, nb, G, P, 1, hsrc, P, U, G, 1, grow, G)
 
-            # Fused gate loop, one batch row at a time.
+            # Gate activations for the whole block; training keeps z intact.
+            gates = abuf if training else grow
+            activate_gates(act, rec_act, grow, gates, sel, nb, H)
+
+            # c_t for the unmasked rows; masked rows keep c_{t-1}.
             for b in range(b0, b1):
                 if mask != NULL and not mask[<Py_ssize_t>b * T + t]:
-                    if training:
-                        # Zero what the backward gemms read for this row.
-                        memset(grow + <Py_ssize_t>(b - b0) * G, 0,
-                               G * sizeof(floating))
-                        if has_proj:
-                            memset(m_store + (<Py_ssize_t>t * B + b) * H, 0,
-                                   H * sizeof(floating))
                     continue
-                arow = grow + <Py_ssize_t>(b - b0) * G
-                for j in range(G):
-                    arow[j] = arow[j] + bias[j]
-                if training:
-                    # z stays in the store; activations go to a scratch row.
-                    activate(rec_act, arow, abuf, 2 * H)
-                    activate(act, arow + 2 * H, abuf + 2 * H, H)
-                    activate(rec_act, arow + 3 * H, abuf + 3 * H, H)
-                    arow = abuf
-                else:
-                    activate(rec_act, arow, arow, 2 * H)
-                    activate(act, arow + 2 * H, arow + 2 * H, H)
-                    activate(rec_act, arow + 3 * H, arow + 3 * H, H)
+                arow = gates + <Py_ssize_t>(b - b0) * G
                 crow = c + <Py_ssize_t>b * H
                 for j in range(H):
                     crow[j] = arow[H + j] * crow[j] + arow[j] * arow[2 * H + j]
-                if training:
-                    memcpy(c_store + (<Py_ssize_t>t * B + b) * H, crow,
-                           H * sizeof(floating))
-                mrow = mbuf + <Py_ssize_t>(b - b0) * H if has_proj else h + <Py_ssize_t>b * P
-                activate(act, crow, mrow, H)
+            if training:
+                memcpy(c_store + (<Py_ssize_t>t * B + b0) * H, c + <Py_ssize_t>b0 * H,
+                       <Py_ssize_t>nb * H * sizeof(floating))
+            # m_t = o * act(c_t), computed for all rows, used for the unmasked.
+            activate(act, c + <Py_ssize_t>b0 * H, mbuf, <Py_ssize_t>nb * H)
+            for b in range(nb):
+                arow = gates + <Py_ssize_t>b * G + 3 * H
+                mrow = mbuf + <Py_ssize_t>b * H
                 for j in range(H):
-                    mrow[j] = arow[3 * H + j] * mrow[j]
-                if training and has_proj:
-                    memcpy(m_store + (<Py_ssize_t>t * B + b) * H, mrow,
-                           H * sizeof(floating))
-
+                    mrow[j] = arow[j] * mrow[j]
+            if training and has_proj:
+                memcpy(m_store + (<Py_ssize_t>t * B + b0) * H, mbuf,
+                       <Py_ssize_t>nb * H * sizeof(floating))
             if has_proj:
-                # h_t = m_t @ Wr for the unmasked rows.
+                # h_t = m_t @ Wr
                 gemm(False, False, nb, P, H, 1, mbuf, H, Wr, P, 0, hbuf, P)
-                for b in range(b0, b1):
-                    if mask == NULL or mask[<Py_ssize_t>b * T + t]:
-                        memcpy(h + <Py_ssize_t>b * P, hbuf + <Py_ssize_t>(b - b0) * P,
-                               P * sizeof(floating))
+                mrow = hbuf
+            else:
+                mrow = mbuf
 
-            # Outputs: unmasked rows take h_t; masked rows repeat prev_out.
+            # h and outputs: unmasked rows take h_t; masked rows repeat prev_out.
             for b in range(b0, b1):
-                hrow = h + <Py_ssize_t>b * P
                 if mask == NULL or mask[<Py_ssize_t>b * T + t]:
-                    memcpy(prev_out + <Py_ssize_t>b * P, hrow, P * sizeof(floating))
+                    memcpy(h + <Py_ssize_t>b * P, mrow + <Py_ssize_t>(b - b0) * P,
+                           P * sizeof(floating))
+                    memcpy(prev_out + <Py_ssize_t>b * P, mrow + <Py_ssize_t>(b - b0) * P,
+                           P * sizeof(floating))
+                elif training:
+                    # Masked rows pass no gradient through the gates.
+                    memset(grow + <Py_ssize_t>(b - b0) * G, 0, G * sizeof(floating))
+                    if has_proj:
+                        memset(m_store + (<Py_ssize_t>t * B + b) * H, 0,
+                               H * sizeof(floating))
                 if out_seq != NULL:
                     orow = out_seq + (s if out_processing_order else t) * out_stride_t \
                         + b * out_stride_b
@@ -216,14 +219,18 @@ def lstm_forward(
         floating[:, :, ::1] cprev_store, floating[:, :, ::1] c_store,
         floating[:, :, ::1] m_store,
         floating[::1] gbuf, int chunk, floating[::1] xbuf, floating[::1] abuf,
-        floating[::1] hbuf, floating[::1] mbuf):
-    """Run the forward pass in place. Every shape was validated by the caller.
+        floating[::1] hbuf, floating[::1] mbuf, float[::1] sel, int b0, int b1):
+    """Run the forward pass for batch rows [b0, b1) in place. Every shape was
+    validated by the caller. Row ranges are independent and may run in
+    parallel threads, each with its own workspace.
 
     `h`, `c` hold the initial state on entry and the final state on exit;
     `prev_out` must be zeros on entry and holds the last output on exit.
-    Optional arrays are None. Workspace sizes: gbuf chunk*B*G (unused when
-    training), xbuf chunk*B*I (T*B*I when training), abuf G*B,
-    hbuf B*P, mbuf B*H.
+    Optional arrays are None. When training, `z_store` holds x @ W + bias on
+    entry (see `project_inputs`) and the pre-activations on exit. Workspace
+    sizes, nb = b1 - b0: gbuf chunk*nb*G (unused when training), xbuf
+    chunk*nb*I, abuf nb*G, hbuf nb*P, mbuf nb*H; `sel` (nb*G float32) is
+    needed only for the fused float32 tanh/sigmoid gates (None otherwise).
     """
     cdef int T, B, I, H, P
     if x_time_major:
@@ -237,7 +244,7 @@ def lstm_forward(
     if out_seq is not None:
         st = out_seq.strides[0 if out_time_major else 1] // sizeof(floating)
         sb = out_seq.strides[1 if out_time_major else 0] // sizeof(floating)
-    if B == 0 or T == 0:
+    if b1 <= b0 or T == 0:
         return
     with nogil:
         forward_rows(
@@ -255,7 +262,19 @@ def lstm_forward(
             &m_store[0, 0, 0] if m_store is not None else NULL,
             &gbuf[0] if gbuf is not None else NULL, chunk,
             &xbuf[0], &abuf[0], &hbuf[0], &mbuf[0],
-            0, B)
+            &sel[0] if sel is not None else NULL, b0, b1)
+
+
+def project_inputs(const floating[:, :, ::1] x, const floating[:, ::1] W,
+                   const floating[::1] bias, floating[:, :, ::1] z):
+    """z (T, B, G) = x (T, B, I) @ W (I, G) + bias: the input projection of a
+    training pass, one gemm for all steps and rows."""
+    cdef int TB = x.shape[0] * x.shape[1], I = x.shape[2], G = W.shape[1]
+    if TB == 0:
+        return
+    with nogil:
+        fill_rows(&z[0, 0, 0], &bias[0], TB, G)
+        gemm(False, False, TB, G, I, 1, &x[0, 0, 0], I, &W[0, 0], G, 1, &z[0, 0, 0], G)
 
 
 def apply_activation(int code, floating[::1] z, bint derivative=False):

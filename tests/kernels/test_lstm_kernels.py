@@ -162,3 +162,28 @@ def test_backprop_twice_raises(rng):
     _ops.lstm_backward(cache, d_last=np.ones((2, 2)))
     with pytest.raises(RuntimeError, match="already"):
         _ops.lstm_backward(cache, d_last=np.ones((2, 2)))
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_batch_split_over_threads_matches_one_slice(rng, monkeypatch, go_backwards):
+    import cylstm
+    p = _problem(rng, 7, 6, 3, 4, 2, "float64", proj=True, with_mask=True, rec_drop=True)
+    args = (p["x"], p["kernel"], p["recurrent_kernel"], p["bias"], p["h0"], p["c0"])
+    kw = dict(projection=p["projection"], mask=p["mask"], recurrent_mask=p["recurrent_mask"],
+              go_backwards=go_backwards, training=True)
+    results = []
+    for min_work, n in ((10**18, 1), (0, 3)):
+        monkeypatch.setattr(_ops, "PARALLEL_MIN_WORK", min_work)
+        with cylstm.threads(n):
+            assert len(_ops.row_slices(7, 1)) == n
+            seq, last, h, c, cache = _ops.lstm_forward(*args, **kw)
+            g = _ops.lstm_backward(cache, np.ones_like(seq), None, h, c)
+            inf = _ops.lstm_forward(*args, **dict(kw, training=False))
+        results.append((seq, last, h, c, g, inf))
+    (a, b) = results
+    for x, y in zip(a[:4], b[:4]):
+        np.testing.assert_allclose(x, y, rtol=1e-13, atol=1e-14)
+    for key in ("dx", "kernel", "recurrent_kernel", "bias", "projection", "dh0", "dc0"):
+        np.testing.assert_allclose(a[4][key], b[4][key], rtol=1e-12, atol=1e-13)
+    for x, y in zip(a[5][:4], b[5][:4]):
+        np.testing.assert_allclose(x, y, rtol=1e-13, atol=1e-14)

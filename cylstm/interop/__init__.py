@@ -1,0 +1,5 @@
+"""Loading and converting weights trained elsewhere (PyTorch, ONNX, Keras)."""
+from .convert import keras_to_torch_weights, torch_to_keras_weights
+from .onnx_lstm import OnnxLSTM, from_onnx
+
+__all__ = ["from_onnx", "OnnxLSTM", "keras_to_torch_weights", "torch_to_keras_weights"]

@@ -1,0 +1,322 @@
+"""ONNX ``LSTM`` nodes on cylstm's kernels: ``cylstm.from_onnx(path_or_model)``.
+
+Reading a model needs the ``onnx`` package (``pip install 'cylstm[onnx]'``);
+running it needs only NumPy. What ``from_onnx`` returns is an ``OnnxLSTM``:
+
+    node = cylstm.from_onnx("model.onnx")
+    Y, Y_h, Y_c = node(X, sequence_lens=None, initial_h=None, initial_c=None)
+    node.lstm          # the same weights as a cylstm.nn.LSTM (torch names, i,f,g,o)
+
+``node(...)`` / ``node.run(...)`` give the node's outputs with ONNX's shapes
+and semantics: layout 0 ``Y`` (seq, D, batch, H), ``Y_h``/``Y_c`` (D, batch,
+H); layout 1 ``Y`` (batch, seq, D, H), ``Y_h``/``Y_c`` (batch, D, H). ``node.lstm``
+gives the same numbers in torch's shapes (output (seq, batch, D*H), layout 1
+as ``batch_first``) for calls without ``sequence_lens`` -- torch has no
+per-row lengths outside PackedSequence.
+
+Conversion, done once at load time: ONNX gate blocks i, o, f, c become
+torch's i, f, g, o; ``B = [Wb, Rb]`` becomes ``bias_ih = Wb``, ``bias_hh = Rb``
+(the kernel adds them); a missing ``B`` gives ``bias=False``. ``initial_h``,
+``initial_c`` and ``sequence_lens`` stored as initializers become defaults of
+``run``; given as graph inputs (or computed by other nodes, as torch's exporter
+does for zero states) they are passed to ``run`` and default to zeros / full
+length.
+
+``sequence_lens`` uses the kernel's mask (step t of row b is valid when
+t < len[b]): masked steps carry the state, which gives ONNX's semantics -- the
+forward direction stops after len-1, the reverse one starts at len-1 (padding
+never enters the state) and ends at t = 0 -- and the outputs of masked steps are
+set to 0.0, as onnxruntime writes them. Lengths must be in 1..seq_length, as
+onnxruntime requires.
+
+Not supported (ValueError naming them): the ``clip`` attribute, ``input_forget=1``,
+non-zero peepholes ``P``, and activations other than Sigmoid, Tanh, Relu,
+Softsign, or a cell-input activation (g) different from the output one (h):
+the kernel uses one activation for both, as Keras and torch do. Both
+directions must use the same activations.
+"""
+import os
+
+import numpy as np
+
+from .. import activations as _activations
+from .._validation import as_float_array
+
+__all__ = ["from_onnx", "OnnxLSTM"]
+
+# torch gate block k (i, f, g, o) is ONNX gate block ONNX_TO_TORCH[k] (i, o, f, c).
+ONNX_TO_TORCH = (0, 2, 3, 1)
+
+# ONNX activation names cylstm's kernel computes (parameter-free ones only).
+_ONNX_ACTIVATIONS = {"sigmoid": "sigmoid", "tanh": "tanh", "relu": "relu",
+                     "softsign": "softsign"}
+
+
+def _reorder_gates(w, hidden_size):
+    """ONNX (4H, ...) in i, o, f, c -> torch (4H, ...) in i, f, g, o."""
+    blocks = w.reshape((4, hidden_size) + w.shape[1:])
+    return np.ascontiguousarray(blocks[list(ONNX_TO_TORCH)].reshape(w.shape))
+
+
+def _import_onnx():
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError as exc:
+        raise ImportError("cylstm.from_onnx needs the `onnx` package: "
+                          "pip install 'cylstm[onnx]' (or pip install onnx).") from exc
+    return onnx, numpy_helper
+
+
+def _load_model(onnx, path_or_model):
+    if isinstance(path_or_model, onnx.ModelProto):
+        return path_or_model
+    if isinstance(path_or_model, (bytes, bytearray)):
+        return onnx.load_from_string(bytes(path_or_model))
+    if isinstance(path_or_model, (str, os.PathLike)):
+        path = os.fspath(path_or_model)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"No ONNX file at {path!r}.")
+        try:
+            return onnx.load(path)
+        except Exception as exc:  # protobuf raises DecodeError and friends
+            raise ValueError(f"{path!r} is not a readable ONNX model: {exc}") from exc
+    raise TypeError("from_onnx expects a path, an onnx.ModelProto or the model's bytes; got "
+                    f"{type(path_or_model).__name__}.")
+
+
+def _constants(graph, numpy_helper):
+    """Arrays known at load time: initializers and Constant nodes' values."""
+    values = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.output:
+            for attr in node.attribute:
+                if attr.name == "value":
+                    values[node.output[0]] = numpy_helper.to_array(attr.t)
+    return values
+
+
+def _attributes(onnx, node):
+    out = {}
+    for attr in node.attribute:
+        value = onnx.helper.get_attribute_value(attr)
+        if isinstance(value, bytes):
+            value = value.decode()
+        elif isinstance(value, list):
+            value = [v.decode() if isinstance(v, bytes) else v for v in value]
+        out[attr.name] = value
+    return out
+
+
+def _activation_names(attrs, num_directions, node_name):
+    names = attrs.get("activations")
+    if not names:
+        return "sigmoid", "tanh"
+    if len(names) != 3 * num_directions:
+        raise ValueError(f"ONNX LSTM node {node_name!r}: `activations` must list 3 per "
+                         f"direction ({3 * num_directions}); got {names}.")
+    per_direction = []
+    for d in range(num_directions):
+        f, g, h = names[3 * d:3 * d + 3]
+        for name in (f, g, h):
+            if name.lower() not in _ONNX_ACTIVATIONS:
+                raise ValueError(
+                    f"ONNX LSTM node {node_name!r} uses activation {name!r}, which cylstm "
+                    f"does not support; supported: Sigmoid, Tanh, Relu, Softsign.")
+        if g.lower() != h.lower():
+            raise ValueError(
+                f"ONNX LSTM node {node_name!r} uses different cell-input ({g!r}) and output "
+                f"({h!r}) activations; cylstm's kernel uses one activation for both.")
+        per_direction.append((_ONNX_ACTIVATIONS[f.lower()], _ONNX_ACTIVATIONS[g.lower()]))
+    if len(set(per_direction)) != 1:
+        raise ValueError(f"ONNX LSTM node {node_name!r} uses different activations per "
+                         f"direction ({names}); cylstm needs the same in both.")
+    return per_direction[0]
+
+
+def from_onnx(path_or_model, node_name=None):
+    """An ``OnnxLSTM`` for the first ``LSTM`` node of an ONNX model (or the one
+    named ``node_name``): a path, an ``onnx.ModelProto`` or the model's bytes."""
+    onnx, numpy_helper = _import_onnx()
+    model = _load_model(onnx, path_or_model)
+    graph = model.graph
+    nodes = [n for n in graph.node if n.op_type == "LSTM" and n.domain in ("", "ai.onnx")]
+    if node_name is not None:
+        nodes = [n for n in nodes if n.name == node_name]
+    if not nodes:
+        ops = sorted({n.op_type for n in graph.node})
+        which = f"named {node_name!r} " if node_name is not None else ""
+        raise ValueError(f"The ONNX graph has no LSTM node {which}(its ops: {ops}).")
+    node = nodes[0]
+    label = node.name or (node.output[0] if node.output else "LSTM")
+    attrs = _attributes(onnx, node)
+    consts = _constants(graph, numpy_helper)
+    names = list(node.input) + [""] * (8 - len(node.input))
+    x_name, w_name, r_name, b_name, lens_name, h_name, c_name, p_name = names[:8]
+
+    for attr in ("clip",):
+        if attr in attrs:
+            raise ValueError(f"ONNX LSTM node {label!r} sets `{attr}` (cell clipping), which "
+                             "cylstm does not support.")
+    if attrs.get("input_forget", 0):
+        raise ValueError(f"ONNX LSTM node {label!r} sets `input_forget`=1 (coupled input and "
+                         "forget gates), which cylstm does not support.")
+    if p_name:
+        if p_name not in consts:
+            raise ValueError(f"ONNX LSTM node {label!r} has peepholes `P` computed at run "
+                             "time; cylstm does not support peepholes.")
+        if np.any(consts[p_name] != 0):
+            raise ValueError(f"ONNX LSTM node {label!r} has non-zero peepholes `P`, which "
+                             "cylstm does not support.")
+
+    def const(name, what):
+        if name not in consts:
+            raise ValueError(f"ONNX LSTM node {label!r}: input {what} ({name!r}) must be an "
+                             "initializer or a Constant to be loaded.")
+        return consts[name]
+
+    W = const(w_name, "W")
+    R = const(r_name, "R")
+    B = const(b_name, "B") if b_name else None
+    direction = attrs.get("direction", "forward")
+    if direction not in ("forward", "reverse", "bidirectional"):
+        raise ValueError(f"ONNX LSTM node {label!r}: unknown direction {direction!r}.")
+    D = 2 if direction == "bidirectional" else 1
+    if W.ndim != 3 or W.shape[0] != D or W.shape[1] % 4:
+        raise ValueError(f"ONNX LSTM node {label!r}: W must have shape [{D}, 4*hidden, input]; "
+                         f"got {list(W.shape)}.")
+    H = W.shape[1] // 4
+    I = W.shape[2]
+    if int(attrs.get("hidden_size", H)) != H or R.shape != (D, 4 * H, H):
+        raise ValueError(f"ONNX LSTM node {label!r}: hidden_size {attrs.get('hidden_size')}, "
+                         f"W {list(W.shape)} and R {list(R.shape)} disagree.")
+    if B is not None and B.shape != (D, 8 * H):
+        raise ValueError(f"ONNX LSTM node {label!r}: B must have shape [{D}, {8 * H}]; got "
+                         f"{list(B.shape)}.")
+    layout = int(attrs.get("layout", 0))
+    if layout not in (0, 1):
+        raise ValueError(f"ONNX LSTM node {label!r}: layout must be 0 or 1; got {layout}.")
+    recurrent_activation, activation = _activation_names(attrs, D, label)
+
+    from ..nn import LSTM
+
+    dtype = np.float64 if W.dtype == np.float64 else np.float32
+    lstm = LSTM(I, H, num_layers=1, bias=B is not None, batch_first=layout == 1,
+                bidirectional=D == 2, dtype=dtype)
+    state = {}
+    for d in range(D):
+        suffix = "_l0_reverse" if d == 1 else "_l0"
+        state["weight_ih" + suffix] = _reorder_gates(W[d], H)
+        state["weight_hh" + suffix] = _reorder_gates(R[d], H)
+        if B is not None:
+            state["bias_ih" + suffix] = _reorder_gates(B[d, :4 * H], H)
+            state["bias_hh" + suffix] = _reorder_gates(B[d, 4 * H:], H)
+    lstm.load_state_dict(state)
+    lstm.eval()
+    lstm._reverse_only = direction == "reverse"
+    lstm._activation = _activations.get(activation)
+    lstm._recurrent_activation = _activations.get(recurrent_activation)
+
+    def default(name):
+        return consts.get(name) if name else None
+
+    return OnnxLSTM(lstm, direction=direction, layout=layout,
+                    sequence_lens=default(lens_name), initial_h=default(h_name),
+                    initial_c=default(c_name), node_name=node.name,
+                    input_names=dict(X=x_name, sequence_lens=lens_name, initial_h=h_name,
+                                     initial_c=c_name),
+                    output_names=list(node.output))
+
+
+class OnnxLSTM:
+    """One ONNX ``LSTM`` node: ``Y, Y_h, Y_c = node(X, sequence_lens=None,
+    initial_h=None, initial_c=None)`` with ONNX's shapes for its ``layout``.
+    ``.lstm`` is the equivalent ``cylstm.nn.LSTM``."""
+
+    def __init__(self, lstm, direction="forward", layout=0, sequence_lens=None,
+                 initial_h=None, initial_c=None, node_name="", input_names=None,
+                 output_names=None):
+        self.lstm = lstm
+        self.direction = direction
+        self.layout = layout
+        self.node_name = node_name
+        self.input_names = dict(input_names or {})
+        self.output_names = list(output_names or [])
+        self.default_sequence_lens = sequence_lens
+        self.default_initial_h = initial_h
+        self.default_initial_c = initial_c
+
+    input_size = property(lambda self: self.lstm.input_size)
+    hidden_size = property(lambda self: self.lstm.hidden_size)
+    num_directions = property(lambda self: self.lstm.num_directions)
+    dtype = property(lambda self: self.lstm.dtype)
+
+    def __repr__(self):
+        return (f"OnnxLSTM(input_size={self.input_size}, hidden_size={self.hidden_size}, "
+                f"direction={self.direction!r}, layout={self.layout})")
+
+    def _state(self, value, default, name, B):
+        D, H = self.num_directions, self.hidden_size
+        if value is None:
+            value = default
+        if value is None:
+            return np.zeros((D, B, H), self.dtype)
+        s = as_float_array(value, self.dtype, name)
+        expected = (D, B, H) if self.layout == 0 else (B, D, H)
+        if s.shape != expected:
+            raise ValueError(f"`{name}` must have shape {list(expected)} (layout "
+                             f"{self.layout}); got {list(s.shape)}.")
+        if self.layout == 1:
+            s = s.transpose(1, 0, 2)
+        return np.ascontiguousarray(s)
+
+    def _lengths(self, value, B, T):
+        if value is None:
+            value = self.default_sequence_lens
+        if value is None:
+            return None
+        lens = np.asarray(value)
+        if lens.dtype.kind not in "iu":
+            raise TypeError(f"`sequence_lens` must hold integers; got dtype {lens.dtype}.")
+        if lens.shape != (B,):
+            raise ValueError(f"`sequence_lens` must have shape [{B}] (one per batch row); got "
+                             f"{list(lens.shape)}.")
+        if lens.size and (lens.min() < 1 or lens.max() > T):
+            raise ValueError(f"`sequence_lens` values must be in 1..{T} (seq_length), as "
+                             f"onnxruntime requires; got {lens.tolist()}.")
+        if np.all(lens == T):
+            return None
+        return lens.astype(np.int64)
+
+    def run(self, X, sequence_lens=None, initial_h=None, initial_c=None):
+        """``(Y, Y_h, Y_c)`` exactly as the ONNX node computes them."""
+        x = as_float_array(X, self.dtype, "X")
+        if x.ndim != 3:
+            axes = "[seq, batch, input]" if self.layout == 0 else "[batch, seq, input]"
+            raise ValueError(f"`X` must be 3-D {axes} (layout {self.layout}); got shape "
+                             f"{list(x.shape)}.")
+        time_major = self.layout == 0
+        T, B = (x.shape[0], x.shape[1]) if time_major else (x.shape[1], x.shape[0])
+        if x.shape[2] != self.input_size:
+            raise ValueError(f"`X` must have {self.input_size} features (last axis); got "
+                             f"shape {list(x.shape)}.")
+        if T == 0:
+            raise ValueError("`X` has 0 timesteps; an LSTM needs at least one.")
+        h0 = self._state(initial_h, self.default_initial_h, "initial_h", B)
+        c0 = self._state(initial_c, self.default_initial_c, "initial_c", B)
+        lens = self._lengths(sequence_lens, B, T)
+        mask = None
+        if lens is not None:
+            valid = np.arange(T)[None, :] < lens[:, None]  # (batch, seq)
+            mask = np.ascontiguousarray(valid.T if time_major else valid)
+        out, h_n, c_n, _, _ = self.lstm._run(x, time_major, h0, c0, False, mask=mask,
+                                              zero_masked=True)
+        D, H = self.num_directions, self.hidden_size
+        if time_major:
+            Y = out.reshape(T, B, D, H).transpose(0, 2, 1, 3)   # [seq, D, batch, H]
+            return np.ascontiguousarray(Y), h_n, c_n
+        Y = out.reshape(B, T, D, H)                               # [batch, seq, D, H]
+        return Y, np.ascontiguousarray(h_n.transpose(1, 0, 2)), \
+            np.ascontiguousarray(c_n.transpose(1, 0, 2))
+
+    __call__ = run

@@ -1,0 +1,481 @@
+"""Keras-style ``Bidirectional`` wrapper for cylstm ``LSTM`` layers.
+
+Keras 3 semantics (``keras/src/layers/rnn/bidirectional.py``):
+
+- The forward layer is a fresh copy of ``layer`` built from its config and
+  named ``forward_<name>``; unless ``backward_layer`` is given, the backward
+  layer is another copy with ``go_backwards=True``, named ``backward_<name>``.
+  Neither shares weights with ``layer`` (Keras: "will not reuse the weights").
+- With ``return_sequences`` the backward output is reversed back to time order
+  before merging (``concat``/``sum``/``mul``/``ave``, or ``None`` for the list
+  ``[forward, backward]``), and outputs are ZERO at masked timesteps in both
+  directions (Keras forces ``zero_output_for_mask`` on the wrapped layers).
+- ``return_state`` gives ``[output, fw_h, fw_c, bw_h, bw_c]`` (with
+  ``merge_mode=None``: ``[fw_out, bw_out, fw_h, fw_c, bw_h, bw_c]``);
+  ``initial_state=[fw_h0, fw_c0, bw_h0, bw_c0]`` is split in halves.
+- Weights: the forward layer's ``[kernel, recurrent_kernel, bias]`` then the
+  backward layer's, for ``get_weights``/``set_weights``.
+
+cylstm choices (to be collected in the user docs):
+
+- ``dtype``: the wrapper's own ``dtype=`` if given, otherwise the wrapped
+  layer's (Keras 3 defaults to float32 and casts a float64 LSTM's outputs down).
+  The outputs are cast to it; the inner layers keep their own dtype.
+- ``weights=`` is applied when the layer is built (Keras 3 accepts and ignores it;
+  tf.keras 2 applied it).
+- The inner layers run with ``zero_output_for_mask=False`` and the wrapper
+  zeroes masked steps itself, in time order, after reversing the backward
+  output; ``get_config`` writes ``zero_output_for_mask`` as Keras does.
+- With ``concat`` and a ``backward_layer`` of different ``units``, the output
+  has ``fw_units + bw_units`` features (Keras's ``compute_output_shape`` says
+  ``2 * fw_units`` there but its call gives the sum).
+- ``layer.grads`` / ``layer._params`` are views keyed ``'forward/kernel'``,
+  ``'backward/bias'``, ...; the arrays are the inner layers' own.
+"""
+import copy
+
+import numpy as np
+
+from .._validation import as_float_array
+from .base import Layer
+from .lstm import LSTM, _dtype_policy
+
+__all__ = ["Bidirectional"]
+
+MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+
+
+def _removeprefix(name, prefix):
+    return name[len(prefix):] if name.startswith(prefix) else name
+
+
+def _serialize_layer(layer, zero_output_for_mask):
+    config = layer.get_config()
+    config["zero_output_for_mask"] = zero_output_for_mask
+    out = {"module": "keras.layers", "class_name": type(layer).__name__, "config": config,
+           "registered_name": None}
+    if layer.built and layer._build_input_shape is not None:
+        out["build_config"] = {"input_shape": list(layer._build_input_shape)}
+    return out
+
+
+def _deserialize_layer(obj, argument):
+    """A cylstm LSTM from an instance or Keras's ``{"class_name", "config"}`` dict."""
+    if obj is None or isinstance(obj, Layer):
+        return obj
+    if isinstance(obj, dict):
+        class_name = obj.get("class_name", "LSTM" if "units" in obj else None)
+        config = obj.get("config", obj)
+        if class_name != "LSTM":
+            raise ValueError(f"`{argument}`: cylstm's Bidirectional wraps LSTM layers only; "
+                             f"got a config of class {class_name!r}.")
+        return LSTM.from_config(dict(config))
+    raise ValueError(f"`{argument}` must be a cylstm LSTM layer or its config dict; got "
+                     f"{type(obj).__name__}.")
+
+
+class _View:
+    """A class attribute that reads a combined view of the two inner layers and
+    ignores assignment (the base class initialises these names)."""
+
+    def __init__(self, attribute, combine):
+        self.attribute = attribute
+        self.combine = combine
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        layers = obj.__dict__.get("_inner")
+        if layers is None:
+            return self.combine([])
+        return self.combine([(prefix, getattr(layer, self.attribute))
+                             for prefix, layer in layers])
+
+    def __set__(self, obj, value):
+        pass
+
+
+def _combine_dicts(parts):
+    return {f"{prefix}/{k}": v for prefix, d in parts for k, v in d.items()}
+
+
+def _combine_names(parts):
+    return [f"{prefix}/{n}" for prefix, names in parts for n in names]
+
+
+class Bidirectional(Layer):
+    """Bidirectional wrapper for a cylstm ``LSTM`` (Keras 3 semantics).
+
+    ``Bidirectional(LSTM(64, return_sequences=True), merge_mode='concat')``;
+    call it as the LSTM: ``layer(x, initial_state=None, mask=None, training=False)``.
+    """
+
+    supports_masking = True
+
+    _params = _View("_params", _combine_dicts)
+    grads = _View("grads", _combine_dicts)
+    _regularizers = _View("_regularizers", _combine_dicts)
+    _constraints = _View("_constraints", _combine_dicts)
+    _trainable_names = _View("_trainable_names", _combine_names)
+
+    def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None,
+                 **kwargs):
+        layer = _deserialize_layer(layer, "layer")
+        backward_layer = _deserialize_layer(backward_layer, "backward_layer")
+        if not isinstance(layer, LSTM):
+            raise ValueError("Please initialize `Bidirectional` layer with a cylstm "
+                             f"`LSTM` layer instance. Received: {layer!r}")
+        if backward_layer is not None and not isinstance(backward_layer, LSTM):
+            raise ValueError("`backward_layer` needs to be a cylstm `LSTM` layer instance. "
+                             f"Received: {backward_layer!r}")
+        if merge_mode not in MERGE_MODES:
+            raise ValueError(f"Invalid merge mode. Received: {merge_mode!r}. Merge mode "
+                             'should be one of {"sum", "mul", "ave", "concat", None}')
+        dtype = kwargs.pop("dtype", None)
+        if (kwargs.get("input_shape") is None and kwargs.get("batch_input_shape") is None
+                and kwargs.get("input_dim") is None):
+            declared = getattr(layer, "_declared_input_shape", None)
+        else:
+            declared = None
+        super().__init__(dtype=layer.dtype if dtype is None else dtype, **kwargs)
+        if declared is not None:
+            self._declared_input_shape = declared
+
+        # Fresh copies of the wrapped layer, as Keras (no shared weights or state).
+        config = layer.get_config()
+        config["name"] = "forward_" + _removeprefix(layer.name, "forward_")
+        self.forward_layer = LSTM.from_config(config)
+        if backward_layer is None:
+            config = layer.get_config()
+            config["go_backwards"] = True
+            config["name"] = "backward_" + _removeprefix(layer.name, "backward_")
+            self.backward_layer = LSTM.from_config(config)
+        else:
+            self.backward_layer = backward_layer
+        self.forward_layer.use_cudnn = layer.use_cudnn
+        self.backward_layer.use_cudnn = layer.use_cudnn
+        self._verify_layer_config()
+        # The wrapper zeroes masked steps itself, in time order (see module doc).
+        self.forward_layer.zero_output_for_mask = False
+        self.backward_layer.zero_output_for_mask = False
+
+        self.merge_mode = merge_mode
+        self.stateful = layer.stateful
+        self.return_sequences = layer.return_sequences
+        self.return_state = layer.return_state
+        self.time_major = layer.time_major
+        self._initial_weights = list(weights) if weights else None
+        self.__dict__["_inner"] = [("forward", self.forward_layer),
+                                   ("backward", self.backward_layer)]
+        if not self.trainable:  # Bidirectional(..., trainable=False) freezes both
+            self.trainable = False
+
+    def _verify_layer_config(self):
+        fw, bw = self.forward_layer, self.backward_layer
+        if fw.go_backwards == bw.go_backwards:
+            raise ValueError("Forward layer and backward layer should have different "
+                             f"`go_backwards` value. Received: forward_layer.go_backwards="
+                             f"{fw.go_backwards}, backward_layer.go_backwards={bw.go_backwards}")
+        for a in ("stateful", "return_sequences", "return_state", "time_major"):
+            if getattr(fw, a) != getattr(bw, a):
+                raise ValueError("Forward layer and backward layer are expected to have the "
+                                 f'same value for attribute "{a}", got "{getattr(fw, a)}" for '
+                                 f'forward layer and "{getattr(bw, a)}" for backward layer')
+
+    # -- trainable propagates to the inner layers, as Keras ----------------
+    @property
+    def trainable(self):
+        return self.__dict__.get("_trainable", True)
+
+    @trainable.setter
+    def trainable(self, value):
+        value = bool(value)
+        self.__dict__["_trainable"] = value
+        for _, inner in self.__dict__.get("_inner", ()):
+            inner.trainable = value
+            inner.cell.trainable = value
+
+    # -- weights (forward layer's, then backward layer's) -------------------
+    @property
+    def weights(self):
+        return self.forward_layer.weights + self.backward_layer.weights
+
+    @property
+    def trainable_weights(self):
+        return self.forward_layer.trainable_weights + self.backward_layer.trainable_weights
+
+    @property
+    def non_trainable_weights(self):
+        return (self.forward_layer.non_trainable_weights
+                + self.backward_layer.non_trainable_weights)
+
+    def get_weights(self):
+        return self.forward_layer.get_weights() + self.backward_layer.get_weights()
+
+    def set_weights(self, weights):
+        weights = list(weights)
+        n_fw = len(self.forward_layer.weights)
+        n_bw = len(self.backward_layer.weights)
+        if len(weights) != n_fw + n_bw:
+            raise ValueError(f"Layer {self.name!r} expects {n_fw + n_bw} weight arrays "
+                             f"({n_fw} for {self.forward_layer.name!r}, then {n_bw} for "
+                             f"{self.backward_layer.name!r}), got {len(weights)}.")
+        self.forward_layer.set_weights(weights[:n_fw])
+        self.backward_layer.set_weights(weights[n_fw:])
+
+    def count_params(self):
+        if not self.built:
+            raise ValueError(f"You tried to call `count_params` on layer {self.name!r}, "
+                             "but the layer isn't built. Call `build(input_shape)` first.")
+        return self.forward_layer.count_params() + self.backward_layer.count_params()
+
+    def zero_grad(self):
+        self.forward_layer.zero_grad()
+        self.backward_layer.zero_grad()
+
+    @property
+    def losses(self):
+        return self.forward_layer.losses + self.backward_layer.losses
+
+    def add_regularization_gradients(self):
+        self.forward_layer.add_regularization_gradients()
+        self.backward_layer.add_regularization_gradients()
+
+    def apply_constraints(self):
+        self.forward_layer.apply_constraints()
+        self.backward_layer.apply_constraints()
+
+    # -- states ------------------------------------------------------------
+    @property
+    def states(self):
+        if self.forward_layer.states and self.backward_layer.states:
+            return tuple(self.forward_layer.states + self.backward_layer.states)
+        return None
+
+    def reset_state(self):
+        if not self.stateful:
+            raise AttributeError("Layer must be stateful.")
+        self.forward_layer.reset_state()
+        self.backward_layer.reset_state()
+
+    def reset_states(self):
+        self.reset_state()
+
+    # -- building ----------------------------------------------------------
+    def build(self, input_shape, initial_state_shape=None):
+        input_shape = tuple(input_shape)
+        if not self.forward_layer.built:
+            self.forward_layer.build(input_shape)
+        if not self.backward_layer.built:
+            self.backward_layer.build(input_shape)
+        self._build_input_shape = input_shape
+        self.built = True
+        if self._initial_weights is not None:
+            weights, self._initial_weights = self._initial_weights, None
+            n = len(weights) // 2
+            self.forward_layer.set_weights(weights[:n])
+            self.backward_layer.set_weights(weights[n:])
+
+    def _maybe_build_from(self, x_shape):
+        if not self.built:
+            self.build(x_shape)
+            if len(x_shape) == 3:
+                self._build_input_shape = ((x_shape[0], None, x_shape[2]) if self.time_major
+                                           else (None,) + tuple(x_shape[1:]))
+
+    def compute_output_shape(self, input_shape, initial_state_shape=None):
+        fw = self.forward_layer.compute_output_shape(input_shape)
+        bw = self.backward_layer.compute_output_shape(input_shape)
+        states = []
+        if self.return_state:
+            fw, states = fw[0], list(fw[1:]) + list(bw[1:])
+            bw = bw[0]
+        fw, bw = tuple(fw), tuple(bw)
+        if self.merge_mode == "concat":
+            last = None if fw[-1] is None or bw[-1] is None else fw[-1] + bw[-1]
+            out = [fw[:-1] + (last,)]
+        elif self.merge_mode is None:
+            out = [fw, bw]
+        else:
+            out = [fw]
+        out += [tuple(s) for s in states]
+        return out[0] if len(out) == 1 else out
+
+    def compute_mask(self, inputs, mask=None):
+        if isinstance(mask, (list, tuple)):
+            mask = mask[0]
+        if self.return_sequences:
+            output_mask = [mask, mask] if self.merge_mode is None else [mask]
+            if mask is not None and self.time_major:
+                output_mask = [np.asarray(m).T for m in output_mask]
+        else:
+            output_mask = [None, None] if self.merge_mode is None else [None]
+        if self.return_state:
+            return output_mask + [None] * 4
+        return output_mask if self.merge_mode is None else output_mask[0]
+
+    # -- calling -----------------------------------------------------------
+    def _split_state(self, initial_state):
+        if initial_state is None:
+            return None, None
+        if not isinstance(initial_state, (list, tuple)) or len(initial_state) != 4:
+            raise ValueError(f"`initial_state` of {self.name!r} must be a list of 4 arrays "
+                             "[forward_h, forward_c, backward_h, backward_c]; got "
+                             f"{type(initial_state).__name__}"
+                             + (f" of length {len(initial_state)}."
+                                if isinstance(initial_state, (list, tuple)) else "."))
+        return list(initial_state[:2]), list(initial_state[2:])
+
+    def _keep(self, mask):
+        """(batch, timesteps, 1) bool (time-major: (timesteps, batch, 1)) or None."""
+        if mask is None or not self.return_sequences:
+            return None
+        if isinstance(mask, (list, tuple)):
+            mask = mask[0]
+        if mask is None:
+            return None
+        return np.asarray(mask).astype(bool)[..., None]
+
+    def _time_axis(self):
+        return 0 if self.time_major else 1
+
+    def _outputs(self, y, y_rev, keep):
+        """Forward/backward outputs in time order, zeroed at masked steps, in self.dtype."""
+        if self.return_state:
+            states = list(y[1:]) + list(y_rev[1:])
+            y, y_rev = y[0], y_rev[0]
+        else:
+            states = []
+        y = y.astype(self.dtype, copy=False)
+        y_rev = y_rev.astype(self.dtype, copy=False)
+        if self.return_sequences:
+            y_rev = np.flip(y_rev, axis=self._time_axis())
+        if keep is not None:
+            y = np.where(keep, y, 0).astype(self.dtype, copy=False)
+            y_rev = np.where(keep, y_rev, 0).astype(self.dtype, copy=False)
+        return y, np.ascontiguousarray(y_rev), states
+
+    def _merge(self, y, y_rev):
+        if self.merge_mode == "concat":
+            return [np.concatenate([y, y_rev], axis=-1)]
+        if self.merge_mode == "sum":
+            return [y + y_rev]
+        if self.merge_mode == "ave":
+            return [(y + y_rev) / 2]
+        if self.merge_mode == "mul":
+            return [y * y_rev]
+        return [y, y_rev]
+
+    def _package(self, merged, states):
+        out = merged + states
+        return out[0] if len(out) == 1 else out
+
+    def _prepare(self, sequences, initial_state):
+        shape = np.shape(sequences)
+        self._maybe_build_from(shape)
+        return self._split_state(initial_state)
+
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        fw_state, bw_state = self._prepare(sequences, initial_state)
+        y = self.forward_layer(sequences, initial_state=fw_state, mask=mask, training=training)
+        y_rev = self.backward_layer(sequences, initial_state=bw_state, mask=mask,
+                                    training=training)
+        y, y_rev, states = self._outputs(y, y_rev, self._keep(mask))
+        return self._package(self._merge(y, y_rev), states)
+
+    def forward_train(self, sequences, initial_state=None, mask=None, training=True):
+        """``(y, backprop)`` with ``y`` as the call returns it.
+
+        ``backprop(dy)``: ``dy`` has the structure of ``y`` (a list when ``y`` is,
+        entries may be None); it adds the gradients of both inner layers into
+        their ``grads`` and returns ``dx``, or ``(dx, [dfh0, dfc0, dbh0, dbc0])``
+        when ``initial_state`` was given.
+        """
+        fw_state, bw_state = self._prepare(sequences, initial_state)
+        y_fw, bp_fw = self.forward_layer.forward_train(
+            sequences, initial_state=fw_state, mask=mask, training=training)
+        y_bw, bp_bw = self.backward_layer.forward_train(
+            sequences, initial_state=bw_state, mask=mask, training=training)
+        keep = self._keep(mask)
+        y, y_rev, states = self._outputs(y_fw, y_bw, keep)
+        merged = self._merge(y, y_rev)
+        result = self._package(merged, states)
+        n_merged = len(merged)
+        fw_units = y.shape[-1]
+        given_state = initial_state is not None
+
+        def backprop(dy):
+            n_expected = n_merged + len(states)
+            dys = list(dy) if isinstance(dy, (list, tuple)) else [dy]
+            if len(dys) != n_expected:
+                raise ValueError(f"`dy` of {self.name!r} must match the outputs: a list of "
+                                 f"{n_expected} arrays (entries may be None)"
+                                 if n_expected > 1 else
+                                 f"`dy` of {self.name!r} must be one array.")
+            d_merged = []
+            for g, m in zip(dys[:n_merged], merged):
+                if g is None:
+                    g = np.zeros_like(m)
+                g = as_float_array(g, self.dtype, "dy")
+                if g.shape != m.shape:
+                    raise ValueError(f"`dy` of {self.name!r} must have shape {m.shape}, "
+                                     f"got {g.shape}.")
+                d_merged.append(g)
+            if self.merge_mode == "concat":
+                d_fw, d_bw = d_merged[0][..., :fw_units], d_merged[0][..., fw_units:]
+            elif self.merge_mode == "sum":
+                d_fw = d_bw = d_merged[0]
+            elif self.merge_mode == "ave":
+                d_fw = d_bw = d_merged[0] / 2
+            elif self.merge_mode == "mul":
+                d_fw, d_bw = d_merged[0] * y_rev, d_merged[0] * y
+            else:
+                d_fw, d_bw = d_merged
+            if keep is not None:
+                d_fw = np.where(keep, d_fw, 0)
+                d_bw = np.where(keep, d_bw, 0)
+            if self.return_sequences:
+                d_bw = np.flip(d_bw, axis=self._time_axis())
+            d_fw = np.ascontiguousarray(d_fw, dtype=self.forward_layer.dtype)
+            d_bw = np.ascontiguousarray(d_bw, dtype=self.backward_layer.dtype)
+            if self.return_state:
+                d_states = dys[n_merged:]
+                r_fw = bp_fw([d_fw] + list(d_states[:2]))
+                r_bw = bp_bw([d_bw] + list(d_states[2:]))
+            else:
+                r_fw, r_bw = bp_fw(d_fw), bp_bw(d_bw)
+            if given_state:
+                (dx_fw, ds_fw), (dx_bw, ds_bw) = r_fw, r_bw
+            else:
+                dx_fw, dx_bw = r_fw, r_bw
+            dx = (dx_fw.astype(self.dtype, copy=False) + dx_bw.astype(self.dtype, copy=False))
+            if given_state:
+                return dx, list(ds_fw) + list(ds_bw)
+            return dx
+
+        return result, backprop
+
+    # -- config ------------------------------------------------------------
+    def get_config(self):
+        zero = self.return_sequences  # what Keras forces on the wrapped layers
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": _dtype_policy(self.dtype),
+            "merge_mode": self.merge_mode,
+            "layer": _serialize_layer(self.forward_layer, zero),
+            "backward_layer": _serialize_layer(self.backward_layer, zero),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = copy.deepcopy(dict(config))
+        config["layer"] = _deserialize_layer(config["layer"], "layer")
+        backward = config.pop("backward_layer", None)
+        if backward is not None:
+            config["backward_layer"] = _deserialize_layer(backward, "backward_layer")
+        return cls(**config)
+
+    def __repr__(self):
+        return (f"<Bidirectional name={self.name}, merge_mode={self.merge_mode!r}, "
+                f"layer={self.forward_layer.name}, built={self.built}>")

@@ -1,0 +1,772 @@
+"""PyTorch-style LSTM: ``cylstm.nn.LSTM`` and ``cylstm.nn.LSTMCell``.
+
+Same constructor arguments, call, shapes, weight names and gate order
+(i, f, g, o) as ``torch.nn.LSTM`` / ``torch.nn.LSTMCell``, on the compiled
+kernels of ``cylstm._ops``. This file holds only PyTorch semantics.
+
+Weight storage (the "flattened" layout, derived at no cost):
+- every weight matrix is stored once, in the kernel's layout, and the
+  torch-named attribute is a transposed *view* of it: ``weight_ih_l0`` (4H, I)
+  is ``kernel.T`` with kernel (I, 4H) C-contiguous; likewise ``weight_hh_l0``
+  (4H, P) and ``weight_hr_l0`` (P, H). Loading a state dict, assigning an
+  attribute (``lstm.weight_ih_l0 = w`` copies ``w`` in) and in-place edits
+  (``lstm.weight_ih_l0[...] *= 0.5``, an optimizer step) all write straight
+  into what the kernels read, so nothing is ever re-derived or stale;
+- ``bias_ih`` and ``bias_hh`` stay separate (torch's state dict) and the kernel
+  gets their sum, an O(4H) add per layer and direction per call -- the
+  "cheap check" that keeps in-place bias edits exact. It costs about 0.6 us
+  (about 4% of a batch-1 ``LSTMCell`` step of 32 -> 64 units, nothing
+  measurable on sequences).
+``flatten_parameters()`` exists for torch code that calls it; it does nothing.
+
+Choices where torch and NumPy differ (also in docs/interop.md):
+- inputs of any real dtype are cast to the module's dtype (torch raises on a
+  dtype mismatch); errors torch raises as RuntimeError (input size, hx
+  shapes) are ValueError here, with torch's messages;
+- ``train()``/``eval()`` as torch; modules start in training mode, and the
+  inter-layer dropout (``dropout > 0``, ``num_layers > 1``) acts in training
+  mode on calls and on ``forward_train`` alike, drawn from the module's
+  ``numpy.random.Generator`` (``seed=``), which also draws the initial weights;
+- ``state_dict()`` returns the module's own arrays (views that share memory,
+  as torch's tensors do): copy them for a snapshot.
+"""
+import collections
+import collections.abc
+import numbers
+import warnings
+
+import numpy as np
+
+from .. import _ops
+from .. import activations as _activations
+from .._validation import as_float_array, standardize_dtype
+
+__all__ = ["LSTM", "LSTMCell"]
+
+IncompatibleKeys = collections.namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+
+def to_numpy(value):
+    """A NumPy array from an array-like or a torch tensor (duck-typed: no torch import)."""
+    if hasattr(value, "detach") and hasattr(value, "cpu"):
+        t = value.detach().cpu()
+        try:
+            return t.numpy()
+        except TypeError:  # bfloat16 and other dtypes NumPy lacks
+            return t.float().numpy()
+    return np.asarray(value)
+
+
+def _module_dtype(dtype):
+    if dtype is None:
+        return np.dtype(np.float32)
+    text = str(dtype)
+    if text.startswith("torch."):  # torch.float32 / torch.float64
+        dtype = text[len("torch."):]
+    return np.dtype(standardize_dtype(dtype))
+
+
+def _check_size(value, argument, allow_zero=False):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{argument} should be of type int, got: {type(value).__name__}")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{argument} must be greater than zero")
+    return int(value)
+
+
+def _check_flag(value, argument):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{argument} should be of type bool, got: {type(value).__name__}")
+    return bool(value)
+
+
+class _Slot:
+    """The weights of one (layer, direction) in the kernel's layout."""
+
+    __slots__ = ("kernel", "recurrent", "projection", "bias_ih", "bias_hh",
+                 "g_kernel", "g_recurrent", "g_projection", "g_bias_ih", "g_bias_hh")
+
+    def __init__(self, input_size, hidden_size, proj_size, bias, dtype):
+        G = 4 * hidden_size
+        P = proj_size or hidden_size
+        self.kernel = np.zeros((input_size, G), dtype)
+        self.recurrent = np.zeros((P, G), dtype)
+        self.projection = np.zeros((hidden_size, P), dtype) if proj_size else None
+        self.bias_ih = np.zeros(G, dtype) if bias else None
+        self.bias_hh = np.zeros(G, dtype) if bias else None
+        self.g_kernel = np.zeros_like(self.kernel)
+        self.g_recurrent = np.zeros_like(self.recurrent)
+        self.g_projection = None if self.projection is None else np.zeros_like(self.projection)
+        self.g_bias_ih = None if self.bias_ih is None else np.zeros_like(self.bias_ih)
+        self.g_bias_hh = None if self.bias_hh is None else np.zeros_like(self.bias_hh)
+
+    def bias(self):
+        """The kernel's single bias: bias_ih + bias_hh (None without biases)."""
+        if self.bias_ih is None:
+            return None
+        return self.bias_ih + self.bias_hh
+
+    def named(self, suffix):
+        """(torch name, weight view, gradient view) in torch's order."""
+        out = [("weight_ih" + suffix, self.kernel.T, self.g_kernel.T),
+               ("weight_hh" + suffix, self.recurrent.T, self.g_recurrent.T)]
+        if self.bias_ih is not None:
+            out += [("bias_ih" + suffix, self.bias_ih, self.g_bias_ih),
+                    ("bias_hh" + suffix, self.bias_hh, self.g_bias_hh)]
+        if self.projection is not None:
+            out.append(("weight_hr" + suffix, self.projection.T, self.g_projection.T))
+        return out
+
+    def accumulate(self, g):
+        self.g_kernel += g["kernel"]
+        self.g_recurrent += g["recurrent_kernel"]
+        if self.bias_ih is not None:
+            # z = W x + b_ih + U h + b_hh: both biases get the gate gradient.
+            self.g_bias_ih += g["bias"]
+            self.g_bias_hh += g["bias"]
+        if self.projection is not None:
+            self.g_projection += g["projection"]
+
+
+class _Module:
+    """What LSTM and LSTMCell share: torch-named weights over kernel-layout
+    storage, state dicts, gradients, train/eval."""
+
+    _module_name = "Module"
+
+    def _register(self, slots_and_suffixes):
+        params = collections.OrderedDict()
+        grads = collections.OrderedDict()
+        for slot, suffix in slots_and_suffixes:
+            for name, value, grad in slot.named(suffix):
+                params[name] = value
+                grads[name] = grad
+        object.__setattr__(self, "_params", params)
+        object.__setattr__(self, "grads", grads)
+
+    # -- weights as attributes ------------------------------------------------
+    def __getattr__(self, name):
+        params = self.__dict__.get("_params")
+        if params is not None and name in params:
+            return params[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __setattr__(self, name, value):
+        params = self.__dict__.get("_params")
+        if params is not None and name in params:
+            self._copy_into(name, to_numpy(value))
+        else:
+            object.__setattr__(self, name, value)
+
+    def _copy_into(self, name, value):
+        target = self._params[name]
+        value = np.asarray(value)
+        if value.shape != target.shape:
+            raise ValueError(
+                f"size mismatch for {name}: copying a param with shape {value.shape} from "
+                f"checkpoint, the shape in current model is {target.shape}.")
+        if value.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must hold real numbers; got dtype {value.dtype}.")
+        np.copyto(target, value, casting="unsafe")
+
+    def flatten_parameters(self):
+        """Kept for torch code that calls it. The weights already live in the
+        kernel layout (torch names are views of it), so there is nothing to do."""
+
+    # -- torch.nn.Module surface ---------------------------------------------
+    def parameters(self):
+        return iter(list(self._params.values()))
+
+    def named_parameters(self, prefix=""):
+        """(name, array) pairs in torch's order (the arrays are the module's own)."""
+        return iter([(prefix + n, v) for n, v in self._params.items()])
+
+    def state_dict(self, prefix=""):
+        """OrderedDict of the weights under torch's names, in torch's order.
+
+        The arrays are the module's own (they share memory, as torch's
+        tensors do); ``{k: v.copy() for k, v in sd.items()}`` for a snapshot.
+        """
+        return collections.OrderedDict((prefix + n, v) for n, v in self._params.items())
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copy weights in from a mapping of torch names to NumPy arrays or
+        torch tensors (any float dtype; cast to the module's dtype).
+
+        ``strict`` as torch: missing or unexpected keys raise ValueError
+        (torch: RuntimeError); with ``strict=False`` they are returned in
+        ``(missing_keys, unexpected_keys)``. A shape mismatch always raises.
+        """
+        if not isinstance(state_dict, collections.abc.Mapping):
+            raise TypeError("load_state_dict expects a mapping of parameter names to "
+                            f"arrays, got {type(state_dict).__name__}.")
+        missing = [n for n in self._params if n not in state_dict]
+        unexpected = [k for k in state_dict if k not in self._params]
+        if strict and (missing or unexpected):
+            parts = []
+            if missing:
+                parts.append("Missing key(s) in state_dict: "
+                             + ", ".join(f'"{k}"' for k in missing) + ".")
+            if unexpected:
+                parts.append("Unexpected key(s) in state_dict: "
+                             + ", ".join(f'"{k}"' for k in unexpected) + ".")
+            raise ValueError(f"Error(s) in loading state_dict for {self._module_name}:\n\t"
+                             + "\n\t".join(parts))
+        arrays = {n: to_numpy(state_dict[n]) for n in self._params if n in state_dict}
+        for n, value in arrays.items():  # check every shape before writing any
+            if value.shape != self._params[n].shape:
+                raise ValueError(
+                    f"Error(s) in loading state_dict for {self._module_name}: size mismatch "
+                    f"for {n}: copying a param with shape {value.shape} from checkpoint, "
+                    f"the shape in current model is {self._params[n].shape}.")
+        for n, value in arrays.items():
+            self._copy_into(n, value)
+        return IncompatibleKeys(missing, unexpected)
+
+    def zero_grad(self, set_to_none=False):
+        """Zero ``self.grads`` (always zeroed in place; ``set_to_none`` is ignored)."""
+        for g in self.grads.values():
+            g.fill(0)
+
+    def train(self, mode=True):
+        self.training = bool(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def reset_parameters(self):
+        """torch's default init: every weight and bias ~ U(-1/sqrt(hidden_size), +...)."""
+        k = 1.0 / np.sqrt(self.hidden_size)
+        for value in self._params.values():
+            value[...] = self._rng.uniform(-k, k, size=value.shape)
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def __repr__(self):
+        return f"{self._module_name}({self.extra_repr()})"
+
+
+def _pair(hx, argument="hx"):
+    if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+        raise ValueError(f"`{argument}` must be a tuple (h_0, c_0) of two arrays; "
+                         f"got {type(hx).__name__}.")
+    return hx
+
+
+class LSTM(_Module):
+    """``torch.nn.LSTM`` on cylstm's kernels.
+
+    ``output, (h_n, c_n) = lstm(input, hx=None)`` with input (L, N, H_in)
+    ((N, L, H_in) with ``batch_first``) or unbatched (L, H_in); output
+    (L, N, D*H_out); h_n (D*num_layers, N, H_out); c_n (D*num_layers, N,
+    hidden_size), with D = 2 if bidirectional, H_out = proj_size or
+    hidden_size. Weights ``weight_ih_l{k}``, ``weight_hh_l{k}``,
+    ``bias_ih_l{k}``, ``bias_hh_l{k}``, ``weight_hr_l{k}`` (and ``_reverse``),
+    gates i, f, g, o. ``dtype`` float32 (default) or float64; ``seed`` seeds
+    the initial weights and the dropout masks.
+    """
+
+    _module_name = "LSTM"
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, proj_size=0, dtype=np.float32, seed=None,
+                 device=None):
+        if device not in (None, "cpu"):
+            raise ValueError(f"cylstm.nn.LSTM runs on the CPU; got device={device!r}.")
+        if (not isinstance(dropout, numbers.Number) or isinstance(dropout, bool)
+                or not 0 <= dropout <= 1):
+            raise ValueError("dropout should be a number in range [0, 1] representing the "
+                             "probability of an element being zeroed")
+        self.input_size = _check_size(input_size, "input_size")
+        self.hidden_size = _check_size(hidden_size, "hidden_size")
+        if isinstance(num_layers, bool) or not isinstance(num_layers, numbers.Integral) \
+                or num_layers <= 0:
+            raise ValueError("num_layers must be greater than zero")
+        self.num_layers = int(num_layers)
+        self.bias = _check_flag(bias, "bias")
+        self.batch_first = _check_flag(batch_first, "batch_first")
+        self.bidirectional = _check_flag(bidirectional, "bidirectional")
+        if isinstance(proj_size, bool) or not isinstance(proj_size, numbers.Integral) \
+                or proj_size < 0:
+            raise ValueError("proj_size should be a positive integer or zero to disable "
+                             "projections")
+        if proj_size >= hidden_size:
+            raise ValueError("proj_size has to be smaller than hidden_size")
+        self.proj_size = int(proj_size)
+        self.dropout = float(dropout)
+        if dropout > 0 and num_layers == 1:
+            warnings.warn("dropout option adds dropout after all but last recurrent layer, "
+                          "so non-zero dropout expects num_layers greater than 1, but got "
+                          f"dropout={dropout} and num_layers={num_layers}", stacklevel=2)
+        self.dtype = _module_dtype(dtype)
+        self.seed = seed
+        self.training = True
+        self._rng = np.random.default_rng(seed)
+        self._workspace = _ops.Workspace()
+        # Not in torch: set by cylstm.from_onnx for ONNX nodes torch cannot express.
+        self._reverse_only = False
+        self._activation = _activations.tanh
+        self._recurrent_activation = _activations.sigmoid
+
+        D = 2 if self.bidirectional else 1
+        P = self.proj_size or self.hidden_size
+        self._slots = []
+        registered = []
+        for layer in range(self.num_layers):
+            size_in = self.input_size if layer == 0 else P * D
+            row = []
+            for d in range(D):
+                slot = _Slot(size_in, self.hidden_size, self.proj_size, self.bias, self.dtype)
+                row.append(slot)
+                registered.append((slot, f"_l{layer}" + ("_reverse" if d else "")))
+            self._slots.append(row)
+        self._register(registered)
+        self.reset_parameters()
+
+    @property
+    def num_directions(self):
+        return 2 if self.bidirectional else 1
+
+    @property
+    def _out_size(self):
+        return self.proj_size or self.hidden_size
+
+    def extra_repr(self):
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        if not self.bias:
+            s += ", bias=False"
+        if self.batch_first:
+            s += ", batch_first=True"
+        if self.dropout:
+            s += f", dropout={self.dropout}"
+        if self.bidirectional:
+            s += ", bidirectional=True"
+        if self.dtype != np.float32:
+            s += f", dtype={self.dtype.name}"
+        if self._reverse_only:  # from an ONNX node; not a torch argument
+            s += ", onnx_direction='reverse'"
+        return s
+
+    # -- argument checks -------------------------------------------------------
+    def _prepare(self, input, hx):
+        """(x in the kernel's layout, time_major, batched, h0, c0) with h0, c0 3-D."""
+        x = as_float_array(input, self.dtype, "input")
+        if x.ndim not in (2, 3):
+            raise ValueError(f"LSTM: Expected input to be 2D or 3D, got {x.ndim}D instead")
+        batched = x.ndim == 3
+        if x.shape[-1] != self.input_size:
+            raise ValueError(f"input.size(-1) must be equal to input_size. Expected "
+                             f"{self.input_size}, got {x.shape[-1]}")
+        if batched:
+            time_major = not self.batch_first
+        else:
+            x = x[:, None]  # (L, 1, H_in): an unbatched input is one time-major row
+            time_major = True
+        T, B = (x.shape[0], x.shape[1]) if time_major else (x.shape[1], x.shape[0])
+        if T == 0:
+            raise ValueError("Expected sequence length to be larger than 0 in RNN")
+        LD = self.num_layers * self.num_directions
+        h_shape = (LD, B, self._out_size)
+        c_shape = (LD, B, self.hidden_size)
+        if hx is None:
+            return x, time_major, batched, np.zeros(h_shape, self.dtype), \
+                np.zeros(c_shape, self.dtype)
+        h0, c0 = _pair(hx)
+        h0 = as_float_array(h0, self.dtype, "hx[0]")
+        c0 = as_float_array(c0, self.dtype, "hx[1]")
+        if batched and (h0.ndim != 3 or c0.ndim != 3):
+            raise ValueError("For batched 3-D input, hx and cx should also be 3-D but got "
+                             f"({h0.ndim}-D, {c0.ndim}-D) tensors")
+        if not batched:
+            if h0.ndim != 2 or c0.ndim != 2:
+                raise ValueError("For unbatched 2-D input, hx and cx should also be 2-D but "
+                                 f"got ({h0.ndim}-D, {c0.ndim}-D) tensors")
+            h0, c0 = h0[:, None], c0[:, None]
+        if h0.shape != h_shape:
+            raise ValueError(f"Expected hidden[0] size {h_shape}, got {list(h0.shape)}")
+        if c0.shape != c_shape:
+            raise ValueError(f"Expected hidden[1] size {c_shape}, got {list(c0.shape)}")
+        return x, time_major, batched, np.ascontiguousarray(h0), np.ascontiguousarray(c0)
+
+    # -- the stack of layers ---------------------------------------------------------
+    def _run(self, x, time_major, h0, c0, kernel_training, mask=None, zero_masked=False):
+        """All layers and directions. Returns (output, h_n, c_n, caches, dropout masks).
+
+        ``mask`` (batch, time) or (time, batch) with time_major -- used by the
+        ONNX wrapper for sequence_lens; ``zero_masked`` zeroes masked steps of
+        every output sequence.
+        """
+        D = self.num_directions
+        h_n = np.empty_like(h0)
+        c_n = np.empty_like(c0)
+        caches, drop_masks = [], []
+        layer_input = x
+        for layer, row in enumerate(self._slots):
+            outs, row_caches = [], []
+            for d, slot in enumerate(row):
+                idx = layer * D + d
+                backwards = d == 1 or self._reverse_only
+                seq, _, h, c, cache = _ops.lstm_forward(
+                    layer_input, slot.kernel, slot.recurrent, slot.bias(), h0[idx], c0[idx],
+                    projection=slot.projection, mask=mask, go_backwards=backwards,
+                    activation=self._activation,
+                    recurrent_activation=self._recurrent_activation,
+                    time_major=time_major, return_sequences=True, output_order="time",
+                    training=kernel_training, workspace=self._workspace)
+                if zero_masked and mask is not None:
+                    seq *= mask[..., None]
+                h_n[idx] = h
+                c_n[idx] = c
+                outs.append(seq)
+                row_caches.append(cache)
+            out = outs[0] if D == 1 else np.concatenate(outs, axis=-1)
+            drop = None
+            if self.training and self.dropout > 0 and layer < self.num_layers - 1:
+                keep = self._rng.random(out.shape) >= self.dropout
+                scale = 0.0 if self.dropout >= 1 else 1.0 / (1.0 - self.dropout)
+                drop = keep.astype(self.dtype) * self.dtype.type(scale)
+                out = out * drop
+            caches.append(row_caches)
+            drop_masks.append(drop)
+            layer_input = out
+        return layer_input, h_n, c_n, caches, drop_masks
+
+    def forward(self, input, hx=None):
+        """``output, (h_n, c_n)``, with torch.nn.LSTM's shapes."""
+        x, time_major, batched, h0, c0 = self._prepare(input, hx)
+        out, h_n, c_n, _, _ = self._run(x, time_major, h0, c0, False)
+        if not batched:
+            return out[:, 0], (h_n[:, 0], c_n[:, 0])
+        return out, (h_n, c_n)
+
+    def forward_train(self, input, hx=None):
+        """Training forward: ``((output, (h_n, c_n)), backprop)``.
+
+        ``backprop((d_output, (d_h_n, d_c_n)))`` (entries may be None) adds
+        every weight gradient into ``self.grads[torch_name]`` and returns dx, or
+        ``(dx, (dh0, dc0))`` when ``hx`` was given. The gradients are those of
+        ``sum(output*d_output) + sum(h_n*d_h_n) + sum(c_n*d_c_n)``. Dropout
+        acts as in a call (training mode only).
+        """
+        x, time_major, batched, h0, c0 = self._prepare(input, hx)
+        out, h_n, c_n, caches, drop_masks = self._run(x, time_major, h0, c0, True)
+        given_state = hx is not None
+        if batched:
+            result = (out, (h_n, c_n))
+        else:
+            result = (out[:, 0], (h_n[:, 0], c_n[:, 0]))
+        D, P = self.num_directions, self._out_size
+
+        def backprop(dy):
+            if not isinstance(dy, (tuple, list)) or len(dy) != 2:
+                raise ValueError("backprop expects (d_output, (d_h_n, d_c_n)); entries may "
+                                 "be None.")
+            d_out, d_state = dy
+            d_hn, d_cn = (None, None) if d_state is None else _pair(d_state, "(d_h_n, d_c_n)")
+            d_out = _check_grad(d_out, result[0], self.dtype, "d_output")
+            d_hn = _check_grad(d_hn, result[1][0], self.dtype, "d_h_n")
+            d_cn = _check_grad(d_cn, result[1][1], self.dtype, "d_c_n")
+            if not batched:
+                d_out = None if d_out is None else d_out[:, None]
+                d_hn = None if d_hn is None else d_hn[:, None]
+                d_cn = None if d_cn is None else d_cn[:, None]
+            dh0 = np.zeros_like(h0)
+            dc0 = np.zeros_like(c0)
+            d_seq = d_out
+            for layer in range(self.num_layers - 1, -1, -1):
+                dx = None
+                for d, slot in enumerate(self._slots[layer]):
+                    idx = layer * D + d
+                    part = d_seq
+                    if d_seq is not None and D == 2:
+                        part = d_seq[..., d * P:(d + 1) * P]
+                    g = _ops.lstm_backward(
+                        caches[layer][d], d_seq=part,
+                        d_h=None if d_hn is None else d_hn[idx],
+                        d_c=None if d_cn is None else d_cn[idx])
+                    slot.accumulate(g)
+                    dh0[idx] = g["dh0"]
+                    dc0[idx] = g["dc0"]
+                    dx = g["dx"] if dx is None else dx + g["dx"]
+                if layer > 0 and drop_masks[layer - 1] is not None:
+                    dx = dx * drop_masks[layer - 1]
+                d_seq = dx
+            dx = d_seq
+            if not batched:
+                dx, dh0, dc0 = dx[:, 0], dh0[:, 0], dc0[:, 0]
+            if given_state:
+                return dx, (dh0, dc0)
+            return dx
+
+        return result, backprop
+
+    # -- other worlds ------------------------------------------------------------
+    @classmethod
+    def from_torch(cls, module_or_state_dict, *, batch_first=None, dtype=None, prefix=None):
+        """A cylstm.nn.LSTM with the weights of a ``torch.nn.LSTM`` or of its state dict.
+
+        A state dict may hold torch tensors or NumPy arrays (what a server
+        without torch loads from an ``.npz``); input_size, hidden_size,
+        num_layers, bias, bidirectional and proj_size are inferred from its
+        names and shapes. ``batch_first`` cannot be: it comes from the module,
+        else from the ``batch_first=`` argument (default False). Keys with a
+        common prefix (``"encoder.lstm.weight_ih_l0"``, from a bigger model's
+        state dict) are found automatically when one LSTM is in it; pass
+        ``prefix=`` otherwise. ``dtype`` defaults to float64 for float64
+        weights and float32 for anything else.
+        """
+        obj = module_or_state_dict
+        module = None
+        if hasattr(obj, "state_dict") and callable(obj.state_dict):
+            module = obj
+            kind = type(module).__name__
+            if kind != "LSTM":
+                raise ValueError(f"LSTM.from_torch expects a torch.nn.LSTM or its state dict; "
+                                 f"got a {kind!r}.")
+            sd = module.state_dict()
+            if batch_first is None:
+                batch_first = bool(getattr(module, "batch_first", False))
+        elif isinstance(obj, collections.abc.Mapping):
+            sd = obj
+        else:
+            raise TypeError("LSTM.from_torch expects a torch.nn.LSTM or a state dict (a "
+                            f"mapping of names to arrays); got {type(obj).__name__}.")
+        arrays = _strip_prefix({k: to_numpy(v) for k, v in sd.items()}, "weight_ih_l0", prefix)
+        config = infer_lstm_config(arrays)
+        if dtype is None:
+            dtype = np.float64 if arrays["weight_ih_l0"].dtype == np.float64 else np.float32
+        dropout = float(getattr(module, "dropout", 0.0)) if module is not None else 0.0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch already warned about dropout with 1 layer
+            lstm = cls(**config, batch_first=bool(batch_first), dropout=dropout, dtype=dtype)
+        lstm.load_state_dict(arrays, strict=True)
+        if module is not None:
+            lstm.train(bool(getattr(module, "training", True)))
+        return lstm
+
+    def to_torch(self):
+        """A ``torch.nn.LSTM`` with this module's configuration and weights (needs torch)."""
+        if self._reverse_only or self._activation is not _activations.tanh \
+                or self._recurrent_activation is not _activations.sigmoid:
+            raise ValueError("This LSTM (loaded from ONNX with a reverse-only direction or "
+                             "non-default activations) has no torch.nn.LSTM equivalent.")
+        try:
+            import torch
+        except ImportError as exc:
+            raise ImportError("LSTM.to_torch() needs PyTorch (pip install torch); cylstm "
+                              "itself runs without it.") from exc
+        tdtype = torch.float64 if self.dtype == np.float64 else torch.float32
+        module = torch.nn.LSTM(self.input_size, self.hidden_size, num_layers=self.num_layers,
+                               bias=self.bias, batch_first=self.batch_first,
+                               dropout=self.dropout, bidirectional=self.bidirectional,
+                               proj_size=self.proj_size, dtype=tdtype)
+        with torch.no_grad():
+            module.load_state_dict({k: torch.from_numpy(np.array(v, order="C", copy=True))
+                                    for k, v in self._params.items()})
+        module.train(self.training)
+        return module
+
+
+def _strip_prefix(arrays, anchor, prefix):
+    """Drop a common key prefix ('lstm.', 'model.encoder.') from a bigger state dict."""
+    if prefix is None:
+        if anchor in arrays:
+            return arrays
+        found = sorted(k[:-len(anchor)] for k in arrays if k.endswith("." + anchor))
+        if len(found) > 1:
+            raise ValueError(f"The state dict holds several LSTMs (prefixes {found}); pass "
+                             "prefix= to choose one.")
+        prefix = found[0] if found else ""
+    if not prefix:
+        return arrays
+    return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+
+def infer_lstm_config(arrays):
+    """torch.nn.LSTM's constructor arguments from a state dict's names and shapes."""
+    if "weight_ih_l0" not in arrays:
+        hint = (" (it looks like an LSTMCell's: use cylstm.nn.LSTMCell.from_torch)"
+                if "weight_ih" in arrays else "")
+        raise ValueError("Cannot infer an LSTM from this state dict: no 'weight_ih_l0' key"
+                         f"{hint}. Keys: {sorted(arrays)[:8]}.")
+    w_ih = arrays["weight_ih_l0"]
+    if w_ih.ndim != 2 or w_ih.shape[0] % 4:
+        raise ValueError(f"'weight_ih_l0' must have shape (4*hidden_size, input_size); got "
+                         f"{w_ih.shape}.")
+    num_layers = 0
+    while f"weight_ih_l{num_layers}" in arrays:
+        num_layers += 1
+    proj_size = 0
+    if "weight_hr_l0" in arrays:
+        proj_size, hidden_size = arrays["weight_hr_l0"].shape
+    else:
+        hidden_size = w_ih.shape[0] // 4
+    return dict(input_size=int(w_ih.shape[1]), hidden_size=int(hidden_size),
+                num_layers=num_layers, bias="bias_ih_l0" in arrays,
+                bidirectional="weight_ih_l0_reverse" in arrays, proj_size=int(proj_size))
+
+
+def _check_grad(g, like, dtype, argument):
+    if g is None:
+        return None
+    g = as_float_array(g, dtype, argument)
+    if g.shape != like.shape:
+        raise ValueError(f"`{argument}` must have shape {like.shape}, got {g.shape}.")
+    return g
+
+
+class LSTMCell(_Module):
+    """``torch.nn.LSTMCell`` on cylstm's kernels (one step; streaming inference).
+
+    ``h_1, c_1 = cell(input, hx=None)`` with input (N, input_size) or
+    unbatched (input_size,), hx = (h_0, c_0) each (N, hidden_size) or
+    (hidden_size,). Weights ``weight_ih`` (4H, I), ``weight_hh`` (4H, H),
+    ``bias_ih``, ``bias_hh`` (4H,), gates i, f, g, o.
+    """
+
+    _module_name = "LSTMCell"
+
+    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float32, seed=None,
+                 device=None):
+        if device not in (None, "cpu"):
+            raise ValueError(f"cylstm.nn.LSTMCell runs on the CPU; got device={device!r}.")
+        self.input_size = _check_size(input_size, "input_size")
+        self.hidden_size = _check_size(hidden_size, "hidden_size")
+        self.bias = _check_flag(bias, "bias")
+        self.dtype = _module_dtype(dtype)
+        self.seed = seed
+        self.training = True
+        self._rng = np.random.default_rng(seed)
+        self._workspace = _ops.Workspace()
+        self._slot = _Slot(self.input_size, self.hidden_size, 0, self.bias, self.dtype)
+        self._register([(self._slot, "")])
+        self.reset_parameters()
+
+    def extra_repr(self):
+        s = f"{self.input_size}, {self.hidden_size}"
+        if not self.bias:
+            s += ", bias=False"
+        if self.dtype != np.float32:
+            s += f", dtype={self.dtype.name}"
+        return s
+
+    def _prepare(self, input, hx):
+        x = as_float_array(input, self.dtype, "input")
+        if x.ndim not in (1, 2):
+            raise ValueError(f"LSTMCell: Expected input to be 1D or 2D, got {x.ndim}D instead")
+        batched = x.ndim == 2
+        if not batched:
+            x = x[None]
+        if x.shape[1] != self.input_size:
+            raise ValueError(f"input has inconsistent input_size: got {x.shape[1]} expected "
+                             f"{self.input_size}")
+        B, H = x.shape[0], self.hidden_size
+        if hx is None:
+            zeros = np.zeros((B, H), self.dtype)
+            return x, batched, zeros, zeros
+        states = []
+        for k, s in enumerate(_pair(hx)):
+            s = as_float_array(s, self.dtype, f"hx[{k}]")
+            if s.ndim not in (1, 2):
+                raise ValueError(f"LSTMCell: Expected hx[{k}] to be 1D or 2D, got {s.ndim}D "
+                                 "instead")
+            if s.ndim != x.ndim - (0 if batched else 1):
+                raise ValueError(f"LSTMCell: hx[{k}] must be {'2' if batched else '1'}-D for a "
+                                 f"{'2' if batched else '1'}-D input; got {s.ndim}-D")
+            if not batched:
+                s = s[None]
+            if s.shape[0] != B:
+                raise ValueError(f"Input batch size {B} doesn't match hidden{k} batch size "
+                                 f"{s.shape[0]}")
+            if s.shape[1] != H:
+                raise ValueError(f"hidden{k} has inconsistent hidden_size: got {s.shape[1]}, "
+                                 f"expected {H}")
+            states.append(s)
+        return x, batched, states[0], states[1]
+
+    def forward(self, input, hx=None):
+        """``(h_1, c_1)``: one LSTM step."""
+        x, batched, h0, c0 = self._prepare(input, hx)
+        slot = self._slot
+        _, _, h, c, _ = _ops.lstm_forward(
+            x[None], slot.kernel, slot.recurrent, slot.bias(), h0, c0, time_major=True,
+            return_sequences=False, workspace=self._workspace)
+        if not batched:
+            return h[0], c[0]
+        return h, c
+
+    def forward_train(self, input, hx=None):
+        """``((h_1, c_1), backprop)``: ``backprop((d_h_1, d_c_1))`` (entries may be
+        None) adds the weight gradients into ``self.grads`` and returns dx, or
+        ``(dx, (dh0, dc0))`` when ``hx`` was given."""
+        x, batched, h0, c0 = self._prepare(input, hx)
+        slot = self._slot
+        _, _, h, c, cache = _ops.lstm_forward(
+            x[None], slot.kernel, slot.recurrent, slot.bias(), h0, c0, time_major=True,
+            return_sequences=False, training=True)
+        result = (h, c) if batched else (h[0], c[0])
+        given_state = hx is not None
+
+        def backprop(dy):
+            d_h, d_c = (None, None) if dy is None else _pair(dy, "(d_h_1, d_c_1)")
+            d_h = _check_grad(d_h, result[0], self.dtype, "d_h_1")
+            d_c = _check_grad(d_c, result[1], self.dtype, "d_c_1")
+            if not batched:
+                d_h = None if d_h is None else d_h[None]
+                d_c = None if d_c is None else d_c[None]
+            g = _ops.lstm_backward(cache, d_h=d_h, d_c=d_c)
+            slot.accumulate(g)
+            dx, dh0, dc0 = g["dx"][0], g["dh0"], g["dc0"]
+            if not batched:
+                dx, dh0, dc0 = dx[0], dh0[0], dc0[0]
+            if given_state:
+                return dx, (dh0, dc0)
+            return dx
+
+        return result, backprop
+
+    @classmethod
+    def from_torch(cls, module_or_state_dict, *, dtype=None, prefix=None):
+        """A cylstm.nn.LSTMCell with the weights of a ``torch.nn.LSTMCell`` or its state dict."""
+        obj = module_or_state_dict
+        if hasattr(obj, "state_dict") and callable(obj.state_dict):
+            kind = type(obj).__name__
+            if kind != "LSTMCell":
+                raise ValueError("LSTMCell.from_torch expects a torch.nn.LSTMCell or its state "
+                                 f"dict; got a {kind!r}.")
+            obj = obj.state_dict()
+        if not isinstance(obj, collections.abc.Mapping):
+            raise TypeError("LSTMCell.from_torch expects a torch.nn.LSTMCell or a state dict; "
+                            f"got {type(obj).__name__}.")
+        arrays = _strip_prefix({k: to_numpy(v) for k, v in obj.items()}, "weight_ih", prefix)
+        if "weight_ih" not in arrays or "weight_hh" not in arrays:
+            raise ValueError("Cannot infer an LSTMCell from this state dict: it needs "
+                             f"'weight_ih' and 'weight_hh'. Keys: {sorted(arrays)[:8]}.")
+        w_ih = arrays["weight_ih"]
+        if dtype is None:
+            dtype = np.float64 if w_ih.dtype == np.float64 else np.float32
+        cell = cls(int(w_ih.shape[1]), int(w_ih.shape[0]) // 4, bias="bias_ih" in arrays,
+                   dtype=dtype)
+        cell.load_state_dict(arrays, strict=True)
+        return cell
+
+    def to_torch(self):
+        """A ``torch.nn.LSTMCell`` with the same weights (needs torch)."""
+        try:
+            import torch
+        except ImportError as exc:
+            raise ImportError("LSTMCell.to_torch() needs PyTorch (pip install torch); "
+                              "cylstm itself runs without it.") from exc
+        tdtype = torch.float64 if self.dtype == np.float64 else torch.float32
+        module = torch.nn.LSTMCell(self.input_size, self.hidden_size, bias=self.bias,
+                                   dtype=tdtype)
+        with torch.no_grad():
+            module.load_state_dict({k: torch.from_numpy(np.array(v, order="C", copy=True))
+                                    for k, v in self._params.items()})
+        return module

@@ -1,0 +1,407 @@
+"""Optimizers with Keras 3's names, defaults, update formulas and gradient clipping.
+
+An optimizer updates NumPy arrays in place. The model calls
+``optimizer.apply(params)`` with ``params`` a list of ``(key, array, grad)``;
+the per-variable slots (momentums, velocities, ...) are kept under ``key``
+(``id(array)`` when the key is None), so the same optimizer can serve several
+arrays and keeps their state between steps.
+
+The arithmetic follows ``keras/src/optimizers/{sgd,adam,rmsprop}.py`` step by
+step, in the dtype of each variable (float32 or float64), so one and three
+steps agree with Keras to float rounding (see tests/models/test_optimizers.py).
+Clipping happens before the update, as Keras: ``clipnorm`` clips each
+variable's gradient by its own L2 norm (not the global norm, which is
+``global_clipnorm``); ``clipvalue`` clips elementwise. ``weight_decay``
+(decoupled, as Keras 3) shrinks the variable by ``var * weight_decay * lr``
+before the update.
+"""
+import math
+import numbers
+import re
+
+import numpy as np
+
+from .layers.base import unique_name
+
+__all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "get", "serialize", "deserialize"]
+
+# Keras 3 keyword arguments that cylstm accepts only at their default value.
+_UNSUPPORTED_DEFAULTS = {"use_ema": False, "ema_momentum": 0.99,
+                         "ema_overwrite_frequency": None, "loss_scale_factor": None,
+                         "gradient_accumulation_steps": None}
+
+
+def _check_nonneg(value, argument, allow_none=True):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
+        raise ValueError(f"Received an invalid value for argument `{argument}`, expected a "
+                         f"non-negative number{' or None' if allow_none else ''}, got {value!r}.")
+    return float(value)
+
+
+def _check_unit_interval(value, argument):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
+        raise ValueError(f"Received an invalid value for argument `{argument}`, expected a "
+                         f"float between 0 and 1, got {value!r}.")
+    return float(value)
+
+
+def _snake_case(name):
+    """Keras's ``to_snake_case``: 'SGD' -> 'sgd', 'RMSprop' -> 'rm_sprop'."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _global_norm(grads):
+    return math.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads))
+
+
+class Optimizer:
+    """Base class: learning rate, clipping, weight decay, iteration count, slots."""
+
+    _slot_names = ()
+
+    def __init__(self, learning_rate=0.001, weight_decay=None, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None, name=None, **kwargs):
+        kwargs.pop("decay", None)  # Keras 3 ignores it (with a warning)
+        for key, value in list(kwargs.items()):
+            if key in _UNSUPPORTED_DEFAULTS:
+                if value != _UNSUPPORTED_DEFAULTS[key]:
+                    raise ValueError(f"Argument `{key}`={value!r} is not supported by cylstm "
+                                     f"optimizers (only its default, "
+                                     f"{_UNSUPPORTED_DEFAULTS[key]!r}).")
+                kwargs.pop(key)
+        if kwargs:
+            raise ValueError(f"Argument(s) not recognized: {kwargs}")
+        if callable(learning_rate):
+            self._learning_rate = learning_rate  # a schedule: lr = schedule(iterations)
+        else:
+            self._learning_rate = _check_nonneg(learning_rate, "learning_rate", False)
+        self.weight_decay = _check_nonneg(weight_decay, "weight_decay")
+        self.clipnorm = _check_nonneg(clipnorm, "clipnorm")
+        self.clipvalue = _check_nonneg(clipvalue, "clipvalue")
+        self.global_clipnorm = _check_nonneg(global_clipnorm, "global_clipnorm")
+        if sum(a is not None for a in (clipnorm, clipvalue, global_clipnorm)) > 1:
+            raise ValueError(
+                "Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set. "
+                f"Received: clipnorm={clipnorm}, clipvalue={clipvalue}, "
+                f"global_clipnorm={global_clipnorm}")
+        # Keras's automatic names: 'sgd', 'sgd_1', 'adam', 'rm_sprop', ...
+        self.name = name if name is not None else unique_name(_snake_case(type(self).__name__))
+        self.iterations = 0
+        self._slots = {}   # key -> {slot name: array}
+
+    # -- learning rate --------------------------------------------------------
+    @property
+    def learning_rate(self):
+        if callable(self._learning_rate):
+            return float(self._learning_rate(self.iterations))
+        return self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        if callable(value):
+            self._learning_rate = value
+        else:
+            self._learning_rate = _check_nonneg(value, "learning_rate", False)
+
+    # -- state ------------------------------------------------------------------
+    @property
+    def built(self):
+        return bool(self._slots)
+
+    @property
+    def variables(self):
+        """Keras's optimizer variables: iterations, learning rate, then every slot."""
+        if not self._slots:
+            return []
+        out = [np.array(self.iterations, dtype="int64"),
+               np.array(self.learning_rate, dtype="float32")]
+        for slots in self._slots.values():
+            out.extend(slots.values())
+        return out
+
+    def _get_slots(self, key, variable):
+        slots = self._slots.get(key)
+        if slots is None or any(s.shape != variable.shape or s.dtype != variable.dtype
+                                for s in slots.values()):
+            slots = {n: np.zeros_like(variable) for n in self._slot_names_for()}
+            self._slots[key] = slots
+        return slots
+
+    def _slot_names_for(self):
+        return self._slot_names
+
+    def reset(self):
+        """Forget every slot and the iteration count (a fresh optimizer)."""
+        self._slots = {}
+        self.iterations = 0
+
+    # -- clipping ---------------------------------------------------------------
+    def _clip_gradients(self, grads):
+        if self.clipnorm:
+            out = []
+            for g in grads:
+                norm = np.sqrt(np.sum(np.square(g)))
+                clip = g.dtype.type(self.clipnorm)
+                out.append(g * clip / np.maximum(norm, clip))
+            return out
+        if self.global_clipnorm:
+            use_norm = _global_norm(grads)
+            if not math.isfinite(use_norm):
+                scale = float("nan")
+            elif use_norm == 0.0:
+                scale = 1.0
+            else:
+                scale = self.global_clipnorm * min(1.0 / use_norm, 1.0 / self.global_clipnorm)
+            return [g * g.dtype.type(scale) for g in grads]
+        if self.clipvalue:
+            v = self.clipvalue
+            return [np.clip(g, -v, v) for g in grads]
+        return grads
+
+    # -- applying ---------------------------------------------------------------
+    def apply(self, params):
+        """One optimizer step over ``params``, a list of ``(key, array, grad)``.
+
+        Arrays are updated in place; ``grad`` may be None (skipped, as Keras
+        skips variables without gradient). The iteration count grows by one.
+        """
+        items = []
+        for entry in params:
+            if len(entry) != 3:
+                raise ValueError("`params` must be a list of (key, array, grad) triples; got "
+                                 f"an entry of length {len(entry)}.")
+            key, var, grad = entry
+            if grad is None:
+                continue
+            if not isinstance(var, np.ndarray) or var.dtype.kind != "f":
+                raise TypeError(f"Variable {key!r} must be a floating NumPy array updated in "
+                                f"place; got {type(var).__name__}.")
+            grad = np.asarray(grad)
+            if grad.shape != var.shape:
+                raise ValueError(f"Gradient of {key!r} has shape {grad.shape}, expected the "
+                                 f"variable's shape {var.shape}.")
+            items.append((id(var) if key is None else key, var,
+                          grad.astype(var.dtype, copy=False)))
+        if not items:
+            return
+        grads = self._clip_gradients([g for _, _, g in items])
+        lr = self.learning_rate
+        for (key, var, _), grad in zip(items, grads):
+            if self.weight_decay:
+                dt = var.dtype.type
+                var -= var * dt(self.weight_decay) * dt(lr)
+            self._update(key, var, grad, lr)
+        self.iterations += 1
+
+    def apply_gradients(self, grads_and_vars):
+        """Keras's spelling: a list of ``(grad, variable)``; slots keyed by ``id(variable)``."""
+        self.apply([(None, v, g) for g, v in grads_and_vars])
+
+    def _update(self, key, var, grad, lr):
+        raise NotImplementedError
+
+    # -- config -----------------------------------------------------------------
+    def get_config(self):
+        lr = self._learning_rate
+        return {
+            "name": self.name,
+            "learning_rate": lr if not callable(lr) else self.learning_rate,
+            "weight_decay": self.weight_decay,
+            "clipnorm": self.clipnorm,
+            "global_clipnorm": self.global_clipnorm,
+            "clipvalue": self.clipvalue,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("use_ema", "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
+                    "gradient_accumulation_steps", "is_legacy_optimizer", "jit_compile"):
+            config.pop(key, None)
+        if isinstance(config.get("learning_rate"), dict):
+            raise ValueError("Learning-rate schedules in a config are not supported; got "
+                             f"{config['learning_rate']!r}.")
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name}, learning_rate={self.learning_rate}>"
+
+
+class SGD(Optimizer):
+    """Gradient descent with optional (Nesterov) momentum, as ``keras.optimizers.SGD``.
+
+    ``m = momentum * m - lr * g``; ``w += m`` (or ``w += momentum * m - lr * g``
+    with ``nesterov``); without momentum ``w -= lr * g``.
+    """
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None,
+                 clipnorm=None, clipvalue=None, global_clipnorm=None, name=None, **kwargs):
+        super().__init__(learning_rate, weight_decay=weight_decay, clipnorm=clipnorm,
+                         clipvalue=clipvalue, global_clipnorm=global_clipnorm, name=name,
+                         **kwargs)
+        if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) \
+                or not 0 <= momentum <= 1:
+            raise ValueError("`momentum` must be a float between [0, 1]. "
+                             f"Received: momentum={momentum!r}")
+        self.momentum = float(momentum)
+        self.nesterov = bool(nesterov)
+
+    def _slot_names_for(self):
+        return ("momentum",) if self.momentum != 0 else ()
+
+    def _update(self, key, var, grad, lr):
+        dt = var.dtype.type
+        lr = dt(lr)
+        if self.momentum != 0:
+            m = self._get_slots(key, var)["momentum"]
+            momentum = dt(self.momentum)
+            m[...] = m * momentum - grad * lr
+            if self.nesterov:
+                var += m * momentum - grad * lr
+            else:
+                var += m
+        else:
+            self._get_slots(key, var)
+            var -= grad * lr
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"momentum": self.momentum, "nesterov": self.nesterov})
+        return config
+
+
+class Adam(Optimizer):
+    """Adam as ``keras.optimizers.Adam`` (epsilon outside the square root, Keras's
+    bias correction folded into the step size ``alpha``)."""
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 amsgrad=False, weight_decay=None, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None, name=None, **kwargs):
+        super().__init__(learning_rate, weight_decay=weight_decay, clipnorm=clipnorm,
+                         clipvalue=clipvalue, global_clipnorm=global_clipnorm, name=name,
+                         **kwargs)
+        self.beta_1 = _check_unit_interval(beta_1, "beta_1")
+        self.beta_2 = _check_unit_interval(beta_2, "beta_2")
+        self.epsilon = _check_nonneg(epsilon, "epsilon", False)
+        self.amsgrad = bool(amsgrad)
+
+    def _slot_names_for(self):
+        return ("momentum", "velocity", "velocity_hat") if self.amsgrad \
+            else ("momentum", "velocity")
+
+    def _update(self, key, var, grad, lr):
+        dt = var.dtype.type
+        slots = self._get_slots(key, var)
+        m, v = slots["momentum"], slots["velocity"]
+        local_step = dt(self.iterations + 1)
+        beta_1_power = np.power(dt(self.beta_1), local_step)
+        beta_2_power = np.power(dt(self.beta_2), local_step)
+        alpha = dt(lr) * np.sqrt(dt(1) - beta_2_power) / (dt(1) - beta_1_power)
+        m += (grad - m) * dt(1 - self.beta_1)
+        v += (np.square(grad) - v) * dt(1 - self.beta_2)
+        if self.amsgrad:
+            v_hat = slots["velocity_hat"]
+            np.maximum(v_hat, v, out=v_hat)
+            v = v_hat
+        var -= (m * alpha) / (np.sqrt(v) + dt(self.epsilon))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"beta_1": self.beta_1, "beta_2": self.beta_2,
+                       "epsilon": self.epsilon, "amsgrad": self.amsgrad})
+        return config
+
+
+class RMSprop(Optimizer):
+    """RMSprop as ``keras.optimizers.RMSprop`` (epsilon inside the square root,
+    optional momentum and centering)."""
+
+    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7,
+                 centered=False, weight_decay=None, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None, name=None, **kwargs):
+        super().__init__(learning_rate, weight_decay=weight_decay, clipnorm=clipnorm,
+                         clipvalue=clipvalue, global_clipnorm=global_clipnorm, name=name,
+                         **kwargs)
+        self.rho = _check_unit_interval(rho, "rho")
+        self.momentum = _check_unit_interval(momentum, "momentum")
+        self.epsilon = _check_nonneg(epsilon, "epsilon", False)
+        self.centered = bool(centered)
+
+    def _slot_names_for(self):
+        names = ["velocity"]
+        if self.momentum > 0:
+            names.append("momentum")
+        if self.centered:
+            names.append("average_gradient")
+        return tuple(names)
+
+    def _update(self, key, var, grad, lr):
+        dt = var.dtype.type
+        slots = self._get_slots(key, var)
+        velocity = slots["velocity"]
+        rho = dt(self.rho)
+        velocity[...] = rho * velocity + dt(1 - self.rho) * np.square(grad)
+        if self.centered:
+            avg = slots["average_gradient"]
+            avg[...] = rho * avg + dt(1 - self.rho) * grad
+            denominator = velocity - np.square(avg) + dt(self.epsilon)
+        else:
+            denominator = velocity + dt(self.epsilon)
+        increment = (dt(lr) * grad) / np.sqrt(denominator)
+        if self.momentum > 0:
+            mom = slots["momentum"]
+            mom[...] = dt(self.momentum) * mom + increment
+            var -= mom
+        else:
+            var -= increment
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"rho": self.rho, "momentum": self.momentum,
+                       "epsilon": self.epsilon, "centered": self.centered})
+        return config
+
+
+_BY_NAME = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}
+_BY_CLASS = {"SGD": SGD, "Adam": Adam, "RMSprop": RMSprop}
+
+
+def serialize(optimizer):
+    """Keras 3's dict form ``{"module", "class_name", "config", "registered_name"}``."""
+    return {"module": "keras.optimizers", "class_name": type(optimizer).__name__,
+            "config": optimizer.get_config(), "registered_name": None}
+
+
+def deserialize(config):
+    """An optimizer from ``{"class_name", "config"}`` (SGD, Adam or RMSprop only)."""
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise ValueError(f"Could not interpret optimizer config: {config!r}.")
+    cls = _BY_CLASS.get(config["class_name"]) or _BY_NAME.get(str(config["class_name"]).lower())
+    if cls is None:
+        raise ValueError(f"Unknown optimizer class {config['class_name']!r}; cylstm has "
+                         f"{sorted(_BY_CLASS)}.")
+    return cls.from_config(dict(config.get("config") or {}))
+
+
+def get(identifier):
+    """An optimizer from a Keras name ('adam', 'sgd', 'rmsprop'), a config dict or an instance.
+
+    A name gives a fresh optimizer with Keras's defaults.
+    """
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
+    if isinstance(identifier, str):
+        cls = _BY_NAME.get(identifier.lower())
+        if cls is None:
+            raise ValueError(f"Could not interpret optimizer identifier: {identifier!r}. "
+                             f"Expected one of {sorted(_BY_NAME)} or an optimizer instance.")
+        return cls()
+    if isinstance(identifier, type) and issubclass(identifier, Optimizer):
+        return identifier()
+    raise ValueError(f"Could not interpret optimizer identifier: {identifier!r}. Expected "
+                     f"one of {sorted(_BY_NAME)} or a cylstm.optimizers.Optimizer.")

@@ -1,0 +1,85 @@
+"""``pad_sequences`` with Keras's arguments, defaults, results and errors.
+
+A line-for-line port of ``keras/src/utils/sequence_utils.py::pad_sequences``
+(Keras 3), so edge cases behave as in Keras: the sample shape is taken from the
+first non-empty sequence, empty sequences become all-``value`` rows, a bad
+``padding``/``truncating`` raises ``ValueError`` only once a non-empty sequence
+reaches it, a string ``value`` needs ``dtype=object`` (or a string dtype), and
+an empty list of sequences raises ``ValueError`` (no length to pad to).
+"""
+import numpy as np
+
+__all__ = ["pad_sequences"]
+
+
+def pad_sequences(sequences, maxlen=None, dtype="int32", padding="pre", truncating="pre",
+                  value=0.0):
+    """Pads sequences to the same length.
+
+    Args:
+        sequences: list of sequences (each a list or array of ints, floats or
+            equal-shaped vectors).
+        maxlen: the length of every output row; default: the longest sequence.
+        dtype: dtype of the output (``'int32'`` by default; ``object`` for strings).
+        padding: ``'pre'`` or ``'post'``: pad before or after each sequence.
+        truncating: ``'pre'`` or ``'post'``: drop values from the start or the
+            end of sequences longer than ``maxlen``.
+        value: the padding value.
+
+    Returns:
+        A NumPy array of shape ``(len(sequences), maxlen) + sample_shape``.
+    """
+    if not hasattr(sequences, "__len__"):
+        raise ValueError("`sequences` must be iterable.")
+    num_samples = len(sequences)
+
+    lengths = []
+    sample_shape = ()
+    flag = True
+    # the sample shape comes from the first non-empty sequence; the main loop
+    # below checks the others against it
+    for x in sequences:
+        try:
+            lengths.append(len(x))
+            if flag and len(x):
+                sample_shape = np.asarray(x).shape[1:]
+                flag = False
+        except TypeError as e:
+            raise ValueError("`sequences` must be a list of iterables. "
+                             f"Found non-iterable: {str(x)}") from e
+
+    if maxlen is None:
+        if not lengths:
+            raise ValueError("`sequences` is empty and `maxlen` is None: there is no length "
+                             "to pad to (pass maxlen=, or at least one sequence).")
+        maxlen = np.max(lengths)
+
+    is_dtype_str = np.issubdtype(dtype, np.str_) or np.issubdtype(dtype, np.bytes_)
+    if isinstance(value, str) and dtype is not object and not is_dtype_str:
+        raise ValueError(f"`dtype` {dtype} is not compatible with `value`'s type: "
+                         f"{type(value)}\nYou should set `dtype=object` for variable length "
+                         "strings.")
+
+    x = np.full((num_samples, maxlen) + sample_shape, value, dtype=dtype)
+    for idx, s in enumerate(sequences):
+        if not len(s):
+            continue  # an empty sequence stays all `value`
+        if truncating == "pre":
+            trunc = s[-maxlen:]
+        elif truncating == "post":
+            trunc = s[:maxlen]
+        else:
+            raise ValueError(f'Truncating type "{truncating}" not understood')
+
+        trunc = np.asarray(trunc, dtype=dtype)
+        if trunc.shape[1:] != sample_shape:
+            raise ValueError(f"Shape of sample {trunc.shape[1:]} of sequence at position {idx} "
+                             f"is different from expected shape {sample_shape}")
+
+        if padding == "post":
+            x[idx, :len(trunc)] = trunc
+        elif padding == "pre":
+            x[idx, -len(trunc):] = trunc
+        else:
+            raise ValueError(f'Padding type "{padding}" not understood')
+    return x

@@ -1,0 +1,304 @@
+"""cylstm's model file: one zip holding ``config.json`` and ``weights.npz``.
+
+The format (version 1) is documented in docs/saving.md. Writing is atomic (a
+temporary file in the target's folder, then ``os.replace``), so a crash never
+leaves a half-written model under the target name. Reading never executes
+anything from the file: the config is parsed with ``json``, layers are rebuilt
+only from cylstm's own classes (``models.layer_registry``), and arrays are read
+with ``np.load(..., allow_pickle=False)``. Whatever is wrong with a file
+(not a zip, truncated, a Keras ``.keras`` file, a missing member, a bad config,
+weights of the wrong shape) raises ``ValueError`` naming the path and the problem.
+"""
+import io
+import json
+import os
+import tempfile
+import zipfile
+import zlib
+
+import numpy as np
+
+__all__ = ["save_model", "load_model", "FORMAT_NAME", "FORMAT_VERSION"]
+
+FORMAT_NAME = "cylstm.model"
+FORMAT_VERSION = 1
+CONFIG_MEMBER = "config.json"
+WEIGHTS_MEMBER = "weights.npz"
+MAX_CONFIG_BYTES = 64 * 2**20   # a config larger than this is not ours
+
+
+class ModelFileNotFoundError(FileNotFoundError, ValueError):
+    """Raised when the model file does not exist (both a FileNotFoundError and,
+    as in Keras's ``load_model``, a ValueError)."""
+
+
+def _fspath(filepath):
+    try:
+        return os.fspath(filepath)
+    except TypeError:
+        raise TypeError(f"`filepath` must be a str or os.PathLike, got "
+                        f"{type(filepath).__name__}.") from None
+
+
+# -- writing -------------------------------------------------------------------------
+
+def _weights_and_index(model):
+    """The arrays to store and the index that says where each belongs."""
+    arrays = {}
+    layers = []
+    for i, layer in enumerate(model.layers):
+        names = []
+        for j, w in enumerate(layer.get_weights()):
+            key = f"layer.{i}.{j}"
+            arrays[key] = np.ascontiguousarray(w)
+            names.append(key)
+        layers.append({"name": layer.name, "class_name": type(layer).__name__,
+                       "weights": names})
+    optimizer = None
+    opt = model.optimizer
+    if model.compiled and opt is not None and opt.built:
+        slots = []
+        for s, (key, slot) in enumerate(opt._slots.items()):
+            if not isinstance(key, str):
+                continue   # keyed by id(): meaningless in another process
+            entry = {"key": key, "arrays": {}}
+            for name, arr in slot.items():
+                member = f"optimizer.{s}.{name}"
+                arrays[member] = np.ascontiguousarray(arr)
+                entry["arrays"][name] = member
+            slots.append(entry)
+        optimizer = {"iterations": int(opt.iterations), "slots": slots}
+    return arrays, {"layers": layers, "optimizer": optimizer}
+
+
+def _file_mode(path):
+    """The permissions a plain ``open(path, 'w')`` would give (or the existing file's)."""
+    try:
+        return os.stat(path).st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def save_model(model, filepath, overwrite=True, **kwargs):
+    """Write ``model`` to ``filepath`` (any name) atomically; see docs/saving.md."""
+    from . import __version__
+    from .models import Sequential
+    if kwargs:
+        unknown = sorted(k for k in kwargs if k not in ("zipped", "include_optimizer",
+                                                         "save_format"))
+        if unknown:
+            raise ValueError(f"Unknown argument(s) to save: {unknown}.")
+    if not isinstance(model, Sequential):
+        raise TypeError(f"Only cylstm.Sequential models can be saved; got "
+                        f"{type(model).__name__}.")
+    path = _fspath(filepath)
+    if os.path.isdir(path):
+        raise ValueError(f"Cannot save the model to {path!r}: it is a directory. Pass a file "
+                         "name such as 'model.cylstm'.")
+    if not overwrite and os.path.exists(path):
+        raise FileExistsError(f"{path!r} exists and overwrite=False.")
+    arrays, index = _weights_and_index(model)
+    if not kwargs.get("include_optimizer", True):
+        index["optimizer"] = None
+        arrays = {k: v for k, v in arrays.items() if not k.startswith("optimizer.")}
+    config = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "cylstm_version": __version__,
+        "model": {"class_name": "Sequential", "config": model.get_config()},
+        "compile_config": model._get_compile_config(),
+        "weights": index,
+    }
+    try:
+        config_bytes = json.dumps(config, indent=1, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"Cannot save the model to {path!r}: its config is not JSON "
+                         f"serializable ({e}). Python-callable activations, initializers or "
+                         "metrics cannot be saved; use Keras names.") from None
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".",
+                               suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            with zipfile.ZipFile(f, "w") as zf:
+                for member, data, method in ((CONFIG_MEMBER, config_bytes, zipfile.ZIP_DEFLATED),
+                                             (WEIGHTS_MEMBER, buf.getvalue(), zipfile.ZIP_STORED)):
+                    info = zipfile.ZipInfo(member, (1980, 1, 1, 0, 0, 0))
+                    info.external_attr = 0o644 << 16
+                    zf.writestr(info, data, compress_type=method)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, _file_mode(path))
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+# -- reading -------------------------------------------------------------------------
+
+class _Bad(Exception):
+    """Internal: what is wrong with the file (turned into ValueError with the path)."""
+
+
+def _read_member(zf, name, limit=None):
+    try:
+        info = zf.getinfo(name)
+    except KeyError:
+        raise _Bad(f"the archive has no {name!r} member") from None
+    if limit is not None and info.file_size > limit:
+        raise _Bad(f"{name!r} is {info.file_size} bytes, larger than any cylstm config")
+    return zf.read(info)
+
+
+def _foreign_description(names):
+    if "metadata.json" in names and ("model.weights.h5" in names or "config.json" in names):
+        return ("it is a Keras .keras file, not a cylstm model file (convert Keras models "
+                "with cylstm.from_keras(path))")
+    return None
+
+
+def _parse_config(raw):
+    try:
+        config = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise _Bad(f"config.json is not valid JSON ({e})") from None
+    if not isinstance(config, dict):
+        raise _Bad("config.json does not hold a JSON object")
+    if config.get("format") != FORMAT_NAME:
+        if "class_name" in config and "module" in config:
+            raise _Bad("it is a Keras .keras file, not a cylstm model file (convert Keras "
+                       "models with cylstm.from_keras(path))")
+        raise _Bad(f"config.json does not declare format {FORMAT_NAME!r}; this is not a "
+                   "cylstm model file")
+    version = config.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise _Bad(f"format_version must be an integer, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise _Bad(f"it was written in format version {version}, newer than this cylstm "
+                   f"reads ({FORMAT_VERSION}); upgrade cylstm")
+    for key, kind in (("model", dict), ("weights", dict)):
+        if not isinstance(config.get(key), kind):
+            raise _Bad(f"config.json has no valid {key!r} entry")
+    return config
+
+
+def _load_arrays(raw):
+    try:
+        with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except ValueError as e:
+        raise _Bad(f"weights.npz holds data that cannot be read without unpickling or is "
+                   f"malformed ({e})") from None
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
+        raise _Bad(f"weights.npz is corrupt ({e})") from None
+
+
+def _restore(config, arrays, compile):
+    from .models import model_from_config
+    model_cfg = config["model"]
+    if model_cfg.get("class_name") != "Sequential":
+        raise _Bad(f"unsupported model class {model_cfg.get('class_name')!r}")
+    try:
+        model = model_from_config(model_cfg)
+    except (ValueError, TypeError, KeyError) as e:
+        raise _Bad(f"the model config cannot be rebuilt ({e})") from None
+    index = config["weights"]
+    entries = index.get("layers")
+    if not isinstance(entries, list) or len(entries) != len(model.layers):
+        raise _Bad(f"the weights index lists {len(entries) if isinstance(entries, list) else 0} "
+                   f"layers but the config has {len(model.layers)}")
+    for layer, entry in zip(model.layers, entries):
+        names = entry.get("weights") if isinstance(entry, dict) else None
+        if not isinstance(names, list):
+            raise _Bad(f"the weights index entry of layer {layer.name!r} is malformed")
+        try:
+            values = [arrays[n] for n in names]
+        except (KeyError, TypeError):
+            raise _Bad(f"weights.npz lacks weights of layer {layer.name!r}") from None
+        for n, v in zip(names, values):
+            if v.dtype.kind != "f":
+                raise _Bad(f"weight {n!r} of layer {layer.name!r} has dtype {v.dtype}, "
+                           "expected float32 or float64")
+        if not layer.built and values:
+            raise _Bad(f"layer {layer.name!r} has weights but the config does not give the "
+                       "model's input shape")
+        try:
+            layer.set_weights(values)
+        except ValueError as e:
+            raise _Bad(f"the weights of layer {layer.name!r} do not fit it ({e})") from None
+    compile_config = config.get("compile_config")
+    if compile and compile_config:
+        try:
+            model._compile_from_config(compile_config)
+        except (ValueError, TypeError, KeyError) as e:
+            raise _Bad(f"the compile config cannot be restored ({e})") from None
+        _restore_optimizer(model, index.get("optimizer"), arrays)
+    return model
+
+
+def _restore_optimizer(model, state, arrays):
+    if not state:
+        return
+    opt = model.optimizer
+    params = {key: var for key, var, _ in model._parameters()}
+    try:
+        iterations = int(state["iterations"])
+        slots = {}
+        for entry in state["slots"]:
+            key = entry["key"]
+            var = params.get(key)
+            restored = {}
+            for name, member in entry["arrays"].items():
+                arr = arrays[member]
+                if var is None or arr.shape != var.shape:
+                    raise _Bad(f"optimizer slot {name!r} of {key!r} does not match the model")
+                restored[name] = arr.astype(var.dtype).copy()
+            slots[key] = restored
+    except (KeyError, TypeError, ValueError) as e:
+        raise _Bad(f"the optimizer state is malformed ({e})") from None
+    opt._slots = slots
+    opt.iterations = iterations
+
+
+def load_model(filepath, compile=True):
+    """Read a model written by ``save_model``; see ``cylstm.models.load_model``."""
+    path = _fspath(filepath)
+    if not os.path.exists(path):
+        raise ModelFileNotFoundError(f"File not found: filepath={path}. Please ensure the file "
+                                     "is an accessible cylstm model file.")
+    if os.path.isdir(path):
+        raise ValueError(f"Cannot load a cylstm model from {path!r}: it is a directory (a "
+                         "TensorFlow SavedModel?), not a cylstm model file.")
+    try:
+        try:
+            zf = zipfile.ZipFile(path)
+        except zipfile.BadZipFile:
+            raise _Bad("it is not a zip archive (corrupt or truncated, or not a model file)") \
+                from None
+        with zf:
+            names = set(zf.namelist())
+            if CONFIG_MEMBER not in names or WEIGHTS_MEMBER not in names:
+                foreign = _foreign_description(names)
+                if foreign:
+                    raise _Bad(foreign)
+                missing = [m for m in (CONFIG_MEMBER, WEIGHTS_MEMBER) if m not in names]
+                raise _Bad(f"the archive has no {' or '.join(map(repr, missing))} member; "
+                           "it is not a cylstm model file")
+            config = _parse_config(_read_member(zf, CONFIG_MEMBER, MAX_CONFIG_BYTES))
+            arrays = _load_arrays(_read_member(zf, WEIGHTS_MEMBER))
+        return _restore(config, arrays, compile)
+    except _Bad as e:
+        raise ValueError(f"Cannot load a cylstm model from {path!r}: {e}.") from None
+    except (zipfile.BadZipFile, EOFError, zlib.error, OSError, NotImplementedError,
+            RuntimeError) as e:
+        raise ValueError(f"Cannot load a cylstm model from {path!r}: the file is corrupt or "
+                         f"truncated ({type(e).__name__}: {e}).") from None
