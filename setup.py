@@ -14,6 +14,7 @@ from setuptools import Extension, setup
 MOD_NAMES = [
     "cylstm._kernels.lstm_forward",
     "cylstm._kernels.lstm_backward",
+    "cylstm._kernels.lstm_step",
 ]
 
 DEBUG = os.environ.get("CYLSTM_DEBUG_CYTHON", "0") not in ("", "0")

@@ -138,7 +138,9 @@ def header(meta):
              f"- run: {meta['started']}, {meta['duration_s']:.0f} s, "
              f"`{meta['command']}`{' (quick)' if meta['quick'] else ''}",
              f"- machine: {meta['cpu']} ({', '.join(meta['cpu_flags']) or 'no AVX2'}), "
-             f"{meta['cpu_count']} CPUs, {meta['platform']}",
+             f"{meta['cpu_count']} CPUs, {meta['platform']}; load average (1 min) "
+             f"{meta['loadavg_start'][0]:.2f} at start, {meta['loadavg_end'][0]:.2f} at end "
+             "(above ~0.5 something else was running: the times are noisy)",
              f"- versions: {vers}",
              f"- BLAS (threadpoolctl, runner process): {blas}",
              f"- threads: {', '.join(map(str, meta['threads']))}; "
@@ -221,15 +223,20 @@ def write_plot(path, results):
                        edgecolor="black" if v == "cylstm" else None)
             ax.set_yscale("log")
             low = min(r["median_s"] for r in own)
-            ax.set_ylim(bottom=10 ** math.floor(math.log10(low)))  # bars start at a decade
+            high = max(r["median_s"] for r in own)
+            # bars start at a decade; a decade of headroom above keeps the legend clear
+            ax.set_ylim(10 ** math.floor(math.log10(low / 2)),
+                        10 ** math.ceil(math.log10(high) + 1))
+            ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10))
             ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(
                 lambda v, _: fmt_time(v)))
+            ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.set_xticks(range(len(shapes)))
             ax.set_xticklabels([",".join(map(str, s)) for s in shapes], rotation=20, fontsize=8)
             ax.set_ylabel("time per call")
             ax.set_title(f"{section}, {n} thread{'s' if n > 1 else ''}", fontsize=10)
             ax.grid(axis="y", which="both", alpha=0.3)
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=7, ncol=3, loc="upper left")
     fig.suptitle("cylstm vs peers (B,T,I,H; lower is better)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

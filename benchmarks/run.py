@@ -21,6 +21,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.path.append(os.path.dirname(HERE))  # as in _worker.py: an in-place build of cylstm
 
 import adapters  # noqa: E402
 import protocol  # noqa: E402
@@ -77,6 +78,7 @@ def collect_meta(args, argv):
             "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
             "versions": {p: version(p) for p in PACKAGES},
             "env": {k: os.environ.get(k) for k in ENV_KEYS}, "blas": blas,
+            "loadavg_start": os.getloadavg(),
             "protocol": ("{samples} samples of >= {min_sample_s:g} s after {warmup_s:g} s "
                          "warm-up, median").format(**(protocol.QUICK if args.quick
                                                       else protocol.FULL))}
@@ -173,6 +175,7 @@ def main(argv=None):
 
     flag_disagreements(results["rows"])
     meta["duration_s"] = time.perf_counter() - t_start
+    meta["loadavg_end"] = os.getloadavg()
     report.analyze(results)
     text = report.write_markdown(os.path.join(args.out, "results.md"), results)
     report.write_json(os.path.join(args.out, "results.json"), results)
@@ -180,8 +183,8 @@ def main(argv=None):
     print(text)
     if plot_note:
         print(plot_note, file=sys.stderr)
-    print(f"wrote {args.out}/results.{{md,json,png}} in {meta['duration_s']:.0f} s",
-          file=sys.stderr)
+    print(f"wrote {args.out}/results.{{md,json{'' if plot_note else ',png'}}} in "
+          f"{meta['duration_s']:.0f} s", file=sys.stderr)
     # Fail on a crash, a disagreement, or a framework asked for by name that did not run.
     bad = {fw for fw in failed if args.frameworks or fw == "cylstm"}
     bad |= {r["framework"] for r in results["rows"] if r.get("disagrees")}

@@ -23,6 +23,7 @@ from ._kernels import reference
 from ._kernels.lstm_backward import lstm_backward_steps as _backward_steps_kernel
 from ._kernels.lstm_backward import lstm_backward_weights as _backward_weights_kernel
 from ._kernels.lstm_forward import lstm_forward as _forward_kernel
+from ._kernels.lstm_forward import pack_recurrent
 from ._kernels.lstm_forward import project_inputs as _project_kernel
 from ._threads import current_threads, run_parallel
 
@@ -35,6 +36,23 @@ CHUNK_ELEMENTS = 1 << 18
 # slice gets. Measured with benchmarks/ (see the note in benchmarks/README.md).
 PARALLEL_MIN_WORK = 4_000_000
 PARALLEL_MIN_ROWS = 2
+
+# Where the float32 step kernel (recurrent.h) beats scipy's sgemm, measured
+# per call on this project's 2-core AVX-512 machine: from 12 rows (below,
+# OpenBLAS's small-matrix path packs nothing) to 256, for recurrent kernels of
+# at least 16K values (below, packing costs little).
+RECURRENT_KERNEL_ROWS = (12, 256)
+RECURRENT_KERNEL_MIN_SIZE = 16384
+
+
+def _packed(matrix, slices):
+    """The step kernel's packed copy of ``matrix``, or None to use BLAS."""
+    rows = min(b1 - b0 for b0, b1 in slices)
+    lo, hi = RECURRENT_KERNEL_ROWS
+    if (matrix.dtype != np.float32 or not lo <= rows <= hi
+            or matrix.size < RECURRENT_KERNEL_MIN_SIZE):
+        return None
+    return pack_recurrent(matrix)
 
 
 def _fused_gates(dtype, act_code, rec_code):
@@ -181,11 +199,13 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, *, projection=None,
             x_time_major = time_major
             chunk = int(max(1, min(T, CHUNK_ELEMENTS // max(B * G, 1))))
 
+        u_packed = _packed(recurrent_kernel, slices)
+
         def run(i, b0, b1):
             nb = b1 - b0
             gbuf = None if training else ws.get(f"gates{i}", chunk * nb * G, dtype)
             _forward_kernel(
-                xk, x_time_major, kernel, recurrent_kernel, bias, projection, mask8,
+                xk, x_time_major, kernel, recurrent_kernel, u_packed, bias, projection, mask8,
                 recurrent_mask, go_backwards, act_code, rec_code, h, c, last,
                 seq, time_major, processing_order,
                 arrays["z"] if training else None,
@@ -279,10 +299,13 @@ def lstm_backward(cache, d_seq=None, d_last=None, d_h=None, d_c=None, need_dx=Tr
         bias=np.zeros(G, dtype), projection=None if proj is None else np.zeros_like(proj))
     dh_store = np.empty((T, B, P), dtype) if proj is not None else None
 
+    ut = np.ascontiguousarray(opt["recurrent_kernel"].T)
+    ut_packed = _packed(ut, opt["slices"])
+
     def run(b0, b1):
         nb = b1 - b0
         _backward_steps_kernel(
-            opt["recurrent_kernel"], proj, opt["mask"], opt["recurrent_mask"],
+            ut, ut_packed, proj, opt["mask"], opt["recurrent_mask"],
             opt["go_backwards"], opt["act"], opt["rec"], a["z"], a["cprev"], a["c"],
             d_seq, time_major, opt["processing_order"], dh, dc, dprev, dh_store,
             np.empty(nb * (2 * G + 2 * H + max(H, P)), dtype),

@@ -24,13 +24,14 @@ from cython cimport floating
 from libc.string cimport memcpy, memset
 
 from .blas cimport gemm
+from .recurrent cimport recurrent_product
 from .activations cimport (activate, activate_grad, activate_gates,
                            activate_gates_grad, fill_gate_selector)
 
 
 cdef void backward_rows(
         int T, int B, int H, int P,
-        const floating* U, const floating* Wr,
+        const floating* UT, const float* UTp, int UTp_width, const floating* Wr,
         const unsigned char* mask,           # (B, T) or NULL
         const floating* rec_mask,            # (B, P) or NULL
         bint go_backwards, int act, int rec_act,
@@ -115,7 +116,8 @@ cdef void backward_rows(
                 dzrow[3 * H + j] = mj * tc[row * H + j] * d_row[3 * H + j]
                 dcrow[j] = dcj * a_row[H + j]
         # dh_{t-1} = dz_t @ U^T for unmasked rows; masked rows carry dh.
-        gemm(False, True, nb, P, G, 1, zblk, G, U, G, 0, tmp, P)
+        memset(tmp, 0, <Py_ssize_t>nb * P * sizeof(floating))
+        recurrent_product(nb, P, G, zblk, G, UT, UTp, UTp_width, tmp, P)
         for b in range(b0, b1):
             if mask != NULL and not mask[<Py_ssize_t>b * T + t]:
                 continue
@@ -153,7 +155,7 @@ cdef void backward_weights(
 
 
 def lstm_backward_steps(
-        const floating[:, ::1] U, const floating[:, ::1] Wr,
+        const floating[:, ::1] UT, const float[:, ::1] UT_packed, const floating[:, ::1] Wr,
         const unsigned char[:, ::1] mask, const floating[:, ::1] rec_mask,
         bint go_backwards, int act, int rec_act,
         floating[:, :, ::1] z_store, const floating[:, :, ::1] cprev_store,
@@ -164,6 +166,8 @@ def lstm_backward_steps(
         int b0, int b1):
     """The time loop of the backward pass for rows [b0, b1), in place.
 
+    `UT` is the recurrent kernel transposed, (G, P) C-contiguous, and
+    `UT_packed` its `pack_recurrent` form or None.
     `dh`, `dc`, `dprev` hold the gradients w.r.t. the final h, c and the last
     output on entry and w.r.t. h0, c0 on exit. The gate gradients overwrite
     `z_store` (so a forward pass is backpropagated once); `dh_store` is needed
@@ -179,7 +183,8 @@ def lstm_backward_steps(
         return
     with nogil:
         backward_rows(
-            T, B, H, P, &U[0, 0],
+            T, B, H, P, &UT[0, 0], &UT_packed[0, 0] if UT_packed is not None else NULL,
+            UT_packed.shape[1] if UT_packed is not None else 0,
             &Wr[0, 0] if Wr is not None else NULL,
             &mask[0, 0] if mask is not None else NULL,
             &rec_mask[0, 0] if rec_mask is not None else NULL,

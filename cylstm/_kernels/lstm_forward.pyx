@@ -23,7 +23,9 @@
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
-from .blas cimport gemm, gemv_row
+from .blas cimport gemm
+from .recurrent cimport (cyl_rec_pack, cyl_rec_panel_width, cyl_recurrent_isa,
+                         recurrent_product)
 from .activations cimport activate, activate_grad, activate_gates, fill_gate_selector
 
 
@@ -68,7 +70,8 @@ cdef void forward_rows(
         int T, int B, int I, int H, int P,
         # inputs
         const floating* x, bint x_time_major,
-        const floating* W, const floating* U, const floating* bias,
+        const floating* W, const floating* U, const float* Up, int Up_width,
+        const floating* bias,
         const floating* Wr,
         const unsigned char* mask,          # (B, T) or NULL
         const floating* rec_mask,           # (B, P) recurrent dropout or NULL
@@ -149,10 +152,7 @@ cdef void forward_rows(
                        <Py_ssize_t>nb * P * sizeof(floating))
                 memcpy(cprev_store + (<Py_ssize_t>t * B + b0) * H,
                        c + <Py_ssize_t>b0 * H, <Py_ssize_t>nb * H * sizeof(floating))
-            if nb == 1:
-                gemv_row(P, G, 1, hsrc, U, G, 1, grow)
-            else:
-                gemm(False, False, nb, G, P, 1, hsrc, P, U, G, 1, grow, G)
+            recurrent_product(nb, G, P, hsrc, P, U, Up, Up_width, grow, G)
 
             # Gate activations for the whole block; training keeps z intact.
             gates = abuf if training else grow
@@ -208,8 +208,8 @@ cdef void forward_rows(
 
 def lstm_forward(
         const floating[:, :, ::1] x, bint x_time_major,
-        const floating[:, ::1] W, const floating[:, ::1] U, const floating[::1] bias,
-        const floating[:, ::1] Wr,
+        const floating[:, ::1] W, const floating[:, ::1] U, const float[:, ::1] U_packed,
+        const floating[::1] bias, const floating[:, ::1] Wr,
         const unsigned char[:, ::1] mask,
         const floating[:, ::1] rec_mask,
         bint go_backwards, int act, int rec_act,
@@ -226,7 +226,7 @@ def lstm_forward(
 
     `h`, `c` hold the initial state on entry and the final state on exit;
     `prev_out` must be zeros on entry and holds the last output on exit.
-    Optional arrays are None. When training, `z_store` holds x @ W + bias on
+    Optional arrays are None. `U_packed` is `pack_recurrent(U)` or None. When training, `z_store` holds x @ W + bias on
     entry (see `project_inputs`) and the pre-activations on exit. Workspace
     sizes, nb = b1 - b0: gbuf chunk*nb*G (unused when training), xbuf
     chunk*nb*I, abuf nb*G, hbuf nb*P, mbuf nb*H; `sel` (nb*G float32) is
@@ -248,7 +248,9 @@ def lstm_forward(
         return
     with nogil:
         forward_rows(
-            T, B, I, H, P, &x[0, 0, 0], x_time_major, &W[0, 0], &U[0, 0], &bias[0],
+            T, B, I, H, P, &x[0, 0, 0], x_time_major, &W[0, 0], &U[0, 0],
+            &U_packed[0, 0] if U_packed is not None else NULL,
+            U_packed.shape[1] if U_packed is not None else 0, &bias[0],
             &Wr[0, 0] if Wr is not None else NULL,
             &mask[0, 0] if mask is not None else NULL,
             &rec_mask[0, 0] if rec_mask is not None else NULL,
@@ -290,3 +292,37 @@ def apply_activation(int code, floating[::1] z, bint derivative=False):
         else:
             activate(code, &z[0], &dst[0], z.shape[0])
     return out
+
+
+def pack_recurrent(const float[:, ::1] B):
+    """B (K x N) packed for the step kernel: (panels * K, panel width), or
+    None where the CPU has no kernel."""
+    import numpy as np
+    cdef int K = B.shape[0], N = B.shape[1]
+    cdef int nr = cyl_rec_panel_width()
+    if nr == 0 or K == 0 or N == 0:
+        return None
+    packed = np.empty(((N + nr - 1) // nr * K, nr), dtype=np.float32)
+    cdef float[:, ::1] out = packed
+    with nogil:
+        cyl_rec_pack(&B[0, 0], K, N, nr, &out[0, 0])
+    return packed
+
+
+def recurrent_product_f32(const float[:, ::1] A, const float[:, ::1] B, float[:, ::1] C,
+                          bint packed=True):
+    """C += A @ B with the step kernel (packed) or BLAS (for tests and benchmarks)."""
+    Bp = pack_recurrent(B) if packed else None
+    cdef const float[:, ::1] bp = Bp
+    if A.shape[0] == 0:
+        return
+    with nogil:
+        recurrent_product(A.shape[0], B.shape[1], A.shape[1], &A[0, 0], A.shape[1],
+                          &B[0, 0], &bp[0, 0] if bp is not None else NULL,
+                          bp.shape[1] if bp is not None else 0, &C[0, 0], C.shape[1])
+
+
+def recurrent_isa(int force=-1):
+    """The SIMD level of the step kernel: 2 AVX-512, 1 AVX2, 0 none (BLAS).
+    `force` caps it for this process (tests reach each path with it)."""
+    return cyl_recurrent_isa(force)

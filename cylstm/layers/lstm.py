@@ -15,6 +15,7 @@ from .. import activations as _activations
 from .. import constraints as _constraints
 from .. import initializers as _initializers
 from .. import regularizers as _regularizers
+from .._kernels.lstm_step import StepKernel
 from .._validation import (as_float_array, check_bool, check_fraction, check_mask,
                            check_positive_int)
 from .base import Layer
@@ -76,6 +77,7 @@ class LSTMCell(Layer):
         self.output_size = self.units
         self._dropout_masks = _DropoutMasks(seed)
         self._workspace = _ops.Workspace()
+        self._stepper = None
 
     def build(self, input_shape):
         input_dim = input_shape[-1]
@@ -134,11 +136,39 @@ class LSTMCell(Layer):
                              f"(last axis); got shape {x.shape}.")
         return x
 
+    def _stepper_for(self, batch):
+        """The streaming kernel for this batch size (None for Python activations)."""
+        k = self._stepper
+        if k is None or k.batch != batch:
+            act = _activations.kernel_code(self.activation)
+            rec = _activations.kernel_code(self.recurrent_activation)
+            if act is None or rec is None:
+                return None
+            bias = self._params["bias"] if self.use_bias else np.zeros(4 * self.units, self.dtype)
+            k = StepKernel(self._params["kernel"], self._params["recurrent_kernel"], bias, None,
+                           act, rec, batch, _ops._fused_gates(np.dtype(self.dtype), act, rec))
+            self._stepper = k
+        return k
+
     def call(self, inputs, states=None, training=False):
+        dropping = training and (self.dropout > 0 or self.recurrent_dropout > 0)
+        k = self._stepper
+        if k is not None and not dropping and type(states) in (list, tuple) \
+                and len(states) == 2:
+            # Streaming fast path: C-level checks only.
+            out = k.step(inputs, states[0], states[1])
+            if out is not None:
+                return out[0], [out[0], out[1]]
         x = self._check_input_2d(inputs)
         h0, c0 = self._check_states(states, x.shape[0])
+        if not dropping:
+            k = self._stepper_for(x.shape[0])
+            if k is not None:
+                h, c = k.step(np.ascontiguousarray(x), np.ascontiguousarray(h0),
+                              np.ascontiguousarray(c0))
+                return h, [h, c]
         rec_mask = None
-        if training:
+        if dropping:
             dmask = self._dropout_masks.draw(self.dropout, x.shape, self.dtype)
             if dmask is not None:
                 x = x * dmask
@@ -510,9 +540,16 @@ class LSTM(Layer):
     def step(self, inputs, states):
         """One timestep for a batch (streaming): ``h, [h, c] = layer.step(x_t, [h, c])``.
 
-        Uses the layer's weights and the preallocated workspace; the states
-        passed in are not modified.
+        Uses the layer's weights and a preallocated workspace; the states
+        passed in are not modified and the results are new arrays. Per call,
+        beyond the arithmetic: a few C-level argument checks (inputs that are
+        C-contiguous arrays of the layer's dtype skip any conversion).
         """
+        k = self.cell._stepper
+        if k is not None and type(states) in (list, tuple) and len(states) == 2:
+            out = k.step(inputs, states[0], states[1])
+            if out is not None:
+                return out[0], [out[0], out[1]]
         return self.cell.call(inputs, states)
 
     # -- config ------------------------------------------------------------

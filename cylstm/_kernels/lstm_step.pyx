@@ -1,0 +1,135 @@
+# One LSTM timestep for streaming inference, with as little per-call work as
+# the computation allows (SPEC 6b): the weights are held by pointer, the
+# gate workspace is preallocated, and the argument checks are a few C
+# comparisons. Per call: z = bias + x @ W + h @ U (two gemv/gemm), the fused
+# gate loop, then c and h. Notation as in lstm_forward.pyx.
+cimport numpy as cnp
+from cython cimport floating
+from libc.string cimport memcpy
+
+from .activations cimport activate, activate_gates, fill_gate_selector
+from .blas cimport gemm
+from .recurrent cimport recurrent_product
+
+import numpy as np
+
+cnp.import_array()
+
+
+cdef void step_rows(int nb, int I, int H, int P, const floating* x, const floating* h,
+                    const floating* c, const floating* W, const floating* U,
+                    const floating* bias, const floating* Wr, int act, int rec_act,
+                    floating* gates, floating* mbuf, const float* sel,
+                    floating* h_out, floating* c_out) noexcept nogil:
+    cdef int G = 4 * H
+    cdef int b, j
+    cdef floating* arow
+    for b in range(nb):
+        memcpy(gates + <Py_ssize_t>b * G, bias, G * sizeof(floating))
+    recurrent_product(nb, G, I, x, I, W, <const float*>NULL, 0, gates, G)
+    recurrent_product(nb, G, P, h, P, U, <const float*>NULL, 0, gates, G)
+    activate_gates(act, rec_act, gates, gates, sel, nb, H)
+    for b in range(nb):
+        arow = gates + <Py_ssize_t>b * G
+        for j in range(H):
+            c_out[b * H + j] = arow[H + j] * c[b * H + j] + arow[j] * arow[2 * H + j]
+    activate(act, c_out, mbuf, <Py_ssize_t>nb * H)
+    for b in range(nb):
+        arow = gates + <Py_ssize_t>b * G + 3 * H
+        for j in range(H):
+            mbuf[b * H + j] = arow[j] * mbuf[b * H + j]
+    if Wr != NULL:
+        gemm(False, False, nb, P, H, 1, mbuf, H, Wr, P, 0, h_out, P)
+    else:
+        memcpy(h_out, mbuf, <Py_ssize_t>nb * H * sizeof(floating))
+
+
+cdef inline bint _fits(object a, int rows, int cols, int typenum):
+    """A C-contiguous 2-D ndarray of this exact shape and dtype."""
+    if not cnp.PyArray_CheckExact(a):
+        return False
+    cdef cnp.ndarray arr = <cnp.ndarray>a
+    return (cnp.PyArray_NDIM(arr) == 2 and cnp.PyArray_DIMS(arr)[0] == rows
+            and cnp.PyArray_DIMS(arr)[1] == cols and cnp.PyArray_TYPE(arr) == typenum
+            and cnp.PyArray_IS_C_CONTIGUOUS(arr))
+
+
+cdef class StepKernel:
+    """One timestep of an LSTM for a fixed batch size and the given weights.
+
+    The weight arrays are used in place (a layer updates them in place), so
+    results follow weight changes without a rebuild. ``step(x, h, c)``
+    returns new arrays ``(h_new, c_new)``; it returns None when an argument is
+    not a C-contiguous ndarray of the expected shape and dtype, so the caller
+    can convert (or raise) and try again.
+    """
+    cdef readonly object kernel, recurrent_kernel, bias, projection
+    cdef readonly int batch, input_dim, units, output_dim
+    cdef int act, rec_act, typenum, is_float
+    cdef object _gates, _m, _sel
+
+    def __init__(self, kernel, recurrent_kernel, bias, projection, int act, int rec_act,
+                 int batch, bint fused):
+        self.kernel = kernel
+        self.recurrent_kernel = recurrent_kernel
+        self.bias = bias
+        self.projection = projection
+        self.batch = batch
+        self.input_dim = kernel.shape[0]
+        self.units = kernel.shape[1] // 4
+        self.output_dim = recurrent_kernel.shape[0]
+        self.act = act
+        self.rec_act = rec_act
+        self.is_float = kernel.dtype == np.float32
+        self.typenum = cnp.NPY_FLOAT32 if self.is_float else cnp.NPY_FLOAT64
+        G = 4 * self.units
+        self._gates = np.empty(max(batch * G, 1), kernel.dtype)
+        self._m = np.empty(max(batch * self.units, 1), kernel.dtype)
+        self._sel = None
+        if fused:
+            self._sel = np.empty(max(batch * G, 1), np.float32)
+            fill_gate_selector(<float*>cnp.PyArray_DATA(self._sel), batch, self.units)
+
+    def step(self, x, h, c):
+        cdef int B = self.batch, P = self.output_dim, H = self.units
+        cdef cnp.npy_intp hdims[2]
+        cdef cnp.npy_intp cdims[2]
+        if not (_fits(x, B, self.input_dim, self.typenum) and _fits(h, B, P, self.typenum)
+                and _fits(c, B, H, self.typenum)):
+            return None
+        hdims[0] = B
+        hdims[1] = P
+        cdims[0] = B
+        cdims[1] = H
+        cdef cnp.ndarray h_out = cnp.PyArray_EMPTY(2, hdims, self.typenum, 0)
+        cdef cnp.ndarray c_out = cnp.PyArray_EMPTY(2, cdims, self.typenum, 0)
+        if B == 0:
+            return h_out, c_out
+        cdef void* px = cnp.PyArray_DATA(<cnp.ndarray>x)
+        cdef void* ph = cnp.PyArray_DATA(<cnp.ndarray>h)
+        cdef void* pc = cnp.PyArray_DATA(<cnp.ndarray>c)
+        cdef void* pW = cnp.PyArray_DATA(<cnp.ndarray>self.kernel)
+        cdef void* pU = cnp.PyArray_DATA(<cnp.ndarray>self.recurrent_kernel)
+        cdef void* pb = cnp.PyArray_DATA(<cnp.ndarray>self.bias)
+        cdef void* pWr = NULL
+        if self.projection is not None:
+            pWr = cnp.PyArray_DATA(<cnp.ndarray>self.projection)
+        cdef void* pg = cnp.PyArray_DATA(<cnp.ndarray>self._gates)
+        cdef void* pm = cnp.PyArray_DATA(<cnp.ndarray>self._m)
+        cdef float* psel = NULL
+        if self._sel is not None:
+            psel = <float*>cnp.PyArray_DATA(<cnp.ndarray>self._sel)
+        cdef void* pho = cnp.PyArray_DATA(h_out)
+        cdef void* pco = cnp.PyArray_DATA(c_out)
+        with nogil:
+            if self.is_float:
+                step_rows[float](B, self.input_dim, H, P, <float*>px, <float*>ph, <float*>pc,
+                                 <float*>pW, <float*>pU, <float*>pb, <float*>pWr,
+                                 self.act, self.rec_act, <float*>pg, <float*>pm, psel,
+                                 <float*>pho, <float*>pco)
+            else:
+                step_rows[double](B, self.input_dim, H, P, <double*>px, <double*>ph,
+                                  <double*>pc, <double*>pW, <double*>pU, <double*>pb,
+                                  <double*>pWr, self.act, self.rec_act, <double*>pg,
+                                  <double*>pm, NULL, <double*>pho, <double*>pco)
+        return h_out, c_out
