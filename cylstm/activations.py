@@ -75,8 +75,10 @@ def get(identifier):
 
 
 def serialize(activation):
-    """The Keras name of an activation (a callable's __name__ otherwise)."""
-    return getattr(activation, "cylstm_name", getattr(activation, "__name__", str(activation)))
+    """The Keras name of an activation (a callable's __name__ otherwise).
+    Keras 3 writes swish as 'silu'."""
+    name = getattr(activation, "cylstm_name", getattr(activation, "__name__", str(activation)))
+    return "silu" if name == "swish" else name
 
 
 def kernel_code(activation):

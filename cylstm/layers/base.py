@@ -23,7 +23,9 @@ _NAME_LOCK = threading.Lock()
 
 
 def _snake_case(name):
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    """Keras's rule: 'LSTM' -> 'lstm', 'LSTMCell' -> 'lstm_cell', 'Dense' -> 'dense'."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def unique_name(base):

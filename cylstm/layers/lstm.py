@@ -448,22 +448,39 @@ class LSTM(Layer):
             self.states = [result[2].copy(), result[3].copy()]
         return result, dmask
 
+    def _output_keep(self, mask):
+        """1/0 weights that zero the masked steps of the sequence output
+        (zero_output_for_mask), in the output's layout and step order."""
+        if not (self.zero_output_for_mask and self.return_sequences and mask is not None):
+            return None
+        time_axis = 0 if self.time_major else 1
+        keep = np.flip(mask, axis=time_axis) if self.go_backwards else mask
+        return keep[..., None].astype(self.dtype)
+
     def _package(self, seq, last, h, c, mask):
         output = seq if self.return_sequences else last
-        if self.zero_output_for_mask and self.return_sequences and mask is not None:
-            keep = mask.T if self.time_major else mask
-            output = output * keep[..., None].astype(output.dtype)
+        keep = self._output_keep(mask)
+        if keep is not None:
+            output = output * keep
         if self.return_state:
             return [output, h, c]
         return output
+
+    def _batch_size(self, output):
+        return output.shape[1] if (self.time_major and self.return_sequences) else output.shape[0]
+
+    def _record_activity_loss(self, outputs):
+        # Keras: the penalty of every output, each divided by the batch size.
+        reg = self.activity_regularizer
+        if reg is not None:
+            batch = max(self._batch_size(outputs[0]), 1)
+            self._activity_loss = float(sum(reg(o) for o in outputs)) / batch
 
     def call(self, inputs, initial_state=None, mask=None, training=False):
         x, h0, c0, m = self._prepare(inputs, initial_state, mask)
         (seq, last, h, c, _), _ = self._run(x, h0, c0, m, bool(training), False)
         out = self._package(seq, last, h, c, m)
-        if self.activity_regularizer is not None:
-            first = out[0] if self.return_state else out
-            self._activity_loss = float(self.activity_regularizer(first))
+        self._record_activity_loss(out if self.return_state else [out])
         return out
 
     def forward_train(self, inputs, initial_state=None, mask=None, training=True):
@@ -475,8 +492,7 @@ class LSTM(Layer):
         (seq, last, h, c, cache), dmask = self._run(x, h0, c0, m, bool(training), True)
         y = self._package(seq, last, h, c, m)
         first = y[0] if self.return_state else y
-        if self.activity_regularizer is not None:
-            self._activity_loss = float(self.activity_regularizer(first))
+        self._record_activity_loss(y if self.return_state else [y])
         given_state = initial_state is not None
 
         def backprop(dy):
@@ -490,13 +506,19 @@ class LSTM(Layer):
             d_out = self._check_grad(d_out, first.shape, "d_output")
             d_h = self._check_grad(d_h, h.shape, "d_h")
             d_c = self._check_grad(d_c, c.shape, "d_c")
-            if self.activity_regularizer is not None:
-                reg = self.activity_regularizer.gradient(first).astype(self.dtype)
-                d_out = reg if d_out is None else d_out + reg
-            if d_out is not None and self.zero_output_for_mask and self.return_sequences \
-                    and m is not None:
-                keep = m.T if self.time_major else m
-                d_out = d_out * keep[..., None].astype(self.dtype)
+            reg = self.activity_regularizer
+            if reg is not None:
+                batch = max(self._batch_size(first), 1)
+
+                def with_penalty(d, out):
+                    g = (reg.gradient(out) / batch).astype(self.dtype)
+                    return g if d is None else d + g
+                d_out = with_penalty(d_out, first)
+                if self.return_state:
+                    d_h, d_c = with_penalty(d_h, h), with_penalty(d_c, c)
+            keep = self._output_keep(m)
+            if d_out is not None and keep is not None:
+                d_out = d_out * keep
             g = _ops.lstm_backward(
                 cache, d_seq=d_out if self.return_sequences else None,
                 d_last=None if self.return_sequences else d_out, d_h=d_h, d_c=d_c)

@@ -306,3 +306,55 @@ def test_same_layer_from_two_threads_is_safe(rng):
         t.join()
     for got, expected in zip(results, serial):
         np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("time_major", [False, True])
+def test_zero_output_for_mask_follows_processing_order(rng, time_major):
+    # Keras 3 (checked against it): go_backwards outputs are in processing
+    # order, so mask [0,0,1,1,1,1] zeroes output positions 4 and 5.
+    x = _x(rng, (2, 6, 3))
+    mask = np.array([[0, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1]], bool)
+    plain = LSTM(4, return_sequences=True, go_backwards=True, time_major=time_major)
+    zeroed = LSTM(4, return_sequences=True, go_backwards=True, zero_output_for_mask=True,
+                  time_major=time_major)
+    xin = x.transpose(1, 0, 2) if time_major else x
+    min_ = mask.T if time_major else mask
+    plain.build(xin.shape)
+    zeroed.build(xin.shape)
+    zeroed.set_weights(plain.get_weights())
+    a, b = plain(xin, mask=min_), zeroed(xin, mask=min_)
+    if time_major:
+        a, b = a.transpose(1, 0, 2), b.transpose(1, 0, 2)
+    assert not b[0, 4:].any() and b[0, :4].all()
+    np.testing.assert_array_equal(b[0, :4], a[0, :4])
+    np.testing.assert_array_equal(b[1], a[1])
+
+
+def test_activity_regularizer_penalty_and_gradient(rng):
+    x = _x(rng, (3, 5, 2), "float64")
+    layer = LSTM(4, return_state=True, activity_regularizer=cylstm.regularizers.L2(0.3),
+                 dtype="float64")
+    out, h, c = layer(x)
+    expected = 0.3 * (np.sum(out ** 2) + np.sum(h ** 2) + np.sum(c ** 2)) / 3
+    assert layer.losses[-1] == pytest.approx(expected, rel=1e-12)
+
+    def total(xv):
+        o = layer(xv)
+        return layer.losses[-1]
+
+    y, backprop = layer.forward_train(x)
+    dx = backprop([None, None, None])
+    eps = 1e-6
+    num = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        xp, xm = x.copy(), x.copy()
+        xp[idx] += eps
+        xm[idx] -= eps
+        num[idx] = (total(xp) - total(xm)) / (2 * eps)
+    np.testing.assert_allclose(dx, num, rtol=1e-5, atol=1e-8)
+
+
+def test_default_names_follow_keras():
+    from cylstm.layers.base import _snake_case
+    assert _snake_case("LSTM") == "lstm" and _snake_case("LSTMCell") == "lstm_cell"
+    assert LSTM(2).name.startswith("lstm")
