@@ -24,6 +24,7 @@ What a Keras user can count on (SPEC section 5; tests in tests/models/):
 import json
 import math
 import numbers
+import re
 import shutil
 import sys
 
@@ -476,12 +477,15 @@ class Sequential:
 
     @staticmethod
     def _class_weights(y, class_weight):
+        """Per-sample weights from ``{class: weight}`` (Keras: targets of rank 1 or 2)."""
         y = np.asarray(y)
-        if y.ndim >= 2 and y.shape[-1] > 1:
+        if y.ndim > 2:
+            raise ValueError("`class_weight` needs one class per sample (targets of rank 1 or "
+                             f"2), as in Keras; got targets of shape {y.shape}.")
+        if y.ndim == 2 and y.shape[1] > 1:
             labels = np.argmax(y, axis=-1)
         else:
-            labels = np.round(y.reshape(y.shape[0], -1)[:, 0]).astype(np.int64)
-        labels = labels.reshape(labels.shape[0], -1)[:, 0] if labels.ndim > 1 else labels
+            labels = np.round(y.reshape(-1)).astype(np.int64)
         try:
             return np.array([class_weight[int(c)] for c in labels], dtype=np.float64)
         except KeyError as e:
@@ -505,7 +509,7 @@ class Sequential:
                              "fits NumPy arrays (pass x and y).")
         if y is None:
             raise ValueError("`fit` needs targets: pass y.")
-        verbose = _verbose_level(verbose)
+        level = _verbose_level(verbose)   # Keras passes 'auto' itself on to the callbacks
         batch_size = _check_batch_size(batch_size)
         if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 0:
             raise ValueError(f"Received an invalid value for argument `epochs`, expected a "
@@ -543,7 +547,7 @@ class Sequential:
 
         self._ensure_built(x)
         steps = int(math.ceil(n / batch_size))
-        cb = _callbacks.CallbackList(callbacks, add_history=True, add_progbar=verbose != 0,
+        cb = _callbacks.CallbackList(callbacks, add_history=True, add_progbar=level != 0,
                                      model=self, verbose=verbose, epochs=epochs, steps=steps)
         self.stop_training = False
         for layer in self._layers:
@@ -628,12 +632,12 @@ class Sequential:
             raise ValueError("`steps` is for generators; cylstm evaluates NumPy arrays.")
         if y is None:
             raise ValueError("`evaluate` needs targets: pass y.")
-        verbose = _verbose_level(verbose)
+        level = _verbose_level(verbose)   # Keras passes 'auto' itself on to the callbacks
         batch_size = _check_batch_size(batch_size)
         x, y, sample_weight, n = self._prepare_xy(x, y, sample_weight, "evaluate")
         self._ensure_built(x)
         steps = int(math.ceil(n / batch_size))
-        cb = _callbacks.CallbackList(callbacks, add_progbar=verbose != 0, model=self,
+        cb = _callbacks.CallbackList(callbacks, add_progbar=level != 0, model=self,
                                      verbose=verbose, epochs=1, steps=steps)
         cb.on_test_begin()
         logs = self._evaluate_arrays(x, y, sample_weight, batch_size, cb)
@@ -647,7 +651,7 @@ class Sequential:
         """The model's outputs for x, computed in batches of ``batch_size`` (32)."""
         if steps is not None:
             raise ValueError("`steps` is for generators; cylstm predicts on NumPy arrays.")
-        verbose = _verbose_level(verbose)
+        level = _verbose_level(verbose)   # Keras passes 'auto' itself on to the callbacks
         batch_size = _check_batch_size(batch_size)
         x = _as_batchable(x, "x")
         n = _n_samples(x, "x")
@@ -655,7 +659,7 @@ class Sequential:
             raise ValueError("`predict` received no samples: x has length 0.")
         self._ensure_built(x)
         steps = int(math.ceil(n / batch_size))
-        cb = _callbacks.CallbackList(callbacks, add_progbar=verbose != 0, model=self,
+        cb = _callbacks.CallbackList(callbacks, add_progbar=level != 0, model=self,
                                      verbose=verbose, epochs=1, steps=steps)
         cb.on_predict_begin()
         outs = []
@@ -880,16 +884,12 @@ def save_model(model, filepath, overwrite=True, **kwargs):
 
 # -- summary rendering (rich's table layout, as Keras 3 prints it) -------------------
 
-_RE_WORD = None
+_RE_WORD = re.compile(r"\s*\S+\s*")
 
 
 def _words(text):
-    import re
-    global _RE_WORD
-    if _RE_WORD is None:
-        _RE_WORD = re.compile(r"\s*\S+\s*")
-    pos = 0
-    match = _RE_WORD.match(text, pos)
+    """rich's words: (start, end, word with its trailing whitespace)."""
+    match = _RE_WORD.match(text, 0)
     while match is not None:
         start, end = match.span()
         yield start, end, match.group(0)
@@ -1020,7 +1020,6 @@ def _layer_shape_text(layer):
 
 
 def _layer_index_bounds(layers, layer_range):
-    import re
     if layer_range is None:
         return 0, len(layers)
     if len(layer_range) != 2 or not all(isinstance(s, str) for s in layer_range):

@@ -397,7 +397,8 @@ def _fit_case(w, case, build, compile_kwargs, x, y, fit_kwargs, val_first=None):
         arrays[f"history_{k}"] = np.array(v, dtype="float64")
     fit_kwargs = {k: v for k, v in fit_kwargs.items() if k != "validation_data"}
     w.add(case, arrays, n_weights=len(init), history_keys=list(hist.history),
-          fit_kwargs=fit_kwargs, val_first=val_first, evaluate=[float(v) for v in np.atleast_1d(evaluation)])
+          fit_kwargs=fit_kwargs, val_first=val_first,
+          evaluate=[float(v) for v in np.atleast_1d(evaluation)])
 
 
 def make_fit():
