@@ -54,6 +54,22 @@ cdef inline bint _fits(object a, int rows, int cols, int typenum):
             and cnp.PyArray_IS_C_CONTIGUOUS(arr))
 
 
+cdef inline bint _fits_one_step(object a, int batch, int cols, int typenum,
+                                bint time_major):
+    """A C-contiguous (batch, 1, cols) array, or (1, batch, cols) when time-major:
+    the same memory as (batch, cols)."""
+    if not cnp.PyArray_CheckExact(a):
+        return False
+    cdef cnp.ndarray arr = <cnp.ndarray>a
+    if cnp.PyArray_NDIM(arr) != 3 or cnp.PyArray_TYPE(arr) != typenum \
+            or not cnp.PyArray_IS_C_CONTIGUOUS(arr):
+        return False
+    cdef cnp.npy_intp* d = cnp.PyArray_DIMS(arr)
+    if time_major:
+        return d[0] == 1 and d[1] == batch and d[2] == cols
+    return d[0] == batch and d[1] == 1 and d[2] == cols
+
+
 cdef class StepKernel:
     """One timestep of an LSTM for a fixed batch size and the given weights.
 
@@ -91,17 +107,42 @@ cdef class StepKernel:
             fill_gate_selector(<float*>cnp.PyArray_DATA(self._sel), batch, self.units)
 
     def step(self, x, h, c):
-        cdef int B = self.batch, P = self.output_dim, H = self.units
-        cdef cnp.npy_intp hdims[2]
-        cdef cnp.npy_intp cdims[2]
-        if not (_fits(x, B, self.input_dim, self.typenum) and _fits(h, B, P, self.typenum)
-                and _fits(c, B, H, self.typenum)):
+        """(h_new, c_new) from x (batch, input_dim), h, c; None if an argument
+        does not fit (see the class docstring)."""
+        if not (_fits(x, self.batch, self.input_dim, self.typenum)
+                and _fits(h, self.batch, self.output_dim, self.typenum)
+                and _fits(c, self.batch, self.units, self.typenum)):
             return None
-        hdims[0] = B
-        hdims[1] = P
+        return self._run(x, h, c, 2, False)
+
+    def sequence_of_one(self, x, h, c, bint time_major, bint return_sequences):
+        """A whole layer call on a sequence of one timestep: x is (batch, 1, I)
+        (or (1, batch, I)); returns (output, h_new, c_new) with the output
+        (batch, 1, P) / (1, batch, P) when return_sequences, else h_new."""
+        if not (_fits_one_step(x, self.batch, self.input_dim, self.typenum, time_major)
+                and _fits(h, self.batch, self.output_dim, self.typenum)
+                and _fits(c, self.batch, self.units, self.typenum)):
+            return None
+        if not return_sequences:
+            h_new, c_new = self._run(x, h, c, 2, False)
+            return h_new, h_new, c_new
+        out, c_new = self._run(x, h, c, 3, time_major)
+        return out, out.reshape(self.batch, self.output_dim), c_new
+
+    cdef tuple _run(self, x, h, c, int out_ndim, bint time_major):
+        cdef int B = self.batch, P = self.output_dim, H = self.units
+        cdef cnp.npy_intp hdims[3]
+        cdef cnp.npy_intp cdims[2]
+        if out_ndim == 2:
+            hdims[0] = B
+            hdims[1] = P
+        else:
+            hdims[0] = 1 if time_major else B
+            hdims[1] = B if time_major else 1
+            hdims[2] = P
         cdims[0] = B
         cdims[1] = H
-        cdef cnp.ndarray h_out = cnp.PyArray_EMPTY(2, hdims, self.typenum, 0)
+        cdef cnp.ndarray h_out = cnp.PyArray_EMPTY(out_ndim, hdims, self.typenum, 0)
         cdef cnp.ndarray c_out = cnp.PyArray_EMPTY(2, cdims, self.typenum, 0)
         if B == 0:
             return h_out, c_out

@@ -314,6 +314,7 @@ class LSTM(Layer):
         self.states = None
         self._activity_loss = 0.0
         self._workspace = _ops.Workspace()
+        self._zero_states = None
 
     # Cell arguments read through the layer, as Keras's LSTM properties.
     units = property(lambda self: self.cell.units)
@@ -476,8 +477,35 @@ class LSTM(Layer):
             batch = max(self._batch_size(outputs[0]), 1)
             self._activity_loss = float(sum(reg(o) for o in outputs)) / batch
 
+    def _one_step_call(self, inputs):
+        """One timestep from zero states through the streaming kernel: a whole
+        layer call at serving latency. None when it does not apply."""
+        k = self.cell._stepper
+        if k is None or self.stateful or self.activity_regularizer is not None:
+            return None
+        zeros = self._zero_states
+        if zeros is None or zeros[0].shape[0] != k.batch:
+            zeros = self._zero_states = self.get_initial_state(k.batch)
+        res = k.sequence_of_one(inputs, zeros[0], zeros[1], self.time_major,
+                                self.return_sequences)
+        if res is None:
+            return None
+        return list(res) if self.return_state else res[0]
+
     def call(self, inputs, initial_state=None, mask=None, training=False):
+        if mask is None and initial_state is None and not (
+                training and (self.dropout or self.recurrent_dropout)):
+            out = self._one_step_call(inputs)
+            if out is not None:
+                return out
         x, h0, c0, m = self._prepare(inputs, initial_state, mask)
+        steps = x.shape[0] if self.time_major else x.shape[1]
+        batch = x.shape[1] if self.time_major else x.shape[0]
+        if steps == 1 and m is None and initial_state is None and not training and batch:
+            self.cell._stepper_for(batch)  # and later calls of this shape go fast
+            out = self._one_step_call(np.ascontiguousarray(x))
+            if out is not None:
+                return out
         (seq, last, h, c, _), _ = self._run(x, h0, c0, m, bool(training), False)
         out = self._package(seq, last, h, c, m)
         self._record_activity_loss(out if self.return_state else [out])

@@ -358,3 +358,20 @@ def test_default_names_follow_keras():
     from cylstm.layers.base import _snake_case
     assert _snake_case("LSTM") == "lstm" and _snake_case("LSTMCell") == "lstm_cell"
     assert LSTM(2).name.startswith("lstm")
+
+
+@pytest.mark.parametrize("time_major", [False, True])
+@pytest.mark.parametrize("return_sequences,return_state", [(False, False), (True, True)])
+def test_single_timestep_call_matches_general_path(rng, time_major, return_sequences,
+                                                   return_state):
+    layer = LSTM(5, time_major=time_major, return_sequences=return_sequences,
+                 return_state=return_state)
+    x = _x(rng, (1, 3, 4) if time_major else (3, 1, 4))
+    layer.build(x.shape)
+    fast = layer(x)
+    general = layer(x, mask=np.ones((1, 3) if time_major else (3, 1), bool))
+    fast = fast if isinstance(fast, list) else [fast]
+    general = general if isinstance(general, list) else [general]
+    for a, b in zip(fast, general):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
