@@ -36,6 +36,9 @@ CHUNK_ELEMENTS = 1 << 18
 # slice gets. Measured with benchmarks/ (see the note in benchmarks/README.md).
 PARALLEL_MIN_WORK = 4_000_000
 PARALLEL_MIN_ROWS = 2
+# Multiply-adds per step below which an unsplit call keeps BLAS on one thread
+# (2 threads slowed 1,100,32,128 from 465 us to 849 us).
+BLAS_THREADS_MIN_STEP_WORK = 1_000_000
 
 # Where the float32 step kernel (recurrent.h) beats scipy's sgemm, measured
 # per call on this project's 2-core AVX-512 machine: from 12 rows (below,
@@ -80,6 +83,26 @@ class Workspace:
     def __init__(self):
         self._buffers = {}
         self._lock = threading.Lock()
+        self._free_stores = []
+        self._stores_lock = threading.Lock()
+
+    def take_stores(self, shapes, dtype):
+        """Training stores of these shapes: a set a finished backward pass gave
+        back, or new arrays. Reuse saves the page faults of fresh large
+        allocations on every training step."""
+        key = (tuple(sorted(shapes.items())), np.dtype(dtype))
+        with self._stores_lock:
+            for i, (k, arrays) in enumerate(self._free_stores):
+                if k == key:
+                    del self._free_stores[i]
+                    return arrays
+        return {name: None if shape is None else np.empty(shape, dtype)
+                for name, shape in shapes.items()}
+
+    def give_back_stores(self, shapes, dtype, arrays):
+        key = (tuple(sorted(shapes.items())), np.dtype(dtype))
+        with self._stores_lock:
+            self._free_stores = [(key, arrays)] + self._free_stores[:1]
 
     def acquire(self):
         if self._lock.acquire(blocking=False):
@@ -110,13 +133,15 @@ class _Lease:
 class ForwardCache:
     """What the backward pass needs from a training forward pass."""
 
-    __slots__ = ("arrays", "reference_cache", "options", "used")
+    __slots__ = ("arrays", "reference_cache", "options", "used", "workspace", "shapes")
 
-    def __init__(self, arrays, reference_cache, options):
+    def __init__(self, arrays, reference_cache, options, workspace=None, shapes=None):
         self.arrays = arrays
         self.reference_cache = reference_cache
         self.options = options
         self.used = False
+        self.workspace = workspace
+        self.shapes = shapes
 
 
 def _as_mask(mask, B, T, time_major):
@@ -182,17 +207,14 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, *, projection=None,
         if training:
             # The backward pass needs a time-major input for its dW/dX gemms,
             # and the projection of all steps is one gemm up front.
-            xk = np.ascontiguousarray(x if time_major else x.transpose(1, 0, 2))
+            store_shapes = dict(
+                x=(T, B, I), z=(T, B, G), hprev=(T, B, P), cprev=(T, B, H), c=(T, B, H),
+                m=(T, B, H) if projection is not None else None)
+            arrays = workspace.take_stores(store_shapes, dtype)
+            xk = arrays["x"]
+            np.copyto(xk, x if time_major else x.transpose(1, 0, 2))
             x_time_major = True
             chunk = T
-            arrays = dict(
-                x=xk,
-                z=np.empty((T, B, G), dtype),
-                hprev=np.empty((T, B, P), dtype),
-                cprev=np.empty((T, B, H), dtype),
-                c=np.empty((T, B, H), dtype),
-                m=np.empty((T, B, H), dtype) if projection is not None else None,
-            )
             _project_kernel(xk, kernel, bias, arrays["z"])
         else:
             xk = np.ascontiguousarray(x)
@@ -218,7 +240,8 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, *, projection=None,
                 ws.get(f"h{i}", nb * P, dtype), ws.get(f"m{i}", nb * H, dtype),
                 ws.get(f"sel{i}", nb * G, np.float32) if fused else None, b0, b1)
 
-        run_parallel([partial(run, i, b0, b1) for i, (b0, b1) in enumerate(slices)])
+        run_parallel([partial(run, i, b0, b1) for i, (b0, b1) in enumerate(slices)],
+                     single_thread_blas=B * G * (I + P) < BLAS_THREADS_MIN_STEP_WORK)
     cache = None
     if training:
         cache = ForwardCache(arrays, None, dict(
@@ -226,7 +249,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, *, projection=None,
             mask=mask8, recurrent_mask=recurrent_mask, go_backwards=go_backwards,
             act=act_code, rec=rec_code, time_major=time_major,
             processing_order=processing_order, shape=(T, B, I, H, P), dtype=dtype,
-            slices=slices, fused=fused))
+            slices=slices, fused=fused), workspace, store_shapes)
     return seq, last, h, c, cache
 
 
@@ -320,5 +343,6 @@ def lstm_backward(cache, d_seq=None, d_last=None, d_h=None, d_c=None, need_dx=Tr
     if dx is not None and not time_major:
         dx = np.ascontiguousarray(dx.transpose(1, 0, 2))
     grads.update(dx=dx, dh0=dh, dc0=dc)
-    cache.arrays = None  # free the stores
+    cache.workspace.give_back_stores(cache.shapes, dtype, a)
+    cache.arrays = None
     return grads

@@ -89,19 +89,22 @@ def blas_info():
     return [i for i in _get_controller().info() if i.get("user_api") == "blas"]
 
 
-def run_parallel(tasks):
+def run_parallel(tasks, single_thread_blas=True):
     """Run callables (which release the GIL) at once: the first on this
     thread, the others on a shared pool, with scipy's BLAS on one thread
-    meanwhile so the slices don't fight over cores."""
+    meanwhile so the slices don't fight over cores. A single task keeps the
+    BLAS threads unless `single_thread_blas` (small products, where a
+    thread hand-off per step costs more than it saves)."""
     global _pool
-    if len(tasks) == 1:
+    if len(tasks) == 1 and not single_thread_blas:
         tasks[0]()
         return
-    with _lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=max(_cpu_count(), 2),
-                                       thread_name_prefix="cylstm")
-    blas = _scipy_blas()
+    if len(tasks) > 1:
+        with _lock:
+            if _pool is None:
+                _pool = ThreadPoolExecutor(max_workers=max(_cpu_count(), 2),
+                                           thread_name_prefix="cylstm")
+    blas = [c for c in _scipy_blas() if c.get_num_threads() != 1]
     before = [c.get_num_threads() for c in blas]
     for c in blas:
         c.set_num_threads(1)
