@@ -39,6 +39,7 @@ import numpy as np
 
 from .. import _ops
 from .. import activations as _activations
+from .._kernels.lstm_step import StepKernel
 from .._validation import as_float_array, standardize_dtype
 
 __all__ = ["LSTM", "LSTMCell"]
@@ -645,6 +646,8 @@ class LSTMCell(_Module):
         self._rng = np.random.default_rng(seed)
         self._workspace = _ops.Workspace()
         self._slot = _Slot(self.input_size, self.hidden_size, 0, self.bias, self.dtype)
+        self._stepper = None
+        self._step_bias = np.zeros(4 * self.hidden_size, self.dtype)
         self._register([(self._slot, "")])
         self.reset_parameters()
 
@@ -691,12 +694,19 @@ class LSTMCell(_Module):
         return x, batched, states[0], states[1]
 
     def forward(self, input, hx=None):
-        """``(h_1, c_1)``: one LSTM step."""
+        """``(h_1, c_1)``: one LSTM step, on the streaming kernel."""
         x, batched, h0, c0 = self._prepare(input, hx)
         slot = self._slot
-        _, _, h, c, _ = _ops.lstm_forward(
-            x[None], slot.kernel, slot.recurrent, slot.bias(), h0, c0, time_major=True,
-            return_sequences=False, workspace=self._workspace)
+        k = self._stepper
+        if k is None or k.batch != x.shape[0]:
+            tanh, sigmoid = _activations.KERNEL_CODES["tanh"], _activations.KERNEL_CODES["sigmoid"]
+            k = self._stepper = StepKernel(
+                slot.kernel, slot.recurrent, self._step_bias, None, tanh, sigmoid, x.shape[0],
+                _ops._fused_gates(self.dtype, tanh, sigmoid))
+        if slot.bias_ih is not None:
+            np.add(slot.bias_ih, slot.bias_hh, out=self._step_bias)
+        h, c = k.step(np.ascontiguousarray(x), np.ascontiguousarray(h0),
+                      np.ascontiguousarray(c0))
         if not batched:
             return h[0], c[0]
         return h, c
