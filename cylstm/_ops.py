@@ -331,8 +331,7 @@ def lstm_backward(cache, d_seq=None, d_last=None, d_h=None, d_c=None, need_dx=Tr
             ut, ut_packed, proj, opt["mask"], opt["recurrent_mask"],
             opt["go_backwards"], opt["act"], opt["rec"], a["z"], a["cprev"], a["c"],
             d_seq, time_major, opt["processing_order"], dh, dc, dprev, dh_store,
-            np.empty(nb * (2 * G + 2 * H + max(H, P)), dtype),
-            np.empty(nb * G, np.float32) if opt["fused"] else None, b0, b1)
+            np.empty(nb * (2 * G + 2 * H + max(H, P)), dtype), opt["fused"], b0, b1)
 
     run_parallel([partial(run, b0, b1) for b0, b1 in opt["slices"]])
     # The gate gradients now sit where the pre-activations were.

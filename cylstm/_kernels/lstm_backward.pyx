@@ -6,6 +6,9 @@
 #   hprev_store[t] (B, P)  the h that multiplied U at t (after recurrent dropout)
 #   cprev_store[t] (B, H)  c_{t-1};   c_store[t] (B, H)  c_t
 #   m_store[t]     (B, H)  o * act(c_t), only with a projection
+# On the fused float32 tanh/sigmoid path (`stored_activations`) z_store holds
+# the gate activations and c_store tanh(c_t); the derivatives then come from
+# them (s (1 - s), 1 - t^2) with no transcendental function in this pass.
 #
 # Walking the steps in reverse processing order, with dh, dc the gradients
 # w.r.t. the state after the step and dprev the gradient w.r.t. the
@@ -25,8 +28,7 @@ from libc.string cimport memcpy, memset
 
 from .blas cimport gemm
 from .recurrent cimport recurrent_product
-from .activations cimport (activate, activate_grad, activate_gates,
-                           activate_gates_grad, fill_gate_selector)
+from .activations cimport activate, activate_grad, activate_gates, activate_gates_grad
 
 
 cdef void backward_rows(
@@ -42,7 +44,7 @@ cdef void backward_rows(
         floating* dh, floating* dc, floating* dprev,   # (B,P), (B,H), (B,P) in/out
         floating* dh_store,                  # (T, B, P) out, projection only
         floating* scratch,                   # nb * (2G + 2H + max(H, P))
-        float* sel,                          # nb * G gate selector, or NULL
+        bint stored_activations,
         int b0, int b1) noexcept nogil:
     """The per-step part for rows [b0, b1): turns z_store into dz (and fills
     dh_store), updates dh, dc, dprev. Rows are independent, so row ranges can
@@ -68,8 +70,7 @@ cdef void backward_rows(
     cdef floating* tmp = dtc + <Py_ssize_t>nb * H        # (nb, max(H, P))
     cdef floating dcj, mj
 
-    if sel != NULL:
-        fill_gate_selector(sel, nb, H)
+    cdef floating ai, af, ag, ao, tcj
     for s in range(T - 1, -1, -1):
         t = T - 1 - s if go_backwards else s
         # Gradient reaching each row's output at this step.
@@ -88,12 +89,14 @@ cdef void backward_rows(
             gemm(False, True, nb, H, P, 1, dh + <Py_ssize_t>b0 * P, P, Wr, P, 0, tmp, H)
             memcpy(dh_store + (<Py_ssize_t>t * B + b0) * P, dh + <Py_ssize_t>b0 * P,
                    <Py_ssize_t>nb * P * sizeof(floating))
-        # Activations and derivatives of the whole block, before dz overwrites z.
         zblk = z_store + (<Py_ssize_t>t * B + b0) * G
-        activate_gates(act, rec_act, zblk, act_z, sel, nb, H)
-        activate_gates_grad(act, rec_act, zblk, der_z, sel, nb, H)
-        activate(act, c_store + (<Py_ssize_t>t * B + b0) * H, tc, <Py_ssize_t>nb * H)
-        activate_grad(act, c_store + (<Py_ssize_t>t * B + b0) * H, dtc, <Py_ssize_t>nb * H)
+        if not stored_activations:
+            # Activations and derivatives of the block, before dz overwrites z.
+            activate_gates(act, rec_act, zblk, act_z, NULL, nb, H)
+            activate_gates_grad(act, rec_act, zblk, der_z, NULL, nb, H)
+            activate(act, c_store + (<Py_ssize_t>t * B + b0) * H, tc, <Py_ssize_t>nb * H)
+            activate_grad(act, c_store + (<Py_ssize_t>t * B + b0) * H, dtc,
+                          <Py_ssize_t>nb * H)
         for b in range(b0, b1):
             dzrow = zblk + <Py_ssize_t>(b - b0) * G
             if mask != NULL and not mask[<Py_ssize_t>b * T + t]:
@@ -103,10 +106,28 @@ cdef void backward_rows(
                 continue
             row = <Py_ssize_t>(b - b0)
             dm = tmp + row * H if has_proj else dh + <Py_ssize_t>b * P
-            a_row = act_z + row * G
-            d_row = der_z + row * G
             cprow = cprev_store + (<Py_ssize_t>t * B + b) * H
             dcrow = dc + <Py_ssize_t>b * H
+            if stored_activations:
+                # dzrow holds i, f, g, o and c_store tanh(c_t); each j reads
+                # its four gates before writing their gradients in place.
+                a_row = c_store + (<Py_ssize_t>t * B + b) * H
+                for j in range(H):
+                    ai = dzrow[j]
+                    af = dzrow[H + j]
+                    ag = dzrow[2 * H + j]
+                    ao = dzrow[3 * H + j]
+                    tcj = a_row[j]
+                    mj = dm[j]
+                    dcj = dcrow[j] + mj * ao * (1 - tcj * tcj)
+                    dzrow[j] = dcj * ag * ai * (1 - ai)
+                    dzrow[H + j] = dcj * cprow[j] * af * (1 - af)
+                    dzrow[2 * H + j] = dcj * ai * (1 - ag * ag)
+                    dzrow[3 * H + j] = mj * tcj * ao * (1 - ao)
+                    dcrow[j] = dcj * af
+                continue
+            a_row = act_z + row * G
+            d_row = der_z + row * G
             for j in range(H):
                 mj = dm[j]
                 dcj = dcrow[j] + mj * a_row[3 * H + j] * dtc[row * H + j]
@@ -162,12 +183,14 @@ def lstm_backward_steps(
         const floating[:, :, ::1] c_store,
         const floating[:, :, ::1] d_seq, bint d_time_major, bint d_processing_order,
         floating[:, ::1] dh, floating[:, ::1] dc, floating[:, ::1] dprev,
-        floating[:, :, ::1] dh_store, floating[::1] scratch, float[::1] sel,
+        floating[:, :, ::1] dh_store, floating[::1] scratch, bint stored_activations,
         int b0, int b1):
     """The time loop of the backward pass for rows [b0, b1), in place.
 
     `UT` is the recurrent kernel transposed, (G, P) C-contiguous, and
-    `UT_packed` its `pack_recurrent` form or None.
+    `UT_packed` its `pack_recurrent` form or None. `stored_activations`: the
+    forward pass ran the fused float32 tanh/sigmoid path (z_store holds the
+    gate activations, c_store tanh(c_t)).
     `dh`, `dc`, `dprev` hold the gradients w.r.t. the final h, c and the last
     output on entry and w.r.t. h0, c0 on exit. The gate gradients overwrite
     `z_store` (so a forward pass is backpropagated once); `dh_store` is needed
@@ -194,7 +217,7 @@ def lstm_backward_steps(
             d_processing_order,
             &dh[0, 0], &dc[0, 0], &dprev[0, 0],
             &dh_store[0, 0, 0] if dh_store is not None else NULL,
-            &scratch[0], &sel[0] if sel is not None else NULL, b0, b1)
+            &scratch[0], stored_activations, b0, b1)
 
 
 def lstm_backward_weights(

@@ -82,11 +82,13 @@ cdef void forward_rows(
         floating* prev_out,                 # (B, P): last output at exit
         floating* out_seq, Py_ssize_t out_stride_t, Py_ssize_t out_stride_b,
         bint out_processing_order,
-        # training stores (time-indexed, time-major) or NULL
+        # training stores (time-indexed, time-major) or NULL. With `sel`
+        # (fused float32 tanh/sigmoid), z_store keeps the gate activations and
+        # c_store tanh(c_t) instead: the backward pass needs nothing else.
         floating* z_store,                  # (T, B, G) pre-activations, x @ W + b on entry
         floating* hprev_store,              # (T, B, P) h fed to the recurrent gemm
         floating* cprev_store,              # (T, B, H)
-        floating* c_store,                  # (T, B, H)
+        floating* c_store,                  # (T, B, H) c_t, or tanh(c_t)
         floating* m_store,                  # (T, B, H), projection only
         # workspace
         floating* gbuf, int chunk,          # (chunk, nb, G) when not training
@@ -154,8 +156,10 @@ cdef void forward_rows(
                        c + <Py_ssize_t>b0 * H, <Py_ssize_t>nb * H * sizeof(floating))
             recurrent_product(nb, G, P, hsrc, P, U, Up, Up_width, grow, G)
 
-            # Gate activations for the whole block; training keeps z intact.
-            gates = abuf if training else grow
+            # Gate activations for the whole block. Training keeps z intact,
+            # except on the fused float32 tanh/sigmoid path, whose backward
+            # pass takes the derivatives from the stored activations.
+            gates = abuf if (training and sel == NULL) else grow
             activate_gates(act, rec_act, grow, gates, sel, nb, H)
 
             # c_t for the unmasked rows; masked rows keep c_{t-1}.
@@ -166,11 +170,14 @@ cdef void forward_rows(
                 crow = c + <Py_ssize_t>b * H
                 for j in range(H):
                     crow[j] = arow[H + j] * crow[j] + arow[j] * arow[2 * H + j]
-            if training:
+            if training and sel == NULL:
                 memcpy(c_store + (<Py_ssize_t>t * B + b0) * H, c + <Py_ssize_t>b0 * H,
                        <Py_ssize_t>nb * H * sizeof(floating))
             # m_t = o * act(c_t), computed for all rows, used for the unmasked.
             activate(act, c + <Py_ssize_t>b0 * H, mbuf, <Py_ssize_t>nb * H)
+            if training and sel != NULL:
+                memcpy(c_store + (<Py_ssize_t>t * B + b0) * H, mbuf,
+                       <Py_ssize_t>nb * H * sizeof(floating))
             for b in range(nb):
                 arow = gates + <Py_ssize_t>b * G + 3 * H
                 mrow = mbuf + <Py_ssize_t>b * H

@@ -1,5 +1,7 @@
 """Loading and converting weights trained elsewhere (PyTorch, ONNX, Keras)."""
 from .convert import keras_to_torch_weights, torch_to_keras_weights
+from .keras_files import from_keras
 from .onnx_lstm import OnnxLSTM, from_onnx
 
-__all__ = ["from_onnx", "OnnxLSTM", "keras_to_torch_weights", "torch_to_keras_weights"]
+__all__ = ["from_keras", "from_onnx", "OnnxLSTM", "keras_to_torch_weights",
+           "torch_to_keras_weights"]
