@@ -187,3 +187,38 @@ def test_batch_split_over_threads_matches_one_slice(rng, monkeypatch, go_backwar
         np.testing.assert_allclose(a[4][key], b[4][key], rtol=1e-12, atol=1e-13)
     for x, y in zip(a[5][:4], b[5][:4]):
         np.testing.assert_allclose(x, y, rtol=1e-13, atol=1e-14)
+
+
+def test_numpy_reference_matches_keras_goldens():
+    """The oracle itself against Keras 3: every forward golden, float64 math."""
+    from tests.conftest import golden_cases, load_golden
+    checked = 0
+    for path in golden_cases("keras_lstm"):
+        arrays, cfg = load_golden(path)
+        if cfg["kind"] != "LSTM":
+            continue
+        layer = cfg["layer"]
+        x = arrays["x"].astype(np.float64)
+        B, T, _ = x.shape
+        H = layer["units"]
+        h0 = arrays.get("h0", np.zeros((B, H))).astype(np.float64)
+        c0 = arrays.get("c0", np.zeros((B, H))).astype(np.float64)
+        names = {None: "linear", "silu": "swish"}
+        act = names.get(layer.get("activation", "tanh"), layer.get("activation", "tanh"))
+        rec = layer.get("recurrent_activation", "sigmoid")
+        rec = names.get(rec, rec)
+        seq, last, h, c, _ = reference.lstm_forward(
+            x.transpose(1, 0, 2), arrays["kernel"].astype(np.float64),
+            arrays["recurrent_kernel"].astype(np.float64),
+            arrays.get("bias", np.zeros(4 * H)).astype(np.float64), h0, c0,
+            mask=arrays["mask"].astype(bool) if "mask" in arrays else None,
+            go_backwards=layer.get("go_backwards", False), activation=act,
+            recurrent_activation=rec)
+        out = seq.transpose(1, 0, 2) if layer.get("return_sequences") else last
+        tol = 2e-5 if cfg["dtype"] == "float32" else 1e-7
+        np.testing.assert_allclose(out, arrays["out_0"], rtol=tol, atol=tol, err_msg=path.name)
+        if layer.get("return_state"):
+            np.testing.assert_allclose(h, arrays["out_1"], rtol=tol, atol=tol)
+            np.testing.assert_allclose(c, arrays["out_2"], rtol=tol, atol=tol)
+        checked += 1
+    assert checked >= 60
