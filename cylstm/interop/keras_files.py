@@ -131,7 +131,7 @@ def _check_entry(entry):
             if not isinstance(inner, dict) or inner.get("class_name") != "LSTM":
                 inner_class = inner.get("class_name") if isinstance(inner, dict) else inner
                 raise _unsupported(inner_class, name,
-                                   f" wrapped in Bidirectional (cylstm's wraps LSTM only)")
+                                   " wrapped in Bidirectional (cylstm's wraps LSTM only)")
             _check_entry(inner)
 
 
