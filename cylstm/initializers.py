@@ -11,6 +11,7 @@ import numbers
 import re
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 __all__ = [
     "Initializer", "Zeros", "Ones", "Constant", "RandomNormal", "RandomUniform",
@@ -280,7 +281,10 @@ class Orthogonal(RandomInitializer):
                              f"Received: shape={shape} of rank {len(shape)}.")
         rows, cols = math.prod(shape[:-1]), shape[-1]
         a = _normal(_rng(self.seed), (max(rows, cols), min(rows, cols)), 0.0, 1.0, dtype)
-        q, r = np.linalg.qr(a)
+        # One BLAS thread: a threaded QR leaves NumPy's BLAS threads spinning
+        # for a while, on the cores the layer's first calls then want.
+        with threadpool_limits(limits=1, user_api="blas"):
+            q, r = np.linalg.qr(a)
         # Fix the signs so that Q is uniformly (Haar) distributed.
         q = q * np.sign(np.diag(r))
         if rows < cols:
