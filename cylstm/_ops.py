@@ -25,7 +25,7 @@ from ._kernels.lstm_backward import lstm_backward_weights as _backward_weights_k
 from ._kernels.lstm_forward import lstm_forward as _forward_kernel
 from ._kernels.lstm_forward import pack_recurrent
 from ._kernels.lstm_forward import project_inputs as _project_kernel
-from ._threads import current_threads, run_parallel
+from ._threads import current_threads, one_blas_thread, run_parallel, split
 
 # Elements of the gate block of one chunk of timesteps (inference). Keeps the
 # input projection's output in cache and memory flat in T.
@@ -36,9 +36,6 @@ CHUNK_ELEMENTS = 1 << 18
 # slice gets. Measured with benchmarks/ (see the note in benchmarks/README.md).
 PARALLEL_MIN_WORK = 4_000_000
 PARALLEL_MIN_ROWS = 2
-# Multiply-adds per step below which an unsplit call keeps BLAS on one thread
-# (2 threads slowed 1,100,32,128 from 465 us to 849 us).
-BLAS_THREADS_MIN_STEP_WORK = 1_000_000
 
 # Where the float32 step kernel (recurrent.h) beats scipy's sgemm, measured
 # per call on this project's 2-core AVX-512 machine: from 12 rows (below,
@@ -64,13 +61,17 @@ def _fused_gates(dtype, act_code, rec_code):
             and rec_code == _activations.KERNEL_CODES["sigmoid"])
 
 
+def _product_parts(work):
+    """How many threads share one large product of `work` multiply-adds."""
+    return current_threads() if work >= PARALLEL_MIN_WORK else 1
+
+
 def row_slices(B, work):
     """Split batch rows into contiguous slices, one per thread, when worth it."""
     n = min(current_threads(), B // PARALLEL_MIN_ROWS)
     if n <= 1 or work < PARALLEL_MIN_WORK:
         return [(0, B)]
-    bounds = [B * i // n for i in range(n + 1)]
-    return list(zip(bounds[:-1], bounds[1:]))
+    return split(B, n)
 
 
 class Workspace:
@@ -203,7 +204,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, *, projection=None,
     if workspace is None:
         workspace = Workspace()
     arrays = None
-    with workspace.acquire() as ws:
+    with workspace.acquire() as ws, one_blas_thread():
         if training:
             # The backward pass needs a time-major input for its dW/dX gemms,
             # and the projection of all steps is one gemm up front.
@@ -215,7 +216,8 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, *, projection=None,
             np.copyto(xk, x if time_major else x.transpose(1, 0, 2))
             x_time_major = True
             chunk = T
-            _project_kernel(xk, kernel, bias, arrays["z"])
+            run_parallel([partial(_project_kernel, xk, kernel, bias, arrays["z"], r0, r1)
+                          for r0, r1 in split(T * B, _product_parts(T * B * G * I))])
         else:
             xk = np.ascontiguousarray(x)
             x_time_major = time_major
@@ -240,8 +242,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, *, projection=None,
                 ws.get(f"h{i}", nb * P, dtype), ws.get(f"m{i}", nb * H, dtype),
                 ws.get(f"sel{i}", nb * G, np.float32) if fused else None, b0, b1)
 
-        run_parallel([partial(run, i, b0, b1) for i, (b0, b1) in enumerate(slices)],
-                     single_thread_blas=B * G * (I + P) < BLAS_THREADS_MIN_STEP_WORK)
+        run_parallel([partial(run, i, b0, b1) for i, (b0, b1) in enumerate(slices)])
     cache = None
     if training:
         cache = ForwardCache(arrays, None, dict(
@@ -333,12 +334,19 @@ def lstm_backward(cache, d_seq=None, d_last=None, d_h=None, d_c=None, need_dx=Tr
             d_seq, time_major, opt["processing_order"], dh, dc, dprev, dh_store,
             np.empty(nb * (2 * G + 2 * H + max(H, P)), dtype), opt["fused"], b0, b1)
 
-    run_parallel([partial(run, b0, b1) for b0, b1 in opt["slices"]])
-    # The gate gradients now sit where the pre-activations were.
     dx = np.empty((T, B, I), dtype) if need_dx else None
-    _backward_weights_kernel(a["x"], kernel, a["hprev"], a["m"], a["z"], dh_store, dx,
-                             grads["kernel"], grads["recurrent_kernel"], grads["bias"],
-                             grads["projection"])
+    n = _product_parts(T * B * G * (I + P))
+
+    def products(cols, proj_cols, rows):
+        _backward_weights_kernel(a["x"], kernel, a["hprev"], a["m"], a["z"], dh_store, dx,
+                                 grads["kernel"], grads["recurrent_kernel"], grads["bias"],
+                                 grads["projection"], *cols, *proj_cols, *rows)
+
+    with one_blas_thread():
+        run_parallel([partial(run, b0, b1) for b0, b1 in opt["slices"]])
+        # The gate gradients now sit where the pre-activations were.
+        run_parallel([partial(products, c, p, r) for c, p, r in
+                      zip(split(G, n), split(P, n), split(T * B, n))])
     if dx is not None and not time_major:
         dx = np.ascontiguousarray(dx.transpose(1, 0, 2))
     grads.update(dx=dx, dh0=dh, dc0=dc)

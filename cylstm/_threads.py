@@ -1,9 +1,10 @@
 """Threads: ``cylstm.set_num_threads(n)`` and ``with cylstm.threads(n):``.
 
-The number set here is used two ways. Large calls split their batch rows
-into up to ``n`` slices that run the whole time loop in parallel, each on
-single-threaded BLAS (no barrier per step; see ``cylstm/_ops.py``). Calls
-too small to split use BLAS with ``n`` threads. ``threads(n)`` applies to
+Large calls split their batch rows into up to ``n`` slices that run the
+whole time loop in parallel (no barrier per step), and split the big weight
+products of training the same way; BLAS itself always runs on one thread
+inside cylstm's calls (see ``one_blas_thread``). Small calls run on one
+thread. ``threads(n)`` applies to
 the current thread (and task) only; ``set_num_threads(n)`` to the process.
 The compiled loops release the GIL, so layers called from several Python
 threads also run in parallel.
@@ -89,30 +90,43 @@ def blas_info():
     return [i for i in _get_controller().info() if i.get("user_api") == "blas"]
 
 
-def run_parallel(tasks, single_thread_blas=True):
-    """Run callables (which release the GIL) at once: the first on this
-    thread, the others on a shared pool, with scipy's BLAS on one thread
-    meanwhile so the slices don't fight over cores. A single task keeps the
-    BLAS threads unless `single_thread_blas` (small products, where a
-    thread hand-off per step costs more than it saves)."""
-    global _pool
-    if len(tasks) == 1 and not single_thread_blas:
-        tasks[0]()
-        return
-    if len(tasks) > 1:
-        with _lock:
-            if _pool is None:
-                _pool = ThreadPoolExecutor(max_workers=max(_cpu_count(), 2),
-                                           thread_name_prefix="cylstm")
+@contextlib.contextmanager
+def one_blas_thread():
+    """Run the block with scipy's BLAS on one thread.
+
+    cylstm does its own threading (batch slices, split weight products); a
+    BLAS call with several threads would wake OpenBLAS's pool, whose threads
+    then spin for a while on the very cores the next slices need (measured:
+    after a threaded gemm, a 2-thread call ran at 1-thread speed)."""
     blas = [c for c in _scipy_blas() if c.get_num_threads() != 1]
     before = [c.get_num_threads() for c in blas]
     for c in blas:
         c.set_num_threads(1)
     try:
-        futures = [_pool.submit(task) for task in tasks[1:]]
-        tasks[0]()
-        for f in futures:
-            f.result()
+        yield
     finally:
         for c, n in zip(blas, before):
             c.set_num_threads(n)
+
+
+def run_parallel(tasks):
+    """Run callables (which release the GIL) at once: the first on this
+    thread, the others on a shared pool."""
+    global _pool
+    if len(tasks) == 1:
+        tasks[0]()
+        return
+    with _lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=max(_cpu_count(), 2),
+                                       thread_name_prefix="cylstm")
+    futures = [_pool.submit(task) for task in tasks[1:]]
+    tasks[0]()
+    for f in futures:
+        f.result()
+
+
+def split(n, parts):
+    """[(start, stop), ...]: n items in `parts` contiguous, near-equal ranges."""
+    bounds = [n * i // parts for i in range(parts + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))

@@ -155,24 +155,29 @@ cdef void backward_weights(
         int T, int B, int I, int H, int P,
         const floating* x, const floating* W, const floating* hprev_store,
         const floating* m_store, const floating* dz, const floating* dh_store,
-        floating* dx, floating* dW, floating* dU, floating* db,
-        floating* dWr) noexcept nogil:
-    """The large products, once for all steps and rows."""
+        floating* dx, floating* dW, floating* dU, floating* db, floating* dWr,
+        int g0, int g1, int p0, int p1, Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+    """The large products, once for all steps and rows: gate columns
+    [g0, g1) of dW, dU and db, columns [p0, p1) of dWr and the flattened rows
+    [r0, r1) of dx. Disjoint ranges may run in parallel threads."""
     cdef int G = 4 * H
     cdef int TB = T * B
+    cdef int ng = g1 - g0, npj = p1 - p0
+    cdef int nr = <int>(r1 - r0)
     cdef Py_ssize_t row
     cdef int j
     cdef const floating* dzrow
-    gemm(True, False, I, G, TB, 1, x, I, dz, G, 1, dW, G)
-    gemm(True, False, P, G, TB, 1, hprev_store, P, dz, G, 1, dU, G)
-    if dWr != NULL:
-        gemm(True, False, H, P, TB, 1, m_store, H, dh_store, P, 1, dWr, P)
-    if dx != NULL:
-        gemm(False, True, TB, I, G, 1, dz, G, W, G, 0, dx, I)
-    for row in range(TB):
-        dzrow = dz + row * G
-        for j in range(G):
-            db[j] += dzrow[j]
+    if ng > 0:
+        gemm(True, False, I, ng, TB, 1, x, I, dz + g0, G, 1, dW + g0, G)
+        gemm(True, False, P, ng, TB, 1, hprev_store, P, dz + g0, G, 1, dU + g0, G)
+        for row in range(TB):
+            dzrow = dz + row * G
+            for j in range(g0, g1):
+                db[j] += dzrow[j]
+    if dWr != NULL and npj > 0:
+        gemm(True, False, H, npj, TB, 1, m_store, H, dh_store + p0, P, 1, dWr + p0, P)
+    if dx != NULL and nr > 0:
+        gemm(False, True, nr, I, G, 1, dz + r0 * G, G, W, G, 0, dx + r0 * I, I)
 
 
 def lstm_backward_steps(
@@ -225,9 +230,11 @@ def lstm_backward_weights(
         const floating[:, :, ::1] hprev_store, const floating[:, :, ::1] m_store,
         const floating[:, :, ::1] dz, const floating[:, :, ::1] dh_store,
         floating[:, :, ::1] dx, floating[:, ::1] dW, floating[:, ::1] dU,
-        floating[::1] db, floating[:, ::1] dWr):
-    """dW += X^T dZ, dU += Hprev^T dZ, dWr += M^T dH, db += sum dZ, dx = dZ W^T
-    (dx skipped when None): one gemm each, after the time loop."""
+        floating[::1] db, floating[:, ::1] dWr, int g0, int g1, int p0, int p1,
+        Py_ssize_t r0, Py_ssize_t r1):
+    """dW += X^T dZ, dU += Hprev^T dZ, db += sum dZ for gate columns [g0, g1);
+    dWr += M^T dH for columns [p0, p1); dx = dZ W^T for the flattened rows
+    [r0, r1) (skipped when dx is None): the products after the time loop."""
     cdef int T = x.shape[0], B = x.shape[1], I = x.shape[2]
     cdef int H = dz.shape[2] // 4, P = hprev_store.shape[2]
     if T == 0 or B == 0:
@@ -238,4 +245,4 @@ def lstm_backward_weights(
             &m_store[0, 0, 0] if m_store is not None else NULL, &dz[0, 0, 0],
             &dh_store[0, 0, 0] if dh_store is not None else NULL,
             &dx[0, 0, 0] if dx is not None else NULL, &dW[0, 0], &dU[0, 0], &db[0],
-            &dWr[0, 0] if dWr is not None else NULL)
+            &dWr[0, 0] if dWr is not None else NULL, g0, g1, p0, p1, r0, r1)

@@ -275,15 +275,20 @@ def lstm_forward(
 
 
 def project_inputs(const floating[:, :, ::1] x, const floating[:, ::1] W,
-                   const floating[::1] bias, floating[:, :, ::1] z):
-    """z (T, B, G) = x (T, B, I) @ W (I, G) + bias: the input projection of a
-    training pass, one gemm for all steps and rows."""
-    cdef int TB = x.shape[0] * x.shape[1], I = x.shape[2], G = W.shape[1]
-    if TB == 0:
+                   const floating[::1] bias, floating[:, :, ::1] z, Py_ssize_t r0,
+                   Py_ssize_t r1):
+    """z (T, B, G) = x (T, B, I) @ W (I, G) + bias for the flattened rows
+    [r0, r1) of T * B: the input projection of a training pass, one gemm per
+    row range (ranges may run in parallel threads)."""
+    cdef int I = x.shape[2], G = W.shape[1]
+    cdef int n = <int>(r1 - r0)
+    if n <= 0:
         return
+    cdef const floating* xs = &x[0, 0, 0] + r0 * I
+    cdef floating* zs = &z[0, 0, 0] + r0 * G
     with nogil:
-        fill_rows(&z[0, 0, 0], &bias[0], TB, G)
-        gemm(False, False, TB, G, I, 1, &x[0, 0, 0], I, &W[0, 0], G, 1, &z[0, 0, 0], G)
+        fill_rows(zs, &bias[0], n, G)
+        gemm(False, False, n, G, I, 1, xs, I, &W[0, 0], G, 1, zs, G)
 
 
 def apply_activation(int code, floating[::1] z, bint derivative=False):
