@@ -111,6 +111,7 @@ cdef void forward_rows(
     cdef floating* crow
     cdef floating* mrow
     cdef floating* orow
+    cdef floating* mdst
     cdef const floating* hsrc
 
     if training:
@@ -174,13 +175,15 @@ cdef void forward_rows(
                 memcpy(c_store + (<Py_ssize_t>t * B + b0) * H, c + <Py_ssize_t>b0 * H,
                        <Py_ssize_t>nb * H * sizeof(floating))
             # m_t = o * act(c_t), computed for all rows, used for the unmasked.
-            activate(act, c + <Py_ssize_t>b0 * H, mbuf, <Py_ssize_t>nb * H)
+            # Without a mask or projection it is h_t and goes straight into h.
+            mdst = h + <Py_ssize_t>b0 * P if (mask == NULL and not has_proj) else mbuf
+            activate(act, c + <Py_ssize_t>b0 * H, mdst, <Py_ssize_t>nb * H)
             if training and sel != NULL:
-                memcpy(c_store + (<Py_ssize_t>t * B + b0) * H, mbuf,
+                memcpy(c_store + (<Py_ssize_t>t * B + b0) * H, mdst,
                        <Py_ssize_t>nb * H * sizeof(floating))
             for b in range(nb):
                 arow = gates + <Py_ssize_t>b * G + 3 * H
-                mrow = mbuf + <Py_ssize_t>b * H
+                mrow = mdst + <Py_ssize_t>b * H
                 for j in range(H):
                     mrow[j] = arow[j] * mrow[j]
             if training and has_proj:
@@ -191,11 +194,25 @@ cdef void forward_rows(
                 gemm(False, False, nb, P, H, 1, mbuf, H, Wr, P, 0, hbuf, P)
                 mrow = hbuf
             else:
-                mrow = mbuf
+                mrow = mdst
+
+            if mask == NULL:
+                # Every row takes h_t; the last output is h_T.
+                if has_proj:
+                    memcpy(h + <Py_ssize_t>b0 * P, hbuf, <Py_ssize_t>nb * P * sizeof(floating))
+                if s == T - 1:
+                    memcpy(prev_out + <Py_ssize_t>b0 * P, h + <Py_ssize_t>b0 * P,
+                           <Py_ssize_t>nb * P * sizeof(floating))
+                if out_seq != NULL:
+                    for b in range(b0, b1):
+                        orow = out_seq + (s if out_processing_order else t) * out_stride_t \
+                            + b * out_stride_b
+                        memcpy(orow, h + <Py_ssize_t>b * P, P * sizeof(floating))
+                continue
 
             # h and outputs: unmasked rows take h_t; masked rows repeat prev_out.
             for b in range(b0, b1):
-                if mask == NULL or mask[<Py_ssize_t>b * T + t]:
+                if mask[<Py_ssize_t>b * T + t]:
                     memcpy(h + <Py_ssize_t>b * P, mrow + <Py_ssize_t>(b - b0) * P,
                            P * sizeof(floating))
                     memcpy(prev_out + <Py_ssize_t>b * P, mrow + <Py_ssize_t>(b - b0) * P,
