@@ -7,11 +7,13 @@ kernels never see Keras or PyTorch. Weights use the kernel layout:
 kernel (I, 4H), recurrent_kernel (P, 4H), bias (4H,) or None,
 projection (H, P) or None, gates in the order i, f, g(c), o.
 
-Training memory: the forward pass keeps, per (batch row, step), 4H
-pre-activations, P+2H state values (plus H with a projection) and a
-time-major copy of the input; the backward pass reuses the pre-activation
-store for the gate gradients, so a training forward can be backpropagated
-once.
+Training memory: the forward pass keeps, per (batch row, step), 4H gate
+values (pre-activations, or the activations themselves on the fused float32
+tanh/sigmoid path), P + 2H state values (plus H with a projection) and a
+time-major copy of the input: 4H + P + 2H + I values. The backward pass
+writes the gate gradients over the gate store, so a training forward can be
+backpropagated once; the stores then return to the layer's workspace for the
+next step.
 """
 import threading
 from functools import partial
@@ -33,7 +35,7 @@ CHUNK_ELEMENTS = 1 << 18
 
 # Multiply-adds of a whole call below which splitting the batch over threads
 # costs more (thread hand-off, ~20 us) than it saves; and the fewest rows a
-# slice gets. Measured with benchmarks/ (see the note in benchmarks/README.md).
+# slice gets. Chosen from benchmarks/ runs on the 2-core machine.
 PARALLEL_MIN_WORK = 4_000_000
 PARALLEL_MIN_ROWS = 2
 
