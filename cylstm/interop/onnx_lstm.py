@@ -1,25 +1,25 @@
 """ONNX ``LSTM`` nodes on cylstm's kernels: ``cylstm.from_onnx(path_or_model)``.
 
 Reading a model needs the ``onnx`` package (``pip install 'cylstm[onnx]'``);
-running it needs only NumPy. What ``from_onnx`` returns is an ``OnnxLSTM``:
+running it needs only NumPy. ``from_onnx`` returns an ``OnnxLSTM``, which is a
+``cylstm.nn.LSTM`` (``isinstance`` holds) with the node's weights:
 
-    node = cylstm.from_onnx("model.onnx")
-    Y, Y_h, Y_c = node(X, sequence_lens=None, initial_h=None, initial_c=None)
-    node.lstm          # the same weights as a cylstm.nn.LSTM (torch names, i,f,g,o)
+    lstm = cylstm.from_onnx("model.onnx")
+    output, (h_n, c_n) = lstm(x, hx=None)        # torch's call and shapes
+    Y, Y_h, Y_c = lstm.run(X, sequence_lens=None, initial_h=None, initial_c=None)
 
-``node(...)`` / ``node.run(...)`` give the node's outputs with ONNX's shapes
+``lstm(...)`` is ``torch.nn.LSTM``'s call (layout 1 as ``batch_first``, output
+(seq, batch, D*H)), with an optional ``sequence_lens=`` keyword for ONNX's
+per-row lengths. ``lstm.run(...)`` gives the node's outputs with ONNX's shapes
 and semantics: layout 0 ``Y`` (seq, D, batch, H), ``Y_h``/``Y_c`` (D, batch,
-H); layout 1 ``Y`` (batch, seq, D, H), ``Y_h``/``Y_c`` (batch, D, H). ``node.lstm``
-gives the same numbers in torch's shapes (output (seq, batch, D*H), layout 1
-as ``batch_first``) for calls without ``sequence_lens`` -- torch has no
-per-row lengths outside PackedSequence.
+H); layout 1 ``Y`` (batch, seq, D, H), ``Y_h``/``Y_c`` (batch, D, H).
 
 Conversion, done once at load time: ONNX gate blocks i, o, f, c become
 torch's i, f, g, o; ``B = [Wb, Rb]`` becomes ``bias_ih = Wb``, ``bias_hh = Rb``
 (the kernel adds them); a missing ``B`` gives ``bias=False``. ``initial_h``,
 ``initial_c`` and ``sequence_lens`` stored as initializers become defaults of
-``run``; given as graph inputs (or computed by other nodes, as torch's exporter
-does for zero states) they are passed to ``run`` and default to zeros / full
+both calls; given as graph inputs (or computed by other nodes, as torch's
+exporter does for zero states) they are passed in and default to zeros / full
 length.
 
 ``sequence_lens`` uses the kernel's mask (step t of row b is valid when
@@ -41,6 +41,7 @@ import numpy as np
 
 from .. import activations as _activations
 from .._validation import as_float_array
+from ..nn.lstm import LSTM
 
 __all__ = ["from_onnx", "OnnxLSTM"]
 
@@ -135,8 +136,9 @@ def _activation_names(attrs, num_directions, node_name):
 
 
 def from_onnx(path_or_model, node_name=None):
-    """An ``OnnxLSTM`` for the first ``LSTM`` node of an ONNX model (or the one
-    named ``node_name``): a path, an ``onnx.ModelProto`` or the model's bytes."""
+    """The ``cylstm.nn.LSTM`` (an ``OnnxLSTM``) of the first ``LSTM`` node of an
+    ONNX model, or of the one named ``node_name``: a path, an
+    ``onnx.ModelProto`` or the model's bytes."""
     onnx, numpy_helper = _import_onnx()
     model = _load_model(onnx, path_or_model)
     graph = model.graph
@@ -198,11 +200,9 @@ def from_onnx(path_or_model, node_name=None):
         raise ValueError(f"ONNX LSTM node {label!r}: layout must be 0 or 1; got {layout}.")
     recurrent_activation, activation = _activation_names(attrs, D, label)
 
-    from ..nn import LSTM
-
     dtype = np.float64 if W.dtype == np.float64 else np.float32
-    lstm = LSTM(I, H, num_layers=1, bias=B is not None, batch_first=layout == 1,
-                bidirectional=D == 2, dtype=dtype)
+    lstm = OnnxLSTM(I, H, num_layers=1, bias=B is not None, batch_first=layout == 1,
+                    bidirectional=D == 2, dtype=dtype)
     state = {}
     for d in range(D):
         suffix = "_l0_reverse" if d == 1 else "_l0"
@@ -216,47 +216,47 @@ def from_onnx(path_or_model, node_name=None):
     lstm._reverse_only = direction == "reverse"
     lstm._activation = _activations.get(activation)
     lstm._recurrent_activation = _activations.get(recurrent_activation)
+    lstm.direction = direction
+    lstm.node_name = node.name
+    lstm.input_names = dict(X=x_name, sequence_lens=lens_name, initial_h=h_name,
+                            initial_c=c_name)
+    lstm.output_names = list(node.output)
+    lstm.default_sequence_lens = consts.get(lens_name) if lens_name else None
+    lstm.default_initial_h = consts.get(h_name) if h_name else None
+    lstm.default_initial_c = consts.get(c_name) if c_name else None
+    return lstm
 
-    def default(name):
-        return consts.get(name) if name else None
 
-    return OnnxLSTM(lstm, direction=direction, layout=layout,
-                    sequence_lens=default(lens_name), initial_h=default(h_name),
-                    initial_c=default(c_name), node_name=node.name,
-                    input_names=dict(X=x_name, sequence_lens=lens_name, initial_h=h_name,
-                                     initial_c=c_name),
-                    output_names=list(node.output))
+class OnnxLSTM(LSTM):
+    """A ``cylstm.nn.LSTM`` loaded from one ONNX ``LSTM`` node.
 
+    As a ``cylstm.nn.LSTM`` it has torch's call, shapes, names and training
+    (``output, (h_n, c_n) = lstm(x, hx=None)``, ``state_dict()``,
+    ``forward_train``, ``to_torch()``), ``batch_first`` = ``layout == 1``.
+    ``run(X, sequence_lens=None, initial_h=None, initial_c=None)`` gives the
+    node's own ``(Y, Y_h, Y_c)`` with ONNX's shapes for its ``layout``.
+    ``initial_h``, ``initial_c`` and ``sequence_lens`` stored in the model
+    (initializers) are the defaults of both calls, so ``lstm(x)`` gives the
+    node's numbers.
+    """
 
-class OnnxLSTM:
-    """One ONNX ``LSTM`` node: ``Y, Y_h, Y_c = node(X, sequence_lens=None,
-    initial_h=None, initial_c=None)`` with ONNX's shapes for its ``layout``.
-    ``.lstm`` is the equivalent ``cylstm.nn.LSTM``."""
+    _module_name = "OnnxLSTM"
 
-    def __init__(self, lstm, direction="forward", layout=0, sequence_lens=None,
-                 initial_h=None, initial_c=None, node_name="", input_names=None,
-                 output_names=None):
-        self.lstm = lstm
-        self.direction = direction
-        self.layout = layout
-        self.node_name = node_name
-        self.input_names = dict(input_names or {})
-        self.output_names = list(output_names or [])
-        self.default_sequence_lens = sequence_lens
-        self.default_initial_h = initial_h
-        self.default_initial_c = initial_c
-
-    input_size = property(lambda self: self.lstm.input_size)
-    hidden_size = property(lambda self: self.lstm.hidden_size)
-    num_directions = property(lambda self: self.lstm.num_directions)
-    dtype = property(lambda self: self.lstm.dtype)
-
-    def __repr__(self):
-        return (f"OnnxLSTM(input_size={self.input_size}, hidden_size={self.hidden_size}, "
-                f"direction={self.direction!r}, layout={self.layout})")
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.direction = "bidirectional" if self.bidirectional else "forward"
+        self.layout = 1 if self.batch_first else 0
+        self.node_name = ""
+        self.input_names = {}
+        self.output_names = []
+        self.default_sequence_lens = None
+        self.default_initial_h = None
+        self.default_initial_c = None
 
     def _state(self, value, default, name, B):
+        """A state in ONNX's shape for the layout -> (D, batch, H) for the kernel."""
         D, H = self.num_directions, self.hidden_size
+        stored = value is None and default is not None
         if value is None:
             value = default
         if value is None:
@@ -264,8 +264,9 @@ class OnnxLSTM:
         s = as_float_array(value, self.dtype, name)
         expected = (D, B, H) if self.layout == 0 else (B, D, H)
         if s.shape != expected:
-            raise ValueError(f"`{name}` must have shape {list(expected)} (layout "
-                             f"{self.layout}); got {list(s.shape)}.")
+            origin = "the model's stored " if stored else ""
+            raise ValueError(f"{origin}`{name}` must have shape {list(expected)} (layout "
+                             f"{self.layout}, batch {B}); got {list(s.shape)}.")
         if self.layout == 1:
             s = s.transpose(1, 0, 2)
         return np.ascontiguousarray(s)
@@ -288,8 +289,62 @@ class OnnxLSTM:
             return None
         return lens.astype(np.int64)
 
+    def _mask(self, lens, T, time_major):
+        if lens is None:
+            return None
+        valid = np.arange(T)[None, :] < lens[:, None]  # (batch, seq)
+        return np.ascontiguousarray(valid.T if time_major else valid)
+
+    def _has_stored_states(self):
+        return self.default_initial_h is not None or self.default_initial_c is not None
+
+    def forward(self, input, hx=None, sequence_lens=None):
+        """``output, (h_n, c_n)`` in torch's shapes (input 3-D, or unbatched 2-D).
+
+        Without ``hx`` the node's stored initial states apply (zeros when it has
+        none); ``sequence_lens`` (one length per batch row, default: the node's
+        stored one) gives ONNX's per-row lengths, with zeros in ``output``
+        beyond each row's length.
+        """
+        x, time_major, batched, h0, c0 = self._prepare(input, hx)
+        T, B = (x.shape[0], x.shape[1]) if time_major else (x.shape[1], x.shape[0])
+        if hx is None and self._has_stored_states():
+            h0 = self._state(None, self.default_initial_h, "initial_h", B)
+            c0 = self._state(None, self.default_initial_c, "initial_c", B)
+        mask = self._mask(self._lengths(sequence_lens, B, T), T, time_major)
+        out, h_n, c_n, _, _ = self._run(x, time_major, h0, c0, False, mask=mask,
+                                        zero_masked=True)
+        if not batched:
+            return out[:, 0], (h_n[:, 0], c_n[:, 0])
+        return out, (h_n, c_n)
+
+    def forward_train(self, input, hx=None):
+        """As ``cylstm.nn.LSTM.forward_train``; without ``hx`` the node's stored
+        initial states apply (and ``backprop`` returns dx alone)."""
+        if self.default_sequence_lens is not None:
+            raise ValueError("forward_train cannot use the stored `sequence_lens` of this ONNX "
+                             "node; train a cylstm.nn.LSTM with its weights "
+                             "(cylstm.nn.LSTM.from_torch(node.state_dict())) instead.")
+        if hx is not None or not self._has_stored_states():
+            return super().forward_train(input, hx)
+        x = as_float_array(input, self.dtype, "input")
+        B = 1 if x.ndim == 2 else (x.shape[0] if self.batch_first else x.shape[1])
+        h0 = self._state(None, self.default_initial_h, "initial_h", B)
+        c0 = self._state(None, self.default_initial_c, "initial_c", B)
+        if x.ndim == 2:
+            h0, c0 = h0[:, 0], c0[:, 0]
+        result, backprop = super().forward_train(x, (h0, c0))
+
+        def backprop_dx(dy):
+            return backprop(dy)[0]
+
+        return result, backprop_dx
+
     def run(self, X, sequence_lens=None, initial_h=None, initial_c=None):
-        """``(Y, Y_h, Y_c)`` exactly as the ONNX node computes them."""
+        """``(Y, Y_h, Y_c)`` exactly as the ONNX node computes them: layout 0
+        ``X`` [seq, batch, in] -> ``Y`` [seq, D, batch, H], states [D, batch, H];
+        layout 1 ``X`` [batch, seq, in] -> ``Y`` [batch, seq, D, H], states
+        [batch, D, H]."""
         x = as_float_array(X, self.dtype, "X")
         if x.ndim != 3:
             axes = "[seq, batch, input]" if self.layout == 0 else "[batch, seq, input]"
@@ -304,13 +359,9 @@ class OnnxLSTM:
             raise ValueError("`X` has 0 timesteps; an LSTM needs at least one.")
         h0 = self._state(initial_h, self.default_initial_h, "initial_h", B)
         c0 = self._state(initial_c, self.default_initial_c, "initial_c", B)
-        lens = self._lengths(sequence_lens, B, T)
-        mask = None
-        if lens is not None:
-            valid = np.arange(T)[None, :] < lens[:, None]  # (batch, seq)
-            mask = np.ascontiguousarray(valid.T if time_major else valid)
-        out, h_n, c_n, _, _ = self.lstm._run(x, time_major, h0, c0, False, mask=mask,
-                                              zero_masked=True)
+        mask = self._mask(self._lengths(sequence_lens, B, T), T, time_major)
+        out, h_n, c_n, _, _ = self._run(x, time_major, h0, c0, False, mask=mask,
+                                        zero_masked=True)
         D, H = self.num_directions, self.hidden_size
         if time_major:
             Y = out.reshape(T, B, D, H).transpose(0, 2, 1, 3)   # [seq, D, batch, H]
@@ -318,5 +369,3 @@ class OnnxLSTM:
         Y = out.reshape(B, T, D, H)                               # [batch, seq, D, H]
         return Y, np.ascontiguousarray(h_n.transpose(1, 0, 2)), \
             np.ascontiguousarray(c_n.transpose(1, 0, 2))
-
-    __call__ = run

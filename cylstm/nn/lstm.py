@@ -529,7 +529,8 @@ class LSTM(_Module):
             kind = type(module).__name__
             if kind != "LSTM":
                 raise ValueError(f"LSTM.from_torch expects a torch.nn.LSTM or its state dict; "
-                                 f"got a {kind!r}.")
+                                 f"got a {kind!r}. Pass the LSTM submodule (model.lstm), or "
+                                 "the model's state_dict() when it holds one LSTM.")
             sd = module.state_dict()
             if batch_first is None:
                 batch_first = bool(getattr(module, "batch_first", False))

@@ -9,7 +9,8 @@ and tf_keras (Keras 2); none of them is a cylstm dependency:
 Writes ``tests/golden/keras_files/``: a ``.keras`` archive and a legacy
 full-model ``.h5`` written by Keras 3 for ``embed_lstm_bidi_dense``, ``lstm_dense``
 and ``lstm_go_backwards``; ``lstm_dense.weights.h5`` (weights only);
-``conv1d.keras`` (a layer cylstm cannot convert); a legacy ``.h5`` written by
+``masking_dropout_lstm_dense`` (Masking, two LSTMs, Dropout, Dense; ``.keras``
+and ``.h5``); ``conv1d.keras`` (a layer cylstm cannot convert); a legacy ``.h5`` written by
 tf.keras 2 (``tfkeras2_masking_lstm_dense.h5``); and for each model
 ``<name>.npz`` with the input ``x``, Keras's prediction ``y``
 (``model(x, training=False)``) and ``versions``. HDF5 costs about 1 KB per group,
@@ -37,12 +38,15 @@ import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import keras  # noqa: E402
-import tf_keras  # noqa: E402
+try:  # only tfkeras2_masking_lstm_dense needs tf.keras 2
+    import tf_keras  # noqa: E402
+except ImportError:
+    tf_keras = None
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT_DIR = os.path.join(HERE, "keras_files")
 VERSIONS = json.dumps({
-    "keras": keras.__version__, "tf_keras": tf_keras.__version__,
+    "keras": keras.__version__, "tf_keras": getattr(tf_keras, "__version__", None),
     "tensorflow": tf.__version__, "numpy": np.__version__, "h5py": h5py.__version__,
     "python": sys.version.split()[0], "keras_backend": keras.backend.backend(),
 })
@@ -174,6 +178,25 @@ def lstm_go_backwards():
     write_keras3(name, model, x)
 
 
+def masking_dropout_lstm_dense():
+    """(e) Keras 3: Masking(0.0) -> LSTM(5, seq) -> Dropout -> LSTM(3) -> Dense(2) on
+    padded input: every supported layer class but Embedding/Bidirectional in one file."""
+    name = "masking_dropout_lstm_dense"
+    model = keras.Sequential([
+        keras.Input((None, 3)), keras.layers.Masking(0.0),
+        keras.layers.LSTM(5, return_sequences=True), keras.layers.Dropout(0.4),
+        keras.layers.LSTM(3), keras.layers.Dense(2)])
+    x = rng_for(name + "/x").uniform(-1, 1, (3, 6, 3)).astype("float32")
+    x[0, 2] = 0.0       # a hole
+    x[1, :2] = 0.0      # left padding
+    x[2, -2:] = 0.0     # right padding
+    write_keras3(name, model, x)
+    assert set(archive_paths(os.path.join(OUT_DIR, name + ".keras"))) == {
+        "layers/lstm/cell/vars/0", "layers/lstm/cell/vars/1", "layers/lstm/cell/vars/2",
+        "layers/lstm_1/cell/vars/0", "layers/lstm_1/cell/vars/1", "layers/lstm_1/cell/vars/2",
+        "layers/dense/vars/0", "layers/dense/vars/1"}
+
+
 def conv1d():
     """(d) a model with a Conv1D, ``.keras`` only: cylstm has no Conv1D, from_keras must
     say so. One layer, because HDF5 costs about 1 KB per group."""
@@ -191,6 +214,8 @@ def tfkeras2_masking_lstm_dense():
     ``model_weights/<layer>/<layer>/lstm_cell/kernel:0`` weight names.
     Masking(0.0) -> LSTM(4, return_sequences=True) -> Dense(2, tanh) on padded input."""
     name = "tfkeras2_masking_lstm_dense"
+    if tf_keras is None:
+        raise SystemExit("tfkeras2_masking_lstm_dense needs tf_keras (pip install tf_keras)")
     k2 = tf_keras
     model = k2.Sequential([k2.layers.Masking(0.0, input_shape=(None, 3)),
                            k2.layers.LSTM(4, return_sequences=True),
@@ -217,15 +242,25 @@ def tfkeras2_masking_lstm_dense():
     save_npz(name, x, y)
 
 
-def main():
+BUILDERS = [embed_lstm_bidi_dense, lstm_dense, lstm_go_backwards, masking_dropout_lstm_dense,
+            conv1d, tfkeras2_masking_lstm_dense]
+
+
+def main(only=()):
+    """Write every file (clearing the folder first), or only the named cases
+    (``make_keras_files.py masking_dropout_lstm_dense``), leaving the others as
+    they are: the files carry a save date, so rewriting them all changes bytes."""
     os.makedirs(OUT_DIR, exist_ok=True)
-    for entry in os.listdir(OUT_DIR):
-        os.remove(os.path.join(OUT_DIR, entry))
-    embed_lstm_bidi_dense()
-    lstm_dense()
-    lstm_go_backwards()
-    conv1d()
-    tfkeras2_masking_lstm_dense()
+    names = {b.__name__: b for b in BUILDERS}
+    unknown = [n for n in only if n not in names]
+    if unknown:
+        raise SystemExit(f"unknown case(s) {unknown}; known: {sorted(names)}")
+    if not only:
+        for entry in os.listdir(OUT_DIR):
+            os.remove(os.path.join(OUT_DIR, entry))
+    for builder in BUILDERS:
+        if not only or builder.__name__ in only:
+            builder()
     total = 0
     for entry in sorted(os.listdir(OUT_DIR)):
         size = os.path.getsize(os.path.join(OUT_DIR, entry))
@@ -235,4 +270,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -28,11 +28,13 @@ FILES = GOLDEN / "keras_files"
 CASES = [("embed_lstm_bidi_dense", ".keras"), ("embed_lstm_bidi_dense", ".h5"),
          ("lstm_dense", ".keras"), ("lstm_dense", ".h5"),
          ("lstm_go_backwards", ".keras"), ("lstm_go_backwards", ".h5"),
+         ("masking_dropout_lstm_dense", ".keras"), ("masking_dropout_lstm_dense", ".h5"),
          ("tfkeras2_masking_lstm_dense", ".h5")]
 STRUCTURE = {
     "embed_lstm_bidi_dense": ([Embedding, LSTM, Bidirectional, Dense], (None, None)),
     "lstm_dense": ([LSTM, Dense], (None, None, 4)),
     "lstm_go_backwards": ([LSTM], (None, None, 3)),
+    "masking_dropout_lstm_dense": ([Masking, LSTM, Dropout, LSTM, Dense], (None, None, 3)),
     "tfkeras2_masking_lstm_dense": ([Masking, LSTM, Dense], (None, None, 3)),
 }
 
@@ -92,7 +94,21 @@ def test_converted_configs_are_keras():
 
 
 @needs_h5py
-@pytest.mark.parametrize("name", ["embed_lstm_bidi_dense", "lstm_dense", "lstm_go_backwards"])
+@pytest.mark.parametrize("ext", [".keras", ".h5"])
+def test_masking_and_dropout_configs_carry_over(ext):
+    model = cylstm.from_keras(FILES / f"masking_dropout_lstm_dense{ext}")
+    masking, first, dropout, second, dense = model.layers
+    assert masking.mask_value == 0.0 and dropout.rate == 0.4
+    assert first.return_sequences and (first.units, second.units, dense.units) == (5, 3, 2)
+    x, y, _ = _golden("masking_dropout_lstm_dense")
+    assert (x == 0).all(axis=-1).any()          # padded rows: the mask matters
+    unmasked = cylstm.Sequential(model.layers[1:])
+    assert not np.allclose(unmasked.predict(x, verbose=0), y, atol=1e-3)
+
+
+@needs_h5py
+@pytest.mark.parametrize("name", ["embed_lstm_bidi_dense", "lstm_dense", "lstm_go_backwards",
+                                  "masking_dropout_lstm_dense"])
 def test_keras_and_h5_files_hold_the_same_weights(name):
     a = cylstm.from_keras(FILES / f"{name}.keras").get_weights()
     b = cylstm.from_keras(FILES / f"{name}.h5").get_weights()

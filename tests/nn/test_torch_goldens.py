@@ -28,10 +28,11 @@ def _hx(arrays, cfg):
 
 
 def test_every_case_is_covered():
-    assert len(CASES) == 42
+    assert len(CASES) == 48
     families = {load_golden(p)[1]["case"] for p in CASES}
     assert {"default", "proj_bidir_layers2", "unbatched_proj_bidir_layers2_hx",
-            "cell_unbatched_hx", "nobias_bidir_layers2_hx"} <= families
+            "cell_unbatched_hx", "nobias_bidir_layers2_hx", "unbatched_batch_first_proj_hx",
+            "nobias_proj_bidir_layers2_batch_first_hx", "dropout_eval_layers2"} <= families
 
 
 @pytest.mark.parametrize("path", CASES, ids=lambda p: p.stem)
@@ -57,6 +58,8 @@ def test_forward_matches_torch(path):
 def test_gradients_match_torch(path):
     arrays, cfg = load_golden(path)
     module = _module(arrays, cfg)
+    if cfg["kwargs"].get("dropout"):
+        module.eval()  # torch's gradients were taken in eval mode: no dropout
     tol = TOL[cfg["kwargs"]["dtype"]]
     hx = _hx(arrays, cfg)
     if cfg["module"] == "LSTM":
@@ -253,6 +256,33 @@ def test_to_torch_round_trip_when_torch_is_installed():
     np.testing.assert_allclose(lstm.eval()(x)[0], expected, **TOL["float32"])
     back = LSTM.from_torch(module)
     assert back.batch_first and back.proj_size == 3
+
+
+def test_real_torch_modules_tensors_and_bigger_models():
+    torch = pytest.importorskip("torch")
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = torch.nn.Embedding(10, 4)
+            self.lstm = torch.nn.LSTM(4, 6, num_layers=2, dropout=0.25, batch_first=True,
+                                      dtype=torch.float64)
+
+    torch.manual_seed(0)
+    model = Model()
+    with pytest.raises(ValueError, match=r"got a 'Model'.*model\.lstm"):
+        LSTM.from_torch(model)
+    from_module = LSTM.from_torch(model.lstm)
+    assert (from_module.batch_first, from_module.dropout) == (True, 0.25)
+    assert from_module.training and from_module.dtype == np.float64
+    from_sd = LSTM.from_torch(model.state_dict(), batch_first=True)   # prefix 'lstm.' found
+    ours = LSTM(4, 6, num_layers=2, batch_first=True, dtype=np.float64)
+    ours.load_state_dict(model.lstm.state_dict())                      # torch tensors
+    x = np.random.default_rng(0).standard_normal((3, 5, 4))
+    with torch.no_grad():
+        want = model.lstm.eval()(torch.from_numpy(x))[0].numpy()
+    for lstm in (from_module, from_sd, ours):
+        np.testing.assert_allclose(lstm.eval()(x)[0], want, **TOL["float64"])
 
 
 # -- errors -----------------------------------------------------------------------
