@@ -157,14 +157,20 @@ def _as_mask(mask, B, T, time_major):
 
 
 def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, *, projection=None,
-                 mask=None, recurrent_mask=None, go_backwards=False,
+                 mask=None, recurrent_mask=None, input_mask=None, go_backwards=False,
                  activation=_activations.tanh, recurrent_activation=_activations.sigmoid,
                  time_major=False, return_sequences=True, output_order="processing",
                  training=False, workspace=None):
     """Run an LSTM over ``x`` (B, T, I), or (T, B, I) when ``time_major``.
 
     ``h0`` (B, P) and ``c0`` (B, H) are not modified. ``mask`` (B, T) (or
-    (T, B) when time_major) of bools. ``output_order`` 'processing' puts the
+    (T, B) when time_major) of bools. Dropout: ``recurrent_mask`` (B, P) is
+    shared by the four gates, or (4, B, P) one per gate i, f, g, o;
+    ``input_mask`` (4, B, I) gives each gate its own input mask (a mask shared
+    by the gates is applied to ``x`` by the caller). Per-gate masks (Keras 3
+    with ``recurrent_dropout > 0``) run on the NumPy twin of the kernels, as
+    Keras itself leaves its fused kernel for them; the cost is a few NumPy
+    calls per step. ``output_order`` 'processing' puts the
     output of processing step s at position s (Keras ``go_backwards``);
     'time' puts it at the time index it came from (PyTorch/ONNX reverse).
 
@@ -186,9 +192,11 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, *, projection=None,
     rec_code = _activations.kernel_code(recurrent_activation)
     processing_order = output_order == "processing"
 
-    if act_code is None or rec_code is None:
+    per_gate = input_mask is not None or (recurrent_mask is not None
+                                          and recurrent_mask.ndim == 3)
+    if act_code is None or rec_code is None or per_gate:
         return _reference_forward(x, kernel, recurrent_kernel, bias, h0, c0, projection,
-                                  mask8, recurrent_mask, go_backwards, activation,
+                                  mask8, recurrent_mask, input_mask, go_backwards, activation,
                                   recurrent_activation, time_major, return_sequences,
                                   processing_order, training)
 
@@ -257,16 +265,18 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, *, projection=None,
 
 
 def _reference_forward(x, kernel, recurrent_kernel, bias, h0, c0, projection, mask8,
-                       recurrent_mask, go_backwards, activation, recurrent_activation,
-                       time_major, return_sequences, processing_order, training):
+                       recurrent_mask, input_mask, go_backwards, activation,
+                       recurrent_activation, time_major, return_sequences, processing_order,
+                       training):
     xt = x if time_major else x.transpose(1, 0, 2)
-    outs, last, h, c, rcache = reference.lstm_forward(
-        xt, kernel, recurrent_kernel, bias, h0, c0, Wr=projection,
-        mask=None if mask8 is None else mask8.astype(bool), rec_mask=recurrent_mask,
-        go_backwards=go_backwards,
-        activation=_activations.reference_name(activation),
-        recurrent_activation=_activations.reference_name(recurrent_activation),
-        training=training)
+    with one_blas_thread(all_blas=True):
+        outs, last, h, c, rcache = reference.lstm_forward(
+            xt, kernel, recurrent_kernel, bias, h0, c0, Wr=projection,
+            mask=None if mask8 is None else mask8.astype(bool), rec_mask=recurrent_mask,
+            in_mask=input_mask, go_backwards=go_backwards,
+            activation=_activations.reference_name(activation),
+            recurrent_activation=_activations.reference_name(recurrent_activation),
+            training=training)
     seq = None
     if return_sequences:
         if go_backwards and not processing_order:
@@ -305,7 +315,8 @@ def lstm_backward(cache, d_seq=None, d_last=None, d_h=None, d_c=None, need_dx=Tr
             seq = d_seq if time_major else d_seq.transpose(1, 0, 2)
             if opt["go_backwards"] and not opt["processing_order"]:
                 seq = seq[::-1]
-        r = reference.lstm_backward(cache.reference_cache, seq, d_last, d_h, d_c)
+        with one_blas_thread(all_blas=True):
+            r = reference.lstm_backward(cache.reference_cache, seq, d_last, d_h, d_c)
         dx = r["dx"] if time_major else r["dx"].transpose(1, 0, 2)
         return dict(dx=np.ascontiguousarray(dx, dtype), dh0=r["dh0"], dc0=r["dc0"],
                     kernel=r["dW"], recurrent_kernel=r["dU"], bias=r["db"],

@@ -91,14 +91,19 @@ def blas_info():
 
 
 @contextlib.contextmanager
-def one_blas_thread():
-    """Run the block with scipy's BLAS on one thread.
+def one_blas_thread(all_blas=False):
+    """Run the block with scipy's BLAS (every BLAS with ``all_blas``, NumPy's
+    included) on one thread.
 
     cylstm does its own threading (batch slices, split weight products); a
     BLAS call with several threads would wake OpenBLAS's pool, whose threads
     then spin for a while on the very cores the next slices need (measured:
-    after a threaded gemm, a 2-thread call ran at 1-thread speed)."""
-    blas = [c for c in _scipy_blas() if c.get_num_threads() != 1]
+    after a threaded gemm, a 2-thread call ran at 1-thread speed). The NumPy
+    path of the kernels (``all_blas``) makes hundreds of small products per
+    call, each of which a threaded BLAS slows down (measured: 5x at batch
+    64, 256 units on 2 cores)."""
+    every = [c for c in _get_controller().lib_controllers if c.user_api == "blas"]
+    blas = [c for c in (every if all_blas else _scipy_blas()) if c.get_num_threads() != 1]
     before = [c.get_num_threads() for c in blas]
     for c in blas:
         c.set_num_threads(1)

@@ -6,7 +6,13 @@ Same notation and semantics as ``lstm_forward.pyx`` / ``lstm_backward.pyx``
 ``Wr`` (H, P), gate order i, f, g, o. Outputs are in processing order.
 
 It is the oracle the compiled kernels are tested against, and the slow path
-for activations given as Python callables (which run here, on whole arrays).
+for activations given as Python callables (which run here, on whole arrays)
+and for per-gate dropout masks (Keras 3 with ``recurrent_dropout > 0``).
+
+Dropout masks: ``rec_mask`` is (B, P), shared by the four gates, or
+(4, B, P), one per gate (i, f, g, o); ``in_mask`` is None or (4, B, I), one
+input mask per gate (a mask shared by the gates is applied to ``x`` by the
+caller instead). Both are constant over time.
 """
 import numpy as np
 from scipy.special import erf
@@ -76,24 +82,44 @@ def _resolve(activation):
     return ACTIVATIONS[activation]
 
 
+def _gate_cols(H):
+    return [slice(g * H, (g + 1) * H) for g in range(4)]
+
+
+def _per_gate(mask):
+    return mask is not None and np.ndim(mask) == 3
+
+
 def lstm_forward(x, W, U, bias, h0, c0, *, Wr=None, mask=None, rec_mask=None,
-                 go_backwards=False, activation="tanh",
+                 in_mask=None, go_backwards=False, activation="tanh",
                  recurrent_activation="sigmoid", training=False):
     """Forward pass. Returns (outputs (T, B, P), last_output, h, c, cache)."""
     act, _ = _resolve(activation)
     rec, _ = _resolve(recurrent_activation)
     T, B, _ = x.shape
     H = c0.shape[1]
+    cols = _gate_cols(H)
     h = h0.copy()
     c = c0.copy()
     prev_out = np.zeros_like(h0)
     outputs = np.zeros((T, B, h0.shape[1]), dtype=x.dtype)
-    xw = x @ W + bias
+    if in_mask is None:
+        xw = x @ W + bias
+    else:
+        xw = np.concatenate([(x * in_mask[g]) @ W[:, cols[g]] for g in range(4)],
+                            axis=-1) + bias
+    per_gate_rec = _per_gate(rec_mask)
     steps = []
     for s in range(T):
         t = T - 1 - s if go_backwards else s
-        hin = h if rec_mask is None else h * rec_mask
-        z = xw[t] + hin @ U
+        if per_gate_rec:
+            # hin is h itself; each gate block multiplies its own dropped copy.
+            hin = h
+            z = xw[t] + np.concatenate([(h * rec_mask[g]) @ U[:, cols[g]]
+                                        for g in range(4)], axis=1)
+        else:
+            hin = h if rec_mask is None else h * rec_mask
+            z = xw[t] + hin @ U
         i = rec(z[:, :H])
         f = rec(z[:, H:2 * H])
         g = act(z[:, 2 * H:3 * H])
@@ -110,7 +136,7 @@ def lstm_forward(x, W, U, bias, h0, c0, *, Wr=None, mask=None, rec_mask=None,
         outputs[s] = prev_out
     cache = None
     if training:
-        cache = dict(x=x, W=W, U=U, Wr=Wr, rec_mask=rec_mask, steps=steps,
+        cache = dict(x=x, W=W, U=U, Wr=Wr, rec_mask=rec_mask, in_mask=in_mask, steps=steps,
                      act=_resolve(activation), rec=_resolve(recurrent_activation),
                      shape=(T, B, H, h0.shape[1]))
     return outputs, prev_out, h, c, cache
@@ -160,13 +186,26 @@ def lstm_backward(cache, d_seq=None, d_last=None, dh=None, dc=None):
         ], axis=1)
         dz = np.where(keep, dz, 0)
         dz_all[st["t"]] = dz
-        dU += st["hin"].T @ dz
-        dh_prev = dz @ U.T
-        if rec_mask is not None:
-            dh_prev = dh_prev * rec_mask
+        if _per_gate(rec_mask):
+            dh_prev = np.zeros_like(dh)
+            for g, col in enumerate(_gate_cols(H)):
+                dU[:, col] += (st["hin"] * rec_mask[g]).T @ dz[:, col]
+                dh_prev += (dz[:, col] @ U[:, col].T) * rec_mask[g]
+        else:
+            dU += st["hin"].T @ dz
+            dh_prev = dz @ U.T
+            if rec_mask is not None:
+                dh_prev = dh_prev * rec_mask
         dh = np.where(keep, dh_prev, dh)
         dc = np.where(keep, dcn * f, dc)
-    dW = np.einsum("tbi,tbg->ig", x, dz_all)
-    dx = dz_all @ W.T
+    in_mask = cache.get("in_mask")
+    if in_mask is None:
+        dW = np.einsum("tbi,tbg->ig", x, dz_all)
+        dx = dz_all @ W.T
+    else:
+        dx = np.zeros_like(x)
+        for g, col in enumerate(_gate_cols(H)):
+            dW[:, col] = np.einsum("tbi,tbg->ig", x * in_mask[g], dz_all[..., col])
+            dx += (dz_all[..., col] @ W[:, col].T) * in_mask[g]
     db = dz_all.sum(axis=(0, 1))
     return dict(dx=dx, dW=dW, dU=dU, db=db, dWr=dWr, dh0=dh, dc0=dc)

@@ -27,9 +27,17 @@ def _dtype_policy(dtype):
 
 
 class _DropoutMasks:
-    """Keras 3 LSTM dropout: one (batch, features) mask per call for the inputs
-    and one (batch, units) mask for the recurrent state, shared by the four
-    gates and constant over time, scaled by 1 / (1 - rate)."""
+    """Keras 3's LSTM dropout masks (``DropoutRNNCell`` with ``LSTMCell``).
+
+    Drawn once per call, constant over time, scaled by 1 / (1 - rate), and
+    only for 0 < rate < 1 (Keras applies no dropout at rate 1). With
+    ``recurrent_dropout == 0`` the cell uses Keras's fused implementation: one
+    input mask (batch, features) shared by the four gates. Any other
+    ``recurrent_dropout`` switches Keras's cell to implementation 1
+    (``dropout_mask_count = 4``): a separate input mask per gate
+    (4, batch, features) and a separate recurrent mask per gate
+    (4, batch, units), gates in the order i, f, c, o.
+    """
 
     def __init__(self, seed):
         self.rng = np.random.default_rng(seed)
@@ -39,6 +47,14 @@ class _DropoutMasks:
             return None
         keep = self.rng.random(shape) >= rate
         return (keep / (1 - rate)).astype(dtype)
+
+    def for_call(self, dropout, recurrent_dropout, batch, features, units, dtype):
+        """(shared input mask, per-gate input masks, recurrent mask) of one call;
+        each None when not used. The input masks come first, as Keras draws them."""
+        if recurrent_dropout == 0:
+            return self.draw(dropout, (batch, features), dtype), None, None
+        gates = self.draw(dropout, (4, batch, features), dtype)
+        return None, gates, self.draw(recurrent_dropout, (4, batch, units), dtype)
 
 
 class LSTMCell(Layer):
@@ -110,18 +126,20 @@ class LSTMCell(Layer):
     def get_initial_state(self, batch_size=None):
         return [np.zeros((batch_size, d), self.dtype) for d in self.state_size]
 
-    def _check_states(self, states, batch):
+    def _check_states(self, states, batch, argument="states"):
         if states is None:
             return self.get_initial_state(batch)
         if not isinstance(states, (list, tuple)) or len(states) != 2:
-            raise ValueError(f"`states` of {self.name!r} must be a list [h, c] of two arrays "
-                             f"of shape ({batch}, {self.units}); got {type(states).__name__}.")
+            got = (f"a {type(states).__name__} of length {len(states)}"
+                   if isinstance(states, (list, tuple)) else type(states).__name__)
+            raise ValueError(f"`{argument}` of {self.name!r} must be a list [h, c] of two "
+                             f"arrays of shape ({batch}, {self.units}); got {got}.")
         out = []
-        for label, s in zip(("h", "c"), states):
-            s = as_float_array(s, self.dtype, f"states[{label}]")
+        for k, (label, s) in enumerate(zip(("h", "c"), states)):
+            s = as_float_array(s, self.dtype, f"{argument}[{k}]")
             if s.shape != (batch, self.units):
-                raise ValueError(f"State {label} of {self.name!r} must have shape "
-                                 f"({batch}, {self.units}); got {s.shape}.")
+                raise ValueError(f"`{argument}[{k}]` (state {label}) of {self.name!r} must "
+                                 f"have shape ({batch}, {self.units}); got {s.shape}.")
             out.append(s)
         return out
 
@@ -167,15 +185,14 @@ class LSTMCell(Layer):
                 h, c = k.step(np.ascontiguousarray(x), np.ascontiguousarray(h0),
                               np.ascontiguousarray(c0))
                 return h, [h, c]
-        rec_mask = None
+        dmask = gate_masks = rec_mask = None
         if dropping:
-            dmask = self._dropout_masks.draw(self.dropout, x.shape, self.dtype)
+            dmask, gate_masks, rec_mask = self._draw_dropout(x.shape[0], x.shape[1])
             if dmask is not None:
                 x = x * dmask
-            rec_mask = self._dropout_masks.draw(self.recurrent_dropout, h0.shape, self.dtype)
         _, h, h, c, _ = _ops.lstm_forward(
             x[None], self.kernel, self.recurrent_kernel, self._bias_or_none(), h0, c0,
-            recurrent_mask=rec_mask, activation=self.activation,
+            recurrent_mask=rec_mask, input_mask=gate_masks, activation=self.activation,
             recurrent_activation=self.recurrent_activation, time_major=True,
             return_sequences=False, workspace=self._workspace)
         return h, [h, c]
@@ -184,12 +201,11 @@ class LSTMCell(Layer):
         """((h, [h, c]), backprop): backprop((dh_out, [dh, dc])) -> (dx, [dh0, dc0])."""
         x = self._check_input_2d(inputs)
         h0, c0 = self._check_states(states, x.shape[0])
-        dmask = self._dropout_masks.draw(self.dropout, x.shape, self.dtype)
-        rec_mask = self._dropout_masks.draw(self.recurrent_dropout, h0.shape, self.dtype)
+        dmask, gate_masks, rec_mask = self._draw_dropout(x.shape[0], x.shape[1])
         xd = x if dmask is None else x * dmask
         _, h, h, c, cache = _ops.lstm_forward(
             xd[None], self.kernel, self.recurrent_kernel, self._bias_or_none(), h0, c0,
-            recurrent_mask=rec_mask, activation=self.activation,
+            recurrent_mask=rec_mask, input_mask=gate_masks, activation=self.activation,
             recurrent_activation=self.recurrent_activation, time_major=True,
             return_sequences=False, training=True)
 
@@ -204,6 +220,10 @@ class LSTMCell(Layer):
             return dx, [g["dh0"], g["dc0"]]
 
         return (h, [h, c]), backprop
+
+    def _draw_dropout(self, batch, features):
+        return self._dropout_masks.for_call(self.dropout, self.recurrent_dropout, batch,
+                                            features, self.units, self.dtype)
 
     def _bias_or_none(self):
         return self._params["bias"] if self.use_bias else None
@@ -339,6 +359,19 @@ class LSTM(Layer):
     def state_size(self):
         return self.cell.state_size
 
+    @property
+    def trainable(self):
+        return self.__dict__.get("_trainable", True)
+
+    @trainable.setter
+    def trainable(self, value):
+        # Freezing the layer (layer.trainable = False, as in Keras) freezes its
+        # cell too, so backprop stops accumulating weight gradients.
+        self.__dict__["_trainable"] = bool(value)
+        cell = self.__dict__.get("cell")
+        if cell is not None:
+            cell.trainable = bool(value)
+
     # -- building ----------------------------------------------------------
     def build(self, input_shape):
         input_shape = tuple(input_shape)
@@ -412,9 +445,13 @@ class LSTM(Layer):
         mask_shape = (T, B) if self.time_major else (B, T)
         m = check_mask(mask[0] if isinstance(mask, (list, tuple)) else mask, mask_shape)
         if initial_state is not None:
-            if self.stateful:
-                pass  # Keras uses the given state for this call
-            h0, c0 = self.cell._check_states(list(initial_state), B)
+            # A stateful layer uses the given state for this call, as Keras.
+            if not isinstance(initial_state, (list, tuple)):
+                raise ValueError(
+                    f"`initial_state` of {self.name!r} must be a list [h, c] of two "
+                    f"arrays of shape ({B}, {self.units}); got "
+                    f"{type(initial_state).__name__}.")
+            h0, c0 = self.cell._check_states(list(initial_state), B, "initial_state")
         elif self.stateful:
             if self.states is None:
                 self.states = self.get_initial_state(B)
@@ -430,18 +467,17 @@ class LSTM(Layer):
         return x, h0, c0, m
 
     def _run(self, x, h0, c0, mask, training, kernel_training):
-        dmask = rec_mask = None
+        dmask = gate_masks = rec_mask = None
         if training:
             B = x.shape[1] if self.time_major else x.shape[0]
-            dmask = self.cell._dropout_masks.draw(self.dropout, (B, x.shape[2]), self.dtype)
-            rec_mask = self.cell._dropout_masks.draw(self.recurrent_dropout, (B, self.units),
-                                                     self.dtype)
+            dmask, gate_masks, rec_mask = self.cell._draw_dropout(B, x.shape[2])
         xd = x
         if dmask is not None:
             xd = x * (dmask[None] if self.time_major else dmask[:, None])
         result = _ops.lstm_forward(
             xd, self.cell.kernel, self.cell.recurrent_kernel, self.cell._bias_or_none(),
-            h0, c0, mask=mask, recurrent_mask=rec_mask, go_backwards=self.go_backwards,
+            h0, c0, mask=mask, recurrent_mask=rec_mask, input_mask=gate_masks,
+            go_backwards=self.go_backwards,
             activation=self.activation, recurrent_activation=self.recurrent_activation,
             time_major=self.time_major, return_sequences=self.return_sequences,
             training=kernel_training, workspace=self._workspace)

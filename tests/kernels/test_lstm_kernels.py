@@ -222,3 +222,34 @@ def test_numpy_reference_matches_keras_goldens():
             np.testing.assert_allclose(c, arrays["out_2"], rtol=tol, atol=tol)
         checked += 1
     assert checked >= 60
+
+
+@pytest.mark.parametrize("proj", [False, True])
+def test_per_gate_masks_all_equal_match_the_compiled_shared_masks(dtype, rng, proj):
+    """Per-gate dropout masks (the NumPy path) that happen to be equal for the
+    four gates give what the compiled kernels give for one shared mask."""
+    B, T, I, H = 3, 5, 4, 3
+    P = 2 if proj else H
+    p = _problem(rng, B, T, I, H, P, dtype, proj=proj, with_mask=True, rec_drop=True)
+    in_mask = ((rng.random((B, I)) > 0.3) / 0.7).astype(dtype)
+    args = (p["kernel"], p["recurrent_kernel"], p["bias"], p["h0"], p["c0"])
+    kw = dict(projection=p["projection"], mask=p["mask"], go_backwards=True, training=True)
+    shared = _ops.lstm_forward(p["x"] * in_mask[:, None], *args,
+                               recurrent_mask=p["recurrent_mask"], **kw)
+    gated = _ops.lstm_forward(p["x"], *args, recurrent_mask=np.stack([p["recurrent_mask"]] * 4),
+                              input_mask=np.stack([in_mask] * 4), **kw)
+    assert shared[4].reference_cache is None and gated[4].reference_cache is not None
+    tol = dict(rtol=RTOL[dtype], atol=ATOL[dtype])
+    for a, b in zip(shared[:4], gated[:4]):
+        np.testing.assert_allclose(b, a, **tol)
+    d_seq = rng.standard_normal(shared[0].shape).astype(dtype)
+    d_h = rng.standard_normal(shared[2].shape).astype(dtype)
+    g_shared = _ops.lstm_backward(shared[4], d_seq, None, d_h, None)
+    g_gated = _ops.lstm_backward(gated[4], d_seq, None, d_h, None)
+    gtol = dict(rtol=RTOL[dtype] * 10, atol=ATOL[dtype] * 10)
+    np.testing.assert_allclose(g_gated["dx"], g_shared["dx"] * in_mask[:, None], **gtol)
+    for key in ("kernel", "recurrent_kernel", "bias", "projection", "dh0", "dc0"):
+        if g_shared[key] is None:
+            assert g_gated[key] is None
+        else:
+            np.testing.assert_allclose(g_gated[key], g_shared[key], **gtol, err_msg=key)

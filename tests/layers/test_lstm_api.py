@@ -375,3 +375,32 @@ def test_single_timestep_call_matches_general_path(rng, time_major, return_seque
     for a, b in zip(fast, general):
         assert a.shape == b.shape
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_freezing_the_layer_freezes_its_weights_and_gradients(rng):
+    layer = LSTM(3, dtype="float64")
+    x = rng.standard_normal((2, 4, 5))
+    layer.build(x.shape)
+    layer.trainable = False
+    assert layer.trainable_weights == [] and len(layer.non_trainable_weights) == 3
+    assert layer.count_params() == 5 * 12 + 3 * 12 + 12
+    assert layer.get_config()["trainable"] is False
+    _, backprop = layer.forward_train(x)
+    backprop(np.ones((2, 3)))
+    assert not any(g.any() for g in layer.grads.values())
+    layer.trainable = True
+    _, backprop = layer.forward_train(x)
+    backprop(np.ones((2, 3)))
+    assert all(g.any() for g in layer.grads.values())
+    assert len(layer.trainable_weights) == 3 and layer.non_trainable_weights == []
+
+
+@pytest.mark.parametrize("bad,match", [
+    (np.zeros((3, 5)), r"`initial_state` .*list \[h, c\].*got ndarray"),
+    ([np.zeros((3, 5))] * 3, r"`initial_state` .*length 3"),
+    ([np.zeros((3, 5)), np.zeros((2, 5))], r"`initial_state\[1\]` \(state c\).*\(3, 5\).*\(2, 5\)"),
+])
+def test_bad_initial_state_names_the_argument(rng, bad, match):
+    layer = LSTM(5)
+    with pytest.raises(ValueError, match=match):
+        layer(_x(rng), initial_state=bad)
