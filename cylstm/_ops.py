@@ -40,10 +40,14 @@ PARALLEL_MIN_WORK = 4_000_000
 PARALLEL_MIN_ROWS = 2
 
 # Where the float32 step kernel (recurrent.h) beats scipy's sgemm, measured
-# per call on this project's 2-core AVX-512 machine: from 12 rows (below,
-# OpenBLAS's small-matrix path packs nothing) to 256, for recurrent kernels of
-# at least 16K values (below, packing costs little).
-RECURRENT_KERNEL_ROWS = (12, 256)
+# per call on this project's 2-core AVX-512 machine: up to 256 rows, for
+# recurrent kernels of at least 16K values (below, packing costs little),
+# from 4 rows, or from 2 once U has 512K values. gemm re-packs U on every step,
+# which at few rows costs more than the product: at 8 rows and 256 units it
+# took 2.8x the kernel's time, at 2-4 rows and 512 units 2.5-3x; at 2-3 rows
+# and 256 units gemm is ahead (by up to 20 %), at one row gemv.
+RECURRENT_KERNEL_ROWS = (4, 256)
+RECURRENT_KERNEL_FEW_ROWS = (2, 1 << 19)
 RECURRENT_KERNEL_MIN_SIZE = 16384
 
 
@@ -51,6 +55,9 @@ def _packed(matrix, slices):
     """The step kernel's packed copy of ``matrix``, or None to use BLAS."""
     rows = min(b1 - b0 for b0, b1 in slices)
     lo, hi = RECURRENT_KERNEL_ROWS
+    few_rows, large = RECURRENT_KERNEL_FEW_ROWS
+    if matrix.size >= large:
+        lo = few_rows
     if (matrix.dtype != np.float32 or not lo <= rows <= hi
             or matrix.size < RECURRENT_KERNEL_MIN_SIZE):
         return None

@@ -30,6 +30,10 @@ from .blas cimport gemm
 from .recurrent cimport recurrent_product
 from .activations cimport activate, activate_grad, activate_gates, activate_gates_grad
 
+cdef extern from "cell.h" nogil:
+    void cyl_lstm_cell_grad_f32(float* dz, const float* tc, const float* cprev,
+                                const float* dm, float* dc, Py_ssize_t H)
+
 
 cdef void backward_rows(
         int T, int B, int H, int P,
@@ -70,7 +74,6 @@ cdef void backward_rows(
     cdef floating* tmp = dtc + <Py_ssize_t>nb * H        # (nb, max(H, P))
     cdef floating dcj, mj
 
-    cdef floating ai, af, ag, ao, tcj
     for s in range(T - 1, -1, -1):
         t = T - 1 - s if go_backwards else s
         # Gradient reaching each row's output at this step.
@@ -109,22 +112,10 @@ cdef void backward_rows(
             cprow = cprev_store + (<Py_ssize_t>t * B + b) * H
             dcrow = dc + <Py_ssize_t>b * H
             if stored_activations:
-                # dzrow holds i, f, g, o and c_store tanh(c_t); each j reads
-                # its four gates before writing their gradients in place.
-                a_row = c_store + (<Py_ssize_t>t * B + b) * H
-                for j in range(H):
-                    ai = dzrow[j]
-                    af = dzrow[H + j]
-                    ag = dzrow[2 * H + j]
-                    ao = dzrow[3 * H + j]
-                    tcj = a_row[j]
-                    mj = dm[j]
-                    dcj = dcrow[j] + mj * ao * (1 - tcj * tcj)
-                    dzrow[j] = dcj * ag * ai * (1 - ai)
-                    dzrow[H + j] = dcj * cprow[j] * af * (1 - af)
-                    dzrow[2 * H + j] = dcj * ai * (1 - ag * ag)
-                    dzrow[3 * H + j] = mj * tcj * ao * (1 - ao)
-                    dcrow[j] = dcj * af
+                # dzrow holds i, f, g, o and c_store tanh(c_t) (float32 only).
+                if floating is float:
+                    cyl_lstm_cell_grad_f32(dzrow, c_store + (<Py_ssize_t>t * B + b) * H,
+                                           cprow, dm, dcrow, H)
                 continue
             a_row = act_z + row * G
             d_row = der_z + row * G

@@ -28,6 +28,11 @@ from .recurrent cimport (cyl_rec_pack, cyl_rec_panel_width, cyl_recurrent_isa,
                          recurrent_product)
 from .activations cimport activate, activate_grad, activate_gates, fill_gate_selector
 
+cdef extern from "cell.h" nogil:
+    void cyl_lstm_cell_f32(const float* gates, Py_ssize_t G, float* c, float* tc, float* m,
+                           Py_ssize_t nb, Py_ssize_t H, const unsigned char* mask,
+                           Py_ssize_t mask_stride)
+
 
 cdef inline void fill_rows(floating* dst, const floating* row, Py_ssize_t nrows,
                            int n) noexcept nogil:
@@ -63,6 +68,40 @@ cdef void _project_inputs(
         xsrc = xbuf
     fill_rows(gates, bias, <Py_ssize_t>nt * nb, G)
     gemm(False, False, nt * nb, G, I, 1, xsrc, I, W, G, 1, gates, G)
+
+
+cdef inline void cell_update(const floating* gates, floating* c, floating* mdst,
+                             floating* c_store, const unsigned char* mask, bint training,
+                             bint store_act_c, int act, int T, int B, int H, int t, int b0,
+                             int b1) noexcept nogil:
+    """c_t for the unmasked rows of [b0, b1) (masked rows keep c_{t-1}),
+    c_t (or act(c_t) with `store_act_c`) into c_store when training, and
+    mdst = o * act(c_t) for all rows."""
+    cdef int G = 4 * H
+    cdef int nb = b1 - b0
+    cdef int b, j
+    cdef const floating* arow
+    cdef floating* crow
+    cdef floating* mrow
+    for b in range(b0, b1):
+        if mask != NULL and not mask[<Py_ssize_t>b * T + t]:
+            continue
+        arow = gates + <Py_ssize_t>(b - b0) * G
+        crow = c + <Py_ssize_t>b * H
+        for j in range(H):
+            crow[j] = arow[H + j] * crow[j] + arow[j] * arow[2 * H + j]
+    if training and not store_act_c:
+        memcpy(c_store + (<Py_ssize_t>t * B + b0) * H, c + <Py_ssize_t>b0 * H,
+               <Py_ssize_t>nb * H * sizeof(floating))
+    activate(act, c + <Py_ssize_t>b0 * H, mdst, <Py_ssize_t>nb * H)
+    if training and store_act_c:
+        memcpy(c_store + (<Py_ssize_t>t * B + b0) * H, mdst,
+               <Py_ssize_t>nb * H * sizeof(floating))
+    for b in range(nb):
+        arow = gates + <Py_ssize_t>b * G + 3 * H
+        mrow = mdst + <Py_ssize_t>b * H
+        for j in range(H):
+            mrow[j] = arow[j] * mrow[j]
 
 
 cdef void forward_rows(
@@ -102,6 +141,7 @@ cdef void forward_rows(
     cdef int G = 4 * H
     cdef bint training = z_store != NULL
     cdef bint has_proj = Wr != NULL
+    cdef bint fused
     cdef int s, t, b, j, tlo, thi, s0, s1
     cdef Py_ssize_t gstride, r
     cdef floating* gbase
@@ -163,29 +203,23 @@ cdef void forward_rows(
             gates = abuf if (training and sel == NULL) else grow
             activate_gates(act, rec_act, grow, gates, sel, nb, H)
 
-            # c_t for the unmasked rows; masked rows keep c_{t-1}.
-            for b in range(b0, b1):
-                if mask != NULL and not mask[<Py_ssize_t>b * T + t]:
-                    continue
-                arow = gates + <Py_ssize_t>(b - b0) * G
-                crow = c + <Py_ssize_t>b * H
-                for j in range(H):
-                    crow[j] = arow[H + j] * crow[j] + arow[j] * arow[2 * H + j]
-            if training and sel == NULL:
-                memcpy(c_store + (<Py_ssize_t>t * B + b0) * H, c + <Py_ssize_t>b0 * H,
-                       <Py_ssize_t>nb * H * sizeof(floating))
             # m_t = o * act(c_t), computed for all rows, used for the unmasked.
             # Without a mask or projection it is h_t and goes straight into h.
             mdst = h + <Py_ssize_t>b0 * P if (mask == NULL and not has_proj) else mbuf
-            activate(act, c + <Py_ssize_t>b0 * H, mdst, <Py_ssize_t>nb * H)
-            if training and sel != NULL:
-                memcpy(c_store + (<Py_ssize_t>t * B + b0) * H, mdst,
-                       <Py_ssize_t>nb * H * sizeof(floating))
-            for b in range(nb):
-                arow = gates + <Py_ssize_t>b * G + 3 * H
-                mrow = mdst + <Py_ssize_t>b * H
-                for j in range(H):
-                    mrow[j] = arow[j] * mrow[j]
+            fused = False
+            if floating is float:
+                if sel != NULL and H >= 16:
+                    # c_t (unmasked rows), tanh(c_t) (kept when training) and
+                    # m_t in one pass, vectorised over units (so not for a
+                    # few units, where the flat loops over rows x units win).
+                    cyl_lstm_cell_f32(
+                        gates, G, c + <Py_ssize_t>b0 * H,
+                        c_store + (<Py_ssize_t>t * B + b0) * H if training else NULL,
+                        mdst, nb, H, mask + <Py_ssize_t>b0 * T + t if mask != NULL else NULL, T)
+                    fused = True
+            if not fused:
+                cell_update(gates, c, mdst, c_store, mask, training, sel != NULL, act,
+                            T, B, H, t, b0, b1)
             if training and has_proj:
                 memcpy(m_store + (<Py_ssize_t>t * B + b0) * H, mbuf,
                        <Py_ssize_t>nb * H * sizeof(floating))
