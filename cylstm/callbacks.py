@@ -95,7 +95,11 @@ class CallbackList(Callback):
             callbacks = []
         elif isinstance(callbacks, Callback) and not isinstance(callbacks, CallbackList):
             callbacks = [callbacks]
-        self.callbacks = list(callbacks)
+        try:
+            self.callbacks = list(callbacks)
+        except TypeError:
+            raise TypeError("`callbacks` must be a list of cylstm.callbacks.Callback instances; "
+                            f"got {type(callbacks).__name__}.") from None
         for cb in self.callbacks:
             if not isinstance(cb, Callback):
                 raise TypeError(f"Callbacks must be cylstm.callbacks.Callback instances; got "

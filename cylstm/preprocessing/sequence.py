@@ -5,7 +5,9 @@ A line-for-line port of ``keras/src/utils/sequence_utils.py::pad_sequences``
 first non-empty sequence, empty sequences become all-``value`` rows, a bad
 ``padding``/``truncating`` raises ``ValueError`` only once a non-empty sequence
 reaches it, a string ``value`` needs ``dtype=object`` (or a string dtype), and
-an empty list of sequences raises ``ValueError`` (no length to pad to).
+an empty list of sequences raises ``ValueError`` (no length to pad to). One
+departure: a negative or non-integer ``maxlen`` raises a ``ValueError`` that
+names it, where Keras lets NumPy fail with a message about array dimensions.
 """
 import numpy as np
 
@@ -48,6 +50,9 @@ def pad_sequences(sequences, maxlen=None, dtype="int32", padding="pre", truncati
             raise ValueError("`sequences` must be a list of iterables. "
                              f"Found non-iterable: {str(x)}") from e
 
+    if maxlen is not None and (isinstance(maxlen, (bool, np.bool_))
+                               or not isinstance(maxlen, (int, np.integer)) or maxlen < 0):
+        raise ValueError(f"`maxlen` must be None or a non-negative integer; got {maxlen!r}.")
     if maxlen is None:
         if not lengths:
             raise ValueError("`sequences` is empty and `maxlen` is None: there is no length "

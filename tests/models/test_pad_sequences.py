@@ -44,3 +44,16 @@ def test_tutorial_call():
     assert out.shape == (3, 300) and out.dtype == np.int32
     assert out[0, -3:].tolist() == [5, 8, 2] and out[0, :-3].sum() == 0
     assert out[2, -1] == 399 and out[2, 0] == 100     # truncating='pre' keeps the end
+
+
+@pytest.mark.parametrize("maxlen", [-1, 1.5, "300", True])
+def test_bad_maxlen_is_a_clear_error(maxlen):
+    # Keras lets NumPy fail here ("negative dimensions are not allowed", "'float'
+    # object cannot be interpreted as an integer"); cylstm names the argument.
+    with pytest.raises(ValueError, match="`maxlen` must be None or a non-negative integer"):
+        pad_sequences([[1, 2, 3]], maxlen=maxlen)
+
+
+def test_numpy_integer_maxlen():
+    out = pad_sequences([[1, 2, 3]], maxlen=np.int64(2))
+    assert out.tolist() == [[2, 3]]

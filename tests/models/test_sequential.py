@@ -246,6 +246,11 @@ def test_fit_errors():
         model.compile(loss="no_such_loss")
     with pytest.raises(ValueError, match="Could not interpret metric"):
         model.compile(loss="mse", metrics=["no_such_metric"])
+    model.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(TypeError, match="`callbacks` must be a list"):
+        model.fit(np.zeros((4, 3)), np.zeros(4), verbose=0, callbacks=5)
+    with pytest.raises(TypeError, match="Callback instances; got function"):
+        model.fit(np.zeros((4, 3)), np.zeros(4), verbose=0, callbacks=[lambda: None])
 
 
 # -- progress output -------------------------------------------------------------------
