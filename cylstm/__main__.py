@@ -24,6 +24,7 @@ import sys
 import time
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 import cylstm
 from cylstm._kernels import reference
@@ -124,16 +125,20 @@ def main(argv=None):
     x = rng.standard_normal((B, T, I)).astype("float32")
     layer = cylstm.layers.LSTM(H, return_sequences=True, seed=0)
     layer.build(x.shape)
-    t_cylstm = _median_time(lambda: layer(x), args.repeat)
     zeros_h = np.zeros((B, H), "float32")
     xt = np.ascontiguousarray(x.transpose(1, 0, 2))
-    t_numpy = _median_time(lambda: reference.lstm_forward(
-        xt, layer.kernel, layer.recurrent_kernel, layer.bias, zeros_h, zeros_h), args.repeat)
+    # Both on one thread: NumPy's threaded BLAS times swing several-fold when
+    # the other core is busy, which would make the ratio a measure of the load.
+    with cylstm.threads(1), threadpool_limits(1):
+        t_cylstm = _median_time(lambda: layer(x), args.repeat)
+        t_numpy = _median_time(lambda: reference.lstm_forward(
+            xt, layer.kernel, layer.recurrent_kernel, layer.bias, zeros_h, zeros_h),
+            args.repeat)
     y = layer(x)
     ref = reference.lstm_forward(xt, layer.kernel, layer.recurrent_kernel, layer.bias,
                                  zeros_h, zeros_h)[0].transpose(1, 0, 2)
     print(f"\nForward pass, batch {B}, {T} steps, {I} features, {H} units, float32 "
-          f"(median of {args.repeat}):")
+          f"(median of {args.repeat}, one thread):")
     print(f"  cylstm          {t_cylstm * 1e3:8.2f} ms")
     print(f"  NumPy reference {t_numpy * 1e3:8.2f} ms   ({t_numpy / t_cylstm:.1f}x slower)")
     print(f"  max abs difference {float(np.abs(y - ref).max()):.2e}")
