@@ -40,11 +40,20 @@ def _get_controller():
     return _controller
 
 
-def _scipy_blas():
-    """threadpoolctl's controllers for the BLAS that scipy's cython_blas calls."""
-    blas = [c for c in _get_controller().lib_controllers if c.user_api == "blas"]
-    scipy_own = [c for c in blas if "scipy" in os.path.basename(os.path.dirname(c.filepath))]
-    return scipy_own or blas
+_blas_lists = {}
+
+
+def _blas_controllers(all_blas=False):
+    """threadpoolctl's controllers for the BLAS that scipy's cython_blas calls
+    (every BLAS loaded with ``all_blas``). Found once: each cylstm call
+    consults them, and the search cost several microseconds per call."""
+    found = _blas_lists.get(all_blas)
+    if found is None:
+        blas = [c for c in _get_controller().lib_controllers if c.user_api == "blas"]
+        scipy_own = [c for c in blas
+                     if "scipy" in os.path.basename(os.path.dirname(c.filepath))]
+        found = _blas_lists[all_blas] = blas if all_blas else (scipy_own or blas)
+    return found
 
 
 def _check(n):
@@ -102,15 +111,14 @@ def one_blas_thread(all_blas=False):
     path of the kernels (``all_blas``) makes hundreds of small products per
     call, each of which a threaded BLAS slows down (measured: 5x at batch
     64, 256 units on 2 cores)."""
-    every = [c for c in _get_controller().lib_controllers if c.user_api == "blas"]
-    blas = [c for c in (every if all_blas else _scipy_blas()) if c.get_num_threads() != 1]
-    before = [c.get_num_threads() for c in blas]
-    for c in blas:
+    changed = [(c, n) for c, n in ((c, c.get_num_threads()) for c in _blas_controllers(all_blas))
+               if n != 1]
+    for c, _ in changed:
         c.set_num_threads(1)
     try:
         yield
     finally:
-        for c, n in zip(blas, before):
+        for c, n in changed:
             c.set_num_threads(n)
 
 
