@@ -27,6 +27,7 @@ from ._kernels.lstm_backward import lstm_backward_weights as _backward_weights_k
 from ._kernels.lstm_forward import lstm_forward as _forward_kernel
 from ._kernels.lstm_forward import pack_recurrent
 from ._kernels.lstm_forward import project_inputs as _project_kernel
+from ._kernels.lstm_forward import project_inputs_gates as _project_gates_kernel
 from ._threads import current_threads, one_blas_thread, run_parallel, split
 
 # Elements of the gate block of one chunk of timesteps (inference). Keeps the
@@ -51,17 +52,30 @@ RECURRENT_KERNEL_FEW_ROWS = (2, 1 << 19)
 RECURRENT_KERNEL_MIN_SIZE = 16384
 
 
-def _packed(matrix, slices):
-    """The step kernel's packed copy of ``matrix``, or None to use BLAS."""
+def _use_packed(matrix, slices):
+    """Whether the step kernel, rather than BLAS, multiplies by ``matrix``."""
     rows = min(b1 - b0 for b0, b1 in slices)
     lo, hi = RECURRENT_KERNEL_ROWS
     few_rows, large = RECURRENT_KERNEL_FEW_ROWS
     if matrix.size >= large:
         lo = few_rows
-    if (matrix.dtype != np.float32 or not lo <= rows <= hi
-            or matrix.size < RECURRENT_KERNEL_MIN_SIZE):
+    return (matrix.dtype == np.float32 and lo <= rows <= hi
+            and matrix.size >= RECURRENT_KERNEL_MIN_SIZE)
+
+
+def _packed(matrix, slices):
+    """The step kernel's packed copy of ``matrix``, or None to use BLAS."""
+    return pack_recurrent(matrix) if _use_packed(matrix, slices) else None
+
+
+def _packed_blocks(matrix, blocks, slices):
+    """The packed copies of the blocks (4, K, N) of ``matrix``, stacked, or
+    None to use BLAS. The choice follows the whole matrix: the step makes the
+    four block products back to back, as one product of the whole."""
+    if not _use_packed(matrix, slices):
         return None
-    return pack_recurrent(matrix)
+    packed = [pack_recurrent(block) for block in blocks]
+    return None if packed[0] is None else np.stack(packed)
 
 
 def _fused_gates(dtype, act_code, rec_code):
@@ -174,10 +188,10 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, *, projection=None,
     (T, B) when time_major) of bools. Dropout: ``recurrent_mask`` (B, P) is
     shared by the four gates, or (4, B, P) one per gate i, f, g, o;
     ``input_mask`` (4, B, I) gives each gate its own input mask (a mask shared
-    by the gates is applied to ``x`` by the caller). Per-gate masks (Keras 3
-    with ``recurrent_dropout > 0``) run on the NumPy twin of the kernels, as
-    Keras itself leaves its fused kernel for them; the cost is a few NumPy
-    calls per step. ``output_order`` 'processing' puts the
+    by the gates is applied to ``x`` by the caller). Per-gate masks are Keras 3
+    with ``recurrent_dropout > 0``: the input masks only change the input
+    projection, made here gate by gate; the recurrent ones go to the kernels
+    (four block products per step). ``output_order`` 'processing' puts the
     output of processing step s at position s (Keras ``go_backwards``);
     'time' puts it at the time index it came from (PyTorch/ONNX reverse).
 
@@ -199,9 +213,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, *, projection=None,
     rec_code = _activations.kernel_code(recurrent_activation)
     processing_order = output_order == "processing"
 
-    per_gate = input_mask is not None or (recurrent_mask is not None
-                                          and recurrent_mask.ndim == 3)
-    if act_code is None or rec_code is None or per_gate:
+    if act_code is None or rec_code is None:
         return _reference_forward(x, kernel, recurrent_kernel, bias, h0, c0, projection,
                                   mask8, recurrent_mask, input_mask, go_backwards, activation,
                                   recurrent_activation, time_major, return_sequences,
@@ -218,11 +230,27 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, *, projection=None,
     slices = row_slices(B, T * B * G * (I + P))
     fused = _fused_gates(dtype, act_code, rec_code)
 
+    rec_gates = u_gates = u_gates_packed = None
+    if recurrent_mask is not None and recurrent_mask.ndim == 3:
+        rec_gates = np.ascontiguousarray(recurrent_mask, dtype)
+        recurrent_mask = None
+        # U's gate column blocks (4, P, H), each contiguous for the step product.
+        u_gates = np.ascontiguousarray(recurrent_kernel.reshape(P, 4, H).transpose(1, 0, 2))
+        u_gates_packed = _packed_blocks(recurrent_kernel, u_gates, slices)
+    elif recurrent_mask is not None:
+        recurrent_mask = np.ascontiguousarray(recurrent_mask, dtype)
+    if input_mask is not None:
+        input_mask = np.ascontiguousarray(input_mask, dtype)
+    # Per-gate input masks need the whole input projection made up front,
+    # which only the kernel's training layout takes; an inference call with
+    # them fills the training stores and gives them back at the end.
+    kernel_training = training or input_mask is not None
+
     if workspace is None:
         workspace = Workspace()
     arrays = None
     with workspace.acquire() as ws, one_blas_thread():
-        if training:
+        if kernel_training:
             # The backward pass needs a time-major input for its dW/dX gemms,
             # and the projection of all steps is one gemm up front.
             store_shapes = dict(
@@ -233,42 +261,109 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, *, projection=None,
             np.copyto(xk, x if time_major else x.transpose(1, 0, 2))
             x_time_major = True
             chunk = T
-            run_parallel([partial(_project_kernel, xk, kernel, bias, arrays["z"], r0, r1)
-                          for r0, r1 in split(T * B, _product_parts(T * B * G * I))])
+            if input_mask is None:
+                run_parallel([partial(_project_kernel, xk, kernel, bias, arrays["z"], r0, r1)
+                              for r0, r1 in split(T * B, _product_parts(T * B * G * I))])
+            else:
+                _project_gates(xk, kernel, bias, input_mask, arrays["z"],
+                               _product_parts(T * B * G * I))
         else:
             xk = np.ascontiguousarray(x)
             x_time_major = time_major
             chunk = int(max(1, min(T, CHUNK_ELEMENTS // max(B * G, 1))))
 
-        u_packed = _packed(recurrent_kernel, slices)
+        u_packed = _packed(recurrent_kernel, slices) if rec_gates is None else None
 
         def run(i, b0, b1):
             nb = b1 - b0
-            gbuf = None if training else ws.get(f"gates{i}", chunk * nb * G, dtype)
+            gbuf = None if kernel_training else ws.get(f"gates{i}", chunk * nb * G, dtype)
             _forward_kernel(
                 xk, x_time_major, kernel, recurrent_kernel, u_packed, bias, projection, mask8,
-                recurrent_mask, go_backwards, act_code, rec_code, h, c, last,
+                recurrent_mask, rec_gates, u_gates, u_gates_packed,
+                go_backwards, act_code, rec_code, h, c, last,
                 seq, time_major, processing_order,
-                arrays["z"] if training else None,
-                arrays["hprev"] if training else None,
-                arrays["cprev"] if training else None,
-                arrays["c"] if training else None,
-                arrays["m"] if training else None,
-                gbuf, chunk, ws.get(f"x{i}", 1 if training else chunk * nb * I, dtype),
-                ws.get(f"act{i}", nb * G if training else 1, dtype),
+                arrays["z"] if kernel_training else None,
+                arrays["hprev"] if kernel_training else None,
+                arrays["cprev"] if kernel_training else None,
+                arrays["c"] if kernel_training else None,
+                arrays["m"] if kernel_training else None,
+                gbuf, chunk, ws.get(f"x{i}", 1 if kernel_training else chunk * nb * I, dtype),
+                ws.get(f"act{i}", nb * G if kernel_training else 1, dtype),
                 ws.get(f"h{i}", nb * P, dtype), ws.get(f"m{i}", nb * H, dtype),
                 ws.get(f"sel{i}", nb * G, np.float32) if fused else None, b0, b1)
 
         run_parallel([partial(run, i, b0, b1) for i, (b0, b1) in enumerate(slices)])
     cache = None
-    if training:
+    if kernel_training and not training:
+        workspace.give_back_stores(store_shapes, dtype, arrays)
+    elif training:
         cache = ForwardCache(arrays, None, dict(
             kernel=kernel, recurrent_kernel=recurrent_kernel, projection=projection,
-            mask=mask8, recurrent_mask=recurrent_mask, go_backwards=go_backwards,
+            mask=mask8, recurrent_mask=recurrent_mask, recurrent_mask_gates=rec_gates,
+            input_mask=input_mask, go_backwards=go_backwards,
             act=act_code, rec=rec_code, time_major=time_major,
             processing_order=processing_order, shape=(T, B, I, H, P), dtype=dtype,
             slices=slices, fused=fused), workspace, store_shapes)
     return seq, last, h, c, cache
+
+
+def _project_gates(x, kernel, bias, input_mask, z, parts):
+    """z (T, B, G)[..., gate k] = (x * input_mask[k]) @ kernel[:, k] + bias[k]:
+    the input projection under per-gate input dropout, gates split over
+    ``parts`` threads."""
+    run_parallel([partial(_project_gates_kernel, x, kernel, bias, input_mask, z,
+                          np.empty_like(x), k0, k1)
+                  for k0, k1 in split(4, min(parts, 4))])
+
+
+def _gate_weight_products(a, kernel, input_mask, rec_gates, dh_store, dx, grads,
+                          gates, proj_cols, times):
+    """The products after the backward time loop under per-gate dropout masks:
+    dW[:, k] = (X * in_k)^T dZ_k, dU[:, k] = (Hprev * r_k)^T dZ_k and db[k] for
+    the gates in ``gates``; dWr for columns ``proj_cols``; dX = sum_k
+    (dZ_k W_k^T) * in_k for the time indices ``times``. Without input masks
+    (or recurrent ones) the plain products stand in, on the stored X (Hprev)."""
+    T, B, I = a["x"].shape
+    P = a["hprev"].shape[2]
+    G = kernel.shape[1]
+    H = G // 4
+    TB = T * B
+    X = a["x"].reshape(TB, I)
+    Hp = a["hprev"].reshape(TB, P)
+    Z = a["z"].reshape(TB, G)
+    xm = None if input_mask is None else np.empty_like(a["x"])
+    hm = None if rec_gates is None else np.empty_like(a["hprev"])
+    for k in range(*gates):
+        cols = slice(k * H, (k + 1) * H)
+        if xm is not None:
+            np.multiply(a["x"], input_mask[k], out=xm)
+        xk = X if xm is None else xm.reshape(TB, I)
+        np.matmul(xk.T, Z[:, cols], out=grads["kernel"][:, cols])
+        if hm is not None:
+            np.multiply(a["hprev"], rec_gates[k], out=hm)
+        hk = Hp if hm is None else hm.reshape(TB, P)
+        np.matmul(hk.T, Z[:, cols], out=grads["recurrent_kernel"][:, cols])
+        np.sum(Z[:, cols], axis=0, out=grads["bias"][cols])
+    p0, p1 = proj_cols
+    if grads["projection"] is not None and p1 > p0:
+        np.matmul(a["m"].reshape(TB, -1).T, dh_store.reshape(TB, P)[:, p0:p1],
+                  out=grads["projection"][:, p0:p1])
+    t0, t1 = times
+    if dx is None or t1 <= t0:
+        return
+    n = (t1 - t0) * B
+    z = Z[t0 * B:t1 * B]
+    dx2 = dx[t0:t1].reshape(n, I)
+    if input_mask is None:
+        np.matmul(z, kernel.T, out=dx2)
+        return
+    dx2[:] = 0
+    part = np.empty((t1 - t0, B, I), dx.dtype)
+    for k in range(4):
+        cols = slice(k * H, (k + 1) * H)
+        np.matmul(z[:, cols], kernel[:, cols].T, out=part.reshape(n, I))
+        part *= input_mask[k]
+        dx2 += part.reshape(n, I)
 
 
 def _reference_forward(x, kernel, recurrent_kernel, bias, h0, c0, projection, mask8,
@@ -344,13 +439,21 @@ def lstm_backward(cache, d_seq=None, d_last=None, d_h=None, d_c=None, need_dx=Tr
     dh_store = np.empty((T, B, P), dtype) if proj is not None else None
 
     ut = np.ascontiguousarray(opt["recurrent_kernel"].T)
-    ut_packed = _packed(ut, opt["slices"])
+    rec_gates = opt["recurrent_mask_gates"]
+    input_mask = opt["input_mask"]
+    ut_packed = ut_gates_packed = None
+    if rec_gates is None:
+        ut_packed = _packed(ut, opt["slices"])
+    else:
+        # The gate blocks of U^T are its row blocks (H, P), contiguous.
+        ut_gates_packed = _packed_blocks(ut, ut.reshape(4, H, P), opt["slices"])
 
     def run(b0, b1):
         nb = b1 - b0
         _backward_steps_kernel(
-            ut, ut_packed, proj, opt["mask"], opt["recurrent_mask"],
-            opt["go_backwards"], opt["act"], opt["rec"], a["z"], a["cprev"], a["c"],
+            ut, ut_packed, proj, opt["mask"], opt["recurrent_mask"], rec_gates,
+            ut_gates_packed, opt["go_backwards"], opt["act"], opt["rec"], a["z"],
+            a["cprev"], a["c"],
             d_seq, time_major, opt["processing_order"], dh, dc, dprev, dh_store,
             np.empty(nb * (2 * G + 2 * H + max(H, P)), dtype), opt["fused"], b0, b1)
 
@@ -365,8 +468,15 @@ def lstm_backward(cache, d_seq=None, d_last=None, d_h=None, d_c=None, need_dx=Tr
     with one_blas_thread():
         run_parallel([partial(run, b0, b1) for b0, b1 in opt["slices"]])
         # The gate gradients now sit where the pre-activations were.
-        run_parallel([partial(products, c, p, r) for c, p, r in
-                      zip(split(G, n), split(P, n), split(T * B, n))])
+        if rec_gates is None and input_mask is None:
+            run_parallel([partial(products, c, p, r) for c, p, r in
+                          zip(split(G, n), split(P, n), split(T * B, n))])
+    if rec_gates is not None or input_mask is not None:
+        with one_blas_thread(all_blas=True):
+            run_parallel([partial(_gate_weight_products, a, kernel, input_mask, rec_gates,
+                                  dh_store, dx, grads, g, p, t)
+                          for g, p, t in zip(split(4, min(n, 4)), split(P, min(n, 4)),
+                                             split(T, min(n, 4)))])
     if dx is not None and not time_major:
         dx = np.ascontiguousarray(dx.transpose(1, 0, 2))
     grads.update(dx=dx, dh0=dh, dc0=dc)

@@ -9,6 +9,7 @@ Float = npt.NDArray[np.floating]
 def lstm_backward_steps(
     UT: Float, UT_packed: Optional[npt.NDArray[np.float32]], Wr: Optional[Float],
     mask: Optional[npt.NDArray[np.uint8]], rec_mask: Optional[Float],
+    rec_mask_gates: Optional[Float], UT_gates_packed: Optional[npt.NDArray[np.float32]],
     go_backwards: bool, act: int, rec_act: int, z_store: Float, cprev_store: Float,
     c_store: Float, d_seq: Optional[Float], d_time_major: bool, d_processing_order: bool,
     dh: Float, dc: Float, dprev: Float, dh_store: Optional[Float], scratch: Float,

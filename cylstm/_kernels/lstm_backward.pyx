@@ -19,10 +19,13 @@
 #             dz  = [dc' g rec'(z_i), dc' c_{t-1} rec'(z_f), dc' i act'(z_g),
 #                    dm act(c_t) rec'(z_o)]
 #             dc  = dc' f;  dh = (dz @ U^T) [* rec_mask]
+#             (per-gate masks r_k: dh = sum_k (dz[:, k] @ U[:, k]^T) * r_k)
 #   masked:   dprev = d_out; dz = 0; dh, dc carried unchanged
 # backward_rows handles a range of rows (rows are independent, so ranges run
 # in parallel threads). After the loop, backward_weights does one gemm each:
 # dW += X^T dZ, dU += Hprev^T dZ, dX = dZ W^T, dWr += M^T dH; db += sum dZ.
+# With per-gate dropout masks (input or recurrent) those products take a mask
+# per gate column block; cylstm/_ops.py makes them with NumPy instead.
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
@@ -40,6 +43,10 @@ cdef void backward_rows(
         const floating* UT, const float* UTp, int UTp_width, const floating* Wr,
         const unsigned char* mask,           # (B, T) or NULL
         const floating* rec_mask,            # (B, P) or NULL
+        # Per-gate recurrent dropout (instead of rec_mask), or NULL: masks
+        # (4, B, P); UTgp: the gate row blocks of UT packed (4 of UTgp_size
+        # values each), or NULL for BLAS.
+        const floating* rec_mask_gates, const float* UTgp, Py_ssize_t UTgp_size,
         bint go_backwards, int act, int rec_act,
         floating* z_store,                   # (T, B, G) in: z; out: dz
         const floating* cprev_store, const floating* c_store,
@@ -73,6 +80,8 @@ cdef void backward_rows(
     cdef floating* dtc = tc + <Py_ssize_t>nb * H         # (nb, H) act'(c_t)
     cdef floating* tmp = dtc + <Py_ssize_t>nb * H        # (nb, max(H, P))
     cdef floating dcj, mj
+    cdef const floating* mk
+    cdef int k
 
     for s in range(T - 1, -1, -1):
         t = T - 1 - s if go_backwards else s
@@ -127,6 +136,27 @@ cdef void backward_rows(
                 dzrow[2 * H + j] = dcj * a_row[j] * d_row[2 * H + j]
                 dzrow[3 * H + j] = mj * tc[row * H + j] * d_row[3 * H + j]
                 dcrow[j] = dcj * a_row[H + j]
+        if rec_mask_gates != NULL:
+            # dh_{t-1} = sum_k (dz_t[:, k] @ U[:, k]^T) * r_k; U[:, k]^T is
+            # rows [kH, (k+1)H) of UT. Masked rows carry dh.
+            for k in range(4):
+                memset(tmp, 0, <Py_ssize_t>nb * P * sizeof(floating))
+                recurrent_product(nb, P, H, zblk + k * H, G, UT + <Py_ssize_t>k * H * P,
+                                  UTgp + k * UTgp_size if UTgp != NULL else NULL,
+                                  UTp_width, tmp, P)
+                for b in range(b0, b1):
+                    if mask != NULL and not mask[<Py_ssize_t>b * T + t]:
+                        continue
+                    dhrow = dh + <Py_ssize_t>b * P
+                    dzrow = tmp + <Py_ssize_t>(b - b0) * P
+                    mk = rec_mask_gates + (<Py_ssize_t>k * B + b) * P
+                    if k == 0:
+                        for j in range(P):
+                            dhrow[j] = dzrow[j] * mk[j]
+                    else:
+                        for j in range(P):
+                            dhrow[j] += dzrow[j] * mk[j]
+            continue
         # dh_{t-1} = dz_t @ U^T for unmasked rows; masked rows carry dh.
         memset(tmp, 0, <Py_ssize_t>nb * P * sizeof(floating))
         recurrent_product(nb, P, G, zblk, G, UT, UTp, UTp_width, tmp, P)
@@ -174,6 +204,7 @@ cdef void backward_weights(
 def lstm_backward_steps(
         const floating[:, ::1] UT, const float[:, ::1] UT_packed, const floating[:, ::1] Wr,
         const unsigned char[:, ::1] mask, const floating[:, ::1] rec_mask,
+        const floating[:, :, ::1] rec_mask_gates, const float[:, :, ::1] UT_gates_packed,
         bint go_backwards, int act, int rec_act,
         floating[:, :, ::1] z_store, const floating[:, :, ::1] cprev_store,
         const floating[:, :, ::1] c_store,
@@ -184,7 +215,10 @@ def lstm_backward_steps(
     """The time loop of the backward pass for rows [b0, b1), in place.
 
     `UT` is the recurrent kernel transposed, (G, P) C-contiguous, and
-    `UT_packed` its `pack_recurrent` form or None. `stored_activations`: the
+    `UT_packed` its `pack_recurrent` form or None. Per-gate recurrent dropout:
+    `rec_mask_gates` (4, B, P) replaces `rec_mask`, and `UT_gates_packed`
+    stacks the `pack_recurrent` forms of UT's four gate row blocks (or is
+    None; `UT_packed` is then unused). `stored_activations`: the
     forward pass ran the fused float32 tanh/sigmoid path (z_store holds the
     gate activations, c_store tanh(c_t)).
     `dh`, `dc`, `dprev` hold the gradients w.r.t. the final h, c and the last
@@ -203,10 +237,15 @@ def lstm_backward_steps(
     with nogil:
         backward_rows(
             T, B, H, P, &UT[0, 0], &UT_packed[0, 0] if UT_packed is not None else NULL,
-            UT_packed.shape[1] if UT_packed is not None else 0,
+            UT_packed.shape[1] if UT_packed is not None
+            else (UT_gates_packed.shape[2] if UT_gates_packed is not None else 0),
             &Wr[0, 0] if Wr is not None else NULL,
             &mask[0, 0] if mask is not None else NULL,
             &rec_mask[0, 0] if rec_mask is not None else NULL,
+            &rec_mask_gates[0, 0, 0] if rec_mask_gates is not None else NULL,
+            &UT_gates_packed[0, 0, 0] if UT_gates_packed is not None else NULL,
+            UT_gates_packed.shape[1] * UT_gates_packed.shape[2]
+            if UT_gates_packed is not None else 0,
             go_backwards, act, rec_act,
             &z_store[0, 0, 0], &cprev_store[0, 0, 0], &c_store[0, 0, 0],
             &d_seq[0, 0, 0] if d_seq is not None else NULL, st, sb,

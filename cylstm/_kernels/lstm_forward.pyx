@@ -9,6 +9,9 @@
 # `go_backwards`. "Rows" are batch rows; a call handles rows [b0, b1).
 #
 #   z_t   = x_t @ W + h_{t-1} @ U + bias          (B, G)  pre-activations
+#           (per-gate recurrent dropout, masks r_k (B, P), k = i, f, g, o:
+#            z_t[:, k] = ... + (h_{t-1} * r_k) @ U[:, k]; per-gate input masks
+#            go into z_store before the loop, see project_inputs_gates)
 #   i,f,o = rec_act(z_i, z_f, z_o); g = act(z_g)
 #   c_t   = f * c_{t-1} + i * g
 #   m_t   = o * act(c_t)                          (B, H)
@@ -114,6 +117,11 @@ cdef void forward_rows(
         const floating* Wr,
         const unsigned char* mask,          # (B, T) or NULL
         const floating* rec_mask,           # (B, P) recurrent dropout or NULL
+        # Per-gate recurrent dropout (instead of rec_mask), or NULL: masks
+        # (4, B, P), U split by gate (4, P, H) and its packed form (4 panels
+        # of Ugp_size values each, or NULL for BLAS).
+        const floating* rec_mask_gates, const floating* Ug, const float* Ugp,
+        Py_ssize_t Ugp_size,
         bint go_backwards, int act, int rec_act,
         # state, in/out: rows b0..b1 are read and updated
         floating* h, floating* c,
@@ -126,6 +134,7 @@ cdef void forward_rows(
         # c_store tanh(c_t) instead: the backward pass needs nothing else.
         floating* z_store,                  # (T, B, G) pre-activations, x @ W + b on entry
         floating* hprev_store,              # (T, B, P) h fed to the recurrent gemm
+                                            # (h itself with rec_mask_gates)
         floating* cprev_store,              # (T, B, H)
         floating* c_store,                  # (T, B, H) c_t, or tanh(c_t)
         floating* m_store,                  # (T, B, H), projection only
@@ -153,6 +162,8 @@ cdef void forward_rows(
     cdef floating* orow
     cdef floating* mdst
     cdef const floating* hsrc
+    cdef const floating* mk
+    cdef int k
 
     if training:
         chunk = T
@@ -191,11 +202,23 @@ cdef void forward_rows(
                     hbuf[r] = hsrc[r] * rec_mask[<Py_ssize_t>b0 * P + r]
                 hsrc = hbuf
             if training:
+                # With per-gate masks this is h_{t-1} itself: the weight
+                # gradients apply the four masks after the loop.
                 memcpy(hprev_store + (<Py_ssize_t>t * B + b0) * P, hsrc,
                        <Py_ssize_t>nb * P * sizeof(floating))
                 memcpy(cprev_store + (<Py_ssize_t>t * B + b0) * H,
                        c + <Py_ssize_t>b0 * H, <Py_ssize_t>nb * H * sizeof(floating))
-            recurrent_product(nb, G, P, hsrc, P, U, Up, Up_width, grow, G)
+            if rec_mask_gates == NULL:
+                recurrent_product(nb, G, P, hsrc, P, U, Up, Up_width, grow, G)
+            else:
+                # Each gate block multiplies its own dropped copy of h_{t-1}.
+                for k in range(4):
+                    mk = rec_mask_gates + (<Py_ssize_t>k * B + b0) * P
+                    for r in range(<Py_ssize_t>nb * P):
+                        hbuf[r] = hsrc[r] * mk[r]
+                    recurrent_product(nb, H, P, hbuf, P, Ug + <Py_ssize_t>k * P * H,
+                                      Ugp + k * Ugp_size if Ugp != NULL else NULL,
+                                      Up_width, grow + k * H, G)
 
             # Gate activations for the whole block. Training keeps z intact,
             # except on the fused float32 tanh/sigmoid path, whose backward
@@ -270,6 +293,8 @@ def lstm_forward(
         const floating[::1] bias, const floating[:, ::1] Wr,
         const unsigned char[:, ::1] mask,
         const floating[:, ::1] rec_mask,
+        const floating[:, :, ::1] rec_mask_gates, const floating[:, :, ::1] U_gates,
+        const float[:, :, ::1] U_gates_packed,
         bint go_backwards, int act, int rec_act,
         floating[:, ::1] h, floating[:, ::1] c, floating[:, ::1] prev_out,
         floating[:, :, ::1] out_seq, bint out_time_major, bint out_processing_order,
@@ -284,7 +309,11 @@ def lstm_forward(
 
     `h`, `c` hold the initial state on entry and the final state on exit;
     `prev_out` must be zeros on entry and holds the last output on exit.
-    Optional arrays are None. `U_packed` is `pack_recurrent(U)` or None. When training, `z_store` holds x @ W + bias on
+    Optional arrays are None. `U_packed` is `pack_recurrent(U)` or None.
+    Per-gate recurrent dropout: `rec_mask_gates` (4, B, P) replaces
+    `rec_mask`, with `U_gates` (4, P, H) the gate column blocks of U and
+    `U_gates_packed` their `pack_recurrent` forms stacked (or None); `hprev_store`
+    then keeps h undropped. When training, `z_store` holds x @ W + bias on
     entry (see `project_inputs`) and the pre-activations on exit. Workspace
     sizes, nb = b1 - b0: gbuf chunk*nb*G (unused when training), xbuf
     chunk*nb*I, abuf nb*G, hbuf nb*P, mbuf nb*H; `sel` (nb*G float32) is
@@ -308,10 +337,16 @@ def lstm_forward(
         forward_rows(
             T, B, I, H, P, &x[0, 0, 0], x_time_major, &W[0, 0], &U[0, 0],
             &U_packed[0, 0] if U_packed is not None else NULL,
-            U_packed.shape[1] if U_packed is not None else 0, &bias[0],
+            U_packed.shape[1] if U_packed is not None
+            else (U_gates_packed.shape[2] if U_gates_packed is not None else 0), &bias[0],
             &Wr[0, 0] if Wr is not None else NULL,
             &mask[0, 0] if mask is not None else NULL,
             &rec_mask[0, 0] if rec_mask is not None else NULL,
+            &rec_mask_gates[0, 0, 0] if rec_mask_gates is not None else NULL,
+            &U_gates[0, 0, 0] if U_gates is not None else NULL,
+            &U_gates_packed[0, 0, 0] if U_gates_packed is not None else NULL,
+            U_gates_packed.shape[1] * U_gates_packed.shape[2]
+            if U_gates_packed is not None else 0,
             go_backwards, act, rec_act, &h[0, 0], &c[0, 0], &prev_out[0, 0],
             &out_seq[0, 0, 0] if out_seq is not None else NULL, st, sb,
             out_processing_order,
@@ -340,6 +375,38 @@ def project_inputs(const floating[:, :, ::1] x, const floating[:, ::1] W,
     with nogil:
         fill_rows(zs, &bias[0], n, G)
         gemm(False, False, n, G, I, 1, xs, I, &W[0, 0], G, 1, zs, G)
+
+
+def project_inputs_gates(const floating[:, :, ::1] x, const floating[:, ::1] W,
+                         const floating[::1] bias, const floating[:, :, ::1] in_mask,
+                         floating[:, :, ::1] z, floating[:, :, ::1] xbuf, int k0, int k1):
+    """z (T, B, G)[..., gate k] = (x * in_mask[k]) @ W[:, gate k] + bias[gate k]
+    for the gates [k0, k1), with one input mask (B, I) per gate in `in_mask`
+    (4, B, I): the input projection of a training pass under per-gate input
+    dropout. `xbuf` (T, B, I) is scratch; gate ranges may run in parallel
+    threads, each with its own xbuf."""
+    cdef int T = x.shape[0], B = x.shape[1], I = x.shape[2], G = W.shape[1]
+    cdef int H = G // 4
+    cdef Py_ssize_t r, n = <Py_ssize_t>T * B, row
+    cdef int k, b, j
+    cdef const floating* xs = &x[0, 0, 0]
+    cdef const floating* m
+    cdef floating* xb = &xbuf[0, 0, 0]
+    cdef floating* zs = &z[0, 0, 0]
+    if n == 0 or I == 0:
+        return
+    with nogil:
+        for k in range(k0, k1):
+            for r in range(n):
+                b = <int>(r % B)
+                row = r * I
+                m = &in_mask[k, b, 0]
+                for j in range(I):
+                    xb[row + j] = xs[row + j] * m[j]
+            for r in range(n):
+                memcpy(zs + r * G + k * H, &bias[k * H], H * sizeof(floating))
+            gemm(False, False, <int>n, H, I, 1, xb, I, &W[0, 0] + k * H, G, 1,
+                 zs + k * H, G)
 
 
 def apply_activation(int code, floating[::1] z, bint derivative=False):

@@ -5,9 +5,9 @@ Same notation and semantics as ``lstm_forward.pyx`` / ``lstm_backward.pyx``
 ``W`` (I, 4H), ``U`` (P, 4H), ``bias`` (4H,), optional projection
 ``Wr`` (H, P), gate order i, f, g, o. Outputs are in processing order.
 
-It is the oracle the compiled kernels are tested against, and the slow path
-for activations given as Python callables (which run here, on whole arrays)
-and for per-gate dropout masks (Keras 3 with ``recurrent_dropout > 0``).
+It is the oracle the compiled kernels are tested against (per-gate dropout
+masks, Keras 3 with ``recurrent_dropout > 0``, included), and the slow path
+for activations given as Python callables (which run here, on whole arrays).
 
 Dropout masks: ``rec_mask`` is (B, P), shared by the four gates, or
 (4, B, P), one per gate (i, f, g, o); ``in_mask`` is None or (4, B, I), one

@@ -1,0 +1,169 @@
+"""Per-gate dropout masks (Keras 3 with ``recurrent_dropout > 0``) on the
+compiled path, against the NumPy twin, and finite differences."""
+import numpy as np
+import pytest
+
+import cylstm
+from cylstm import _ops
+from cylstm import activations as A
+from cylstm._kernels import reference
+
+RTOL = {"float32": 2e-5, "float64": 1e-12}
+ATOL = {"float32": 2e-6, "float64": 1e-13}
+GRADS = (("dx", "dx"), ("kernel", "dW"), ("recurrent_kernel", "dU"), ("bias", "db"),
+         ("dh0", "dh0"), ("dc0", "dc0"), ("projection", "dWr"))
+
+
+def _problem(rng, B, T, I, H, P, dtype, proj=False, with_mask=False, rec="gates",
+             inp=True):
+    d = np.dtype(dtype)
+    r = lambda *s: rng.uniform(-0.6, 0.6, s).astype(d)
+    drop = lambda *s: ((rng.random(s) > 0.3) / 0.7).astype(d)
+    return dict(
+        x=r(B, T, I), kernel=r(I, 4 * H), recurrent_kernel=r(P, 4 * H), bias=r(4 * H),
+        h0=r(B, P), c0=r(B, H), projection=r(H, P) if proj else None,
+        mask=(rng.random((B, T)) > 0.35) if with_mask else None,
+        recurrent_mask={"gates": drop(4, B, P), "shared": drop(B, P), None: None}[rec],
+        input_mask=drop(4, B, I) if inp else None,
+    )
+
+
+def _run(p, go_backwards=False, time_major=False, training=True, act="tanh", rec="sigmoid"):
+    x = p["x"].transpose(1, 0, 2).copy() if time_major else p["x"]
+    mask = None if p["mask"] is None else (p["mask"].T if time_major else p["mask"])
+    got = _ops.lstm_forward(
+        x, p["kernel"], p["recurrent_kernel"], p["bias"], p["h0"], p["c0"],
+        projection=p["projection"], mask=mask, recurrent_mask=p["recurrent_mask"],
+        input_mask=p["input_mask"], go_backwards=go_backwards, activation=A.get(act),
+        recurrent_activation=A.get(rec), time_major=time_major, training=training)
+    ref = reference.lstm_forward(
+        p["x"].transpose(1, 0, 2), p["kernel"], p["recurrent_kernel"], p["bias"], p["h0"],
+        p["c0"], Wr=p["projection"], mask=p["mask"], rec_mask=p["recurrent_mask"],
+        in_mask=p["input_mask"], go_backwards=go_backwards, activation=act,
+        recurrent_activation=rec, training=True)
+    return got, ref
+
+
+def _check(p, dtype, rng, time_major=False, scale=1, **kw):
+    """`scale` widens the tolerances for larger sums (float32 rounding grows
+    with them: the NumPy twin and the kernel then differ from float64 by
+    about the same amount)."""
+    (seq, last, h, c, cache), (rseq, rlast, rh, rc, rcache) = _run(
+        p, time_major=time_major, **kw)
+    assert cache.reference_cache is None     # the compiled path ran
+    tol = dict(rtol=RTOL[dtype] * scale, atol=ATOL[dtype] * scale)
+    np.testing.assert_allclose(seq, rseq if time_major else rseq.transpose(1, 0, 2), **tol)
+    for a, b in ((last, rlast), (h, rh), (c, rc)):
+        np.testing.assert_allclose(a, b, **tol)
+    d_seq = rng.standard_normal(seq.shape).astype(dtype)
+    d_last, d_h = (rng.standard_normal(h.shape).astype(dtype) for _ in range(2))
+    d_c = rng.standard_normal(c.shape).astype(dtype)
+    g = _ops.lstm_backward(cache, d_seq, d_last, d_h, d_c)
+    r = reference.lstm_backward(rcache, d_seq if time_major else d_seq.transpose(1, 0, 2),
+                                d_last, d_h, d_c)
+    if not time_major:
+        r["dx"] = r["dx"].transpose(1, 0, 2)
+    gtol = dict(rtol=RTOL[dtype] * 10 * scale, atol=ATOL[dtype] * 10 * scale)
+    for mine, theirs in GRADS:
+        if r[theirs] is None:
+            assert g[mine] is None
+        else:
+            np.testing.assert_allclose(g[mine], r[theirs], err_msg=mine, **gtol)
+
+
+@pytest.mark.parametrize("rec,inp", [("gates", True), ("gates", False), ("shared", True),
+                                     (None, True)])
+@pytest.mark.parametrize("go_backwards", [False, True])
+@pytest.mark.parametrize("with_mask", [False, True])
+@pytest.mark.parametrize("proj", [False, True])
+def test_per_gate_matches_reference(dtype, rng, rec, inp, go_backwards, with_mask, proj):
+    p = _problem(rng, 4, 7, 3, 5, 3 if proj else 5, dtype, proj=proj,
+                 with_mask=with_mask, rec=rec, inp=inp)
+    _check(p, dtype, rng, go_backwards=go_backwards, time_major=go_backwards)
+
+
+@pytest.mark.parametrize("proj", [False, True])
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_per_gate_step_kernel_sizes(rng, proj, go_backwards):
+    """float32 sizes where the packed step kernel makes the block products
+    (rows in RECURRENT_KERNEL_ROWS, U of at least RECURRENT_KERNEL_MIN_SIZE),
+    with units not a multiple of the panel width."""
+    p = _problem(rng, 8, 5, 6, 68, 64 if proj else 68, "float32", proj=proj,
+                 with_mask=True)
+    assert _ops._use_packed(p["recurrent_kernel"], [(0, 8)])
+    assert _ops._use_packed(np.ascontiguousarray(p["recurrent_kernel"].T), [(0, 8)])
+    _check(p, "float32", rng, go_backwards=go_backwards, scale=5)
+
+
+@pytest.mark.parametrize("act,rec", [("tanh", "sigmoid"), ("relu", "hard_sigmoid")])
+def test_per_gate_inference_matches_reference(dtype, rng, act, rec):
+    for inp in (True, False):
+        p = _problem(rng, 3, 6, 4, 5, 5, dtype, with_mask=True, inp=inp)
+        (seq, last, h, c, cache), (rseq, rlast, rh, rc, _) = _run(
+            p, training=False, act=act, rec=rec)
+        assert cache is None
+        tol = dict(rtol=RTOL[dtype], atol=ATOL[dtype])
+        np.testing.assert_allclose(seq, rseq.transpose(1, 0, 2), **tol)
+        for a, b in ((last, rlast), (h, rh), (c, rc)):
+            np.testing.assert_allclose(a, b, **tol)
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_per_gate_batch_split_over_threads_matches_one_slice(rng, monkeypatch, go_backwards):
+    p = _problem(rng, 7, 6, 3, 4, 2, "float64", proj=True, with_mask=True)
+    results = []
+    for min_work, n in ((10**18, 1), (0, 3)):
+        monkeypatch.setattr(_ops, "PARALLEL_MIN_WORK", min_work)
+        with cylstm.threads(n):
+            (seq, last, h, c, cache), _ = _run(p, go_backwards=go_backwards)
+            g = _ops.lstm_backward(cache, np.ones_like(seq), None, h, c)
+        results.append((seq, last, h, c, g))
+    (a, b) = results
+    for x, y in zip(a[:4], b[:4]):
+        np.testing.assert_allclose(x, y, rtol=1e-13, atol=1e-14)
+    for key, _ in GRADS:
+        np.testing.assert_allclose(a[4][key], b[4][key], rtol=1e-12, atol=1e-13)
+
+
+def _loss(p, weights, go_backwards):
+    seq, last, h, c, _ = _ops.lstm_forward(
+        p["x"], weights["kernel"], weights["recurrent_kernel"], weights["bias"],
+        weights["h0"], weights["c0"], projection=weights["projection"], mask=p["mask"],
+        recurrent_mask=p["recurrent_mask"], input_mask=p["input_mask"],
+        go_backwards=go_backwards, training=True)
+    return (np.sum(seq * p["w_seq"]) + np.sum(last * p["w_last"]) + np.sum(h * p["w_h"])
+            + np.sum(c * p["w_c"]))
+
+
+@pytest.mark.parametrize("proj,go_backwards", [(False, False), (True, True)])
+def test_per_gate_gradients_match_finite_differences(rng, proj, go_backwards):
+    p = _problem(rng, 2, 5, 3, 3, 2 if proj else 3, "float64", proj=proj, with_mask=True)
+    p["mask"][0, 2] = False
+    p["w_seq"] = rng.standard_normal((2, 5, p["h0"].shape[1]))
+    p["w_last"], p["w_h"] = (rng.standard_normal(p["h0"].shape) for _ in range(2))
+    p["w_c"] = rng.standard_normal(p["c0"].shape)
+    weights = {k: p[k] for k in ("kernel", "recurrent_kernel", "bias", "h0", "c0",
+                                 "projection")}
+    *_, cache = _ops.lstm_forward(
+        p["x"], p["kernel"], p["recurrent_kernel"], p["bias"], p["h0"], p["c0"],
+        projection=p["projection"], mask=p["mask"], recurrent_mask=p["recurrent_mask"],
+        input_mask=p["input_mask"], go_backwards=go_backwards, training=True)
+    assert cache.reference_cache is None
+    g = _ops.lstm_backward(cache, p["w_seq"], p["w_last"], p["w_h"], p["w_c"])
+    eps = 1e-6
+    targets = dict(kernel="kernel", recurrent_kernel="recurrent_kernel", bias="bias",
+                   h0="dh0", c0="dc0", projection="projection", x="dx")
+    for name, gname in targets.items():
+        if name == "projection" and not proj:
+            continue
+        arr = p["x"] if name == "x" else weights[name]
+        num = np.zeros_like(arr)
+        for idx in np.ndindex(arr.shape):
+            old = arr[idx]
+            arr[idx] = old + eps
+            up = _loss(p, weights, go_backwards)
+            arr[idx] = old - eps
+            down = _loss(p, weights, go_backwards)
+            arr[idx] = old
+            num[idx] = (up - down) / (2 * eps)
+        np.testing.assert_allclose(g[gname], num, rtol=1e-5, atol=1e-7, err_msg=name)
