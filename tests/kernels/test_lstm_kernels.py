@@ -136,20 +136,26 @@ def test_gradients_match_finite_differences(rng, act, rec, proj, go_backwards):
         projection=p["projection"], mask=p["mask"], go_backwards=go_backwards,
         activation=A.get(act), recurrent_activation=A.get(rec), training=True)
     g = _ops.lstm_backward(cache, p["w_seq"], p["w_last"], p["w_h"], p["w_c"])
-    eps = 1e-6
+    assert_matches_finite_differences(
+        g, p, weights, lambda: _loss(p, weights, act, rec, go_backwards))
+
+
+def assert_matches_finite_differences(g, p, weights, loss, eps=1e-6):
+    """The backward pass's gradients `g` against central differences of
+    `loss()` (which reads `p["x"]` and `weights`, perturbed in place)."""
     targets = dict(kernel="kernel", recurrent_kernel="recurrent_kernel", bias="bias",
                    h0="dh0", c0="dc0", projection="projection", x="dx")
     for name, gname in targets.items():
-        if name == "projection" and not proj:
-            continue
         arr = p["x"] if name == "x" else weights[name]
+        if arr is None:
+            continue
         num = np.zeros_like(arr)
         for idx in np.ndindex(arr.shape):
             old = arr[idx]
             arr[idx] = old + eps
-            up = _loss(p, weights, act, rec, go_backwards)
+            up = loss()
             arr[idx] = old - eps
-            down = _loss(p, weights, act, rec, go_backwards)
+            down = loss()
             arr[idx] = old
             num[idx] = (up - down) / (2 * eps)
         np.testing.assert_allclose(g[gname], num, rtol=1e-5, atol=1e-7, err_msg=name)

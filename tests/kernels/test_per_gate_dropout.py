@@ -8,6 +8,8 @@ from cylstm import _ops
 from cylstm import activations as A
 from cylstm._kernels import reference
 
+from .test_lstm_kernels import assert_matches_finite_differences
+
 RTOL = {"float32": 2e-5, "float64": 1e-12}
 ATOL = {"float32": 2e-6, "float64": 1e-13}
 GRADS = (("dx", "dx"), ("kernel", "dW"), ("recurrent_kernel", "dU"), ("bias", "db"),
@@ -150,20 +152,4 @@ def test_per_gate_gradients_match_finite_differences(rng, proj, go_backwards):
         input_mask=p["input_mask"], go_backwards=go_backwards, training=True)
     assert cache.reference_cache is None
     g = _ops.lstm_backward(cache, p["w_seq"], p["w_last"], p["w_h"], p["w_c"])
-    eps = 1e-6
-    targets = dict(kernel="kernel", recurrent_kernel="recurrent_kernel", bias="bias",
-                   h0="dh0", c0="dc0", projection="projection", x="dx")
-    for name, gname in targets.items():
-        if name == "projection" and not proj:
-            continue
-        arr = p["x"] if name == "x" else weights[name]
-        num = np.zeros_like(arr)
-        for idx in np.ndindex(arr.shape):
-            old = arr[idx]
-            arr[idx] = old + eps
-            up = _loss(p, weights, go_backwards)
-            arr[idx] = old - eps
-            down = _loss(p, weights, go_backwards)
-            arr[idx] = old
-            num[idx] = (up - down) / (2 * eps)
-        np.testing.assert_allclose(g[gname], num, rtol=1e-5, atol=1e-7, err_msg=name)
+    assert_matches_finite_differences(g, p, weights, lambda: _loss(p, weights, go_backwards))
