@@ -88,13 +88,18 @@ def test_constraints_are_applied_by_apply_constraints():
 
 def test_training_loop_fits_sequence_sum(rng):
     # Plain gradient descent: LSTM(8) then a linear readout learn sum(x).
-    layer = LSTM(8, seed=0)
+    # Seeded initializers, so the run is the same every time: with fresh random
+    # weights, 400 steps ended above the bar about once in 12 runs. With 600
+    # steps, initializer seeds 0-11 all ended between 0.013 and 0.028.
+    layer = LSTM(8, seed=0,
+                 kernel_initializer=cylstm.initializers.GlorotUniform(seed=0),
+                 recurrent_initializer=cylstm.initializers.Orthogonal(seed=100))
     x = rng.uniform(-1, 1, (256, 6, 1)).astype("float32")
     target = x.sum(axis=(1, 2))[:, None].astype("float32")
     w_out = (rng.standard_normal((8, 1)) * 0.1).astype("float32")
     b_out = np.zeros(1, "float32")
     lr = 0.1
-    for step in range(400):
+    for step in range(600):
         h, backprop = layer.forward_train(x)
         pred = h @ w_out + b_out
         err = pred - target
