@@ -26,6 +26,16 @@ def dtype(request):
     return request.param
 
 
+@pytest.fixture(autouse=True)
+def _seeded():
+    """Every test starts from the same random state (initializers, dropout
+    without a seed, shuffling), as keras.utils.set_random_seed would give it:
+    a test that trains a model with default initializers then gives the same
+    result on every run instead of failing now and then."""
+    import cylstm
+    cylstm.utils.set_random_seed(0)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
