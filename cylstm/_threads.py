@@ -11,6 +11,7 @@ threads also run in parallel.
 """
 import contextlib
 import contextvars
+import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 from threadpoolctl import ThreadpoolController
 
 
+@functools.lru_cache(maxsize=None)
 def _cpu_count():
+    """The CPUs this process may run on, read once: every call consults it,
+    and the system call cost several microseconds per layer call."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
