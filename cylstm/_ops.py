@@ -25,6 +25,7 @@ from ._kernels import reference
 from ._kernels.lstm_backward import lstm_backward_steps as _backward_steps_kernel
 from ._kernels.lstm_backward import lstm_backward_weights as _backward_weights_kernel
 from ._kernels.lstm_forward import lstm_forward as _forward_kernel
+from ._kernels.lstm_forward import lstm_forward_ext as _forward_ext_kernel
 from ._kernels.lstm_forward import pack_recurrent
 from ._kernels.lstm_forward import project_inputs as _project_kernel
 from ._kernels.lstm_forward import project_inputs_gates as _project_gates_kernel
@@ -305,6 +306,81 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, *, projection=None,
             processing_order=processing_order, shape=(T, B, I, H, P), dtype=dtype,
             slices=slices, fused=fused), workspace, store_shapes)
     return seq, last, h, c, cache
+
+
+def lstm_forward_ext(x, kernel, recurrent_kernel, bias, h0, c0, *, gate_activation,
+                     candidate_activation, cell_activation, peephole=None, clip=None,
+                     input_forget=False, mask=None, go_backwards=False, time_major=False,
+                     return_sequences=True, output_order="processing", workspace=None):
+    """ONNX's full LSTM cell, inference only: ``lstm_forward`` (no projection,
+    no dropout) with three activations -- ``gate_activation`` (i, f, o),
+    ``candidate_activation`` (g), ``cell_activation`` (on c_t) -- each an
+    ``OnnxActivation`` (compiled, with its alpha/beta) or a Python callable
+    (the NumPy twin), ``peephole`` (3, H) for i, f, o, ``clip`` (a positive
+    number or None) and ``input_forget``. Returns ``(sequence or None,
+    last_output, h, c, None)`` as ``lstm_forward`` does.
+    """
+    dtype = x.dtype
+    if time_major:
+        T, B, I = x.shape
+    else:
+        B, T, I = x.shape
+    H = c0.shape[1]
+    G = 4 * H
+    if bias is None:
+        bias = np.zeros(G, dtype)
+    if peephole is not None:
+        peephole = np.ascontiguousarray(peephole, dtype).reshape(3, H)
+    mask8 = _as_mask(mask, B, T, time_major)
+    acts = (gate_activation, candidate_activation, cell_activation)
+    processing_order = output_order == "processing"
+    if not all(isinstance(getattr(a, "code", None), int) and hasattr(a, "alpha")
+               for a in acts):
+        xt = x if time_major else x.transpose(1, 0, 2)
+        with one_blas_thread(all_blas=True):
+            outs, last, h, c, _ = reference.lstm_forward(
+                xt, kernel, recurrent_kernel, bias, h0, c0,
+                mask=None if mask8 is None else mask8.astype(bool), go_backwards=go_backwards,
+                activation=candidate_activation, recurrent_activation=gate_activation,
+                cell_activation=cell_activation, peephole=peephole, clip=clip,
+                input_forget=input_forget)
+        seq = None
+        if return_sequences:
+            if go_backwards and not processing_order:
+                outs = outs[::-1]
+            seq = np.ascontiguousarray(outs if time_major else outs.transpose(1, 0, 2), dtype)
+        return seq, last.astype(dtype), h.astype(dtype), c.astype(dtype), None
+
+    codes = np.array([a.code for a in acts], np.intc)
+    alphas = np.array([a.alpha for a in acts], dtype)
+    betas = np.array([a.beta for a in acts], dtype)
+    h = np.array(h0, dtype=dtype, order="C", copy=True)
+    c = np.array(c0, dtype=dtype, order="C", copy=True)
+    last = np.zeros((B, H), dtype)
+    seq = None
+    if return_sequences:
+        seq = np.zeros((T, B, H) if time_major else (B, T, H), dtype)
+    if B == 0:
+        return seq, last, h, c, None
+    slices = row_slices(B, T * B * G * (I + H))
+    xk = np.ascontiguousarray(x)
+    chunk = int(max(1, min(T, CHUNK_ELEMENTS // max(B * G, 1))))
+    if workspace is None:
+        workspace = Workspace()
+    with workspace.acquire() as ws, one_blas_thread():
+        u_packed = _packed(recurrent_kernel, slices)
+
+        def run(i, b0, b1):
+            nb = b1 - b0
+            _forward_ext_kernel(
+                xk, time_major, kernel, recurrent_kernel, u_packed, bias, mask8, go_backwards,
+                codes, alphas, betas, peephole, clip is not None,
+                0.0 if clip is None else float(clip), bool(input_forget), h, c, last, seq,
+                time_major, processing_order, ws.get(f"gates{i}", chunk * nb * G, dtype), chunk,
+                ws.get(f"x{i}", chunk * nb * I, dtype), ws.get(f"m{i}", nb * H, dtype), b0, b1)
+
+        run_parallel([partial(run, i, b0, b1) for i, (b0, b1) in enumerate(slices)])
+    return seq, last, h, c, None
 
 
 def _project_gates(x, kernel, bias, input_mask, z, parts):

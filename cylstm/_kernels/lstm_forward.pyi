@@ -19,6 +19,15 @@ def lstm_forward(
     xbuf: Float, abuf: Float, hbuf: Float, mbuf: Float,
     sel: Optional[npt.NDArray[np.float32]], b0: int, b1: int,
 ) -> None: ...
+def lstm_forward_ext(
+    x: Float, x_time_major: bool, W: Float, U: Float,
+    U_packed: Optional[npt.NDArray[np.float32]], bias: Float,
+    mask: Optional[npt.NDArray[np.uint8]], go_backwards: bool,
+    codes: npt.NDArray[np.intc], alphas: Float, betas: Float, peephole: Optional[Float],
+    has_clip: bool, clip: float, input_forget: bool, h: Float, c: Float, prev_out: Float,
+    out_seq: Optional[Float], out_time_major: bool, out_processing_order: bool,
+    gbuf: Float, chunk: int, xbuf: Float, mbuf: Float, b0: int, b1: int,
+) -> None: ...
 def project_inputs(x: Float, W: Float, bias: Float, z: Float) -> None: ...
 def project_inputs_gates(x: Float, W: Float, bias: Float, in_mask: Float, z: Float,
                          xbuf: Float, k0: int, k1: int) -> None: ...

@@ -30,6 +30,7 @@ from .blas cimport gemm
 from .recurrent cimport (cyl_rec_pack, cyl_rec_panel_width, cyl_recurrent_isa,
                          recurrent_product)
 from .activations cimport activate, activate_grad, activate_gates, fill_gate_selector
+from .param_activations cimport activate_param
 
 cdef extern from "cell.h" nogil:
     void cyl_lstm_cell_f32(const float* gates, Py_ssize_t G, float* c, float* tc, float* m,
@@ -358,6 +359,150 @@ def lstm_forward(
             &gbuf[0] if gbuf is not None else NULL, chunk,
             &xbuf[0], &abuf[0], &hbuf[0], &mbuf[0],
             &sel[0] if sel is not None else NULL, b0, b1)
+
+
+# -- ONNX's full LSTM cell (inference) --------------------------------------
+# A separate time loop, so the common path above has no new branch in it:
+# three activations with alpha/beta (gates f, candidate g, cell output h),
+# peepholes (i, f see c_{t-1}; o sees c_t), clip of the pre-activations to
+# [-clip, clip] before their activation, and input_forget (f = 1 - i):
+#
+#   i = f(clip(z_i + p_i * c_{t-1}))      g = g(clip(z_g))
+#   f = f(clip(z_f + p_f * c_{t-1}))  or  1 - i with input_forget
+#   c_t = f * c_{t-1} + i * g
+#   o = f(clip(z_o + p_o * c_t))          h_t = o * h(c_t)
+#
+# No projection, no dropout, no training stores.
+
+cdef inline void clip_block(floating* z, Py_ssize_t n, floating lim) noexcept nogil:
+    cdef Py_ssize_t j
+    for j in range(n):
+        if z[j] > lim:
+            z[j] = lim
+        elif z[j] < -lim:
+            z[j] = -lim
+
+
+cdef void forward_rows_ext(
+        int T, int B, int I, int H,
+        const floating* x, bint x_time_major,
+        const floating* W, const floating* U, const float* Up, int Up_width,
+        const floating* bias, const unsigned char* mask, bint go_backwards,
+        const int* codes, const floating* alphas, const floating* betas,
+        const floating* peep, bint has_clip, floating clip, bint input_forget,
+        floating* h, floating* c, floating* prev_out,
+        floating* out_seq, Py_ssize_t out_stride_t, Py_ssize_t out_stride_b,
+        bint out_processing_order,
+        floating* gbuf, int chunk, floating* xbuf, floating* mbuf,
+        int b0, int b1) noexcept nogil:
+    cdef int nb = b1 - b0
+    cdef int G = 4 * H
+    cdef int s, t, b, j, tlo, thi, s0, s1
+    cdef Py_ssize_t gstride = <Py_ssize_t>nb * G
+    cdef floating* grow
+    cdef floating* a
+    cdef floating* crow
+    cdef floating* mrow
+    cdef floating* orow
+    cdef const floating* p_i = peep
+    cdef const floating* p_f = peep + H if peep != NULL else NULL
+    cdef const floating* p_o = peep + 2 * H if peep != NULL else NULL
+
+    s0 = 0
+    while s0 < T:
+        s1 = s0 + chunk
+        if s1 > T:
+            s1 = T
+        if go_backwards:
+            tlo = T - s1
+            thi = T - s0
+        else:
+            tlo = s0
+            thi = s1
+        _project_inputs(x, x_time_major, T, B, I, G, W, bias, tlo, thi, b0, b1, gbuf, xbuf)
+        for s in range(s0, s1):
+            t = T - 1 - s if go_backwards else s
+            grow = gbuf + (t - tlo) * gstride
+            recurrent_product(nb, G, H, h + <Py_ssize_t>b0 * H, H, U, Up, Up_width, grow, G)
+            for b in range(b0, b1):
+                if mask != NULL and not mask[<Py_ssize_t>b * T + t]:
+                    continue
+                a = grow + <Py_ssize_t>(b - b0) * G
+                crow = c + <Py_ssize_t>b * H
+                mrow = mbuf + <Py_ssize_t>(b - b0) * H
+                if peep != NULL:
+                    for j in range(H):
+                        a[j] += p_i[j] * crow[j]
+                        a[H + j] += p_f[j] * crow[j]
+                if has_clip:
+                    clip_block(a, 3 * H, clip)
+                activate_param(codes[0], alphas[0], betas[0], a, a,
+                               H if input_forget else 2 * H)
+                if input_forget:
+                    for j in range(H):
+                        a[H + j] = 1 - a[j]
+                activate_param(codes[1], alphas[1], betas[1], a + 2 * H, a + 2 * H, H)
+                for j in range(H):
+                    crow[j] = a[H + j] * crow[j] + a[j] * a[2 * H + j]
+                if peep != NULL:
+                    for j in range(H):
+                        a[3 * H + j] += p_o[j] * crow[j]
+                if has_clip:
+                    clip_block(a + 3 * H, H, clip)
+                activate_param(codes[0], alphas[0], betas[0], a + 3 * H, a + 3 * H, H)
+                activate_param(codes[2], alphas[2], betas[2], crow, mrow, H)
+                for j in range(H):
+                    mrow[j] = a[3 * H + j] * mrow[j]
+                memcpy(h + <Py_ssize_t>b * H, mrow, H * sizeof(floating))
+                memcpy(prev_out + <Py_ssize_t>b * H, mrow, H * sizeof(floating))
+            if out_seq != NULL:
+                for b in range(b0, b1):
+                    orow = out_seq + (s if out_processing_order else t) * out_stride_t \
+                        + b * out_stride_b
+                    memcpy(orow, prev_out + <Py_ssize_t>b * H, H * sizeof(floating))
+        s0 = s1
+
+
+def lstm_forward_ext(
+        const floating[:, :, ::1] x, bint x_time_major,
+        const floating[:, ::1] W, const floating[:, ::1] U, const float[:, ::1] U_packed,
+        const floating[::1] bias, const unsigned char[:, ::1] mask, bint go_backwards,
+        const int[::1] codes, const floating[::1] alphas, const floating[::1] betas,
+        const floating[:, ::1] peephole, bint has_clip, double clip, bint input_forget,
+        floating[:, ::1] h, floating[:, ::1] c, floating[:, ::1] prev_out,
+        floating[:, :, ::1] out_seq, bint out_time_major, bint out_processing_order,
+        floating[::1] gbuf, int chunk, floating[::1] xbuf, floating[::1] mbuf,
+        int b0, int b1):
+    """ONNX's full LSTM cell (see the block above) for batch rows [b0, b1),
+    in place, inference only. `codes`, `alphas`, `betas` (3,) give the
+    activations f, g, h (PACT_* codes of param_activations.pxd);
+    `peephole` (3, H) for i, f, o, or None. Same conventions as
+    `lstm_forward` otherwise (no projection: P = H). Workspace, nb = b1 - b0:
+    gbuf chunk*nb*4H, xbuf chunk*nb*I, mbuf nb*H."""
+    cdef int T, B, I, H
+    if x_time_major:
+        T, B = x.shape[0], x.shape[1]
+    else:
+        B, T = x.shape[0], x.shape[1]
+    I = x.shape[2]
+    H = c.shape[1]
+    cdef Py_ssize_t st = 0, sb = 0
+    if out_seq is not None:
+        st = out_seq.strides[0 if out_time_major else 1] // sizeof(floating)
+        sb = out_seq.strides[1 if out_time_major else 0] // sizeof(floating)
+    if b1 <= b0 or T == 0:
+        return
+    with nogil:
+        forward_rows_ext(
+            T, B, I, H, &x[0, 0, 0], x_time_major, &W[0, 0], &U[0, 0],
+            &U_packed[0, 0] if U_packed is not None else NULL,
+            U_packed.shape[1] if U_packed is not None else 0, &bias[0],
+            &mask[0, 0] if mask is not None else NULL, go_backwards,
+            &codes[0], &alphas[0], &betas[0],
+            &peephole[0, 0] if peephole is not None else NULL, has_clip, <floating>clip,
+            input_forget, &h[0, 0], &c[0, 0], &prev_out[0, 0],
+            &out_seq[0, 0, 0] if out_seq is not None else NULL, st, sb,
+            out_processing_order, &gbuf[0], chunk, &xbuf[0], &mbuf[0], b0, b1)
 
 
 def project_inputs(const floating[:, :, ::1] x, const floating[:, ::1] W,

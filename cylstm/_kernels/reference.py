@@ -13,6 +13,12 @@ Dropout masks: ``rec_mask`` is (B, P), shared by the four gates, or
 (4, B, P), one per gate (i, f, g, o); ``in_mask`` is None or (4, B, I), one
 input mask per gate (a mask shared by the gates is applied to ``x`` by the
 caller instead). Both are constant over time.
+
+ONNX's extras (inference only, the twin of ``lstm_forward_ext``):
+``cell_activation`` (ONNX's h, applied to c_t; default: ``activation``),
+``peephole`` (3, H) for gates i, f, o (i and f see c_{t-1}, o sees c_t),
+``clip`` (pre-activations clamped to [-clip, clip] before their activation)
+and ``input_forget`` (f = 1 - i).
 """
 import numpy as np
 from scipy.special import erf
@@ -92,10 +98,17 @@ def _per_gate(mask):
 
 def lstm_forward(x, W, U, bias, h0, c0, *, Wr=None, mask=None, rec_mask=None,
                  in_mask=None, go_backwards=False, activation="tanh",
-                 recurrent_activation="sigmoid", training=False):
+                 recurrent_activation="sigmoid", training=False, cell_activation=None,
+                 peephole=None, clip=None, input_forget=False):
     """Forward pass. Returns (outputs (T, B, P), last_output, h, c, cache)."""
     act, _ = _resolve(activation)
     rec, _ = _resolve(recurrent_activation)
+    cell_act = act if cell_activation is None else _resolve(cell_activation)[0]
+    extended = (cell_activation is not None or peephole is not None or clip is not None
+                or input_forget)
+    if training and extended:
+        raise ValueError("Training with peepholes, clip, input_forget or a separate cell "
+                         "activation (ONNX's extras) is not supported; inference only.")
     T, B, _ = x.shape
     H = c0.shape[1]
     cols = _gate_cols(H)
@@ -120,12 +133,16 @@ def lstm_forward(x, W, U, bias, h0, c0, *, Wr=None, mask=None, rec_mask=None,
         else:
             hin = h if rec_mask is None else h * rec_mask
             z = xw[t] + hin @ U
-        i = rec(z[:, :H])
-        f = rec(z[:, H:2 * H])
-        g = act(z[:, 2 * H:3 * H])
-        o = rec(z[:, 3 * H:])
-        c_new = f * c + i * g
-        m = o * act(c_new)
+        if extended:
+            i, f, g, o, c_new, m = _extended_cell(z, c, H, rec, act, cell_act, peephole,
+                                                  clip, input_forget)
+        else:
+            i = rec(z[:, :H])
+            f = rec(z[:, H:2 * H])
+            g = act(z[:, 2 * H:3 * H])
+            o = rec(z[:, 3 * H:])
+            c_new = f * c + i * g
+            m = o * act(c_new)
         h_new = m if Wr is None else m @ Wr
         keep = np.ones((B, 1), bool) if mask is None else mask[:, t:t + 1].astype(bool)
         if training:
@@ -140,6 +157,26 @@ def lstm_forward(x, W, U, bias, h0, c0, *, Wr=None, mask=None, rec_mask=None,
                      act=_resolve(activation), rec=_resolve(recurrent_activation),
                      shape=(T, B, H, h0.shape[1]))
     return outputs, prev_out, h, c, cache
+
+
+def _extended_cell(z, c, H, rec, act, cell_act, peephole, clip, input_forget):
+    """One step of ONNX's full LSTM cell: (i, f, g, o, c_t, m_t)."""
+    zi, zf, zg, zo = z[:, :H], z[:, H:2 * H], z[:, 2 * H:3 * H], z[:, 3 * H:]
+    if peephole is not None:
+        zi = zi + peephole[0] * c
+        zf = zf + peephole[1] * c
+    if clip is not None:
+        zi, zf, zg = (np.clip(v, -clip, clip) for v in (zi, zf, zg))
+    i = rec(zi)
+    f = 1 - i if input_forget else rec(zf)
+    g = act(zg)
+    c_new = f * c + i * g
+    if peephole is not None:
+        zo = zo + peephole[2] * c_new
+    if clip is not None:
+        zo = np.clip(zo, -clip, clip)
+    o = rec(zo)
+    return i, f, g, o, c_new, o * cell_act(c_new)
 
 
 def lstm_backward(cache, d_seq=None, d_last=None, dh=None, dc=None):

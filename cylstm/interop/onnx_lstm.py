@@ -29,34 +29,60 @@ never enters the state) and ends at t = 0 -- and the outputs of masked steps are
 set to 0.0, as onnxruntime writes them. Lengths must be in 1..seq_length, as
 onnxruntime requires.
 
-Not supported (ValueError naming them): the ``clip`` attribute, ``input_forget=1``,
-non-zero peepholes ``P``, and activations other than Sigmoid, Tanh, Relu,
-Softsign, or a cell-input activation (g) different from the output one (h):
-the kernel uses one activation for both, as Keras and torch do. Both
-directions must use the same activations.
+The whole operator (opset 7 on): peepholes ``P`` (i and f see c_{t-1}, o sees
+c_t), ``clip`` (pre-activations clamped before their activation),
+``input_forget`` (f = 1 - i), every RNN activation ONNX lists with its
+``activation_alpha``/``activation_beta`` (onnxruntime's defaults and order of
+consumption, see cylstm/_kernels/onnx_activations.py), and different
+activations per direction. A node that uses none of these beyond f = Sigmoid
+and one of Tanh/Relu/Softsign for g and h runs on the common kernel path (and
+trains); any other runs on the extended compiled kernel
+(``_ops.lstm_forward_ext``), for inference only: ``forward_train`` and
+``to_torch`` raise ValueError for it. An all-zero ``P`` counts as none.
+
+Weights: W, R, B, P may be initializers, ``Constant`` outputs or graph inputs.
+Graph inputs are passed by their input names, at run time
+(``lstm.run_feeds({"X": x, "W": w, ...})``, as onnxruntime takes them) or bound
+once (``lstm = lstm.bind({"W": w, ...})``, or ``from_onnx(path,
+weights={...})``); calling a node whose weights are not bound raises
+ValueError naming the missing inputs. Errors name the node by its name, or
+by its index and op type (``#3 (LSTM, unnamed)``) when it has none.
 """
+import copy
 import os
 
 import numpy as np
 
+from .. import _ops
 from .. import activations as _activations
 from .._validation import as_float_array
+from .._kernels.onnx_activations import parse_activations
 from ..nn.lstm import LSTM
 
-__all__ = ["from_onnx", "OnnxLSTM"]
+__all__ = ["from_onnx", "OnnxLSTM", "node_label"]
 
 # torch gate block k (i, f, g, o) is ONNX gate block ONNX_TO_TORCH[k] (i, o, f, c).
 ONNX_TO_TORCH = (0, 2, 3, 1)
 
-# ONNX activation names cylstm's kernel computes (parameter-free ones only).
-_ONNX_ACTIVATIONS = {"sigmoid": "sigmoid", "tanh": "tanh", "relu": "relu",
-                     "softsign": "softsign"}
+# The LSTM operator's attributes (opset 7 on; `layout` from opset 14).
+_LSTM_ATTRIBUTES = {"activation_alpha", "activation_beta", "activations", "clip",
+                    "direction", "hidden_size", "input_forget", "layout"}
+MIN_OPSET = 7
 
 
 def _reorder_gates(w, hidden_size):
     """ONNX (4H, ...) in i, o, f, c -> torch (4H, ...) in i, f, g, o."""
     blocks = w.reshape((4, hidden_size) + w.shape[1:])
     return np.ascontiguousarray(blocks[list(ONNX_TO_TORCH)].reshape(w.shape))
+
+
+def _copy_slot(slot):
+    """A _Slot with its own arrays (bind() must not write into the original)."""
+    new = object.__new__(type(slot))
+    for name in type(slot).__slots__:
+        value = getattr(slot, name)
+        setattr(new, name, None if value is None else value.copy())
+    return new
 
 
 def _import_onnx():
@@ -109,121 +135,202 @@ def _attributes(onnx, node):
     return out
 
 
-def _activation_names(attrs, num_directions, node_name):
-    names = attrs.get("activations")
-    if not names:
-        return "sigmoid", "tanh"
-    if len(names) != 3 * num_directions:
-        raise ValueError(f"ONNX LSTM node {node_name!r}: `activations` must list 3 per "
-                         f"direction ({3 * num_directions}); got {names}.")
-    per_direction = []
-    for d in range(num_directions):
-        f, g, h = names[3 * d:3 * d + 3]
-        for name in (f, g, h):
-            if name.lower() not in _ONNX_ACTIVATIONS:
-                raise ValueError(
-                    f"ONNX LSTM node {node_name!r} uses activation {name!r}, which cylstm "
-                    f"does not support; supported: Sigmoid, Tanh, Relu, Softsign.")
-        if g.lower() != h.lower():
-            raise ValueError(
-                f"ONNX LSTM node {node_name!r} uses different cell-input ({g!r}) and output "
-                f"({h!r}) activations; cylstm's kernel uses one activation for both.")
-        per_direction.append((_ONNX_ACTIVATIONS[f.lower()], _ONNX_ACTIVATIONS[g.lower()]))
-    if len(set(per_direction)) != 1:
-        raise ValueError(f"ONNX LSTM node {node_name!r} uses different activations per "
-                         f"direction ({names}); cylstm needs the same in both.")
-    return per_direction[0]
+def node_label(node, index):
+    """How errors name a node: its name, or its index and op type when it has none."""
+    if node.name:
+        return repr(node.name)
+    return f"#{index} ({node.op_type}, unnamed)"
 
 
-def from_onnx(path_or_model, node_name=None):
+def _opset(model):
+    """The default-domain opset the model imports (None when it lists none)."""
+    for op in model.opset_import:
+        if op.domain in ("", "ai.onnx"):
+            return int(op.version)
+    return None
+
+
+def _declared_shape(graph, name):
+    """The static shape a graph input declares (None for an unknown dim or no shape)."""
+    for value in graph.input:
+        if value.name == name and value.type.HasField("tensor_type"):
+            tt = value.type.tensor_type
+            if not tt.HasField("shape"):
+                return None, tt.elem_type
+            dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
+            return dims, tt.elem_type
+    return None, None
+
+
+def _cells_for(acts, peepholes, clip, input_forget):
+    """(module-wide (recurrent_activation, activation) or None, per-direction
+    extended-cell options or None). The common kernel path takes a node whose
+    directions all use f = Sigmoid and one parameter-free activation for g and
+    h, without peepholes, clip or input_forget; anything else runs per
+    direction on the extended (ONNX) kernel."""
+    common = {"Tanh": "tanh", "Relu": "relu", "Softsign": "softsign"}
+    plain = (clip is None and not input_forget and all(p is None for p in peepholes)
+             and len({(f.name, g.name, h.name) for f, g, h in acts}) == 1)
+    f, g, h = acts[0]
+    if plain and f.name == "Sigmoid" and g.name == h.name and g.name in common:
+        return ("sigmoid", common[g.name]), None
+    return None, [dict(gate_activation=a[0], candidate_activation=a[1], cell_activation=a[2],
+                       peephole=p, clip=clip, input_forget=bool(input_forget))
+                  for a, p in zip(acts, peepholes)]
+
+
+class _NodeSpec:
+    """What one LSTM node says, checked: sizes, attributes, input names."""
+
+    def __init__(self, onnx, graph, node, index, consts, opset, weights=None):
+        self.label = label = node_label(node, index)
+        where = f"ONNX LSTM node {label}"
+        if opset is not None and opset < MIN_OPSET:
+            raise ValueError(f"{where}: the model imports opset {opset}; cylstm reads LSTM "
+                             f"from opset {MIN_OPSET} on.")
+        attrs = _attributes(onnx, node)
+        unknown = sorted(set(attrs) - _LSTM_ATTRIBUTES)
+        if unknown:
+            raise ValueError(f"{where} has attribute(s) {unknown} that the LSTM operator "
+                             f"(opset {MIN_OPSET}+) does not define.")
+        if len(node.input) > 8:
+            raise ValueError(f"{where} has {len(node.input)} inputs; LSTM takes at most 8.")
+        names = list(node.input) + [""] * (8 - len(node.input))
+        (self.x_name, self.w_name, self.r_name, self.b_name, self.lens_name, self.h_name,
+         self.c_name, self.p_name) = names
+        for what, name in (("X", self.x_name), ("W", self.w_name), ("R", self.r_name)):
+            if not name:
+                raise ValueError(f"{where} is missing its required input {what}.")
+        self.direction = attrs.get("direction", "forward")
+        if self.direction not in ("forward", "reverse", "bidirectional"):
+            raise ValueError(f"{where}: unknown direction {self.direction!r}; expected "
+                             "'forward', 'reverse' or 'bidirectional'.")
+        self.D = D = 2 if self.direction == "bidirectional" else 1
+        self.layout = int(attrs.get("layout", 0))
+        if self.layout not in (0, 1):
+            raise ValueError(f"{where}: layout must be 0 or 1; got {self.layout}.")
+        self.input_forget = int(attrs.get("input_forget", 0))
+        if self.input_forget not in (0, 1):
+            raise ValueError(f"{where}: input_forget must be 0 or 1; got {self.input_forget}.")
+        clip = attrs.get("clip")
+        if clip is not None and not (np.isfinite(clip) and clip > 0):
+            raise ValueError(f"{where}: clip must be a positive number; got {clip}.")
+        self.clip = None if clip is None else float(clip)
+        try:
+            self.acts = parse_activations(attrs.get("activations"),
+                                          attrs.get("activation_alpha"),
+                                          attrs.get("activation_beta"), D)
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+        hidden = attrs.get("hidden_size")
+        # Sizes: from W when it is known now, else from the declared input shape.
+        given = dict(consts)
+        given.update(weights or {})
+        if self.w_name in given:
+            value = np.asarray(given[self.w_name])
+            wshape, dtype = list(value.shape), value.dtype
+        else:
+            wshape, elem = _declared_shape(graph, self.w_name)
+            dtype = np.float64 if elem == onnx.TensorProto.DOUBLE else np.float32
+            if elem is None:
+                raise ValueError(f"{where}: input W ({self.w_name!r}) is neither an "
+                                 "initializer, a Constant nor a graph input.")
+        if wshape is None or len(wshape) != 3 or None in wshape:
+            raise ValueError(f"{where}: W ({self.w_name!r}) is a graph input without a "
+                             f"static shape [{D}, 4*hidden, input] (declared {wshape}); "
+                             "pass its value: from_onnx(model, weights={name: array}).")
+        if wshape[0] != D or wshape[1] % 4 or wshape[1] == 0 or wshape[2] == 0:
+            raise ValueError(f"{where}: W must have shape [{D}, 4*hidden_size, input_size]; "
+                             f"got {wshape}.")
+        self.H = wshape[1] // 4
+        self.I = wshape[2]
+        if hidden is not None and int(hidden) != self.H:
+            raise ValueError(f"{where}: hidden_size {hidden} disagrees with W {wshape} "
+                             f"(4*hidden_size = {wshape[1]}).")
+        self.dtype = np.float64 if dtype == np.float64 else np.float32
+        self.output_names = list(node.output)
+
+    def weights(self, values):
+        """W, R, B, P (None when absent) from ``values`` (name -> array), checked."""
+        where = f"ONNX LSTM node {self.label}"
+        D, H, I = self.D, self.H, self.I
+        out = []
+        for what, name, shape in (("W", self.w_name, (D, 4 * H, I)),
+                                  ("R", self.r_name, (D, 4 * H, H)),
+                                  ("B", self.b_name, (D, 8 * H)),
+                                  ("P", self.p_name, (D, 3 * H))):
+            if not name:
+                out.append(None)
+                continue
+            if name not in values:
+                raise ValueError(f"{where}: input {what} ({name!r}) is a graph input; pass "
+                                 f"it by name (run_feeds / bind / from_onnx(weights=...)).")
+            value = np.asarray(values[name])
+            if value.dtype.kind not in "fiu":
+                raise TypeError(f"{where}: input {what} ({name!r}) must hold real numbers; "
+                                f"got dtype {value.dtype}.")
+            if value.shape != shape:
+                raise ValueError(f"{where}: input {what} ({name!r}) must have shape "
+                                 f"{list(shape)}; got {list(value.shape)}.")
+            out.append(value)
+        return out
+
+
+def from_onnx(path_or_model, node_name=None, weights=None):
     """The ``cylstm.nn.LSTM`` (an ``OnnxLSTM``) of the first ``LSTM`` node of an
     ONNX model, or of the one named ``node_name``: a path, an
-    ``onnx.ModelProto`` or the model's bytes."""
+    ``onnx.ModelProto`` or the model's bytes.
+
+    W, R, B and P may be initializers, ``Constant`` outputs or graph inputs;
+    graph inputs are given later by name (``run_feeds``, ``bind``) or here in
+    ``weights`` (a mapping of input name to array), which binds them once.
+    For a whole graph around the node, see ``cylstm.interop.onnx_graph``.
+    """
     onnx, numpy_helper = _import_onnx()
     model = _load_model(onnx, path_or_model)
     graph = model.graph
-    nodes = [n for n in graph.node if n.op_type == "LSTM" and n.domain in ("", "ai.onnx")]
+    found = [(i, n) for i, n in enumerate(graph.node)
+             if n.op_type == "LSTM" and n.domain in ("", "ai.onnx")]
     if node_name is not None:
-        nodes = [n for n in nodes if n.name == node_name]
-    if not nodes:
+        found = [(i, n) for i, n in found if n.name == node_name]
+    if not found:
         ops = sorted({n.op_type for n in graph.node})
         which = f"named {node_name!r} " if node_name is not None else ""
         raise ValueError(f"The ONNX graph has no LSTM node {which}(its ops: {ops}).")
-    node = nodes[0]
-    label = node.name or (node.output[0] if node.output else "LSTM")
-    attrs = _attributes(onnx, node)
+    index, node = found[0]
     consts = _constants(graph, numpy_helper)
-    names = list(node.input) + [""] * (8 - len(node.input))
-    x_name, w_name, r_name, b_name, lens_name, h_name, c_name, p_name = names[:8]
+    return lstm_from_node(onnx, graph, node, index, consts, _opset(model), weights)
 
-    for attr in ("clip",):
-        if attr in attrs:
-            raise ValueError(f"ONNX LSTM node {label!r} sets `{attr}` (cell clipping), which "
-                             "cylstm does not support.")
-    if attrs.get("input_forget", 0):
-        raise ValueError(f"ONNX LSTM node {label!r} sets `input_forget`=1 (coupled input and "
-                         "forget gates), which cylstm does not support.")
-    if p_name:
-        if p_name not in consts:
-            raise ValueError(f"ONNX LSTM node {label!r} has peepholes `P` computed at run "
-                             "time; cylstm does not support peepholes.")
-        if np.any(consts[p_name] != 0):
-            raise ValueError(f"ONNX LSTM node {label!r} has non-zero peepholes `P`, which "
-                             "cylstm does not support.")
 
-    def const(name, what):
-        if name not in consts:
-            raise ValueError(f"ONNX LSTM node {label!r}: input {what} ({name!r}) must be an "
-                             "initializer or a Constant to be loaded.")
-        return consts[name]
-
-    W = const(w_name, "W")
-    R = const(r_name, "R")
-    B = const(b_name, "B") if b_name else None
-    direction = attrs.get("direction", "forward")
-    if direction not in ("forward", "reverse", "bidirectional"):
-        raise ValueError(f"ONNX LSTM node {label!r}: unknown direction {direction!r}.")
-    D = 2 if direction == "bidirectional" else 1
-    if W.ndim != 3 or W.shape[0] != D or W.shape[1] % 4:
-        raise ValueError(f"ONNX LSTM node {label!r}: W must have shape [{D}, 4*hidden, input]; "
-                         f"got {list(W.shape)}.")
-    H = W.shape[1] // 4
-    I = W.shape[2]
-    if int(attrs.get("hidden_size", H)) != H or R.shape != (D, 4 * H, H):
-        raise ValueError(f"ONNX LSTM node {label!r}: hidden_size {attrs.get('hidden_size')}, "
-                         f"W {list(W.shape)} and R {list(R.shape)} disagree.")
-    if B is not None and B.shape != (D, 8 * H):
-        raise ValueError(f"ONNX LSTM node {label!r}: B must have shape [{D}, {8 * H}]; got "
-                         f"{list(B.shape)}.")
-    layout = int(attrs.get("layout", 0))
-    if layout not in (0, 1):
-        raise ValueError(f"ONNX LSTM node {label!r}: layout must be 0 or 1; got {layout}.")
-    recurrent_activation, activation = _activation_names(attrs, D, label)
-
-    dtype = np.float64 if W.dtype == np.float64 else np.float32
-    lstm = OnnxLSTM(I, H, num_layers=1, bias=B is not None, batch_first=layout == 1,
-                    bidirectional=D == 2, dtype=dtype)
-    state = {}
-    for d in range(D):
-        suffix = "_l0_reverse" if d == 1 else "_l0"
-        state["weight_ih" + suffix] = _reorder_gates(W[d], H)
-        state["weight_hh" + suffix] = _reorder_gates(R[d], H)
-        if B is not None:
-            state["bias_ih" + suffix] = _reorder_gates(B[d, :4 * H], H)
-            state["bias_hh" + suffix] = _reorder_gates(B[d, 4 * H:], H)
-    lstm.load_state_dict(state)
+def lstm_from_node(onnx, graph, node, index, consts, opset, weights=None):
+    """The OnnxLSTM of one checked node (also used by the whole-graph importer)."""
+    spec = _NodeSpec(onnx, graph, node, index, consts, opset, weights)
+    lstm = OnnxLSTM(spec.I, spec.H, num_layers=1, bias=bool(spec.b_name),
+                    batch_first=spec.layout == 1, bidirectional=spec.D == 2, dtype=spec.dtype)
     lstm.eval()
-    lstm._reverse_only = direction == "reverse"
-    lstm._activation = _activations.get(activation)
-    lstm._recurrent_activation = _activations.get(recurrent_activation)
-    lstm.direction = direction
+    lstm._spec = spec
+    lstm._reverse_only = spec.direction == "reverse"
+    lstm.direction = spec.direction
     lstm.node_name = node.name
-    lstm.input_names = dict(X=x_name, sequence_lens=lens_name, initial_h=h_name,
-                            initial_c=c_name)
+    lstm.input_names = dict(X=spec.x_name, W=spec.w_name, R=spec.r_name, B=spec.b_name,
+                            sequence_lens=spec.lens_name, initial_h=spec.h_name,
+                            initial_c=spec.c_name, P=spec.p_name)
     lstm.output_names = list(node.output)
-    lstm.default_sequence_lens = consts.get(lens_name) if lens_name else None
-    lstm.default_initial_h = consts.get(h_name) if h_name else None
-    lstm.default_initial_c = consts.get(c_name) if c_name else None
+    lstm.default_sequence_lens = consts.get(spec.lens_name) if spec.lens_name else None
+    lstm.default_initial_h = consts.get(spec.h_name) if spec.h_name else None
+    lstm.default_initial_c = consts.get(spec.c_name) if spec.c_name else None
+    lstm.clip = spec.clip
+    lstm.input_forget = bool(spec.input_forget)
+    lstm.activations = [tuple(a) for a in spec.acts]
+    known = {k: v for k, v in consts.items()
+             if k in (spec.w_name, spec.r_name, spec.b_name, spec.p_name)}
+    lstm.weight_inputs = [n for n in (spec.w_name, spec.r_name, spec.b_name, spec.p_name)
+                          if n and n not in known]
+    if weights is not None:
+        known.update({k: v for k, v in dict(weights).items() if k in lstm.weight_inputs})
+    lstm.weights_bound = False
+    if all(n in known for n in (spec.w_name, spec.r_name, spec.b_name, spec.p_name) if n):
+        lstm._load_onnx_weights(known)
     return lstm
 
 
@@ -252,6 +359,123 @@ class OnnxLSTM(LSTM):
         self.default_sequence_lens = None
         self.default_initial_h = None
         self.default_initial_c = None
+        self.clip = None
+        self.input_forget = False
+        self.activations = None
+        self.weight_inputs = []
+        self.weights_bound = True
+        self._spec = None
+        self._cells = None
+        self.peepholes = None
+
+    # -- weights -----------------------------------------------------------------
+    def _load_onnx_weights(self, values):
+        """W, R, B, P of the node from ``values`` (name -> array), in ONNX's
+        layout, converted once to the kernel's: gates i, o, f, c -> i, f, g, o,
+        B = [Wb, Rb] -> bias_ih, bias_hh, P [i, o, f] -> (3, H) for i, f, o."""
+        spec = self._spec
+        W, R, B, P = spec.weights(values)
+        H = spec.H
+        state = {}
+        for d in range(spec.D):
+            suffix = "_l0_reverse" if d == 1 else "_l0"
+            state["weight_ih" + suffix] = _reorder_gates(W[d], H)
+            state["weight_hh" + suffix] = _reorder_gates(R[d], H)
+            if B is not None:
+                state["bias_ih" + suffix] = _reorder_gates(B[d, :4 * H], H)
+                state["bias_hh" + suffix] = _reorder_gates(B[d, 4 * H:], H)
+        self.load_state_dict(state)
+        peepholes = [None] * spec.D
+        if P is not None and np.any(P != 0):
+            peepholes = [np.ascontiguousarray(P[d].reshape(3, H)[[0, 2, 1]], self.dtype)
+                         for d in range(spec.D)]
+        self.peepholes = peepholes
+        common, self._cells = _cells_for(spec.acts, peepholes, spec.clip, spec.input_forget)
+        if common is not None:
+            self._recurrent_activation = _activations.get(common[0])
+            self._activation = _activations.get(common[1])
+        self.weights_bound = True
+
+    def bind(self, feeds):
+        """A copy of this node with its graph-input weights (W, R, B, P, by
+        input name in ``feeds``) loaded once: call it many times after."""
+        if self._spec is None:
+            raise ValueError("bind() is for an LSTM loaded with cylstm.from_onnx.")
+        new = copy.copy(self)
+        object.__setattr__(new, "_workspace", _ops.Workspace())
+        slots = [[_copy_slot(slot) for slot in row] for row in self._slots]
+        object.__setattr__(new, "_slots", slots)
+        new._register([(slot, "_l0" + ("_reverse" if d else ""))
+                       for d, slot in enumerate(slots[0])])
+        values = {}
+        if self.weights_bound:
+            values.update(self._current_onnx_weights())
+        values.update({k: v for k, v in dict(feeds).items() if k in self.weight_inputs})
+        new._load_onnx_weights(values)
+        return new
+
+    def _current_onnx_weights(self):
+        """This node's W, R, B, P back in ONNX's layout (for a partial rebind)."""
+        spec, H = self._spec, self.hidden_size
+        back = [ONNX_TO_TORCH.index(k) for k in range(4)]   # torch block of ONNX block k
+        def onnx_order(w):
+            blocks = w.reshape((4, H) + w.shape[1:])
+            return blocks[back].reshape(w.shape)
+        names = ["_l0", "_l0_reverse"][:spec.D]
+        sd = self.state_dict()
+        out = {spec.w_name: np.stack([onnx_order(sd["weight_ih" + n]) for n in names]),
+               spec.r_name: np.stack([onnx_order(sd["weight_hh" + n]) for n in names])}
+        if spec.b_name:
+            out[spec.b_name] = np.stack([np.concatenate([onnx_order(sd["bias_ih" + n]),
+                                                         onnx_order(sd["bias_hh" + n])])
+                                         for n in names])
+        if spec.p_name:
+            out[spec.p_name] = np.stack([
+                np.zeros(3 * H, self.dtype) if p is None else p[[0, 2, 1]].reshape(-1)
+                for p in self.peepholes])
+        return out
+
+    def run_feeds(self, feeds):
+        """``(Y, Y_h, Y_c)`` from a mapping of the node's input names to arrays,
+        as ``onnxruntime.InferenceSession.run`` takes them: X, and any of
+        sequence_lens, initial_h, initial_c, and W, R, B, P where they are
+        graph inputs (weights given here are used for this call only)."""
+        feeds = dict(feeds)
+        names = self.input_names
+        missing = [k for k in self.weight_inputs if k not in feeds]
+        lstm = self
+        if any(k in feeds for k in self.weight_inputs):
+            if missing and not self.weights_bound:
+                raise ValueError(f"ONNX LSTM node {self._spec.label}: graph input(s) "
+                                 f"{missing} are missing from the feeds.")
+            lstm = self.bind(feeds)
+        if names.get("X") not in feeds:
+            raise ValueError(f"The feeds must hold the node's input X ({names.get('X')!r}); "
+                             f"got {sorted(feeds)}.")
+
+        def get(key):
+            name = names.get(key)
+            return feeds.get(name) if name else None
+
+        return lstm.run(feeds[names["X"]], sequence_lens=get("sequence_lens"),
+                        initial_h=get("initial_h"), initial_c=get("initial_c"))
+
+    def _check_bound(self):
+        if not self.weights_bound:
+            raise ValueError(f"ONNX LSTM node {self._spec.label}: its weights "
+                             f"{self.weight_inputs} are graph inputs and were not given; "
+                             "call run_feeds({name: array, ...}), or bind them once with "
+                             "lstm = lstm.bind({name: array, ...}).")
+
+    def _extended_cell(self, index):
+        return None if self._cells is None else self._cells[index]
+
+    def to_torch(self):
+        if self._cells is not None:
+            raise ValueError("This LSTM (loaded from ONNX with peepholes, clip, input_forget "
+                             "or non-default activations) has no torch.nn.LSTM equivalent.")
+        self._check_bound()
+        return super().to_torch()
 
     def _state(self, value, default, name, B):
         """A state in ONNX's shape for the layout -> (D, batch, H) for the kernel."""
@@ -306,6 +530,7 @@ class OnnxLSTM(LSTM):
         stored one) gives ONNX's per-row lengths, with zeros in ``output``
         beyond each row's length.
         """
+        self._check_bound()
         x, time_major, batched, h0, c0 = self._prepare(input, hx)
         T, B = (x.shape[0], x.shape[1]) if time_major else (x.shape[1], x.shape[0])
         if hx is None and self._has_stored_states():
@@ -320,7 +545,10 @@ class OnnxLSTM(LSTM):
 
     def forward_train(self, input, hx=None):
         """As ``cylstm.nn.LSTM.forward_train``; without ``hx`` the node's stored
-        initial states apply (and ``backprop`` returns dx alone)."""
+        initial states apply (and ``backprop`` returns dx alone). Not for a node
+        with peepholes, clip, input_forget or activations other than the
+        common ones (inference only)."""
+        self._check_bound()
         if self.default_sequence_lens is not None:
             raise ValueError("forward_train cannot use the stored `sequence_lens` of this ONNX "
                              "node; train a cylstm.nn.LSTM with its weights "
@@ -345,6 +573,7 @@ class OnnxLSTM(LSTM):
         ``X`` [seq, batch, in] -> ``Y`` [seq, D, batch, H], states [D, batch, H];
         layout 1 ``X`` [batch, seq, in] -> ``Y`` [batch, seq, D, H], states
         [batch, D, H]."""
+        self._check_bound()
         x = as_float_array(X, self.dtype, "X")
         if x.ndim != 3:
             axes = "[seq, batch, input]" if self.layout == 0 else "[batch, seq, input]"

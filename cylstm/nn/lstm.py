@@ -413,13 +413,26 @@ class LSTM(_Module):
             for d, slot in enumerate(row):
                 idx = layer * D + d
                 backwards = d == 1 or self._reverse_only
-                seq, _, h, c, cache = _ops.lstm_forward(
-                    layer_input, slot.kernel, slot.recurrent, slot.bias(), h0[idx], c0[idx],
-                    projection=slot.projection, mask=mask, go_backwards=backwards,
-                    activation=self._activation,
-                    recurrent_activation=self._recurrent_activation,
-                    time_major=time_major, return_sequences=True, output_order="time",
-                    training=kernel_training, workspace=self._workspace)
+                ext = self._extended_cell(idx)
+                if ext is not None:
+                    # ONNX's full cell (set by cylstm.from_onnx): inference only.
+                    if kernel_training:
+                        raise ValueError(
+                            "This LSTM uses ONNX's peepholes, clip, input_forget or "
+                            "activations with alpha/beta, which cylstm runs for inference "
+                            "only; training it is not supported.")
+                    seq, _, h, c, cache = _ops.lstm_forward_ext(
+                        layer_input, slot.kernel, slot.recurrent, slot.bias(), h0[idx],
+                        c0[idx], mask=mask, go_backwards=backwards, time_major=time_major,
+                        output_order="time", workspace=self._workspace, **ext)
+                else:
+                    seq, _, h, c, cache = _ops.lstm_forward(
+                        layer_input, slot.kernel, slot.recurrent, slot.bias(), h0[idx], c0[idx],
+                        projection=slot.projection, mask=mask, go_backwards=backwards,
+                        activation=self._activation,
+                        recurrent_activation=self._recurrent_activation,
+                        time_major=time_major, return_sequences=True, output_order="time",
+                        training=kernel_training, workspace=self._workspace)
                 if zero_masked and mask is not None:
                     seq *= mask[..., None]
                 h_n[idx] = h
@@ -437,6 +450,11 @@ class LSTM(_Module):
             drop_masks.append(drop)
             layer_input = out
         return layer_input, h_n, c_n, caches, drop_masks
+
+    def _extended_cell(self, index):
+        """Options of ``_ops.lstm_forward_ext`` for layer-direction ``index``,
+        or None for the common cell (always, for a torch-configured LSTM)."""
+        return None
 
     def forward(self, input, hx=None):
         """``output, (h_n, c_n)``, with torch.nn.LSTM's shapes."""

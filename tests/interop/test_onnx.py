@@ -217,29 +217,12 @@ def _lstm_node(model):
     return next(n for n in model.graph.node if n.op_type == "LSTM")
 
 
-def test_unsupported_attributes_are_named():
-    model = _model()
-    _lstm_node(model).attribute.append(onnx.helper.make_attribute("clip", 3.0))
-    with pytest.raises(ValueError, match="clip"):
-        cylstm.from_onnx(model)
-    model = _model()
-    _lstm_node(model).attribute.append(onnx.helper.make_attribute("input_forget", 1))
-    with pytest.raises(ValueError, match="input_forget"):
-        cylstm.from_onnx(model)
-    model = _model()
-    _lstm_node(model).attribute.append(onnx.helper.make_attribute(
-        "activations", ["Sigmoid", "HardSigmoid", "HardSigmoid"]))
-    with pytest.raises(ValueError, match="HardSigmoid"):
-        cylstm.from_onnx(model)
-    model = _model()
-    _lstm_node(model).attribute.append(onnx.helper.make_attribute(
-        "activations", ["Sigmoid", "Tanh", "Relu"]))
-    with pytest.raises(ValueError, match="one activation for both"):
-        cylstm.from_onnx(model)
-
-
-def test_peepholes_are_rejected_unless_zero():
-    for value, ok in ((0.0, True), (0.5, False)):
+def test_zero_peepholes_take_the_common_kernel_path():
+    """An all-zero P (as some exporters write) is no peephole: the node runs on
+    the common kernel path and trains; a non-zero P runs on the ONNX cell.
+    (The full operator is tested in test_onnx_operator.py.)"""
+    arrays, _ = load_golden(GOLDEN / "onnx_lstm" / "forward.npz")
+    for value in (0.0, 0.5):
         model = _model()
         node = _lstm_node(model)
         while len(node.input) < 7:
@@ -247,11 +230,15 @@ def test_peepholes_are_rejected_unless_zero():
         node.input.append("P")
         model.graph.initializer.append(onnx.numpy_helper.from_array(
             np.full((1, 15), value, np.float32), "P"))
-        if ok:
-            cylstm.from_onnx(model)
+        lstm = cylstm.from_onnx(model)
+        Y, _, _ = lstm.run(arrays["X"])
+        if value == 0:
+            assert lstm._cells is None
+            np.testing.assert_allclose(Y, arrays["Y"], **TOL["float32"])
         else:
-            with pytest.raises(ValueError, match="peepholes"):
-                cylstm.from_onnx(model)
+            assert lstm._cells is not None and not np.allclose(Y, arrays["Y"])
+            with pytest.raises(ValueError, match="inference only"):
+                lstm.forward_train(arrays["X"])
 
 
 def test_supported_activations_run():
