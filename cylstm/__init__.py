@@ -10,6 +10,7 @@ from . import activations, constraints, initializers, layers, regularizers
 from ._threads import blas_info, get_num_threads, set_num_threads, threads
 from . import nn
 from .interop.onnx_lstm import from_onnx
+from .interop.onnx_export import to_onnx
 from .interop.keras_files import from_keras
 from .layers import LSTM, Bidirectional, LSTMCell
 from . import models, optimizers, losses, metrics, callbacks, preprocessing, utils
@@ -18,6 +19,6 @@ from .models import Sequential
 __all__ = [
     "__version__", "LSTM", "LSTMCell", "Bidirectional", "layers", "activations", "initializers",
     "regularizers", "constraints", "set_num_threads", "get_num_threads", "threads",
-    "blas_info", "nn", "from_onnx", "models", "optimizers", "losses", "metrics",
+    "blas_info", "nn", "from_onnx", "to_onnx", "models", "optimizers", "losses", "metrics",
     "callbacks", "preprocessing", "utils", "Sequential", "from_keras",
 ]
