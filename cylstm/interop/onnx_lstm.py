@@ -276,7 +276,7 @@ class _NodeSpec:
         return out
 
 
-def from_onnx(path_or_model, node_name=None, weights=None):
+def from_onnx(path_or_model, node_name=None, weights=None, whole_graph=False):
     """The ``cylstm.nn.LSTM`` (an ``OnnxLSTM``) of the first ``LSTM`` node of an
     ONNX model, or of the one named ``node_name``: a path, an
     ``onnx.ModelProto`` or the model's bytes.
@@ -284,10 +284,15 @@ def from_onnx(path_or_model, node_name=None, weights=None):
     W, R, B and P may be initializers, ``Constant`` outputs or graph inputs;
     graph inputs are given later by name (``run_feeds``, ``bind``) or here in
     ``weights`` (a mapping of input name to array), which binds them once.
-    For a whole graph around the node, see ``cylstm.interop.onnx_graph``.
+    With ``whole_graph=True`` it returns an ``OnnxModel`` that runs the whole
+    graph (the ops exporters put around LSTM nodes, see
+    ``cylstm.interop.onnx_graph``): ``model.run(feeds)`` or ``model(x)``.
     """
     onnx, numpy_helper = _import_onnx()
     model = _load_model(onnx, path_or_model)
+    if whole_graph:
+        from .onnx_graph import OnnxModel
+        return OnnxModel(model, weights)
     graph = model.graph
     found = [(i, n) for i, n in enumerate(graph.node)
              if n.op_type == "LSTM" and n.domain in ("", "ai.onnx")]
