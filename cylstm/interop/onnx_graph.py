@@ -169,6 +169,11 @@ _OPS = {
     "Erf": None,
     "Equal": lambda x, a, v, n: [np.equal(x[0], x[1])],
     "Not": lambda x, a, v, n: [np.logical_not(x[0])],
+    "Less": lambda x, a, v, n: [np.less(x[0], x[1])],
+    "Greater": lambda x, a, v, n: [np.greater(x[0], x[1])],
+    "And": lambda x, a, v, n: [np.logical_and(x[0], x[1])],
+    "Or": lambda x, a, v, n: [np.logical_or(x[0], x[1])],
+    "Split": None,
     "Where": lambda x, a, v, n: [np.where(x[0], x[1], x[2])],
     "ReduceSum": _reduce(np.sum),
     "ReduceMax": _reduce(np.max),
@@ -250,6 +255,15 @@ class OnnxModel:
         if op == "Erf":
             from scipy.special import erf
             return [erf(inputs[0]).astype(inputs[0].dtype)]
+        if op == "Split":
+            x, axis = inputs[0], attrs.get("axis", 0)
+            sizes = attrs.get("split")
+            if sizes is None and len(inputs) > 1 and inputs[1] is not None:
+                sizes = [int(s) for s in inputs[1]]
+            if sizes is None:
+                parts = len(node.output)
+                sizes = [x.shape[axis] // parts] * parts
+            return np.split(x, np.cumsum(sizes)[:-1], axis=axis)
         if op == "Softmax":
             return [_softmax(inputs[0], attrs, self.opset)]
         return _OPS[op](inputs, attrs, values, list(node.input))
