@@ -99,7 +99,10 @@ def _load_model(onnx, path_or_model):
     if isinstance(path_or_model, onnx.ModelProto):
         return path_or_model
     if isinstance(path_or_model, (bytes, bytearray)):
-        return onnx.load_from_string(bytes(path_or_model))
+        try:
+            return onnx.load_from_string(bytes(path_or_model))
+        except Exception as exc:  # protobuf's DecodeError
+            raise ValueError(f"The bytes given are not a readable ONNX model: {exc}") from exc
     if isinstance(path_or_model, (str, os.PathLike)):
         path = os.fspath(path_or_model)
         if not os.path.exists(path):

@@ -248,3 +248,39 @@ def test_fixture_configs_name_their_oracle():
         _, cfg = load_golden(path)
         assert cfg["oracle"].startswith("onnxruntime" if cfg["dtype"] == "float32" else "spec")
         json.dumps(cfg)
+
+
+def test_corrupted_bytes_never_crash():
+    """Truncations and flipped bytes of a model either load and run, or raise
+    ValueError/TypeError -- never anything else."""
+    path, arrays, _ = _case("everything_bidirectional_layout1_float32")
+    data = path.read_bytes()
+    feeds = _feeds(arrays)
+    rng = np.random.default_rng(0)
+    for k in range(60):
+        blob = bytearray(data)
+        if k % 2:
+            blob = blob[:int(rng.integers(0, len(blob)))]
+        else:
+            for i in rng.integers(0, len(blob), 3):
+                blob[i] = int(rng.integers(0, 256))
+        try:
+            lstm = cylstm.from_onnx(bytes(blob))
+            lstm.run_feeds(feeds)
+        except (ValueError, TypeError):
+            pass
+
+
+def test_whole_graph_with_weights_as_graph_inputs():
+    path = GOLDEN / "onnx_backend" / "test_lstm_with_peepholes.npz"
+    arrays, cfg = load_golden(path)
+    model = cylstm.from_onnx(path.with_suffix(".onnx"), whole_graph=True)
+    feeds = _feeds(arrays)
+    out = model.run(feeds)
+    np.testing.assert_allclose(out[-1], arrays[f"onnx__{cfg['outputs'][-1]}"], rtol=1e-3,
+                               atol=1e-7)
+    with pytest.raises(ValueError, match="miss graph input"):
+        model.run({k: v for k, v in feeds.items() if k != "P"})
+    model.bind(feeds)
+    again = model.run(feeds)
+    np.testing.assert_allclose(again[-1], out[-1], rtol=0, atol=0)
