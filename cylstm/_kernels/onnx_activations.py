@@ -1,10 +1,10 @@
 """ONNX's RNN activations (with their ``alpha``/``beta``) as NumPy functions.
 
-The list and definitions are the ONNX ``LSTM`` operator's; the defaults for a
-missing alpha/beta (the operator's own
-where it has one -- LeakyRelu, HardSigmoid, Elu -- else 0) and the order in which ``activation_alpha`` /
-``activation_beta`` are consumed are onnxruntime's (checked against it in
-tests/golden/make_onnx_goldens.py):
+The list and definitions are the ONNX ``LSTM`` operator's. The defaults for a
+missing alpha/beta (the operator's own where it has one -- LeakyRelu,
+HardSigmoid, Elu -- else 0) and the order in which ``activation_alpha`` /
+``activation_beta`` are consumed are onnxruntime's (checked against it by
+tests/golden/make_onnx_operator_goldens.py):
 
     Relu        max(0, x)
     Tanh        tanh(x)
