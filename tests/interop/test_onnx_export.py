@@ -172,3 +172,20 @@ def test_export_errors(rng):
     loaded._reverse_only = True
     with pytest.raises(ValueError, match="loaded from ONNX"):
         cylstm.to_onnx(loaded)
+
+
+def test_float64_export_round_trip(rng):
+    """A float64 model exports in float64 (onnxruntime has no float64 LSTM;
+    cylstm and onnx.reference run it)."""
+    from onnx.reference import ReferenceEvaluator
+    lstm = cylstm.nn.LSTM(4, 5, num_layers=2, bidirectional=True, dtype=np.float64).eval()
+    x = rng.standard_normal((6, 3, 4))
+    out, (h, c) = lstm(x)
+    model = cylstm.to_onnx(lstm)
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.DOUBLE
+    back = cylstm.from_onnx(model, whole_graph=True).run({"input": x})
+    for got, want in zip(back, (out, h, c)):
+        assert got.dtype == np.float64
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+    for got, want in zip(ReferenceEvaluator(model).run(None, {"input": x}), (out, h, c)):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
