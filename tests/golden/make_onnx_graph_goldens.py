@@ -17,9 +17,10 @@ onnxruntime's outputs as ``ort__<name>``, the source framework's outputs as
   patterns around the node), with and without states, and of a module with a
   Linear head on the last step;
 - ``tf2onnx_*``: tf2onnx.convert.from_function of Keras 3 models (from_keras
-  fails on Keras 3 models): LSTM + Dense,
-  Embedding(mask_zero) + LSTM + Dense (Gather, sequence_lens), stacked LSTMs
-  with a Dense on every step (MatMul + Add), Bidirectional;
+  fails on Keras 3 models): LSTM + Dense, Embedding + LSTM + Dense (Gather),
+  stacked LSTMs with a Dense on every step (MatMul + Add), Bidirectional, and
+  Embedding(mask_zero) + LSTM + Dense, which tf2onnx writes as a Loop over the
+  cell rather than an LSTM node (the importer refuses it, naming the Loop);
 - ``cylstm_*``: cylstm.to_onnx of cylstm models (layers.LSTM, Bidirectional,
   nn.LSTM, Sequential with Embedding/Masking/Dense/Dropout), with cylstm's own
   outputs as ``src__<name>``; ``cylstm_*`` fixtures also keep the model's weights
@@ -130,6 +131,9 @@ def tf2onnx_cases():
     cases = [
         ("tf2onnx_lstm_dense", [L.Input((8, 5)), L.LSTM(6), L.Dense(3, activation="softmax")],
          x),
+        ("tf2onnx_embedding_lstm_dense",
+         [L.Input((8,), dtype="int32"), L.Embedding(30, 6), L.LSTM(7),
+          L.Dense(1, activation="sigmoid")], ids),
         ("tf2onnx_embedding_mask_lstm_dense",
          [L.Input((8,), dtype="int32"), L.Embedding(30, 6, mask_zero=True), L.LSTM(7),
           L.Dense(1, activation="sigmoid")], ids),

@@ -24,7 +24,7 @@ def _feeds(arrays):
 
 def test_fixture_set():
     names = {p.stem for p in CASES}
-    assert len(CASES) == 14
+    assert len(CASES) == 15
     assert {n.split("_")[0] for n in names} == {"torch", "tf2onnx", "cylstm"}
 
 
