@@ -4,9 +4,14 @@ The LSTM kernels compute the built-in ones in C (``KERNEL_CODES``); a Python
 callable runs on the NumPy path instead, whole-array per step, which costs a
 Python call per gate block per step (about 10-50x slower at small sizes).
 """
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Optional, Union
+
 import numpy as np
 
 from ._kernels.reference import ACTIVATIONS
+from ._typing import ActivationLike, Array, ArrayLike
 
 __all__ = ["get", "serialize", "kernel_code", "tanh", "sigmoid", "hard_sigmoid", "relu",
            "linear", "softsign", "elu", "selu", "gelu", "swish", "silu", "softmax"]
@@ -44,19 +49,19 @@ swish = _named("swish")
 silu = swish
 
 
-def softmax(x, axis=-1):
+def softmax(x: ArrayLike, axis: int = -1) -> Array:
     x = np.asarray(x)
     e = np.exp(x - np.max(x, axis=axis, keepdims=True))
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
-softmax.cylstm_name = "softmax"
+softmax.cylstm_name = "softmax"  # type: ignore[attr-defined]
 
 _BY_NAME = {name: globals()[name] for name in KERNEL_CODES}
 _BY_NAME["softmax"] = softmax
 
 
-def get(identifier):
+def get(identifier: Union[ActivationLike, Mapping[str, Any]]) -> Callable[..., Any]:
     """The activation function for a Keras name, None, a config dict or a callable."""
     if isinstance(identifier, dict):  # Keras-serialised form
         identifier = identifier.get("config", identifier.get("class_name"))
@@ -74,19 +79,19 @@ def get(identifier):
     raise TypeError(f"Could not interpret activation {identifier!r}: expected a name, None or a callable.")
 
 
-def serialize(activation):
+def serialize(activation: Callable[..., Any]) -> str:
     """The Keras name of an activation (a callable's __name__ otherwise).
     Keras 3 writes swish as 'silu'."""
     name = getattr(activation, "cylstm_name", getattr(activation, "__name__", str(activation)))
     return "silu" if name == "swish" else name
 
 
-def kernel_code(activation):
+def kernel_code(activation: Callable[..., Any]) -> Optional[int]:
     """The C kernel's code for a built-in activation, or None for a Python callable."""
     return KERNEL_CODES.get(getattr(activation, "cylstm_name", None))
 
 
-def reference_name(activation):
+def reference_name(activation: Callable[..., Any]) -> Union[str, Callable[..., Any]]:
     """What the NumPy kernel twin takes: a built-in name, or the callable itself."""
     name = getattr(activation, "cylstm_name", None)
     return name if name in KERNEL_CODES else activation

@@ -3,10 +3,15 @@
 ``constraint(w)`` returns the projected weight; the training code applies it
 after each optimizer step, as Keras does.
 """
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
+
 import inspect
 import re
 
 import numpy as np
+from ._typing import Array, ArrayLike, Config, IdentifierLike
 
 __all__ = ["Constraint", "MaxNorm", "NonNeg", "UnitNorm", "MinMaxNorm", "max_norm", "non_neg",
            "unit_norm", "min_max_norm", "get", "serialize", "deserialize"]
@@ -29,17 +34,17 @@ def _norms(w, axis):
 class Constraint:
     """Base class: ``__call__(w) -> ndarray`` (the identity here)."""
 
-    def __call__(self, w):
+    def __call__(self, w: ArrayLike) -> Array:
         return w
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Mapping[str, Any]) -> Any:
         return cls(**config)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
 
@@ -47,58 +52,59 @@ class Constraint:
 class MaxNorm(Constraint):
     """Rescale each slice along ``axis`` to norm at most ``max_value``."""
 
-    def __init__(self, max_value=2, axis=0):
+    def __init__(self, max_value: float = 2, axis: Union[int, Sequence[int]] = 0) -> None:
         self.max_value = max_value
         self.axis = axis
 
-    def __call__(self, w):
+    def __call__(self, w: ArrayLike) -> Array:
         w = _as_float(w)
         norms = _norms(w, self.axis)
         desired = np.clip(norms, 0, self.max_value)
         return w * (desired / (EPSILON + norms))
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"max_value": self.max_value, "axis": self.axis}
 
 
 class NonNeg(Constraint):
     """Zero the negative weights."""
 
-    def __call__(self, w):
+    def __call__(self, w: ArrayLike) -> Array:
         return np.maximum(np.asarray(w), 0)
 
 
 class UnitNorm(Constraint):
     """Rescale each slice along ``axis`` to unit norm."""
 
-    def __init__(self, axis=0):
+    def __init__(self, axis: Union[int, Sequence[int]] = 0) -> None:
         self.axis = axis
 
-    def __call__(self, w):
+    def __call__(self, w: ArrayLike) -> Array:
         w = _as_float(w)
         return w / (EPSILON + _norms(w, self.axis))
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"axis": self.axis}
 
 
 class MinMaxNorm(Constraint):
     """Move each slice's norm ``rate`` of the way into ``[min_value, max_value]``."""
 
-    def __init__(self, min_value=0.0, max_value=1.0, rate=1.0, axis=0):
+    def __init__(self, min_value: float = 0.0, max_value: float = 1.0, rate: float = 1.0,
+                 axis: Union[int, Sequence[int]] = 0) -> None:
         self.min_value = min_value
         self.max_value = max_value
         self.rate = rate
         self.axis = axis
 
-    def __call__(self, w):
+    def __call__(self, w: ArrayLike) -> Array:
         w = _as_float(w)
         norms = _norms(w, self.axis)
         desired = (self.rate * np.clip(norms, self.min_value, self.max_value)
                    + (1 - self.rate) * norms)
         return w * (desired / (EPSILON + norms))
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"min_value": self.min_value, "max_value": self.max_value, "rate": self.rate,
                 "axis": self.axis}
 
@@ -120,7 +126,7 @@ def _unknown(identifier):
                       "a Constraint; a callable; or None.")
 
 
-def serialize(constraint):
+def serialize(constraint: Optional[Callable[..., Any]]) -> Optional[Config]:
     """Keras 3's dict form of a constraint (None stays None)."""
     if constraint is None:
         return None
@@ -130,7 +136,7 @@ def serialize(constraint):
             "config": constraint.get_config(), "registered_name": None}
 
 
-def deserialize(config):
+def deserialize(config: Mapping[str, Any]) -> Any:
     """A constraint from ``{"class_name", "config"}`` (with or without ``module``)."""
     cls = _BY_NAME.get(config.get("class_name"))
     if cls is None:
@@ -138,7 +144,7 @@ def deserialize(config):
     return cls.from_config(dict(config.get("config") or {}))
 
 
-def get(identifier):
+def get(identifier: IdentifierLike) -> Optional[Callable[..., Any]]:
     """A constraint from None, a Keras name, a config dict, an instance, a class or a callable."""
     if identifier is None:
         return None

@@ -5,6 +5,10 @@ Seeding: an int ``seed`` gives the same values on every call, as in Keras 3
 ``seed=None`` every call draws fresh values from a module-level generator,
 which ``set_global_seed`` (and so ``cylstm.utils.set_random_seed``) reseeds.
 """
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Optional, Sequence, Tuple, Type, Union
+
 import inspect
 import math
 import numbers
@@ -12,6 +16,7 @@ import re
 
 import numpy as np
 from threadpoolctl import threadpool_limits
+from ._typing import Array, ArrayLike, Config, DTypeLike, IdentifierLike, ShapeLike
 
 __all__ = [
     "Initializer", "Zeros", "Ones", "Constant", "RandomNormal", "RandomUniform",
@@ -25,7 +30,7 @@ MODULE = "keras.initializers"
 _global_rng = np.random.default_rng()
 
 
-def set_global_seed(seed):
+def set_global_seed(seed: Optional[int]) -> None:
     """Reseed the generator that unseeded (``seed=None``) initializers draw from."""
     global _global_rng
     _global_rng = np.random.default_rng(seed)
@@ -49,7 +54,8 @@ def _float_dtype(dtype):
     return dtype
 
 
-def compute_fans(shape, input_axes=None, output_axes=None):
+def compute_fans(shape: ShapeLike, input_axes: Optional[Sequence[int]] = None,
+                 output_axes: Optional[Sequence[int]] = None) -> Tuple[float, float]:
     """``(fan_in, fan_out)`` of a weight shape, by Keras's rule.
 
     Rank 1: both the length; rank 2: ``(shape[0], shape[1])``; higher ranks
@@ -90,48 +96,48 @@ def _uniform(rng, shape, minval, maxval, dtype):
 class Initializer:
     """Base class: ``init(shape, dtype="float32") -> np.ndarray``."""
 
-    def __call__(self, shape, dtype="float32"):
+    def __call__(self, shape: ShapeLike, dtype: DTypeLike = "float32") -> Array:
         raise NotImplementedError("Initializer subclasses must implement __call__().")
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Mapping[str, Any]) -> Any:
         return cls(**config)
 
-    def clone(self):
+    def clone(self) -> Initializer:
         return self.__class__.from_config(self.get_config())
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
 
 
 class Zeros(Initializer):
-    def __call__(self, shape, dtype="float32"):
+    def __call__(self, shape: ShapeLike, dtype: DTypeLike = "float32") -> Array:
         return np.zeros(_shape(shape), dtype=dtype or "float32")
 
 
 class Ones(Initializer):
-    def __call__(self, shape, dtype="float32"):
+    def __call__(self, shape: ShapeLike, dtype: DTypeLike = "float32") -> Array:
         return np.ones(_shape(shape), dtype=dtype or "float32")
 
 
 class Constant(Initializer):
-    def __init__(self, value=0.0):
+    def __init__(self, value: Union[float, ArrayLike] = 0.0) -> None:
         self.value = value
 
-    def __call__(self, shape, dtype="float32"):
+    def __call__(self, shape: ShapeLike, dtype: DTypeLike = "float32") -> Array:
         return np.full(_shape(shape), self.value, dtype=dtype or "float32")
 
-    def get_config(self):
+    def get_config(self) -> Config:
         # A NumPy scalar becomes a plain number, as Keras writes it, so JSON works.
         value = self.value
         return {"value": value.item() if isinstance(value, (np.generic, np.ndarray)) else value}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Mapping[str, Any]) -> Any:
         value = config["value"]
         # Keras writes a tensor value as {"class_name": "__tensor__", "config": {"value": ...}}.
         if isinstance(value, dict):
@@ -140,73 +146,76 @@ class Constant(Initializer):
 
 
 class Identity(Initializer):
-    def __init__(self, gain=1.0):
+    def __init__(self, gain: float = 1.0) -> None:
         self.gain = gain
 
-    def __call__(self, shape, dtype="float32"):
+    def __call__(self, shape: ShapeLike, dtype: DTypeLike = "float32") -> Array:
         shape = _shape(shape)
         if len(shape) != 2:
             raise ValueError("Identity matrix initializer can only be used for 2D matrices. "
                              f"Received: shape={shape} of rank {len(shape)}.")
         return (self.gain * np.eye(*shape)).astype(dtype or "float32")
 
-    def get_config(self):
+    def get_config(self) -> Config:
         # Keras 3.15 returns {} here and so loses `gain`; keeping it makes the
         # round trip exact and Keras still accepts the key.
         return {"gain": self.gain}
 
 
 class RandomInitializer(Initializer):
-    def __init__(self, seed=None):
+    def __init__(self, seed: Optional[int] = None) -> None:
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
             raise ValueError("`seed` argument should be an integer or None. "
                              f"Received: seed={seed!r}")
         self.seed = None if seed is None else int(seed)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"seed": self.seed}
 
 
 class RandomNormal(RandomInitializer):
-    def __init__(self, mean=0.0, stddev=0.05, seed=None):
+    def __init__(self, mean: float = 0.0, stddev: float = 0.05,
+                 seed: Optional[int] = None) -> None:
         self.mean = mean
         self.stddev = stddev
         super().__init__(seed=seed)
 
-    def __call__(self, shape, dtype="float32"):
+    def __call__(self, shape: ShapeLike, dtype: DTypeLike = "float32") -> Array:
         return _normal(_rng(self.seed), _shape(shape), self.mean, self.stddev, _float_dtype(dtype))
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {**super().get_config(), "mean": self.mean, "stddev": self.stddev}
 
 
 class TruncatedNormal(RandomNormal):
     """Normal, with values beyond 2 stddev of the mean redrawn."""
 
-    def __call__(self, shape, dtype="float32"):
+    def __call__(self, shape: ShapeLike, dtype: DTypeLike = "float32") -> Array:
         return _truncated_normal(_rng(self.seed), _shape(shape), self.mean, self.stddev,
                                  _float_dtype(dtype))
 
 
 class RandomUniform(RandomInitializer):
-    def __init__(self, minval=-0.05, maxval=0.05, seed=None):
+    def __init__(self, minval: float = -0.05, maxval: float = 0.05,
+                 seed: Optional[int] = None) -> None:
         self.minval = minval
         self.maxval = maxval
         super().__init__(seed=seed)
 
-    def __call__(self, shape, dtype="float32"):
+    def __call__(self, shape: ShapeLike, dtype: DTypeLike = "float32") -> Array:
         return _uniform(_rng(self.seed), _shape(shape), self.minval, self.maxval,
                         _float_dtype(dtype))
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {**super().get_config(), "minval": self.minval, "maxval": self.maxval}
 
 
 class VarianceScaling(RandomInitializer):
     """Variance ``scale / n`` with n the fan_in, fan_out or their mean (``mode``)."""
 
-    def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None,
-                 input_axes=None, output_axes=None):
+    def __init__(self, scale: float = 1.0, mode: str = "fan_in",
+                 distribution: str = "truncated_normal", seed: Optional[int] = None,
+                 input_axes: Optional[Sequence[int]] = None, output_axes: Optional[Sequence[int]] = None) -> None:
         if scale <= 0.0:
             raise ValueError(f"Argument `scale` must be positive float. Received: scale={scale}")
         if mode not in ("fan_in", "fan_out", "fan_avg"):
@@ -225,7 +234,7 @@ class VarianceScaling(RandomInitializer):
         self.output_axes = output_axes
         super().__init__(seed=seed)
 
-    def __call__(self, shape, dtype="float32"):
+    def __call__(self, shape: ShapeLike, dtype: DTypeLike = "float32") -> Array:
         shape, dtype = _shape(shape), _float_dtype(dtype)
         fan_in, fan_out = compute_fans(shape, self.input_axes, self.output_axes)
         n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}[self.mode]
@@ -239,13 +248,14 @@ class VarianceScaling(RandomInitializer):
         limit = math.sqrt(3.0 * scale)
         return _uniform(rng, shape, -limit, limit, dtype)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {**super().get_config(), "scale": self.scale, "mode": self.mode,
                 "distribution": self.distribution, "input_axes": self.input_axes,
                 "output_axes": self.output_axes}
 
 
-def _fixed_variance_scaling(name, scale, mode, distribution):
+def _fixed_variance_scaling(name: str, scale: float, mode: str,
+                            distribution: str) -> Type[VarianceScaling]:
     def __init__(self, seed=None, input_axes=None, output_axes=None):
         VarianceScaling.__init__(self, scale=scale, mode=mode, distribution=distribution,
                                  seed=seed, input_axes=input_axes, output_axes=output_axes)
@@ -270,11 +280,11 @@ class Orthogonal(RandomInitializer):
     """Orthogonal matrix from the QR of a normal draw, on the shape flattened to
     ``(prod(shape[:-1]), shape[-1])``; orthonormal columns, or rows when wider."""
 
-    def __init__(self, gain=1.0, seed=None):
+    def __init__(self, gain: float = 1.0, seed: Optional[int] = None) -> None:
         self.gain = gain
         super().__init__(seed=seed)
 
-    def __call__(self, shape, dtype="float32"):
+    def __call__(self, shape: ShapeLike, dtype: DTypeLike = "float32") -> Array:
         shape, dtype = _shape(shape), _float_dtype(dtype)
         if len(shape) < 2:
             raise ValueError("The tensor to initialize must be at least two-dimensional. "
@@ -291,7 +301,7 @@ class Orthogonal(RandomInitializer):
             q = q.T
         return (self.gain * q.reshape(shape)).astype(dtype)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {**super().get_config(), "gain": self.gain}
 
 
@@ -314,7 +324,7 @@ def _unknown(identifier):
                       "an Initializer; or a callable.")
 
 
-def serialize(initializer):
+def serialize(initializer: Optional[Callable[..., Any]]) -> Optional[Config]:
     """Keras 3's dict form of an initializer (None stays None)."""
     if initializer is None:
         return None
@@ -324,7 +334,7 @@ def serialize(initializer):
             "config": initializer.get_config(), "registered_name": None}
 
 
-def deserialize(config):
+def deserialize(config: Mapping[str, Any]) -> Any:
     """An initializer from ``{"class_name", "config"}`` (with or without ``module``)."""
     cls = _BY_NAME.get(config.get("class_name"))
     if cls is None:
@@ -332,7 +342,7 @@ def deserialize(config):
     return cls.from_config(dict(config.get("config") or {}))
 
 
-def get(identifier):
+def get(identifier: Union[IdentifierLike, Array]) -> Optional[Callable[..., Any]]:
     """An initializer from a Keras name, a config dict, an instance, a class, an
     array (returned as-is at its own shape) or a callable."""
     if identifier is None:

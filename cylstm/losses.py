@@ -21,6 +21,10 @@ Keras details kept (SPEC 7b and ``keras/src/losses``):
   over unmasked positions, as Keras's ``apply_mask``.
 Computation happens in ``y_pred``'s float dtype (float32 or float64).
 """
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
 import numpy as np
 
 from .layers.base import unique_name
@@ -283,7 +287,7 @@ class Loss:
     """Base class: ``call(y_true, y_pred)`` gives per-sample values; subclasses
     also give their gradient through ``_fn(y_true, y_pred, grad)``."""
 
-    _fn = None
+    _fn: Optional[Callable[..., Any]] = None
 
     def __init__(self, name=None, reduction="sum_over_batch_size", dtype=None):
         if reduction not in _REDUCTIONS:

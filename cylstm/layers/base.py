@@ -8,6 +8,10 @@ so the kernels always see the current values without copies.
 The training contract (SPEC section 5): ``y, backprop = layer.forward_train(x)``;
 ``dx = backprop(dy)`` adds weight gradients into ``layer.grads``.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+
 import re
 import threading
 
@@ -17,8 +21,12 @@ from .. import constraints as _constraints
 from .. import initializers as _initializers
 from .. import regularizers as _regularizers
 from .._validation import standardize_dtype
+from .._typing import Array, ArrayLike, Config, DTypeLike, IdentifierLike, ShapeLike
 
-_NAME_COUNTS = {}
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+_NAME_COUNTS: Dict[str, int] = {}
 _NAME_LOCK = threading.Lock()
 
 
@@ -28,7 +36,7 @@ def _snake_case(name):
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-def unique_name(base):
+def unique_name(base: str) -> str:
     """'lstm', 'lstm_1', 'lstm_2', ... as Keras names layers."""
     with _NAME_LOCK:
         n = _NAME_COUNTS.get(base, 0)
@@ -39,13 +47,13 @@ def unique_name(base):
 class SymbolicTensor:
     """The light symbolic output spec Keras shows as ``layer.output``."""
 
-    def __init__(self, shape, dtype, name=None):
+    def __init__(self, shape: ShapeLike, dtype: Any, name: Optional[str] = None) -> None:
         self.shape = tuple(shape)
         self.dtype = dtype
         self.name = name
         self.ndim = len(self.shape)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<SymbolicTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
 
 
@@ -54,8 +62,10 @@ class Layer:
 
     supports_masking = False
 
-    def __init__(self, name=None, dtype=None, trainable=True, input_shape=None,
-                 batch_input_shape=None, input_dim=None, **kwargs):
+    def __init__(self, name: Optional[str] = None, dtype: DTypeLike = None,
+                 trainable: bool = True, input_shape: Optional[ShapeLike] = None,
+                 batch_input_shape: Optional[ShapeLike] = None,
+                 input_dim: Optional[int] = None, **kwargs: Any) -> None:
         kwargs.pop("autocast", None)
         kwargs.pop("batch_size", None)
         input_length = kwargs.pop("input_length", None)
@@ -86,8 +96,9 @@ class Layer:
             self._declared_input_shape = None
 
     # -- weights ---------------------------------------------------------
-    def add_weight(self, name, shape, initializer="zeros", regularizer=None,
-                   constraint=None, trainable=True):
+    def add_weight(self, name: str, shape: ShapeLike, initializer: IdentifierLike = "zeros",
+                   regularizer: IdentifierLike = None,
+                   constraint: IdentifierLike = None, trainable: bool = True) -> Array:
         init = _initializers.get(initializer)
         value = np.ascontiguousarray(init(tuple(shape), dtype=self.dtype), dtype=self.dtype)
         if value.shape != tuple(shape):
@@ -103,7 +114,7 @@ class Layer:
         self.grads[name] = np.zeros_like(value)
         return value
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Array:
         # Weights read as attributes: layer.kernel, layer.bias, ...
         params = self.__dict__.get("_params")
         if params is not None and name in params:
@@ -111,29 +122,29 @@ class Layer:
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
-    def weights(self):
+    def weights(self) -> List[Array]:
         return list(self._params.values())
 
     @property
-    def trainable_weights(self):
+    def trainable_weights(self) -> List[Array]:
         if not self.trainable:
             return []
         return [self._params[n] for n in self._trainable_names]
 
     @property
-    def non_trainable_weights(self):
+    def non_trainable_weights(self) -> List[Array]:
         if not self.trainable:
             return self.weights
         return [v for n, v in self._params.items() if n not in self._trainable_names]
 
     @property
-    def variables(self):
+    def variables(self) -> List[Array]:
         return self.weights
 
-    def get_weights(self):
+    def get_weights(self) -> List[Array]:
         return [w.copy() for w in self._params.values()]
 
-    def set_weights(self, weights):
+    def set_weights(self, weights: Iterable[ArrayLike]) -> None:
         weights = list(weights)
         names = list(self._params)
         if len(weights) != len(names):
@@ -151,43 +162,43 @@ class Layer:
     def _weights_changed(self):
         """Hook for layers that keep derived copies of their weights."""
 
-    def count_params(self):
+    def count_params(self) -> int:
         if not self.built:
             raise ValueError(f"You tried to call `count_params` on layer {self.name!r}, "
                              "but the layer isn't built. Call `build(input_shape)` first.")
         return int(sum(w.size for w in self._params.values()))
 
-    def named_parameters(self):
+    def named_parameters(self) -> List[Tuple[str, Array, Array]]:
         """(name, array, gradient) for every trainable weight, in order."""
         if not self.trainable:
             return []
         return [(n, self._params[n], self.grads[n]) for n in self._trainable_names]
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         for g in self.grads.values():
             g.fill(0)
 
     # -- regularization and constraints -------------------------------------
     @property
-    def losses(self):
+    def losses(self) -> List[float]:
         """Regularization penalties of the weights, as Keras's ``layer.losses``."""
         return [float(reg(self._params[n])) for n, reg in self._regularizers.items()]
 
-    def regularization_loss(self):
+    def regularization_loss(self) -> float:
         return float(sum(self.losses))
 
-    def add_regularization_gradients(self):
+    def add_regularization_gradients(self) -> None:
         """Add the gradient of every weight penalty into ``self.grads``."""
         for n, reg in self._regularizers.items():
             self.grads[n] += reg.gradient(self._params[n]).astype(self.dtype, copy=False)
 
-    def apply_constraints(self):
+    def apply_constraints(self) -> None:
         """Project constrained weights in place (an optimizer step calls this)."""
         for n, con in self._constraints.items():
             np.copyto(self._params[n], con(self._params[n]), casting="unsafe")
 
     # -- building and calling ---------------------------------------------
-    def build(self, input_shape):
+    def build(self, input_shape: ShapeLike) -> None:
         self._build_input_shape = tuple(input_shape)
         self.built = True
 
@@ -196,17 +207,17 @@ class Layer:
             self.build(tuple(input_shape))
             self._build_input_shape = (None,) + tuple(input_shape)[1:]
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: ShapeLike) -> Any:
         return tuple(input_shape)
 
-    def compute_mask(self, inputs, mask=None):
+    def compute_mask(self, inputs: Any, mask: Optional[ArrayLike] = None) -> Any:
         return mask if self.supports_masking else None
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.call(*args, **kwargs)
 
     @property
-    def output(self):
+    def output(self) -> Union[SymbolicTensor, List[SymbolicTensor]]:
         if self._output_spec is None:
             if self._build_input_shape is None:
                 raise AttributeError(f"Layer {self.name!r} has never been called and thus "
@@ -218,12 +229,12 @@ class Layer:
         return self._output_spec
 
     # -- config ----------------------------------------------------------
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Mapping[str, Any]) -> Self:
         return cls(**config)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"

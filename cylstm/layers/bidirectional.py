@@ -32,6 +32,10 @@ cylstm choices (to be collected in the user docs):
 - ``layer.grads`` / ``layer._params`` are views keyed ``'forward/kernel'``,
   ``'backward/bias'``, ...; the arrays are the inner layers' own.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
 import copy
 
 import numpy as np
@@ -39,6 +43,10 @@ import numpy as np
 from .._validation import as_float_array
 from .base import Layer
 from .lstm import LSTM, _dtype_policy
+from .._typing import Array, ArrayLike, Config, LayerOutput, ShapeLike, StatesLike
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["Bidirectional"]
 
@@ -78,7 +86,7 @@ class _View:
     """A class attribute that reads a combined view of the two inner layers and
     ignores assignment (the base class initialises these names)."""
 
-    def __init__(self, attribute, combine):
+    def __init__(self, attribute, combine) -> None:
         self.attribute = attribute
         self.combine = combine
 
@@ -91,7 +99,7 @@ class _View:
         return self.combine([(prefix, getattr(layer, self.attribute))
                              for prefix, layer in layers])
 
-    def __set__(self, obj, value):
+    def __set__(self, obj, value: bool):
         pass
 
 
@@ -112,14 +120,20 @@ class Bidirectional(Layer):
 
     supports_masking = True
 
+    if TYPE_CHECKING:
+        # Layer.__call__ forwards to call(); this gives it call's signature.
+        def __call__(self, sequences: ArrayLike, initial_state: Optional[StatesLike] = None,
+                     mask: Optional[ArrayLike] = None, training: bool = False) -> LayerOutput: ...
+
     _params = _View("_params", _combine_dicts)
     grads = _View("grads", _combine_dicts)
     _regularizers = _View("_regularizers", _combine_dicts)
     _constraints = _View("_constraints", _combine_dicts)
     _trainable_names = _View("_trainable_names", _combine_names)
 
-    def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None,
-                 **kwargs):
+    def __init__(self, layer: Union[LSTM, Mapping[str, Any]],
+                 merge_mode: Optional[str] = "concat", weights: Optional[Sequence[ArrayLike]] = None, backward_layer: Union[LSTM, Mapping[str, Any], None] = None,
+                 **kwargs: Any) -> None:
         layer = _deserialize_layer(layer, "layer")
         backward_layer = _deserialize_layer(backward_layer, "backward_layer")
         if not isinstance(layer, LSTM):
@@ -184,11 +198,11 @@ class Bidirectional(Layer):
 
     # -- trainable propagates to the inner layers, as Keras ----------------
     @property
-    def trainable(self):
+    def trainable(self) -> bool:
         return self.__dict__.get("_trainable", True)
 
     @trainable.setter
-    def trainable(self, value):
+    def trainable(self, value: bool) -> None:
         value = bool(value)
         self.__dict__["_trainable"] = value
         for _, inner in self.__dict__.get("_inner", ()):
@@ -197,22 +211,22 @@ class Bidirectional(Layer):
 
     # -- weights (forward layer's, then backward layer's) -------------------
     @property
-    def weights(self):
+    def weights(self) -> List[Array]:
         return self.forward_layer.weights + self.backward_layer.weights
 
     @property
-    def trainable_weights(self):
+    def trainable_weights(self) -> List[Array]:
         return self.forward_layer.trainable_weights + self.backward_layer.trainable_weights
 
     @property
-    def non_trainable_weights(self):
+    def non_trainable_weights(self) -> List[Array]:
         return (self.forward_layer.non_trainable_weights
                 + self.backward_layer.non_trainable_weights)
 
-    def get_weights(self):
+    def get_weights(self) -> List[Array]:
         return self.forward_layer.get_weights() + self.backward_layer.get_weights()
 
-    def set_weights(self, weights):
+    def set_weights(self, weights: Iterable[ArrayLike]) -> None:
         weights = list(weights)
         n_fw = len(self.forward_layer.weights)
         n_bw = len(self.backward_layer.weights)
@@ -223,46 +237,47 @@ class Bidirectional(Layer):
         self.forward_layer.set_weights(weights[:n_fw])
         self.backward_layer.set_weights(weights[n_fw:])
 
-    def count_params(self):
+    def count_params(self) -> int:
         if not self.built:
             raise ValueError(f"You tried to call `count_params` on layer {self.name!r}, "
                              "but the layer isn't built. Call `build(input_shape)` first.")
         return self.forward_layer.count_params() + self.backward_layer.count_params()
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         self.forward_layer.zero_grad()
         self.backward_layer.zero_grad()
 
     @property
-    def losses(self):
+    def losses(self) -> List[float]:
         return self.forward_layer.losses + self.backward_layer.losses
 
-    def add_regularization_gradients(self):
+    def add_regularization_gradients(self) -> None:
         self.forward_layer.add_regularization_gradients()
         self.backward_layer.add_regularization_gradients()
 
-    def apply_constraints(self):
+    def apply_constraints(self) -> None:
         self.forward_layer.apply_constraints()
         self.backward_layer.apply_constraints()
 
     # -- states ------------------------------------------------------------
     @property
-    def states(self):
+    def states(self) -> Optional[Tuple[Array, ...]]:
         if self.forward_layer.states and self.backward_layer.states:
             return tuple(self.forward_layer.states + self.backward_layer.states)
         return None
 
-    def reset_state(self):
+    def reset_state(self) -> None:
         if not self.stateful:
             raise AttributeError("Layer must be stateful.")
         self.forward_layer.reset_state()
         self.backward_layer.reset_state()
 
-    def reset_states(self):
+    def reset_states(self) -> None:
         self.reset_state()
 
     # -- building ----------------------------------------------------------
-    def build(self, input_shape, initial_state_shape=None):
+    def build(self, input_shape: ShapeLike,
+              initial_state_shape: Optional[Sequence[ShapeLike]] = None) -> None:
         input_shape = tuple(input_shape)
         if not self.forward_layer.built:
             self.forward_layer.build(input_shape)
@@ -283,7 +298,8 @@ class Bidirectional(Layer):
                 self._build_input_shape = ((x_shape[0], None, x_shape[2]) if self.time_major
                                            else (None,) + tuple(x_shape[1:]))
 
-    def compute_output_shape(self, input_shape, initial_state_shape=None):
+    def compute_output_shape(self, input_shape: ShapeLike,
+                             initial_state_shape: Optional[Sequence[ShapeLike]] = None) -> Any:
         fw = self.forward_layer.compute_output_shape(input_shape)
         bw = self.backward_layer.compute_output_shape(input_shape)
         states = []
@@ -301,7 +317,7 @@ class Bidirectional(Layer):
         out += [tuple(s) for s in states]
         return out[0] if len(out) == 1 else out
 
-    def compute_mask(self, inputs, mask=None):
+    def compute_mask(self, inputs: ArrayLike, mask: Optional[ArrayLike] = None) -> Any:
         if isinstance(mask, (list, tuple)):
             mask = mask[0]
         if self.return_sequences:
@@ -375,7 +391,8 @@ class Bidirectional(Layer):
         self._maybe_build_from(shape)
         return self._split_state(initial_state)
 
-    def call(self, sequences, initial_state=None, mask=None, training=False):
+    def call(self, sequences: ArrayLike, initial_state: Optional[StatesLike] = None,
+             mask: Optional[ArrayLike] = None, training: bool = False) -> LayerOutput:
         fw_state, bw_state = self._prepare(sequences, initial_state)
         y = self.forward_layer(sequences, initial_state=fw_state, mask=mask, training=training)
         y_rev = self.backward_layer(sequences, initial_state=bw_state, mask=mask,
@@ -383,7 +400,8 @@ class Bidirectional(Layer):
         y, y_rev, states = self._outputs(y, y_rev, self._keep(mask))
         return self._package(self._merge(y, y_rev), states)
 
-    def forward_train(self, sequences, initial_state=None, mask=None, training=True):
+    def forward_train(self, sequences: ArrayLike, initial_state: Optional[StatesLike] = None,
+                      mask: Optional[ArrayLike] = None, training: bool = True) -> Tuple[Any, Callable[[Any], Any]]:
         """``(y, backprop)`` with ``y`` as the call returns it.
 
         ``backprop(dy)``: ``dy`` has the structure of ``y`` (a list when ``y`` is,
@@ -456,7 +474,7 @@ class Bidirectional(Layer):
         return result, backprop
 
     # -- config ------------------------------------------------------------
-    def get_config(self):
+    def get_config(self) -> Config:
         zero = self.return_sequences  # what Keras forces on the wrapped layers
         return {
             "name": self.name,
@@ -468,7 +486,7 @@ class Bidirectional(Layer):
         }
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Mapping[str, Any]) -> Self:
         config = copy.deepcopy(dict(config))
         config["layer"] = _deserialize_layer(config["layer"], "layer")
         backward = config.pop("backward_layer", None)
@@ -476,6 +494,6 @@ class Bidirectional(Layer):
             config["backward_layer"] = _deserialize_layer(backward, "backward_layer")
         return cls(**config)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"<Bidirectional name={self.name}, merge_mode={self.merge_mode!r}, "
                 f"layer={self.forward_layer.name}, built={self.built}>")

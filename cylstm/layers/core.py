@@ -30,6 +30,10 @@ collected in the user docs):
 - Gradients through an activation need a built-in one (a Python callable has
   no derivative here; ``forward_train`` raises ``TypeError``).
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Tuple
+
 import numbers
 
 import numpy as np
@@ -42,6 +46,7 @@ from .._kernels.reference import ACTIVATIONS as _DERIVATIVES
 from .._validation import as_float_array, check_bool, check_positive_int, is_cupy
 from .base import Layer
 from .lstm import _dtype_policy
+from .._typing import ActivationLike, Array, ArrayLike, Config, IdentifierLike, ShapeLike
 
 __all__ = ["Dense", "Embedding", "Masking", "Dropout"]
 
@@ -95,11 +100,21 @@ class Dense(Layer):
 
     supports_masking = True
 
-    def __init__(self, units, activation=None, use_bias=True,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                 kernel_constraint=None, bias_constraint=None, lora_rank=None,
-                 lora_alpha=None, quantization_config=None, **kwargs):
+    if TYPE_CHECKING:
+        # Layer.__call__ forwards to call(); this gives it call's signature.
+        def __call__(self, inputs: ArrayLike, mask: Optional[ArrayLike] = None,
+                     training: bool = False) -> Array: ...
+
+    def __init__(self, units: int, activation: ActivationLike = None, use_bias: bool = True,
+                 kernel_initializer: IdentifierLike = "glorot_uniform",
+                 bias_initializer: IdentifierLike = "zeros",
+                 kernel_regularizer: IdentifierLike = None,
+                 bias_regularizer: IdentifierLike = None,
+                 activity_regularizer: IdentifierLike = None,
+                 kernel_constraint: IdentifierLike = None,
+                 bias_constraint: IdentifierLike = None, lora_rank: Optional[int] = None,
+                 lora_alpha: Optional[float] = None, quantization_config: Any = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         _reject_unsupported("Dense", lora_rank, quantization_config)
         self.units = check_positive_int(units, "units")
@@ -114,7 +129,7 @@ class Dense(Layer):
         self.bias_constraint = _constraints.get(bias_constraint)
         self._activity_loss = 0.0
 
-    def build(self, input_shape):
+    def build(self, input_shape: ShapeLike) -> None:
         input_shape = tuple(input_shape)
         if len(input_shape) < 2:
             raise ValueError(f"Input of Dense layer {self.name!r} must have at least 2 "
@@ -132,10 +147,10 @@ class Dense(Layer):
         super().build(input_shape)
 
     @property
-    def input_dim(self):
+    def input_dim(self) -> Optional[int]:
         return self._params["kernel"].shape[0] if self.built else None
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: ShapeLike) -> Any:
         return tuple(input_shape)[:-1] + (self.units,)
 
     def _check_input(self, inputs):
@@ -158,14 +173,16 @@ class Dense(Layer):
             z += self._params["bias"]
         return z.reshape(x.shape[:-1] + (self.units,))
 
-    def call(self, inputs, mask=None, training=False):
+    def call(self, inputs: ArrayLike, mask: Optional[ArrayLike] = None,
+             training: bool = False) -> Array:
         x = self._check_input(inputs)
         y = self.activation(self._affine(x)).astype(self.dtype, copy=False)
         if self.activity_regularizer is not None:
             self._activity_loss = _activity_loss(self.activity_regularizer, y)
         return y
 
-    def forward_train(self, inputs, mask=None, training=True):
+    def forward_train(self, inputs: ArrayLike, mask: Optional[ArrayLike] = None,
+                      training: bool = True) -> Tuple[Any, Callable[[Any], Any]]:
         """``(y, backprop)``; ``backprop(dy)`` returns dx and adds into
         ``grads['kernel']`` and ``grads['bias']``."""
         if _activations.kernel_code(self.activation) is None \
@@ -197,13 +214,13 @@ class Dense(Layer):
         return y, backprop
 
     @property
-    def losses(self):
+    def losses(self) -> List[float]:
         out = super().losses
         if self.activity_regularizer is not None:
             out.append(self._activity_loss)
         return out
 
-    def get_config(self):
+    def get_config(self) -> Config:
         config = {"name": self.name, "trainable": self.trainable,
                   "dtype": _dtype_policy(self.dtype)}
         if self.activity_regularizer is not None:
@@ -235,10 +252,19 @@ class Embedding(Layer):
     embeddings at construction (pretrained vectors).
     """
 
-    def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
-                 embeddings_regularizer=None, embeddings_constraint=None, mask_zero=False,
-                 weights=None, lora_rank=None, lora_alpha=None, quantization_config=None,
-                 activity_regularizer=None, input_length=None, **kwargs):
+    if TYPE_CHECKING:
+        # Layer.__call__ forwards to call(); this gives it call's signature.
+        def __call__(self, inputs: ArrayLike, mask: Optional[ArrayLike] = None,
+                     training: bool = False) -> Array: ...
+
+    def __init__(self, input_dim: int, output_dim: int,
+                 embeddings_initializer: IdentifierLike = "uniform",
+                 embeddings_regularizer: IdentifierLike = None,
+                 embeddings_constraint: IdentifierLike = None, mask_zero: bool = False,
+                 weights: Optional[Sequence[ArrayLike]] = None, lora_rank: Optional[int] = None,
+                 lora_alpha: Optional[float] = None, quantization_config: Any = None,
+                 activity_regularizer: IdentifierLike = None,
+                 input_length: Optional[int] = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         _reject_unsupported("Embedding", lora_rank, quantization_config)
         self.input_dim = check_positive_int(input_dim, "input_dim")
@@ -262,7 +288,7 @@ class Embedding(Layer):
                 weights = [weights]
             self.set_weights(weights)
 
-    def build(self, input_shape=None):
+    def build(self, input_shape: Optional[ShapeLike] = None) -> None:
         # The weights do not depend on the input shape; it is recorded for `output`.
         if input_shape is not None:
             self._build_input_shape = tuple(input_shape)
@@ -278,10 +304,10 @@ class Embedding(Layer):
             self._build_input_shape = (None,) + tuple(input_shape)[1:]
         self.build()
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: ShapeLike) -> Any:
         return tuple(input_shape) + (self.output_dim,)
 
-    def compute_mask(self, inputs, mask=None):
+    def compute_mask(self, inputs: ArrayLike, mask: Optional[ArrayLike] = None) -> Any:
         if not self.mask_zero:
             return None
         return np.asarray(inputs) != 0
@@ -311,14 +337,16 @@ class Embedding(Layer):
         self._maybe_build(idx.shape)
         return idx
 
-    def call(self, inputs, mask=None, training=False):
+    def call(self, inputs: ArrayLike, mask: Optional[ArrayLike] = None,
+             training: bool = False) -> Array:
         idx = self._check_indices(inputs)
         y = np.take(self._params["embeddings"], idx, axis=0)
         if self.activity_regularizer is not None:
             self._activity_loss = _activity_loss(self.activity_regularizer, y)
         return y
 
-    def forward_train(self, inputs, mask=None, training=True):
+    def forward_train(self, inputs: ArrayLike, mask: Optional[ArrayLike] = None,
+                      training: bool = True) -> Tuple[Any, Callable[[Any], Any]]:
         """``(y, backprop)``; ``backprop(dy)`` adds into ``grads['embeddings']``
         (rows of repeated indices accumulate) and returns None."""
         idx = self._check_indices(inputs)
@@ -341,13 +369,13 @@ class Embedding(Layer):
         return y, backprop
 
     @property
-    def losses(self):
+    def losses(self) -> List[float]:
         out = super().losses
         if self.activity_regularizer is not None:
             out.append(self._activity_loss)
         return out
 
-    def get_config(self):
+    def get_config(self) -> Config:
         config = {
             "name": self.name, "trainable": self.trainable,
             "dtype": _dtype_policy(self.dtype),
@@ -374,7 +402,12 @@ class Masking(Layer):
 
     supports_masking = True
 
-    def __init__(self, mask_value=0.0, **kwargs):
+    if TYPE_CHECKING:
+        # Layer.__call__ forwards to call(); this gives it call's signature.
+        def __call__(self, inputs: ArrayLike, mask: Optional[ArrayLike] = None,
+                     training: bool = False) -> Array: ...
+
+    def __init__(self, mask_value: float = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if isinstance(mask_value, bool) or not isinstance(mask_value, numbers.Real):
             raise TypeError("Received an invalid value for argument `mask_value`, expected "
@@ -385,7 +418,7 @@ class Masking(Layer):
     def _keep(self, x):
         return np.any(x != self.mask_value, axis=-1)
 
-    def compute_mask(self, inputs, mask=None):
+    def compute_mask(self, inputs: ArrayLike, mask: Optional[ArrayLike] = None) -> Any:
         return self._keep(as_float_array(inputs, self.dtype))
 
     def _check_input(self, inputs):
@@ -397,11 +430,13 @@ class Masking(Layer):
             self._build_input_shape = (None,) + x.shape[1:]
         return x
 
-    def call(self, inputs, mask=None, training=False):
+    def call(self, inputs: ArrayLike, mask: Optional[ArrayLike] = None,
+             training: bool = False) -> Array:
         x = self._check_input(inputs)
         return np.where(self._keep(x)[..., None], x, 0).astype(self.dtype, copy=False)
 
-    def forward_train(self, inputs, mask=None, training=True):
+    def forward_train(self, inputs: ArrayLike, mask: Optional[ArrayLike] = None,
+                      training: bool = True) -> Tuple[Any, Callable[[Any], Any]]:
         """``(y, backprop)``; ``backprop(dy)`` is ``dy`` at kept steps, 0 at masked ones."""
         x = self._check_input(inputs)
         keep = self._keep(x)[..., None]
@@ -416,7 +451,7 @@ class Masking(Layer):
 
         return y, backprop
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"name": self.name, "trainable": self.trainable,
                 "dtype": _dtype_policy(self.dtype), "mask_value": self.mask_value}
 
@@ -434,7 +469,13 @@ class Dropout(Layer):
 
     supports_masking = True
 
-    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+    if TYPE_CHECKING:
+        # Layer.__call__ forwards to call(); this gives it call's signature.
+        def __call__(self, inputs: ArrayLike, mask: Optional[ArrayLike] = None,
+                     training: bool = False) -> Array: ...
+
+    def __init__(self, rate: float, noise_shape: Optional[ShapeLike] = None,
+                 seed: Optional[int] = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate <= 1:
             raise ValueError("Invalid value received for argument `rate`. Expected a float "
@@ -500,7 +541,8 @@ class Dropout(Layer):
             self._build_input_shape = (None,) + x.shape[1:]
         return x
 
-    def call(self, inputs, mask=None, training=False):
+    def call(self, inputs: ArrayLike, mask: Optional[ArrayLike] = None,
+             training: bool = False) -> Array:
         x = self._check_input(inputs)
         if training:
             keep = self._draw(x.shape)
@@ -508,7 +550,8 @@ class Dropout(Layer):
                 return x * keep
         return x
 
-    def forward_train(self, inputs, mask=None, training=True):
+    def forward_train(self, inputs: ArrayLike, mask: Optional[ArrayLike] = None,
+                      training: bool = True) -> Tuple[Any, Callable[[Any], Any]]:
         """``(y, backprop)``; ``backprop(dy)`` applies the same scaled mask to dy."""
         x = self._check_input(inputs)
         keep = self._draw(x.shape) if training else None
@@ -523,7 +566,7 @@ class Dropout(Layer):
 
         return y, backprop
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"name": self.name, "trainable": self.trainable,
                 "dtype": _dtype_policy(self.dtype), "rate": self.rate, "seed": self.seed,
                 "noise_shape": None if self.noise_shape is None else list(self.noise_shape)}

@@ -8,6 +8,10 @@ Choices where Keras is silent or cannot apply, also in docs/semantics.md:
 - ``unroll`` is accepted and changes nothing (the loop is compiled);
 - ``use_cudnn=True`` raises, as Keras does when cuDNN cannot be used.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, List, Mapping, Optional, Tuple, Union
+
 import numpy as np
 
 from .. import _ops
@@ -19,6 +23,11 @@ from .._kernels.lstm_step import StepKernel
 from .._validation import (as_float_array, check_bool, check_fraction, check_mask,
                            check_positive_int)
 from .base import Layer
+from .._typing import (ActivationLike, Array, ArrayLike, Config, IdentifierLike, LayerOutput,
+                       ShapeLike, StatesLike)
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 
 def _dtype_policy(dtype):
@@ -39,16 +48,17 @@ class _DropoutMasks:
     (4, batch, units), gates in the order i, f, c, o.
     """
 
-    def __init__(self, seed):
+    def __init__(self, seed: Optional[int]) -> None:
         self.rng = np.random.default_rng(seed)
 
-    def draw(self, rate, shape, dtype):
+    def draw(self, rate: float, shape, dtype):
         if not 0 < rate < 1:
             return None
         keep = self.rng.random(shape) >= rate
         return (keep / (1 - rate)).astype(dtype)
 
-    def for_call(self, dropout, recurrent_dropout, batch, features, units, dtype):
+    def for_call(self, dropout: float, recurrent_dropout: float, batch, features, units: int,
+                 dtype):
         """(shared input mask, per-gate input masks, recurrent mask) of one call;
         each None when not used. The input masks come first, as Keras draws them."""
         if recurrent_dropout == 0:
@@ -60,13 +70,24 @@ class _DropoutMasks:
 class LSTMCell(Layer):
     """One LSTM step with Keras's weights: ``h, [h, c] = cell(x_t, [h, c])``."""
 
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
-                 use_bias=True, kernel_initializer="glorot_uniform",
-                 recurrent_initializer="orthogonal", bias_initializer="zeros",
-                 unit_forget_bias=True, kernel_regularizer=None, recurrent_regularizer=None,
-                 bias_regularizer=None, kernel_constraint=None, recurrent_constraint=None,
-                 bias_constraint=None, dropout=0.0, recurrent_dropout=0.0, seed=None,
-                 **kwargs):
+    if TYPE_CHECKING:
+        # Layer.__call__ forwards to call(); this gives it call's signature.
+        def __call__(self, inputs: ArrayLike, states: Optional[StatesLike] = None,
+                     training: bool = False) -> Tuple[Array, List[Array]]: ...
+
+    def __init__(self, units: int, activation: ActivationLike = "tanh",
+                 recurrent_activation: ActivationLike = "sigmoid",
+                 use_bias: bool = True, kernel_initializer: IdentifierLike = "glorot_uniform",
+                 recurrent_initializer: IdentifierLike = "orthogonal",
+                 bias_initializer: IdentifierLike = "zeros",
+                 unit_forget_bias: bool = True, kernel_regularizer: IdentifierLike = None,
+                 recurrent_regularizer: IdentifierLike = None,
+                 bias_regularizer: IdentifierLike = None,
+                 kernel_constraint: IdentifierLike = None,
+                 recurrent_constraint: IdentifierLike = None,
+                 bias_constraint: IdentifierLike = None, dropout: float = 0.0,
+                 recurrent_dropout: float = 0.0, seed: Optional[int] = None,
+                 **kwargs: Any) -> None:
         kwargs.pop("implementation", None)
         super().__init__(**kwargs)
         self.units = check_positive_int(units, "units")
@@ -95,7 +116,7 @@ class LSTMCell(Layer):
         self._workspace = _ops.Workspace()
         self._stepper = None
 
-    def build(self, input_shape):
+    def build(self, input_shape: ShapeLike) -> None:
         input_dim = input_shape[-1]
         if input_dim is None:
             raise ValueError(f"The last dimension of the inputs to {self.name!r} must be "
@@ -120,10 +141,10 @@ class LSTMCell(Layer):
         super().build(input_shape)
 
     @property
-    def input_dim(self):
+    def input_dim(self) -> Optional[int]:
         return self._params["kernel"].shape[0] if self.built else None
 
-    def get_initial_state(self, batch_size=None):
+    def get_initial_state(self, batch_size: Optional[int] = None) -> List[Array]:
         return [np.zeros((batch_size, d), self.dtype) for d in self.state_size]
 
     def _check_states(self, states, batch, argument="states"):
@@ -168,7 +189,8 @@ class LSTMCell(Layer):
             self._stepper = k
         return k
 
-    def call(self, inputs, states=None, training=False):
+    def call(self, inputs: ArrayLike, states: Optional[StatesLike] = None,
+             training: bool = False) -> Tuple[Array, List[Array]]:
         dropping = training and (self.dropout > 0 or self.recurrent_dropout > 0)
         k = self._stepper
         if k is not None and not dropping and type(states) in (list, tuple) \
@@ -197,7 +219,8 @@ class LSTMCell(Layer):
             return_sequences=False, workspace=self._workspace)
         return h, [h, c]
 
-    def forward_train(self, inputs, states=None):
+    def forward_train(self, inputs: ArrayLike,
+                      states: Optional[StatesLike] = None) -> Tuple[Any, Callable[[Any], Any]]:
         """((h, [h, c]), backprop): backprop((dh_out, [dh, dc])) -> (dx, [dh0, dc0])."""
         x = self._check_input_2d(inputs)
         h0, c0 = self._check_states(states, x.shape[0])
@@ -236,7 +259,7 @@ class LSTMCell(Layer):
         if self.use_bias:
             self.grads["bias"] += g["bias"]
 
-    def get_config(self):
+    def get_config(self) -> Config:
         config = {
             "name": self.name,
             "trainable": self.trainable,
@@ -292,15 +315,29 @@ class LSTM(Layer):
 
     supports_masking = True
 
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
-                 use_bias=True, kernel_initializer="glorot_uniform",
-                 recurrent_initializer="orthogonal", bias_initializer="zeros",
-                 unit_forget_bias=True, kernel_regularizer=None, recurrent_regularizer=None,
-                 bias_regularizer=None, activity_regularizer=None, kernel_constraint=None,
-                 recurrent_constraint=None, bias_constraint=None, dropout=0.0,
-                 recurrent_dropout=0.0, seed=None, return_sequences=False,
-                 return_state=False, go_backwards=False, stateful=False, unroll=False,
-                 use_cudnn="auto", time_major=False, zero_output_for_mask=False, **kwargs):
+    if TYPE_CHECKING:
+        # Layer.__call__ forwards to call(); this gives it call's signature.
+        def __call__(self, inputs: ArrayLike, initial_state: Optional[StatesLike] = None,
+                     mask: Optional[ArrayLike] = None, training: bool = False) -> LayerOutput: ...
+
+    def __init__(self, units: int, activation: ActivationLike = "tanh",
+                 recurrent_activation: ActivationLike = "sigmoid",
+                 use_bias: bool = True, kernel_initializer: IdentifierLike = "glorot_uniform",
+                 recurrent_initializer: IdentifierLike = "orthogonal",
+                 bias_initializer: IdentifierLike = "zeros",
+                 unit_forget_bias: bool = True, kernel_regularizer: IdentifierLike = None,
+                 recurrent_regularizer: IdentifierLike = None,
+                 bias_regularizer: IdentifierLike = None,
+                 activity_regularizer: IdentifierLike = None,
+                 kernel_constraint: IdentifierLike = None,
+                 recurrent_constraint: IdentifierLike = None,
+                 bias_constraint: IdentifierLike = None, dropout: float = 0.0,
+                 recurrent_dropout: float = 0.0, seed: Optional[int] = None,
+                 return_sequences: bool = False,
+                 return_state: bool = False, go_backwards: bool = False, stateful: bool = False,
+                 unroll: bool = False,
+                 use_cudnn: Union[bool, str] = "auto", time_major: bool = False,
+                 zero_output_for_mask: bool = False, **kwargs: Any) -> None:
         kwargs.pop("implementation", None)
         super().__init__(**kwargs)
         self.cell = LSTMCell(
@@ -356,15 +393,15 @@ class LSTM(Layer):
     seed = property(lambda self: self.cell.seed)
 
     @property
-    def state_size(self):
+    def state_size(self) -> List[int]:
         return self.cell.state_size
 
     @property
-    def trainable(self):
+    def trainable(self) -> bool:
         return self.__dict__.get("_trainable", True)
 
     @trainable.setter
-    def trainable(self, value):
+    def trainable(self, value: bool) -> None:
         # Freezing the layer (layer.trainable = False, as in Keras) freezes its
         # cell too, so backprop stops accumulating weight gradients.
         self.__dict__["_trainable"] = bool(value)
@@ -373,7 +410,7 @@ class LSTM(Layer):
             cell.trainable = bool(value)
 
     # -- building ----------------------------------------------------------
-    def build(self, input_shape):
+    def build(self, input_shape: ShapeLike) -> None:
         input_shape = tuple(input_shape)
         if len(input_shape) != 3:
             raise ValueError(f"Input of {self.name!r} must be 3-D "
@@ -383,7 +420,7 @@ class LSTM(Layer):
         self._build_input_shape = input_shape
         self.built = True
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: ShapeLike) -> Any:
         input_shape = tuple(input_shape)
         if self.time_major:
             timesteps, batch = input_shape[0], input_shape[1]
@@ -398,7 +435,7 @@ class LSTM(Layer):
             return [out, (batch, u), (batch, u)]
         return out
 
-    def compute_mask(self, inputs, mask=None):
+    def compute_mask(self, inputs: ArrayLike, mask: Optional[ArrayLike] = None) -> Any:
         if not self.return_sequences:
             return [None, None, None] if self.return_state else None
         if mask is not None and self.time_major:
@@ -406,16 +443,16 @@ class LSTM(Layer):
         return [mask, None, None] if self.return_state else mask
 
     # -- states ------------------------------------------------------------
-    def get_initial_state(self, batch_size):
+    def get_initial_state(self, batch_size: int) -> List[Array]:
         return self.cell.get_initial_state(batch_size)
 
-    def reset_state(self):
+    def reset_state(self) -> None:
         """Zero the states of a stateful layer."""
         if self.states is not None:
             for s in self.states:
                 s.fill(0)
 
-    def reset_states(self):
+    def reset_states(self) -> None:
         self.reset_state()
 
     # -- calling -----------------------------------------------------------
@@ -528,7 +565,8 @@ class LSTM(Layer):
             return None
         return list(res) if self.return_state else res[0]
 
-    def call(self, inputs, initial_state=None, mask=None, training=False):
+    def call(self, inputs: ArrayLike, initial_state: Optional[StatesLike] = None,
+             mask: Optional[ArrayLike] = None, training: bool = False) -> LayerOutput:
         if mask is None and initial_state is None and not (
                 training and (self.dropout or self.recurrent_dropout)):
             out = self._one_step_call(inputs)
@@ -547,7 +585,8 @@ class LSTM(Layer):
         self._record_activity_loss(out if self.return_state else [out])
         return out
 
-    def forward_train(self, inputs, initial_state=None, mask=None, training=True):
+    def forward_train(self, inputs: ArrayLike, initial_state: Optional[StatesLike] = None,
+                      mask: Optional[ArrayLike] = None, training: bool = True) -> Tuple[Any, Callable[[Any], Any]]:
         """Training forward: ``(y, backprop)``; ``backprop(dy)`` adds the weight
         gradients into ``self.grads`` and returns dx, or ``(dx, [dh0, dc0])``
         when ``initial_state`` was given. With ``return_state``, ``dy`` is
@@ -605,13 +644,14 @@ class LSTM(Layer):
         return g
 
     @property
-    def losses(self):
+    def losses(self) -> List[float]:
         out = super().losses
         if self.activity_regularizer is not None:
             out.append(self._activity_loss)
         return out
 
-    def inner_loop(self, sequences, initial_state, mask, training=False):
+    def inner_loop(self, sequences: ArrayLike, initial_state: Optional[StatesLike],
+                   mask: Optional[ArrayLike], training: bool = False) -> Tuple[Array, Array, List[Array]]:
         """Keras's RNN loop: ``(last_output, outputs, [h, c])``.
 
         ``outputs`` is the whole sequence with ``return_sequences``, otherwise
@@ -623,7 +663,7 @@ class LSTM(Layer):
             seq = last[None] if self.time_major else last[:, None]
         return last, seq, [h, c]
 
-    def step(self, inputs, states):
+    def step(self, inputs: ArrayLike, states: StatesLike) -> Tuple[Array, List[Array]]:
         """One timestep for a batch (streaming): ``h, [h, c] = layer.step(x_t, [h, c])``.
 
         Uses the layer's weights and a preallocated workspace; the states
@@ -639,7 +679,7 @@ class LSTM(Layer):
         return self.cell.call(inputs, states)
 
     # -- config ------------------------------------------------------------
-    def get_config(self):
+    def get_config(self) -> Config:
         config = {
             "name": self.name,
             "trainable": self.trainable,
@@ -661,7 +701,7 @@ class LSTM(Layer):
         return config
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Mapping[str, Any]) -> Self:
         config = dict(config)
         config.pop("cell", None)
         return cls(**config)
