@@ -30,6 +30,10 @@ Choices where torch and NumPy differ (also in docs/interop.md):
 - ``state_dict()`` returns the module's own arrays (views that share memory,
   as torch's tensors do): copy them for a snapshot.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Mapping, Optional, Tuple
+
 import collections
 import collections.abc
 import numbers
@@ -41,13 +45,17 @@ from .. import _ops
 from .. import activations as _activations
 from .._kernels.lstm_step import StepKernel
 from .._validation import as_float_array, standardize_dtype
+from .._typing import Array, ArrayLike, DTypeLike
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["LSTM", "LSTMCell"]
 
 IncompatibleKeys = collections.namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
 
-def to_numpy(value):
+def to_numpy(value: Any) -> Array:
     """A NumPy array from an array-like or a torch tensor (duck-typed: no torch import)."""
     if hasattr(value, "detach") and hasattr(value, "cpu"):
         t = value.detach().cpu()
@@ -87,7 +95,8 @@ class _Slot:
     __slots__ = ("kernel", "recurrent", "projection", "bias_ih", "bias_hh",
                  "g_kernel", "g_recurrent", "g_projection", "g_bias_ih", "g_bias_hh")
 
-    def __init__(self, input_size, hidden_size, proj_size, bias, dtype):
+    def __init__(self, input_size: int, hidden_size: int, proj_size: int, bias: bool,
+                 dtype: DTypeLike) -> None:
         G = 4 * hidden_size
         P = proj_size or hidden_size
         self.kernel = np.zeros((input_size, G), dtype)
@@ -146,7 +155,7 @@ class _Module:
         object.__setattr__(self, "grads", grads)
 
     # -- weights as attributes ------------------------------------------------
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Array:
         params = self.__dict__.get("_params")
         if params is not None and name in params:
             return params[name]
@@ -170,19 +179,19 @@ class _Module:
             raise TypeError(f"{name} must hold real numbers; got dtype {value.dtype}.")
         np.copyto(target, value, casting="unsafe")
 
-    def flatten_parameters(self):
+    def flatten_parameters(self) -> None:
         """Kept for torch code that calls it. The weights already live in the
         kernel layout (torch names are views of it), so there is nothing to do."""
 
     # -- torch.nn.Module surface ---------------------------------------------
-    def parameters(self):
+    def parameters(self) -> Iterator[Array]:
         return iter(list(self._params.values()))
 
-    def named_parameters(self, prefix=""):
+    def named_parameters(self, prefix: str = "") -> Iterator[Tuple[str, Array]]:
         """(name, array) pairs in torch's order (the arrays are the module's own)."""
         return iter([(prefix + n, v) for n, v in self._params.items()])
 
-    def state_dict(self, prefix=""):
+    def state_dict(self, prefix: str = "") -> Dict[str, Array]:
         """OrderedDict of the weights under torch's names, in torch's order.
 
         The arrays are the module's own (they share memory, as torch's
@@ -190,7 +199,8 @@ class _Module:
         """
         return collections.OrderedDict((prefix + n, v) for n, v in self._params.items())
 
-    def load_state_dict(self, state_dict, strict=True):
+    def load_state_dict(self, state_dict: Mapping[str, Any],
+                        strict: bool = True) -> IncompatibleKeys:
         """Copy weights in from a mapping of torch names to NumPy arrays or
         torch tensors (any float dtype; cast to the module's dtype).
 
@@ -224,28 +234,28 @@ class _Module:
             self._copy_into(n, value)
         return IncompatibleKeys(missing, unexpected)
 
-    def zero_grad(self, set_to_none=False):
+    def zero_grad(self, set_to_none: bool = False) -> None:
         """Zero ``self.grads`` (always zeroed in place; ``set_to_none`` is ignored)."""
         for g in self.grads.values():
             g.fill(0)
 
-    def train(self, mode=True):
+    def train(self, mode: bool = True) -> Self:
         self.training = bool(mode)
         return self
 
-    def eval(self):
+    def eval(self) -> Self:
         return self.train(False)
 
-    def reset_parameters(self):
+    def reset_parameters(self) -> None:
         """torch's default init: every weight and bias ~ U(-1/sqrt(hidden_size), +...)."""
         k = 1.0 / np.sqrt(self.hidden_size)
         for value in self._params.values():
             value[...] = self._rng.uniform(-k, k, size=value.shape)
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.forward(*args, **kwargs)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{self._module_name}({self.extra_repr()})"
 
 
@@ -271,9 +281,16 @@ class LSTM(_Module):
 
     _module_name = "LSTM"
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, proj_size=0, dtype=np.float32, seed=None,
-                 device=None):
+    if TYPE_CHECKING:
+        # _Module.__call__ forwards to forward(); this gives it forward's signature.
+        def __call__(self, input: ArrayLike, hx: Optional[Tuple[ArrayLike, ArrayLike]] = None
+                     ) -> Tuple[Array, Tuple[Array, Array]]: ...
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False,
+                 dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
+                 dtype: DTypeLike = np.float32, seed: Optional[int] = None,
+                 device: Optional[str] = None) -> None:
         if device not in (None, "cpu"):
             raise ValueError(f"cylstm.nn.LSTM runs on the CPU; got device={device!r}.")
         if (not isinstance(dropout, numbers.Number) or isinstance(dropout, bool)
@@ -327,14 +344,14 @@ class LSTM(_Module):
         self.reset_parameters()
 
     @property
-    def num_directions(self):
+    def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
 
     @property
     def _out_size(self):
         return self.proj_size or self.hidden_size
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
         if self.proj_size:
             s += f", proj_size={self.proj_size}"
@@ -438,7 +455,8 @@ class LSTM(_Module):
             layer_input = out
         return layer_input, h_n, c_n, caches, drop_masks
 
-    def forward(self, input, hx=None):
+    def forward(self, input: ArrayLike, hx: Optional[Tuple[ArrayLike, ArrayLike]] = None
+                ) -> Tuple[Array, Tuple[Array, Array]]:
         """``output, (h_n, c_n)``, with torch.nn.LSTM's shapes."""
         x, time_major, batched, h0, c0 = self._prepare(input, hx)
         out, h_n, c_n, _, _ = self._run(x, time_major, h0, c0, False)
@@ -446,7 +464,9 @@ class LSTM(_Module):
             return out[:, 0], (h_n[:, 0], c_n[:, 0])
         return out, (h_n, c_n)
 
-    def forward_train(self, input, hx=None):
+    def forward_train(self, input: ArrayLike,
+                      hx: Optional[Tuple[ArrayLike, ArrayLike]] = None
+                      ) -> Tuple[Tuple[Array, Tuple[Array, Array]], Callable[[Any], Any]]:
         """Training forward: ``((output, (h_n, c_n)), backprop)``.
 
         ``backprop((d_output, (d_h_n, d_c_n)))`` (entries may be None) adds
@@ -509,7 +529,8 @@ class LSTM(_Module):
 
     # -- other worlds ------------------------------------------------------------
     @classmethod
-    def from_torch(cls, module_or_state_dict, *, batch_first=None, dtype=None, prefix=None):
+    def from_torch(cls, module_or_state_dict: Any, *, batch_first: Optional[bool] = None,
+                   dtype: DTypeLike = None, prefix: Optional[str] = None) -> Self:
         """A cylstm.nn.LSTM with the weights of a ``torch.nn.LSTM`` or of its state dict.
 
         A state dict may hold torch tensors or NumPy arrays (what a server
@@ -552,7 +573,7 @@ class LSTM(_Module):
             lstm.train(bool(getattr(module, "training", True)))
         return lstm
 
-    def to_torch(self):
+    def to_torch(self) -> Any:
         """A ``torch.nn.LSTM`` with this module's configuration and weights (needs torch)."""
         if self._reverse_only or self._activation is not _activations.tanh \
                 or self._recurrent_activation is not _activations.sigmoid:
@@ -590,7 +611,7 @@ def _strip_prefix(arrays, anchor, prefix):
     return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
 
 
-def infer_lstm_config(arrays):
+def infer_lstm_config(arrays: Mapping[str, Array]) -> Dict[str, Any]:
     """torch.nn.LSTM's constructor arguments from a state dict's names and shapes."""
     if "weight_ih_l0" not in arrays:
         hint = (" (it looks like an LSTMCell's: use cylstm.nn.LSTMCell.from_torch)"
@@ -634,8 +655,14 @@ class LSTMCell(_Module):
 
     _module_name = "LSTMCell"
 
-    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float32, seed=None,
-                 device=None):
+    if TYPE_CHECKING:
+        # _Module.__call__ forwards to forward(); this gives it forward's signature.
+        def __call__(self, input: ArrayLike, hx: Optional[Tuple[ArrayLike, ArrayLike]] = None
+                     ) -> Tuple[Array, Array]: ...
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 dtype: DTypeLike = np.float32, seed: Optional[int] = None,
+                 device: Optional[str] = None) -> None:
         if device not in (None, "cpu"):
             raise ValueError(f"cylstm.nn.LSTMCell runs on the CPU; got device={device!r}.")
         self.input_size = _check_size(input_size, "input_size")
@@ -652,7 +679,7 @@ class LSTMCell(_Module):
         self._register([(self._slot, "")])
         self.reset_parameters()
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
         if not self.bias:
             s += ", bias=False"
@@ -694,7 +721,8 @@ class LSTMCell(_Module):
             states.append(s)
         return x, batched, states[0], states[1]
 
-    def forward(self, input, hx=None):
+    def forward(self, input: ArrayLike,
+                hx: Optional[Tuple[ArrayLike, ArrayLike]] = None) -> Tuple[Array, Array]:
         """``(h_1, c_1)``: one LSTM step, on the streaming kernel."""
         x, batched, h0, c0 = self._prepare(input, hx)
         slot = self._slot
@@ -712,7 +740,9 @@ class LSTMCell(_Module):
             return h[0], c[0]
         return h, c
 
-    def forward_train(self, input, hx=None):
+    def forward_train(self, input: ArrayLike,
+                      hx: Optional[Tuple[ArrayLike, ArrayLike]] = None
+                      ) -> Tuple[Tuple[Array, Array], Callable[[Any], Any]]:
         """``((h_1, c_1), backprop)``: ``backprop((d_h_1, d_c_1))`` (entries may be
         None) adds the weight gradients into ``self.grads`` and returns dx, or
         ``(dx, (dh0, dc0))`` when ``hx`` was given."""
@@ -743,7 +773,8 @@ class LSTMCell(_Module):
         return result, backprop
 
     @classmethod
-    def from_torch(cls, module_or_state_dict, *, dtype=None, prefix=None):
+    def from_torch(cls, module_or_state_dict: Any, *, dtype: DTypeLike = None,
+                   prefix: Optional[str] = None) -> Self:
         """A cylstm.nn.LSTMCell with the weights of a ``torch.nn.LSTMCell`` or its state dict."""
         obj = module_or_state_dict
         if hasattr(obj, "state_dict") and callable(obj.state_dict):
@@ -767,7 +798,7 @@ class LSTMCell(_Module):
         cell.load_state_dict(arrays, strict=True)
         return cell
 
-    def to_torch(self):
+    def to_torch(self) -> Any:
         """A ``torch.nn.LSTMCell`` with the same weights (needs torch)."""
         try:
             import torch
