@@ -21,6 +21,10 @@ What a Keras user can count on (SPEC section 5; tests in tests/models/):
 - ``summary()`` prints Keras 3's table; ``save``/``load_model`` use the format
   of docs/saving.md (JSON config + ``.npz`` weights in one zip, no pickle).
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Type, Union
+
 import json
 import math
 import numbers
@@ -37,6 +41,17 @@ from . import metrics as _metrics
 from . import optimizers as _optimizers
 from .layers.base import Layer, SymbolicTensor, unique_name
 from .utils import _training_rng
+from ._typing import Array, ArrayLike, Config, LayerOutput, Shape, ShapeLike
+
+if TYPE_CHECKING:
+    import os
+
+    from typing_extensions import Self
+
+    from .callbacks import Callback, History
+    from .losses import Loss
+    from .metrics import Metric
+    from .optimizers import Optimizer
 
 __all__ = ["Sequential", "load_model", "save_model", "model_from_json", "model_from_config"]
 
@@ -110,7 +125,8 @@ class Sequential:
     ``summary``, ``save`` as in Keras.
     """
 
-    def __init__(self, layers=None, trainable=True, name=None):
+    def __init__(self, layers: Optional[Iterable[Layer]] = None, trainable: bool = True,
+                 name: Optional[str] = None) -> None:
         self.name = name if name is not None else unique_name("sequential")
         self._layers = []
         self._input_shape = None       # the batch input shape, e.g. (None, 10, 8)
@@ -132,10 +148,10 @@ class Sequential:
 
     # -- layers ------------------------------------------------------------------
     @property
-    def layers(self):
+    def layers(self) -> List[Layer]:
         return list(self._layers)
 
-    def add(self, layer, rebuild=True):
+    def add(self, layer: Union[Layer, SymbolicTensor], rebuild: bool = True) -> None:
         """Append a layer (or set the input shape with a ``SymbolicTensor``)."""
         if isinstance(layer, SymbolicTensor):
             if self._layers:
@@ -167,7 +183,7 @@ class Sequential:
         elif rebuild:
             self._maybe_build()
 
-    def pop(self, rebuild=True):
+    def pop(self, rebuild: bool = True) -> Layer:
         """Remove and return the last layer."""
         if not self._layers:
             raise TypeError("There are no layers in the model.")
@@ -176,7 +192,7 @@ class Sequential:
             self.built = False
         return layer
 
-    def get_layer(self, name=None, index=None):
+    def get_layer(self, name: Optional[str] = None, index: Optional[int] = None) -> Layer:
         if index is not None:
             if len(self._layers) <= index:
                 raise ValueError(f"Was asked to retrieve layer at index {index} but model only "
@@ -189,11 +205,11 @@ class Sequential:
                          f"{[l.name for l in self._layers]}.")
 
     @property
-    def trainable(self):
+    def trainable(self) -> bool:
         return self._trainable
 
     @trainable.setter
-    def trainable(self, value):
+    def trainable(self, value: bool) -> bool:
         self._trainable = bool(value)
         for layer in self._layers:
             layer.trainable = bool(value)
@@ -228,7 +244,7 @@ class Sequential:
         else:
             layer._output_spec = SymbolicTensor(out, layer.dtype, layer.name)
 
-    def build(self, input_shape=None):
+    def build(self, input_shape: Optional[ShapeLike] = None) -> None:
         """Build every layer for inputs of shape ``input_shape`` (batch axis included,
         e.g. ``(None, 10, 8)``)."""
         if input_shape is None:
@@ -253,14 +269,14 @@ class Sequential:
         self.built = True
 
     @property
-    def input_shape(self):
+    def input_shape(self) -> Shape:
         if self._input_shape is None:
             raise AttributeError(f"The model {self.name!r} has not been built yet; it has no "
                                  "input shape.")
         return self._input_shape
 
     @property
-    def output_shape(self):
+    def output_shape(self) -> Union[Shape, List[Shape]]:
         if not self.built or not self._layers:
             raise AttributeError(f"The model {self.name!r} has not been built yet; it has no "
                                  "output shape.")
@@ -268,16 +284,16 @@ class Sequential:
         return [s.shape for s in spec] if isinstance(spec, list) else spec.shape
 
     @property
-    def input(self):
+    def input(self) -> SymbolicTensor:
         return SymbolicTensor(self.input_shape, self._input_dtype or "float32", "input")
 
     @property
-    def output(self):
+    def output(self) -> Union[SymbolicTensor, List[SymbolicTensor]]:
         if not self.built or not self._layers:
             raise AttributeError(f"The model {self.name!r} has not been built yet.")
         return self._layers[-1]._output_spec
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: ShapeLike) -> Union[Shape, List[Shape]]:
         shape = tuple(input_shape)
         for layer in self._layers:
             out = layer.compute_output_shape(shape)
@@ -293,13 +309,15 @@ class Sequential:
         if not self.built:
             self.build((None,) + tuple(np.shape(x)[1:]))
 
-    def __call__(self, inputs, training=False, mask=None):
+    def __call__(self, inputs: ArrayLike, training: bool = False,
+                 mask: Optional[ArrayLike] = None) -> LayerOutput:
         x = _as_batchable(inputs, "inputs")
         self._ensure_built(x)
         out, _ = self._forward(x, mask, bool(training))
         return out
 
-    def call(self, inputs, training=False, mask=None):
+    def call(self, inputs: ArrayLike, training: bool = False,
+             mask: Optional[ArrayLike] = None) -> LayerOutput:
         return self(inputs, training=training, mask=mask)
 
     def _forward(self, x, mask=None, training=False):
@@ -320,29 +338,29 @@ class Sequential:
 
     # -- weights -----------------------------------------------------------------
     @property
-    def weights(self):
+    def weights(self) -> List[Array]:
         return [w for layer in self._layers for w in layer.weights]
 
     @property
-    def trainable_weights(self):
+    def trainable_weights(self) -> List[Array]:
         if not self.trainable:
             return []
         return [w for layer in self._layers for w in layer.trainable_weights]
 
     @property
-    def non_trainable_weights(self):
+    def non_trainable_weights(self) -> List[Array]:
         if not self.trainable:
             return self.weights
         return [w for layer in self._layers for w in layer.non_trainable_weights]
 
     @property
-    def variables(self):
+    def variables(self) -> List[Array]:
         return self.weights
 
-    def get_weights(self):
+    def get_weights(self) -> List[Array]:
         return [w for layer in self._layers for w in layer.get_weights()]
 
-    def set_weights(self, weights):
+    def set_weights(self, weights: Iterable[ArrayLike]) -> None:
         weights = list(weights)
         expected = sum(len(layer.weights) for layer in self._layers)
         if len(weights) != expected:
@@ -355,7 +373,7 @@ class Sequential:
                 layer.set_weights(weights[pos:pos + n])
             pos += n
 
-    def count_params(self):
+    def count_params(self) -> int:
         if not self.built:
             raise ValueError("You tried to call `count_params` on model "
                              f"{self.name!r}, but the model isn't built. You can build it "
@@ -370,9 +388,12 @@ class Sequential:
         return out
 
     # -- compile -----------------------------------------------------------------
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
-                weighted_metrics=None, run_eagerly=False, steps_per_execution=1,
-                jit_compile="auto", auto_scale_loss=True):
+    def compile(self, optimizer: Union[str, Mapping[str, Any], Optimizer] = "rmsprop",
+                loss: Union[str, Mapping[str, Any], Loss, Callable[..., Any], None] = None,
+                metrics: Union[str, Metric, Callable[..., Any], Sequence[Union[str, Metric, Callable[..., Any]]], None] = None, loss_weights: None = None,
+                weighted_metrics: None = None, run_eagerly: bool = False,
+                steps_per_execution: int = 1,
+                jit_compile: Union[bool, str] = "auto", auto_scale_loss: bool = True) -> None:
         """Set the optimizer, loss and metrics (Keras names or objects).
 
         ``run_eagerly``, ``steps_per_execution``, ``jit_compile`` and
@@ -412,15 +433,15 @@ class Sequential:
         return self._metric_objs
 
     @property
-    def metrics_names(self):
+    def metrics_names(self) -> List[str]:
         return ["loss"] + [m.name if not isinstance(m, str) else m
                            for m in (self._metric_objs or self._metric_specs)]
 
     @property
-    def metrics(self):
+    def metrics(self) -> List[Metric]:
         return self._compiled_metric_objects()
 
-    def reset_metrics(self):
+    def reset_metrics(self) -> None:
         for m in self._metric_objs or []:
             m.reset_state()
 
@@ -491,10 +512,14 @@ class Sequential:
         except KeyError as e:
             raise ValueError(f"`class_weight` has no weight for class {e.args[0]}.") from None
 
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
-            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
-            validation_batch_size=None, validation_freq=1):
+    def fit(self, x: Any = None, y: Any = None, batch_size: Optional[int] = None,
+            epochs: int = 1, verbose: Union[int, str] = "auto",
+            callbacks: Optional[Sequence[Callback]] = None,
+            validation_split: float = 0.0, validation_data: Optional[Sequence[Any]] = None,
+            shuffle: Union[bool, str] = True, class_weight: Optional[Mapping[int, float]] = None,
+            sample_weight: Optional[ArrayLike] = None, initial_epoch: int = 0,
+            steps_per_epoch: None = None, validation_steps: None = None,
+            validation_batch_size: Optional[int] = None, validation_freq: int = 1) -> History:
         """Train for ``epochs`` epochs; returns a ``History``.
 
         As Keras: ``validation_split`` takes the last fraction of the samples
@@ -623,8 +648,10 @@ class Sequential:
                 cb.on_test_batch_end(step, logs)
         return logs
 
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
-                 steps=None, callbacks=None, return_dict=False):
+    def evaluate(self, x: Any = None, y: Any = None, batch_size: Optional[int] = None,
+                 verbose: Union[int, str] = "auto", sample_weight: Optional[ArrayLike] = None,
+                 steps: Optional[int] = None, callbacks: Optional[Sequence[Callback]] = None,
+                 return_dict: bool = False) -> Union[float, List[float], Dict[str, float]]:
         """Loss and metrics on (x, y): ``[loss, metric, ...]`` in compile order, a
         float when there are no metrics, or a dict with ``return_dict=True``."""
         self._check_compiled("evaluate")
@@ -647,7 +674,9 @@ class Sequential:
         values = [logs["loss"]] + [logs[m.name] for m in self._metric_objs or []]
         return values[0] if len(values) == 1 else values
 
-    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+    def predict(self, x: Any, batch_size: Optional[int] = None,
+                verbose: Union[int, str] = "auto", steps: Optional[int] = None,
+                callbacks: Optional[Sequence[Callback]] = None) -> LayerOutput:
         """The model's outputs for x, computed in batches of ``batch_size`` (32)."""
         if steps is not None:
             raise ValueError("`steps` is for generators; cylstm predicts on NumPy arrays.")
@@ -673,8 +702,9 @@ class Sequential:
             return [np.concatenate([o[i] for o in outs]) for i in range(len(outs[0]))]
         return np.concatenate(outs)
 
-    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
-                       return_dict=False):
+    def train_on_batch(self, x: Any, y: Any = None, sample_weight: Optional[ArrayLike] = None,
+                       class_weight: Optional[Mapping[int, float]] = None,
+                       return_dict: bool = False) -> Union[float, List[float], Dict[str, float]]:
         """One training step on one batch; returns the loss (and metrics)."""
         self._check_compiled("train_on_batch")
         x, y, sample_weight, _ = self._prepare_xy(x, y, sample_weight, "train_on_batch")
@@ -693,7 +723,8 @@ class Sequential:
         values = [logs["loss"]] + [logs[m.name] for m in self._metric_objs or []]
         return values[0] if len(values) == 1 else values
 
-    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+    def test_on_batch(self, x: Any, y: Any = None, sample_weight: Optional[ArrayLike] = None,
+                      return_dict: bool = False) -> Union[float, List[float], Dict[str, float]]:
         self._check_compiled("test_on_batch")
         x, y, sample_weight, n = self._prepare_xy(x, y, sample_weight, "test_on_batch")
         self._ensure_built(x)
@@ -703,12 +734,15 @@ class Sequential:
         values = [logs["loss"]] + [logs[m.name] for m in self._metric_objs or []]
         return values[0] if len(values) == 1 else values
 
-    def predict_on_batch(self, x):
+    def predict_on_batch(self, x: Any) -> LayerOutput:
         return self(x, training=False)
 
     # -- summary -----------------------------------------------------------------
-    def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
-                show_trainable=False, layer_range=None):
+    def summary(self, line_length: Optional[int] = None,
+                positions: Optional[Sequence[float]] = None,
+                print_fn: Optional[Callable[[str], Any]] = None, expand_nested: bool = False,
+                show_trainable: bool = False,
+                layer_range: Optional[Sequence[Union[str, int]]] = None) -> None:
         """Print Keras 3's summary table (plain text, no colours).
 
         ``print_fn`` (if given) receives the whole summary as one string, as in
@@ -722,7 +756,7 @@ class Sequential:
             sys.stdout.flush()
 
     # -- config and saving ---------------------------------------------------------
-    def get_config(self):
+    def get_config(self) -> Config:
         layer_configs = []
         for layer in self._layers:
             entry = {"module": "cylstm.layers", "class_name": type(layer).__name__,
@@ -736,7 +770,7 @@ class Sequential:
         return config
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Mapping[str, Any]) -> Self:
         """A Sequential from ``get_config()`` output (or a Keras 3 Sequential config);
         layers are looked up by class name among cylstm's layers only."""
         if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
@@ -764,7 +798,7 @@ class Sequential:
             model.trainable = False
         return model
 
-    def to_json(self, **kwargs):
+    def to_json(self, **kwargs: Any) -> str:
         return json.dumps({"class_name": "Sequential", "config": self.get_config()}, **kwargs)
 
     def _get_compile_config(self):
@@ -784,13 +818,14 @@ class Sequential:
                      else config["loss"],
                      metrics=[_metrics.deserialize(m) for m in config.get("metrics") or []])
 
-    def save(self, filepath, overwrite=True, **kwargs):
+    def save(self, filepath: Union[str, os.PathLike[str]], overwrite: bool = True,
+             **kwargs: Any) -> None:
         """Save architecture, weights, compile settings and optimizer state to one
         file (any name, e.g. ``model.cylstm``); see docs/saving.md."""
         from .saving import save_model
         save_model(self, filepath, overwrite=overwrite, **kwargs)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<Sequential name={self.name}, built={self.built}>"
 
 
@@ -820,7 +855,7 @@ def _serialize_metric(metric):
     return _metrics.serialize(metric)
 
 
-def layer_registry():
+def layer_registry() -> Dict[str, Type[Layer]]:
     """Class name -> class, for every layer class ``cylstm.layers`` exports."""
     out = {}
     for name in getattr(_layers, "__all__", []):
@@ -830,7 +865,7 @@ def layer_registry():
     return out
 
 
-def deserialize_layer(entry):
+def deserialize_layer(entry: Mapping[str, Any]) -> Layer:
     """A layer from ``{"class_name", "config"}``, only from cylstm's own classes."""
     registry = layer_registry()
     class_name = entry.get("class_name")
@@ -849,7 +884,7 @@ def deserialize_layer(entry):
             from None
 
 
-def model_from_config(config):
+def model_from_config(config: Mapping[str, Any]) -> Sequential:
     """A model from ``{"class_name": "Sequential", "config": ...}`` (or the inner config)."""
     if isinstance(config, dict) and "class_name" in config and "config" in config:
         if config["class_name"] != "Sequential":
@@ -859,11 +894,13 @@ def model_from_config(config):
     return Sequential.from_config(config)
 
 
-def model_from_json(json_string):
+def model_from_json(json_string: str) -> Sequential:
     return model_from_config(json.loads(json_string))
 
 
-def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
+def load_model(filepath: Union[str, os.PathLike[str]],
+               custom_objects: Optional[Mapping[str, Any]] = None, compile: bool = True,
+               safe_mode: bool = True) -> Sequential:
     """Load a model saved with ``model.save(filepath)`` (see docs/saving.md).
 
     Nothing in the file is executed: the config is JSON, layers come only from
@@ -877,7 +914,8 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     return _load(filepath, compile=compile)
 
 
-def save_model(model, filepath, overwrite=True, **kwargs):
+def save_model(model: Sequential, filepath: Union[str, os.PathLike[str]],
+               overwrite: bool = True, **kwargs: Any) -> None:
     from .saving import save_model as _save
     _save(model, filepath, overwrite=overwrite, **kwargs)
 
