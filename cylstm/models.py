@@ -23,7 +23,8 @@ What a Keras user can count on (SPEC section 5; tests in tests/models/):
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Type, Union
+from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional,
+                    Sequence, Type, Union)
 
 import json
 import math
@@ -52,6 +53,8 @@ if TYPE_CHECKING:
     from .losses import Loss
     from .metrics import Metric
     from .optimizers import Optimizer
+
+    _MetricLike = Union[str, Metric, Callable[..., Any]]
 
 __all__ = ["Sequential", "load_model", "save_model", "model_from_json", "model_from_config"]
 
@@ -390,7 +393,8 @@ class Sequential:
     # -- compile -----------------------------------------------------------------
     def compile(self, optimizer: Union[str, Mapping[str, Any], Optimizer] = "rmsprop",
                 loss: Union[str, Mapping[str, Any], Loss, Callable[..., Any], None] = None,
-                metrics: Union[str, Metric, Callable[..., Any], Sequence[Union[str, Metric, Callable[..., Any]]], None] = None, loss_weights: None = None,
+                metrics: Union[_MetricLike, Sequence[_MetricLike], None] = None,
+                loss_weights: None = None,
                 weighted_metrics: None = None, run_eagerly: bool = False,
                 steps_per_execution: int = 1,
                 jit_compile: Union[bool, str] = "auto", auto_scale_loss: bool = True) -> None:

@@ -15,6 +15,11 @@ variable's gradient by its own L2 norm (not the global norm, which is
 (decoupled, as Keras 3) shrinks the variable by ``var * weight_decay * lr``
 before the update.
 """
+from __future__ import annotations
+
+from typing import (TYPE_CHECKING, Any, Callable, Iterable, List, Mapping, Optional, Tuple, Type,
+                    Union)
+
 import math
 import numbers
 import re
@@ -22,6 +27,10 @@ import re
 import numpy as np
 
 from .layers.base import unique_name
+from ._typing import Array, ArrayLike, Config
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "get", "serialize", "deserialize"]
 
@@ -62,8 +71,11 @@ class Optimizer:
 
     _slot_names = ()
 
-    def __init__(self, learning_rate=0.001, weight_decay=None, clipnorm=None, clipvalue=None,
-                 global_clipnorm=None, name=None, **kwargs):
+    def __init__(self, learning_rate: Union[float, Callable[[int], float]] = 0.001,
+                 weight_decay: Optional[float] = None, clipnorm: Optional[float] = None,
+                 clipvalue: Optional[float] = None,
+                 global_clipnorm: Optional[float] = None, name: Optional[str] = None,
+                 **kwargs: Any) -> None:
         kwargs.pop("decay", None)  # Keras 3 ignores it (with a warning)
         for key, value in list(kwargs.items()):
             if key in _UNSUPPORTED_DEFAULTS:
@@ -94,13 +106,13 @@ class Optimizer:
 
     # -- learning rate --------------------------------------------------------
     @property
-    def learning_rate(self):
+    def learning_rate(self) -> float:
         if callable(self._learning_rate):
             return float(self._learning_rate(self.iterations))
         return self._learning_rate
 
     @learning_rate.setter
-    def learning_rate(self, value):
+    def learning_rate(self, value: Union[float, Callable[[int], float]]) -> None:
         if callable(value):
             self._learning_rate = value
         else:
@@ -108,11 +120,11 @@ class Optimizer:
 
     # -- state ------------------------------------------------------------------
     @property
-    def built(self):
+    def built(self) -> bool:
         return bool(self._slots)
 
     @property
-    def variables(self):
+    def variables(self) -> List[Array]:
         """Keras's optimizer variables: iterations, learning rate, then every slot."""
         if not self._slots:
             return []
@@ -133,7 +145,7 @@ class Optimizer:
     def _slot_names_for(self):
         return self._slot_names
 
-    def reset(self):
+    def reset(self) -> None:
         """Forget every slot and the iteration count (a fresh optimizer)."""
         self._slots = {}
         self.iterations = 0
@@ -162,7 +174,7 @@ class Optimizer:
         return grads
 
     # -- applying ---------------------------------------------------------------
-    def apply(self, params):
+    def apply(self, params: Iterable[Tuple[Any, Array, Optional[ArrayLike]]]) -> None:
         """One optimizer step over ``params``, a list of ``(key, array, grad)``.
 
         Arrays are updated in place; ``grad`` may be None (skipped, as Keras
@@ -196,7 +208,7 @@ class Optimizer:
             self._update(key, var, grad, lr)
         self.iterations += 1
 
-    def apply_gradients(self, grads_and_vars):
+    def apply_gradients(self, grads_and_vars: Iterable[Tuple[Optional[ArrayLike], Array]]) -> None:
         """Keras's spelling: a list of ``(grad, variable)``; slots keyed by ``id(variable)``."""
         self.apply([(None, v, g) for g, v in grads_and_vars])
 
@@ -204,7 +216,7 @@ class Optimizer:
         raise NotImplementedError
 
     # -- config -----------------------------------------------------------------
-    def get_config(self):
+    def get_config(self) -> Config:
         lr = self._learning_rate
         return {
             "name": self.name,
@@ -216,7 +228,7 @@ class Optimizer:
         }
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Mapping[str, Any]) -> Self:
         config = dict(config)
         for key in ("use_ema", "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
                     "gradient_accumulation_steps", "is_legacy_optimizer", "jit_compile"):
@@ -226,7 +238,7 @@ class Optimizer:
                              f"{config['learning_rate']!r}.")
         return cls(**config)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name}, learning_rate={self.learning_rate}>"
 
 
@@ -237,8 +249,12 @@ class SGD(Optimizer):
     with ``nesterov``); without momentum ``w -= lr * g``.
     """
 
-    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None,
-                 clipnorm=None, clipvalue=None, global_clipnorm=None, name=None, **kwargs):
+    def __init__(self, learning_rate: Union[float, Callable[[int], float]] = 0.01,
+                 momentum: float = 0.0, nesterov: bool = False,
+                 weight_decay: Optional[float] = None,
+                 clipnorm: Optional[float] = None, clipvalue: Optional[float] = None,
+                 global_clipnorm: Optional[float] = None, name: Optional[str] = None,
+                 **kwargs: Any) -> None:
         super().__init__(learning_rate, weight_decay=weight_decay, clipnorm=clipnorm,
                          clipvalue=clipvalue, global_clipnorm=global_clipnorm, name=name,
                          **kwargs)
@@ -267,7 +283,7 @@ class SGD(Optimizer):
             self._get_slots(key, var)
             var -= grad * lr
 
-    def get_config(self):
+    def get_config(self) -> Config:
         config = super().get_config()
         config.update({"momentum": self.momentum, "nesterov": self.nesterov})
         return config
@@ -277,9 +293,12 @@ class Adam(Optimizer):
     """Adam as ``keras.optimizers.Adam`` (epsilon outside the square root, Keras's
     bias correction folded into the step size ``alpha``)."""
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
-                 amsgrad=False, weight_decay=None, clipnorm=None, clipvalue=None,
-                 global_clipnorm=None, name=None, **kwargs):
+    def __init__(self, learning_rate: Union[float, Callable[[int], float]] = 0.001,
+                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7,
+                 amsgrad: bool = False, weight_decay: Optional[float] = None,
+                 clipnorm: Optional[float] = None, clipvalue: Optional[float] = None,
+                 global_clipnorm: Optional[float] = None, name: Optional[str] = None,
+                 **kwargs: Any) -> None:
         super().__init__(learning_rate, weight_decay=weight_decay, clipnorm=clipnorm,
                          clipvalue=clipvalue, global_clipnorm=global_clipnorm, name=name,
                          **kwargs)
@@ -308,7 +327,7 @@ class Adam(Optimizer):
             v = v_hat
         var -= (m * alpha) / (np.sqrt(v) + dt(self.epsilon))
 
-    def get_config(self):
+    def get_config(self) -> Config:
         config = super().get_config()
         config.update({"beta_1": self.beta_1, "beta_2": self.beta_2,
                        "epsilon": self.epsilon, "amsgrad": self.amsgrad})
@@ -319,9 +338,12 @@ class RMSprop(Optimizer):
     """RMSprop as ``keras.optimizers.RMSprop`` (epsilon inside the square root,
     optional momentum and centering)."""
 
-    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7,
-                 centered=False, weight_decay=None, clipnorm=None, clipvalue=None,
-                 global_clipnorm=None, name=None, **kwargs):
+    def __init__(self, learning_rate: Union[float, Callable[[int], float]] = 0.001,
+                 rho: float = 0.9, momentum: float = 0.0, epsilon: float = 1e-7,
+                 centered: bool = False, weight_decay: Optional[float] = None,
+                 clipnorm: Optional[float] = None, clipvalue: Optional[float] = None,
+                 global_clipnorm: Optional[float] = None, name: Optional[str] = None,
+                 **kwargs: Any) -> None:
         super().__init__(learning_rate, weight_decay=weight_decay, clipnorm=clipnorm,
                          clipvalue=clipvalue, global_clipnorm=global_clipnorm, name=name,
                          **kwargs)
@@ -358,7 +380,7 @@ class RMSprop(Optimizer):
         else:
             var -= increment
 
-    def get_config(self):
+    def get_config(self) -> Config:
         config = super().get_config()
         config.update({"rho": self.rho, "momentum": self.momentum,
                        "epsilon": self.epsilon, "centered": self.centered})
@@ -369,13 +391,13 @@ _BY_NAME = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}
 _BY_CLASS = {"SGD": SGD, "Adam": Adam, "RMSprop": RMSprop}
 
 
-def serialize(optimizer):
+def serialize(optimizer: Optimizer) -> Config:
     """Keras 3's dict form ``{"module", "class_name", "config", "registered_name"}``."""
     return {"module": "keras.optimizers", "class_name": type(optimizer).__name__,
             "config": optimizer.get_config(), "registered_name": None}
 
 
-def deserialize(config):
+def deserialize(config: Mapping[str, Any]) -> Optimizer:
     """An optimizer from ``{"class_name", "config"}`` (SGD, Adam or RMSprop only)."""
     if not isinstance(config, dict) or "class_name" not in config:
         raise ValueError(f"Could not interpret optimizer config: {config!r}.")
@@ -386,7 +408,7 @@ def deserialize(config):
     return cls.from_config(dict(config.get("config") or {}))
 
 
-def get(identifier):
+def get(identifier: Union[str, Mapping[str, Any], Optimizer, Type[Optimizer]]) -> Optimizer:
     """An optimizer from a Keras name ('adam', 'sgd', 'rmsprop'), a config dict or an instance.
 
     A name gives a fresh optimizer with Keras's defaults.

@@ -1,5 +1,9 @@
 """Utilities with ``keras.utils`` names: ``pad_sequences``, ``to_categorical``,
 ``set_random_seed`` and the ``Progbar`` that ``fit`` prints."""
+from __future__ import annotations
+
+from typing import Any, Iterable, Optional, Sequence, Tuple
+
 import math
 import os
 import random
@@ -10,13 +14,14 @@ import numpy as np
 
 from . import initializers as _initializers
 from .preprocessing.sequence import pad_sequences
+from ._typing import Array, ArrayLike
 
 __all__ = ["pad_sequences", "to_categorical", "set_random_seed", "get_random_seed", "Progbar"]
 
 _state = {"seed": None, "rng": np.random.default_rng()}
 
 
-def set_random_seed(seed):
+def set_random_seed(seed: int) -> None:
     """Seed everything cylstm draws from, as ``keras.utils.set_random_seed``.
 
     Seeds Python's ``random``, NumPy's global generator, the generator of
@@ -35,7 +40,7 @@ def set_random_seed(seed):
     _state["rng"] = np.random.default_rng(seed)
 
 
-def get_random_seed():
+def get_random_seed() -> Optional[int]:
     """The last seed given to ``set_random_seed`` (None if never called)."""
     return _state["seed"]
 
@@ -45,7 +50,7 @@ def _training_rng():
     return _state["rng"]
 
 
-def to_categorical(x, num_classes=None):
+def to_categorical(x: ArrayLike, num_classes: Optional[int] = None) -> Array:
     """One-hot encode integer class vectors (float64 output, as Keras for NumPy input)."""
     x = np.array(x, dtype="int64")
     input_shape = x.shape
@@ -79,8 +84,10 @@ class Progbar:
     redrawn in place with backspaces and ``\\r``; verbose=2: one line when done.
     """
 
-    def __init__(self, target, width=20, verbose=1, interval=0.05, stateful_metrics=None,
-                 stateless_metrics=None, unit_name="step"):
+    def __init__(self, target: Optional[int], width: int = 20, verbose: int = 1,
+                 interval: float = 0.05, stateful_metrics: Optional[Iterable[str]] = None,
+                 stateless_metrics: Optional[Iterable[str]] = None,
+                 unit_name: str = "step") -> None:
         if stateful_metrics is not None and stateless_metrics is not None:
             raise ValueError("Only one of `stateful_metrics` or `stateless_metrics` can be "
                              "provided.")
@@ -109,7 +116,8 @@ class Progbar:
         self._time_after_first_step = None
         self._prev_total_width = 0
 
-    def update(self, current, values=None, finalize=None):
+    def update(self, current: int, values: Optional[Sequence[Tuple[str, Any]]] = None,
+               finalize: Optional[bool] = None) -> None:
         if finalize is None:
             finalize = False if self.target is None else current >= self.target
         for k, v in values or []:
@@ -195,7 +203,7 @@ class Progbar:
                 _print(info + "\n")
         self._last_update = now
 
-    def add(self, n, values=None):
+    def add(self, n: int, values: Optional[Sequence[Tuple[str, Any]]] = None) -> None:
         self.update(self._seen_so_far + n, values)
 
     @staticmethod

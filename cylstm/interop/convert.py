@@ -12,14 +12,21 @@ A projection (``proj_size``) has no Keras equivalent.
 
     keras_layer.set_weights(torch_to_keras_weights(torch_style.state_dict()))
 """
+from __future__ import annotations
+
+from typing import Any, Dict, List, Mapping, Optional
+
 import numpy as np
 
 from ..nn.lstm import to_numpy
+from .._typing import Array, ArrayLike
 
 __all__ = ["keras_to_torch_weights", "torch_to_keras_weights"]
 
 
-def keras_to_torch_weights(kernel, recurrent_kernel, bias=None, *, layer=0, reverse=False):
+def keras_to_torch_weights(kernel: ArrayLike, recurrent_kernel: ArrayLike,
+                           bias: Optional[ArrayLike] = None, *, layer: int = 0,
+                           reverse: bool = False) -> Dict[str, Array]:
     """Keras ``[kernel (I, 4H), recurrent_kernel (H, 4H), bias (4H,)]`` -> a dict of
     torch-named arrays for layer ``layer`` (``_reverse`` names with ``reverse``):
     ``weight_ih_l{k}`` (4H, I), ``weight_hh_l{k}`` (4H, H), and with a bias
@@ -44,7 +51,8 @@ def keras_to_torch_weights(kernel, recurrent_kernel, bias=None, *, layer=0, reve
     return out
 
 
-def torch_to_keras_weights(state_dict, layer=0, reverse=False):
+def torch_to_keras_weights(state_dict: Mapping[str, Any], layer: int = 0,
+                           reverse: bool = False) -> List[Array]:
     """Layer ``layer`` (its ``_reverse`` direction with ``reverse``) of a torch LSTM
     state dict (NumPy arrays or torch tensors) -> Keras's
     ``[kernel, recurrent_kernel, bias]`` with bias = bias_ih + bias_hh, or

@@ -42,6 +42,10 @@ Weights-only files need the model to load into: ``from_keras(path, model=m)``.
 Legacy weights are matched to layers by name, or, when the names differ, by
 position among the layers that have weights (Keras's own rule).
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Union
+
 import io
 import json
 import os
@@ -51,6 +55,9 @@ import zlib
 
 from ..layers import Bidirectional, Dense, Dropout, Embedding, LSTM, Masking
 from ..layers.base import Layer
+
+if TYPE_CHECKING:
+    from ..models import Sequential
 
 __all__ = ["from_keras", "SUPPORTED_LAYERS"]
 
@@ -67,7 +74,7 @@ _ARCHIVE_WEIGHTS = "model.weights.h5"
 _MAX_CONFIG_BYTES = 64 * 2**20
 
 
-def from_keras(obj, model=None):
+def from_keras(obj: Any, model: Any = None) -> Union[Layer, Sequential]:
     """The cylstm equivalent of a Keras layer or model, with the same weights.
 
     ``obj`` is either a live Keras object (an ``LSTM``, a ``Bidirectional``

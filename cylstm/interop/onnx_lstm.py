@@ -35,6 +35,10 @@ Softsign, or a cell-input activation (g) different from the output one (h):
 the kernel uses one activation for both, as Keras and torch do. Both
 directions must use the same activations.
 """
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Tuple
+
 import os
 
 import numpy as np
@@ -42,6 +46,7 @@ import numpy as np
 from .. import activations as _activations
 from .._validation import as_float_array
 from ..nn.lstm import LSTM
+from .._typing import Array, ArrayLike
 
 __all__ = ["from_onnx", "OnnxLSTM"]
 
@@ -135,7 +140,7 @@ def _activation_names(attrs, num_directions, node_name):
     return per_direction[0]
 
 
-def from_onnx(path_or_model, node_name=None):
+def from_onnx(path_or_model: Any, node_name: Optional[str] = None) -> OnnxLSTM:
     """The ``cylstm.nn.LSTM`` (an ``OnnxLSTM``) of the first ``LSTM`` node of an
     ONNX model, or of the one named ``node_name``: a path, an
     ``onnx.ModelProto`` or the model's bytes."""
@@ -242,7 +247,7 @@ class OnnxLSTM(LSTM):
 
     _module_name = "OnnxLSTM"
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.direction = "bidirectional" if self.bidirectional else "forward"
         self.layout = 1 if self.batch_first else 0
@@ -298,7 +303,8 @@ class OnnxLSTM(LSTM):
     def _has_stored_states(self):
         return self.default_initial_h is not None or self.default_initial_c is not None
 
-    def forward(self, input, hx=None, sequence_lens=None):
+    def forward(self, input: ArrayLike, hx: Optional[Tuple[ArrayLike, ArrayLike]] = None,
+                sequence_lens: Optional[ArrayLike] = None) -> Tuple[Array, Tuple[Array, Array]]:
         """``output, (h_n, c_n)`` in torch's shapes (input 3-D, or unbatched 2-D).
 
         Without ``hx`` the node's stored initial states apply (zeros when it has
@@ -318,7 +324,9 @@ class OnnxLSTM(LSTM):
             return out[:, 0], (h_n[:, 0], c_n[:, 0])
         return out, (h_n, c_n)
 
-    def forward_train(self, input, hx=None):
+    def forward_train(self, input: ArrayLike,
+                      hx: Optional[Tuple[ArrayLike, ArrayLike]] = None
+                      ) -> Tuple[Tuple[Array, Tuple[Array, Array]], Callable[[Any], Any]]:
         """As ``cylstm.nn.LSTM.forward_train``; without ``hx`` the node's stored
         initial states apply (and ``backprop`` returns dx alone)."""
         if self.default_sequence_lens is not None:
@@ -340,7 +348,9 @@ class OnnxLSTM(LSTM):
 
         return result, backprop_dx
 
-    def run(self, X, sequence_lens=None, initial_h=None, initial_c=None):
+    def run(self, X: ArrayLike, sequence_lens: Optional[ArrayLike] = None,
+            initial_h: Optional[ArrayLike] = None,
+            initial_c: Optional[ArrayLike] = None) -> Tuple[Array, Array, Array]:
         """``(Y, Y_h, Y_c)`` exactly as the ONNX node computes them: layout 0
         ``X`` [seq, batch, in] -> ``Y`` [seq, D, batch, H], states [D, batch, H];
         layout 1 ``X`` [batch, seq, in] -> ``Y`` [batch, seq, D, H], states

@@ -9,13 +9,19 @@ an empty list of sequences raises ``ValueError`` (no length to pad to). One
 departure: a negative or non-integer ``maxlen`` raises a ``ValueError`` that
 names it, where Keras lets NumPy fail with a message about array dimensions.
 """
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
 import numpy as np
+from .._typing import Array, ArrayLike, DTypeLike
 
 __all__ = ["pad_sequences"]
 
 
-def pad_sequences(sequences, maxlen=None, dtype="int32", padding="pre", truncating="pre",
-                  value=0.0):
+def pad_sequences(sequences: Sequence[ArrayLike], maxlen: Optional[int] = None,
+                  dtype: DTypeLike = "int32", padding: str = "pre", truncating: str = "pre",
+                  value: Any = 0.0) -> Array:
     """Pads sequences to the same length.
 
     Args:
