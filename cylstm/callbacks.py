@@ -7,6 +7,10 @@
 ``val_*`` values), and ``on_train_end``. Setting ``model.stop_training = True``
 in a callback ends training after the current epoch.
 """
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Optional, Sequence, Union
+
 import warnings
 
 import numpy as np
@@ -21,66 +25,66 @@ class Callback:
     """Base class: every hook does nothing; ``self.model`` and ``self.params`` are set
     by ``fit`` / ``evaluate`` / ``predict``."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.params = None
         self._model = None
 
-    def set_params(self, params):
+    def set_params(self, params: Optional[Dict[str, Any]]) -> None:
         self.params = params
 
-    def set_model(self, model):
+    def set_model(self, model: Any) -> None:
         self._model = model
 
     @property
-    def model(self):
+    def model(self) -> Any:
         return self._model
 
-    def on_batch_begin(self, batch, logs=None):
+    def on_batch_begin(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         """Legacy alias of ``on_train_batch_begin``."""
 
-    def on_batch_end(self, batch, logs=None):
+    def on_batch_end(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         """Legacy alias of ``on_train_batch_end``."""
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         pass
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         pass
 
-    def on_train_batch_begin(self, batch, logs=None):
+    def on_train_batch_begin(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         self.on_batch_begin(batch, logs=logs)
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         self.on_batch_end(batch, logs=logs)
 
-    def on_test_batch_begin(self, batch, logs=None):
+    def on_test_batch_begin(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         pass
 
-    def on_test_batch_end(self, batch, logs=None):
+    def on_test_batch_end(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         pass
 
-    def on_predict_batch_begin(self, batch, logs=None):
+    def on_predict_batch_begin(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         pass
 
-    def on_predict_batch_end(self, batch, logs=None):
+    def on_predict_batch_end(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         pass
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
         pass
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
         pass
 
-    def on_test_begin(self, logs=None):
+    def on_test_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
         pass
 
-    def on_test_end(self, logs=None):
+    def on_test_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
         pass
 
-    def on_predict_begin(self, logs=None):
+    def on_predict_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
         pass
 
-    def on_predict_end(self, logs=None):
+    def on_predict_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
         pass
 
 
@@ -88,8 +92,9 @@ class CallbackList(Callback):
     """Dispatches every hook to a list of callbacks. As Keras, a ``ProgbarLogger``
     is put first (when verbose) and a ``History`` last unless given."""
 
-    def __init__(self, callbacks=None, add_history=False, add_progbar=False, model=None,
-                 **params):
+    def __init__(self, callbacks: Union[Callback, Sequence[Callback], None] = None,
+                 add_history: bool = False, add_progbar: bool = False, model: Any = None,
+                 **params: Any) -> None:
         super().__init__()
         if callbacks is None:
             callbacks = []
@@ -116,12 +121,12 @@ class CallbackList(Callback):
         if params:
             self.set_params(params)
 
-    def set_params(self, params):
+    def set_params(self, params: Optional[Dict[str, Any]]) -> None:
         super().set_params(params)
         for cb in self.callbacks:
             cb.set_params(params)
 
-    def set_model(self, model):
+    def set_model(self, model: Any) -> None:
         super().set_model(model)
         for cb in self.callbacks:
             cb.set_model(model)
@@ -130,46 +135,46 @@ class CallbackList(Callback):
         for cb in self.callbacks:
             getattr(cb, hook)(*args)
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         self._call("on_epoch_begin", epoch, logs)
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         self._call("on_epoch_end", epoch, logs)
 
-    def on_train_batch_begin(self, batch, logs=None):
+    def on_train_batch_begin(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         self._call("on_train_batch_begin", batch, logs)
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         self._call("on_train_batch_end", batch, logs)
 
-    def on_test_batch_begin(self, batch, logs=None):
+    def on_test_batch_begin(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         self._call("on_test_batch_begin", batch, logs)
 
-    def on_test_batch_end(self, batch, logs=None):
+    def on_test_batch_end(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         self._call("on_test_batch_end", batch, logs)
 
-    def on_predict_batch_begin(self, batch, logs=None):
+    def on_predict_batch_begin(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         self._call("on_predict_batch_begin", batch, logs)
 
-    def on_predict_batch_end(self, batch, logs=None):
+    def on_predict_batch_end(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         self._call("on_predict_batch_end", batch, logs)
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
         self._call("on_train_begin", logs)
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
         self._call("on_train_end", logs)
 
-    def on_test_begin(self, logs=None):
+    def on_test_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
         self._call("on_test_begin", logs)
 
-    def on_test_end(self, logs=None):
+    def on_test_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
         self._call("on_test_end", logs)
 
-    def on_predict_begin(self, logs=None):
+    def on_predict_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
         self._call("on_predict_begin", logs)
 
-    def on_predict_end(self, logs=None):
+    def on_predict_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
         self._call("on_predict_end", logs)
 
 
@@ -180,15 +185,15 @@ class History(Callback):
     is ``{'verbose', 'epochs', 'steps'}`` as in Keras.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.history = {}
         self.epoch = []
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
         self.epoch = []
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         logs = logs or {}
         self.epoch.append(epoch)
         for k, v in logs.items():
@@ -196,7 +201,7 @@ class History(Callback):
         if self.model is not None:
             self.model.history = self
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<cylstm.callbacks.History epochs={len(self.epoch)} keys={list(self.history)}>"
 
 
@@ -212,8 +217,10 @@ class EarlyStopping(Callback):
     best epoch at the end. ``start_from_epoch`` skips the first epochs.
     """
 
-    def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto",
-                 baseline=None, restore_best_weights=False, start_from_epoch=0):
+    def __init__(self, monitor: str = "val_loss", min_delta: float = 0, patience: int = 0,
+                 verbose: int = 0, mode: str = "auto",
+                 baseline: Optional[float] = None, restore_best_weights: bool = False,
+                 start_from_epoch: int = 0) -> None:
         super().__init__()
         if mode not in ("auto", "min", "max"):
             warnings.warn(f"EarlyStopping mode '{mode}' is unknown, fallback to auto mode.",
@@ -268,14 +275,14 @@ class EarlyStopping(Callback):
             return True
         return bool(self.monitor_op(value - self._signed_delta, reference))
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
         self.wait = 0
         self.stopped_epoch = 0
         self.best = None
         self.best_weights = None
         self.best_epoch = 0
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         if self.monitor_op is None:
             self._set_monitor_op()
         current = self.get_monitor_value(logs)
@@ -297,7 +304,7 @@ class EarlyStopping(Callback):
             self.stopped_epoch = epoch
             self.model.stop_training = True
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
         if self.stopped_epoch > 0 and self.verbose > 0:
             print(f"Epoch {self.stopped_epoch + 1}: early stopping", flush=True)
         if self.restore_best_weights and self.best_weights is not None:
@@ -306,7 +313,7 @@ class EarlyStopping(Callback):
                       f"{self.best_epoch + 1}.", flush=True)
             self.model.set_weights(self.best_weights)
 
-    def get_monitor_value(self, logs):
+    def get_monitor_value(self, logs: Optional[Dict[str, Any]]) -> Optional[float]:
         logs = logs or {}
         value = logs.get(self.monitor)
         if value is None:
@@ -318,7 +325,7 @@ class EarlyStopping(Callback):
 class ProgbarLogger(Callback):
     """Prints Keras's progress bar (verbose=1) or one line per epoch (verbose=2)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.seen = 0
         self.progbar = None
@@ -327,49 +334,49 @@ class ProgbarLogger(Callback):
         self.epochs = 1
         self._called_in_fit = False
 
-    def set_params(self, params):
+    def set_params(self, params: Optional[Dict[str, Any]]) -> None:
         super().set_params(params)
         verbose = params.get("verbose", 1)
         self.verbose = 1 if verbose == "auto" else int(verbose)
         self.epochs = params.get("epochs", 1)
         self.target = params.get("steps")
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
         self._called_in_fit = True
 
-    def on_test_begin(self, logs=None):
+    def on_test_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
         if not self._called_in_fit:
             self._reset()
             self._maybe_init()
 
-    def on_predict_begin(self, logs=None):
+    def on_predict_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
         self._reset()
         self._maybe_init()
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         self._reset()
         self._maybe_init()
         if self.verbose and self.epochs > 1:
             print(f"Epoch {epoch + 1}/{self.epochs}", flush=True)
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         self._update(batch, logs)
 
-    def on_test_batch_end(self, batch, logs=None):
+    def on_test_batch_end(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         if not self._called_in_fit:
             self._update(batch, logs)
 
-    def on_predict_batch_end(self, batch, logs=None):
+    def on_predict_batch_end(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         self._update(batch, None)
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         self._finalize(logs)
 
-    def on_test_end(self, logs=None):
+    def on_test_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
         if not self._called_in_fit:
             self._finalize(logs)
 
-    def on_predict_end(self, logs=None):
+    def on_predict_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
         self._finalize(logs)
 
     def _reset(self):
@@ -398,9 +405,13 @@ class ProgbarLogger(Callback):
 class LambdaCallback(Callback):
     """A callback from functions: ``LambdaCallback(on_epoch_end=lambda epoch, logs: ...)``."""
 
-    def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_train_begin=None,
-                 on_train_end=None, on_train_batch_begin=None, on_train_batch_end=None,
-                 **kwargs):
+    def __init__(self, on_epoch_begin: Optional[Callable[..., Any]] = None,
+                 on_epoch_end: Optional[Callable[..., Any]] = None,
+                 on_train_begin: Optional[Callable[..., Any]] = None,
+                 on_train_end: Optional[Callable[..., Any]] = None,
+                 on_train_batch_begin: Optional[Callable[..., Any]] = None,
+                 on_train_batch_end: Optional[Callable[..., Any]] = None,
+                 **kwargs: Optional[Callable[..., Any]]) -> None:
         super().__init__()
         hooks = dict(on_epoch_begin=on_epoch_begin, on_epoch_end=on_epoch_end,
                      on_train_begin=on_train_begin, on_train_end=on_train_end,

@@ -23,11 +23,15 @@ Computation happens in ``y_pred``'s float dtype (float32 or float64).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Tuple, Type, Union
 
 import numpy as np
 
 from .layers.base import unique_name
+from ._typing import Array, ArrayLike, Config
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = [
     "Loss", "MeanSquaredError", "MeanAbsoluteError", "Huber", "BinaryCrossentropy",
@@ -47,7 +51,8 @@ def _float_dtype(y_pred, dtype=None):
     return kind if kind in (np.float32, np.float64) else np.dtype("float32")
 
 
-def squeeze_or_expand_to_same_rank(x1, x2, expand_rank_1=True):
+def squeeze_or_expand_to_same_rank(x1: Array, x2: Array,
+                                   expand_rank_1: bool = True) -> Tuple[Array, Array]:
     """Keras's rule: make ranks equal when they differ by one trailing axis of size 1."""
     r1, r2 = x1.ndim, x2.ndim
     if r1 == r2:
@@ -247,8 +252,10 @@ def _broadcast_weight(values, sample_weight):
     return values_r, np.broadcast_to(weight_r, values_r.shape)
 
 
-def reduce_weighted(values, grads, sample_weight=None, mask=None,
-                    reduction="sum_over_batch_size"):
+def reduce_weighted(values: Array, grads: Optional[Array],
+                    sample_weight: Optional[ArrayLike] = None, mask: Optional[ArrayLike] = None,
+                    reduction: Optional[str] = "sum_over_batch_size") -> Tuple[Any,
+                    Optional[Array]]:
     """Reduce per-sample values (and their gradients) as Keras's
     ``reduce_weighted_values``; returns (loss, d loss / d y_pred or None)."""
     dtype = values.dtype
@@ -289,7 +296,8 @@ class Loss:
 
     _fn: Optional[Callable[..., Any]] = None
 
-    def __init__(self, name=None, reduction="sum_over_batch_size", dtype=None):
+    def __init__(self, name: Optional[str] = None,
+                 reduction: Optional[str] = "sum_over_batch_size", dtype: Any = None) -> None:
         if reduction not in _REDUCTIONS:
             raise ValueError("Invalid value for argument `reduction`. Expected one of "
                              f"{set(_REDUCTIONS)}. Received: reduction={reduction!r}")
@@ -319,18 +327,22 @@ class Loss:
         values, g = type(self)._fn(y_true, y_pred, grad, **self._kwargs())
         return np.asarray(values, dtype=y_pred.dtype), g, y_pred
 
-    def call(self, y_true, y_pred):
+    def call(self, y_true: ArrayLike, y_pred: ArrayLike) -> Array:
         """The per-sample loss values (no reduction)."""
         return self._values(y_true, y_pred, False)[0]
 
-    def __call__(self, y_true, y_pred, sample_weight=None, mask=None):
+    def __call__(self, y_true: ArrayLike, y_pred: ArrayLike,
+                 sample_weight: Optional[ArrayLike] = None,
+                 mask: Optional[ArrayLike] = None) -> Union[float, Array]:
         values, _, _ = self._values(y_true, y_pred, False)
         loss, _ = reduce_weighted(values, None, sample_weight, mask, self.reduction)
         if np.ndim(loss) == 0:
             return float(loss)
         return loss
 
-    def value_and_grad(self, y_true, y_pred, sample_weight=None, mask=None):
+    def value_and_grad(self, y_true: ArrayLike, y_pred: ArrayLike,
+                       sample_weight: Optional[ArrayLike] = None,
+                       mask: Optional[ArrayLike] = None) -> Tuple[float, Array]:
         """``(loss, d loss / d y_pred)``: the reduced loss as a float and its gradient
         with ``y_pred``'s shape, in ``y_pred``'s float dtype."""
         if self.reduction in (None, "none"):
@@ -342,16 +354,16 @@ class Loss:
         loss, g = reduce_weighted(values, g, sample_weight, mask, self.reduction)
         return float(loss), np.ascontiguousarray(g.reshape(shape), dtype=y_pred_c.dtype)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"name": self.name, "reduction": self.reduction}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Mapping[str, Any]) -> Self:
         config = dict(config)
         config.pop("fn", None)
         return cls(**config)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name}>"
 
 
@@ -367,7 +379,8 @@ class MeanSquaredError(Loss):
     """``mean((y_true - y_pred) ** 2, axis=-1)``, then the batch mean."""
     _fn = staticmethod(_mse)
 
-    def __init__(self, reduction="sum_over_batch_size", name="mean_squared_error", dtype=None):
+    def __init__(self, reduction: Optional[str] = "sum_over_batch_size",
+                 name: Optional[str] = "mean_squared_error", dtype: Any = None) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
 
 
@@ -375,7 +388,8 @@ class MeanAbsoluteError(Loss):
     """``mean(abs(y_true - y_pred), axis=-1)``, then the batch mean."""
     _fn = staticmethod(_mae)
 
-    def __init__(self, reduction="sum_over_batch_size", name="mean_absolute_error", dtype=None):
+    def __init__(self, reduction: Optional[str] = "sum_over_batch_size",
+                 name: Optional[str] = "mean_absolute_error", dtype: Any = None) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
 
 
@@ -383,15 +397,16 @@ class Huber(Loss):
     """Quadratic for ``|error| <= delta``, linear beyond (Keras's Huber)."""
     _fn = staticmethod(_huber)
 
-    def __init__(self, delta=1.0, reduction="sum_over_batch_size", name="huber_loss",
-                 dtype=None):
+    def __init__(self, delta: float = 1.0, reduction: Optional[str] = "sum_over_batch_size",
+                 name: Optional[str] = "huber_loss",
+                 dtype: Any = None) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.delta = float(delta)
 
     def _kwargs(self):
         return {"delta": self.delta}
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {**super().get_config(), "delta": self.delta}
 
 
@@ -399,8 +414,9 @@ class BinaryCrossentropy(Loss):
     """Binary cross-entropy on probabilities (clipped to [1e-7, 1 - 1e-7]) or logits."""
     _fn = staticmethod(_bce)
 
-    def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1,
-                 reduction="sum_over_batch_size", name="binary_crossentropy", dtype=None):
+    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
+                 reduction: Optional[str] = "sum_over_batch_size",
+                 name: Optional[str] = "binary_crossentropy", dtype: Any = None) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.from_logits = bool(from_logits)
         self.label_smoothing = float(label_smoothing)
@@ -416,7 +432,7 @@ class BinaryCrossentropy(Loss):
         values, g = _bce(y_true, y_pred, grad, from_logits=self.from_logits)
         return values, g, y_pred
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {**super().get_config(), "from_logits": self.from_logits,
                 "label_smoothing": self.label_smoothing, "axis": self.axis}
 
@@ -426,8 +442,9 @@ class CategoricalCrossentropy(Loss):
     clipped) or logits."""
     _fn = staticmethod(_cce)
 
-    def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1,
-                 reduction="sum_over_batch_size", name="categorical_crossentropy", dtype=None):
+    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
+                 reduction: Optional[str] = "sum_over_batch_size",
+                 name: Optional[str] = "categorical_crossentropy", dtype: Any = None) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.from_logits = bool(from_logits)
         self.label_smoothing = float(label_smoothing)
@@ -444,7 +461,7 @@ class CategoricalCrossentropy(Loss):
         values, g = _cce(y_true, y_pred, grad, from_logits=self.from_logits)
         return values, g, y_pred
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {**super().get_config(), "from_logits": self.from_logits,
                 "label_smoothing": self.label_smoothing, "axis": self.axis}
 
@@ -453,8 +470,10 @@ class SparseCategoricalCrossentropy(Loss):
     """Cross-entropy with integer class indices as targets."""
     _fn = staticmethod(_scce)
 
-    def __init__(self, from_logits=False, ignore_class=None, reduction="sum_over_batch_size",
-                 name="sparse_categorical_crossentropy", dtype=None):
+    def __init__(self, from_logits: bool = False, ignore_class: Optional[int] = None,
+                 reduction: Optional[str] = "sum_over_batch_size",
+                 name: Optional[str] = "sparse_categorical_crossentropy",
+                 dtype: Any = None) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.from_logits = bool(from_logits)
         if ignore_class is not None:
@@ -465,14 +484,14 @@ class SparseCategoricalCrossentropy(Loss):
     def _kwargs(self):
         return {"from_logits": self.from_logits}
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {**super().get_config(), "from_logits": self.from_logits,
                 "ignore_class": self.ignore_class}
 
 
 # -- functional forms (per-sample values, as keras.losses.<name>) -------------------
 
-def _functional(cls, doc):
+def _functional(cls: Type[Loss], doc: str) -> Callable[..., Array]:
     def fn(y_true, y_pred, **kwargs):
         return cls(**kwargs).call(y_true, y_pred)
     fn.__doc__ = doc
@@ -513,7 +532,7 @@ _BY_FUNCTION = {mean_squared_error: MeanSquaredError, mean_absolute_error: MeanA
                 sparse_categorical_crossentropy: SparseCategoricalCrossentropy}
 
 
-def serialize(loss):
+def serialize(loss: Union[str, Loss]) -> Union[str, Config]:
     """A string for a loss given by name, Keras's dict form for a loss object."""
     if isinstance(loss, str):
         return loss
@@ -521,7 +540,7 @@ def serialize(loss):
             "config": loss.get_config(), "registered_name": None}
 
 
-def deserialize(config):
+def deserialize(config: Union[str, Mapping[str, Any]]) -> Loss:
     if isinstance(config, str):
         return get(config)
     if not isinstance(config, dict) or "class_name" not in config:
@@ -533,7 +552,7 @@ def deserialize(config):
     return cls.from_config(dict(config.get("config") or {}))
 
 
-def get(identifier):
+def get(identifier: Union[str, Mapping[str, Any], Loss, Type[Loss], Callable[..., Any]]) -> Loss:
     """A Loss object from a Keras name ('mse', 'binary_crossentropy', ...), a class,
     a functional form (``cylstm.losses.mse``), a config dict or an instance.
 

@@ -12,9 +12,17 @@ binary accuracy when ``y_pred`` has one unit on its last axis (sigmoid output
 with binary cross-entropy), sparse categorical accuracy when ``y_true`` has one
 axis fewer than ``y_pred`` (or a last axis of 1), categorical accuracy otherwise.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Tuple, Type, Union
+
 import numpy as np
 
 from . import losses as _losses
+from ._typing import Array, ArrayLike, Config
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = [
     "Metric", "Mean", "MeanMetricWrapper", "BinaryAccuracy", "CategoricalAccuracy",
@@ -37,7 +45,7 @@ def _as_arrays(y_true, y_pred):
     return y_true, y_pred
 
 
-def binary_accuracy(y_true, y_pred, threshold=0.5):
+def binary_accuracy(y_true: ArrayLike, y_pred: ArrayLike, threshold: float = 0.5) -> Array:
     """1.0 where ``(y_pred > threshold) == y_true``, per element."""
     y_true, y_pred = _as_arrays(y_true, y_pred)
     y_true, y_pred = _losses.squeeze_or_expand_to_same_rank(y_true, y_pred)
@@ -45,7 +53,7 @@ def binary_accuracy(y_true, y_pred, threshold=0.5):
     return (y_true == y_pred).astype(np.float64)
 
 
-def categorical_accuracy(y_true, y_pred):
+def categorical_accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> Array:
     """1.0 where ``argmax(y_true) == argmax(y_pred)`` (one-hot targets)."""
     y_true, y_pred = _as_arrays(y_true, y_pred)
     labels = np.argmax(y_true, axis=-1)
@@ -58,7 +66,7 @@ def categorical_accuracy(y_true, y_pred):
     return matches.reshape(shape) if reshape else matches
 
 
-def sparse_categorical_accuracy(y_true, y_pred):
+def sparse_categorical_accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> Array:
     """1.0 where ``y_true == argmax(y_pred)`` (integer targets)."""
     y_true, y_pred = _as_arrays(y_true, y_pred)
     shape = y_true.shape
@@ -74,7 +82,7 @@ def sparse_categorical_accuracy(y_true, y_pred):
     return matches
 
 
-def accuracy(y_true, y_pred):
+def accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> Array:
     """1.0 where ``y_true == y_pred`` exactly (Keras's plain ``Accuracy``)."""
     y_true, y_pred = _as_arrays(y_true, y_pred)
     y_true, y_pred = _losses.squeeze_or_expand_to_same_rank(y_true, y_pred)
@@ -98,35 +106,35 @@ class Metric:
 
     _direction = "down"
 
-    def __init__(self, name=None, dtype=None):
+    def __init__(self, name: Optional[str] = None, dtype: Any = None) -> None:
         self.name = name if name is not None else type(self).__name__.lower()
         self.dtype = dtype
         self.reset_state()
 
-    def reset_state(self):
+    def reset_state(self) -> None:
         raise NotImplementedError
 
-    def update_state(self, *args, **kwargs):
+    def update_state(self, *args: Any, **kwargs: Any) -> None:
         raise NotImplementedError
 
-    def result(self):
+    def result(self) -> float:
         raise NotImplementedError
 
-    def reset_states(self):
+    def reset_states(self) -> None:
         self.reset_state()
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> float:
         self.update_state(*args, **kwargs)
         return self.result()
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"name": self.name, "dtype": self.dtype or "float32"}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Mapping[str, Any]) -> Self:
         return cls(**config)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name}>"
 
 
@@ -151,11 +159,11 @@ def _reduce_to_samplewise(values, sample_weight):
 class Mean(Metric):
     """The (weighted) running mean of the values given to ``update_state``."""
 
-    def reset_state(self):
+    def reset_state(self) -> None:
         self.total = 0.0
         self.count = 0.0
 
-    def update_state(self, values, sample_weight=None):
+    def update_state(self, values: ArrayLike, sample_weight: Optional[ArrayLike] = None) -> None:
         values, sample_weight = _reduce_to_samplewise(values, sample_weight)
         self.total += float(np.sum(values))
         if sample_weight is not None:
@@ -165,20 +173,23 @@ class Mean(Metric):
         else:
             self.count += 1
 
-    def result(self):
+    def result(self) -> float:
         return self.total / self.count if self.count else 0.0
 
 
 class MeanMetricWrapper(Mean):
     """A per-sample function ``fn(y_true, y_pred)`` as a running-mean metric."""
 
-    def __init__(self, fn, name=None, dtype=None, **kwargs):
+    def __init__(self, fn: Callable[..., Any], name: Optional[str] = None, dtype: Any = None,
+                 **kwargs: Any) -> None:
         self._fn = fn
         self._fn_kwargs = kwargs
         super().__init__(name=name if name is not None else getattr(fn, "__name__", "mean"),
                          dtype=dtype)
 
-    def update_state(self, y_true, y_pred, sample_weight=None, mask=None):
+    def update_state(self, y_true: ArrayLike, y_pred: ArrayLike,
+                     sample_weight: Optional[ArrayLike] = None,
+                     mask: Optional[ArrayLike] = None) -> None:
         values = self._fn(y_true, y_pred, **self._fn_kwargs)
         if mask is not None:
             mask = np.asarray(mask).astype(np.float64)
@@ -190,7 +201,7 @@ class MeanMetricWrapper(Mean):
                 sample_weight = sample_weight * mask
         super().update_state(values, sample_weight=sample_weight)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {**super().get_config(), **self._fn_kwargs}
 
 
@@ -198,12 +209,13 @@ class BinaryAccuracy(MeanMetricWrapper):
     """How often ``(y_pred > threshold)`` equals the binary target."""
     _direction = "up"
 
-    def __init__(self, name="binary_accuracy", dtype=None, threshold=0.5):
+    def __init__(self, name: Optional[str] = "binary_accuracy", dtype: Any = None,
+                 threshold: float = 0.5) -> None:
         super().__init__(binary_accuracy, name=name, dtype=dtype, threshold=threshold)
         self.threshold = threshold
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Mapping[str, Any]) -> Self:
         return cls(**config)
 
 
@@ -211,7 +223,7 @@ class CategoricalAccuracy(MeanMetricWrapper):
     """How often the argmax of the prediction equals the one-hot target's."""
     _direction = "up"
 
-    def __init__(self, name="categorical_accuracy", dtype=None):
+    def __init__(self, name: Optional[str] = "categorical_accuracy", dtype: Any = None) -> None:
         super().__init__(categorical_accuracy, name=name, dtype=dtype)
 
 
@@ -219,7 +231,8 @@ class SparseCategoricalAccuracy(MeanMetricWrapper):
     """How often the argmax of the prediction equals the integer target."""
     _direction = "up"
 
-    def __init__(self, name="sparse_categorical_accuracy", dtype=None):
+    def __init__(self, name: Optional[str] = "sparse_categorical_accuracy",
+                 dtype: Any = None) -> None:
         super().__init__(sparse_categorical_accuracy, name=name, dtype=dtype)
 
 
@@ -227,35 +240,36 @@ class Accuracy(MeanMetricWrapper):
     """How often predictions equal targets exactly."""
     _direction = "up"
 
-    def __init__(self, name="accuracy", dtype=None):
+    def __init__(self, name: Optional[str] = "accuracy", dtype: Any = None) -> None:
         super().__init__(accuracy, name=name, dtype=dtype)
 
 
 class MeanAbsoluteError(MeanMetricWrapper):
     """Running mean of the per-sample mean absolute error."""
 
-    def __init__(self, name="mean_absolute_error", dtype=None):
+    def __init__(self, name: Optional[str] = "mean_absolute_error", dtype: Any = None) -> None:
         super().__init__(mean_absolute_error, name=name, dtype=dtype)
 
 
 class MeanSquaredError(MeanMetricWrapper):
     """Running mean of the per-sample mean squared error."""
 
-    def __init__(self, name="mean_squared_error", dtype=None):
+    def __init__(self, name: Optional[str] = "mean_squared_error", dtype: Any = None) -> None:
         super().__init__(mean_squared_error, name=name, dtype=dtype)
 
 
 class BinaryCrossentropy(MeanMetricWrapper):
     """Running mean of the per-sample binary cross-entropy."""
 
-    def __init__(self, name="binary_crossentropy", dtype=None, from_logits=False,
-                 label_smoothing=0.0):
+    def __init__(self, name: Optional[str] = "binary_crossentropy", dtype: Any = None,
+                 from_logits: bool = False,
+                 label_smoothing: float = 0.0) -> None:
         super().__init__(_loss_values(_losses.BinaryCrossentropy, from_logits=from_logits,
                                       label_smoothing=label_smoothing),
                          name=name, dtype=dtype)
         self.from_logits, self.label_smoothing = from_logits, label_smoothing
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"name": self.name, "dtype": self.dtype or "float32",
                 "from_logits": self.from_logits, "label_smoothing": self.label_smoothing}
 
@@ -263,14 +277,15 @@ class BinaryCrossentropy(MeanMetricWrapper):
 class CategoricalCrossentropy(MeanMetricWrapper):
     """Running mean of the per-sample categorical cross-entropy."""
 
-    def __init__(self, name="categorical_crossentropy", dtype=None, from_logits=False,
-                 label_smoothing=0.0):
+    def __init__(self, name: Optional[str] = "categorical_crossentropy", dtype: Any = None,
+                 from_logits: bool = False,
+                 label_smoothing: float = 0.0) -> None:
         super().__init__(_loss_values(_losses.CategoricalCrossentropy, from_logits=from_logits,
                                       label_smoothing=label_smoothing),
                          name=name, dtype=dtype)
         self.from_logits, self.label_smoothing = from_logits, label_smoothing
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"name": self.name, "dtype": self.dtype or "float32",
                 "from_logits": self.from_logits, "label_smoothing": self.label_smoothing}
 
@@ -278,12 +293,13 @@ class CategoricalCrossentropy(MeanMetricWrapper):
 class SparseCategoricalCrossentropy(MeanMetricWrapper):
     """Running mean of the per-sample sparse categorical cross-entropy."""
 
-    def __init__(self, name="sparse_categorical_crossentropy", dtype=None, from_logits=False):
+    def __init__(self, name: Optional[str] = "sparse_categorical_crossentropy",
+                 dtype: Any = None, from_logits: bool = False) -> None:
         super().__init__(_loss_values(_losses.SparseCategoricalCrossentropy,
                                       from_logits=from_logits), name=name, dtype=dtype)
         self.from_logits = from_logits
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"name": self.name, "dtype": self.dtype or "float32",
                 "from_logits": self.from_logits}
 
@@ -306,7 +322,7 @@ _BY_FUNCTION = {binary_accuracy: BinaryAccuracy, categorical_accuracy: Categoric
                 mean_absolute_error: MeanAbsoluteError, mean_squared_error: MeanSquaredError}
 
 
-def is_binary_or_sparse_categorical(y_true, y_pred):
+def is_binary_or_sparse_categorical(y_true: ArrayLike, y_pred: ArrayLike) -> Tuple[bool, bool]:
     """Keras's shape rule behind ``'accuracy'``: (is_binary, is_sparse_categorical)."""
     t_shape, p_shape = np.shape(y_true), np.shape(y_pred)
     t_last = t_shape[-1] if t_shape else None
@@ -317,7 +333,7 @@ def is_binary_or_sparse_categorical(y_true, y_pred):
     return is_binary, is_sparse
 
 
-def resolve(identifier, y_true, y_pred):
+def resolve(identifier: Any, y_true: ArrayLike, y_pred: ArrayLike) -> Metric:
     """The metric object for ``compile(metrics=[identifier])`` given a batch's shapes.
 
     ``'accuracy'``/``'acc'`` become Binary/SparseCategorical/CategoricalAccuracy
@@ -337,7 +353,7 @@ def resolve(identifier, y_true, y_pred):
     return metric
 
 
-def serialize(metric):
+def serialize(metric: Union[str, Metric, Callable[..., Any]]) -> Union[str, Config]:
     if isinstance(metric, str):
         return metric
     if type(metric).__name__ not in _BY_CLASS:
@@ -347,7 +363,7 @@ def serialize(metric):
             "config": metric.get_config(), "registered_name": None}
 
 
-def deserialize(config):
+def deserialize(config: Union[str, Mapping[str, Any]]) -> Union[str, Metric]:
     if isinstance(config, str):
         return config
     if not isinstance(config, dict) or "class_name" not in config:
@@ -359,7 +375,7 @@ def deserialize(config):
     return cls.from_config(dict(config.get("config") or {}))
 
 
-def get(identifier):
+def get(identifier: Union[str, Mapping[str, Any], Metric, Type[Metric], Callable[..., Any]]) -> Metric:
     """A metric object from a Keras name, a class, a function, a config dict or an instance.
 
     ``'accuracy'`` needs the data's shapes: use ``resolve`` (``compile`` does).
