@@ -375,7 +375,8 @@ def deserialize(config: Union[str, Mapping[str, Any]]) -> Union[str, Metric]:
     return cls.from_config(dict(config.get("config") or {}))
 
 
-def get(identifier: Union[str, Mapping[str, Any], Metric, Type[Metric], Callable[..., Any]]) -> Metric:
+def get(identifier: Union[str, Mapping[str, Any], Metric, Type[Metric], Callable[..., Any]]
+        ) -> Metric:
     """A metric object from a Keras name, a class, a function, a config dict or an instance.
 
     ``'accuracy'`` needs the data's shapes: use ``resolve`` (``compile`` does).

@@ -62,7 +62,7 @@ class Layer:
 
     supports_masking = False
 
-    def __init__(self, name: Optional[str] = None, dtype: DTypeLike = None,
+    def __init__(self, name: Optional[str] = None, dtype: Optional[DTypeLike] = None,
                  trainable: bool = True, input_shape: Optional[ShapeLike] = None,
                  batch_input_shape: Optional[ShapeLike] = None,
                  input_dim: Optional[int] = None, **kwargs: Any) -> None:

@@ -530,7 +530,7 @@ class LSTM(_Module):
     # -- other worlds ------------------------------------------------------------
     @classmethod
     def from_torch(cls, module_or_state_dict: Any, *, batch_first: Optional[bool] = None,
-                   dtype: DTypeLike = None, prefix: Optional[str] = None) -> Self:
+                   dtype: Optional[DTypeLike] = None, prefix: Optional[str] = None) -> Self:
         """A cylstm.nn.LSTM with the weights of a ``torch.nn.LSTM`` or of its state dict.
 
         A state dict may hold torch tensors or NumPy arrays (what a server
@@ -773,7 +773,7 @@ class LSTMCell(_Module):
         return result, backprop
 
     @classmethod
-    def from_torch(cls, module_or_state_dict: Any, *, dtype: DTypeLike = None,
+    def from_torch(cls, module_or_state_dict: Any, *, dtype: Optional[DTypeLike] = None,
                    prefix: Optional[str] = None) -> Self:
         """A cylstm.nn.LSTMCell with the weights of a ``torch.nn.LSTMCell`` or its state dict."""
         obj = module_or_state_dict
