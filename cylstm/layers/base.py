@@ -45,7 +45,17 @@ def unique_name(base: str) -> str:
 
 
 class SymbolicTensor:
-    """The light symbolic output spec Keras shows as ``layer.output``."""
+    """The light symbolic output spec Keras shows as ``layer.output``.
+
+    Parameters
+    ----------
+    shape : sequence of int or None
+        The shape, None for unknown dimensions (the batch axis).
+    dtype : str
+        The dtype name.
+    name : str, optional
+        The name of the layer that produces it.
+    """
 
     def __init__(self, shape: ShapeLike, dtype: Any, name: Optional[str] = None) -> None:
         self.shape = tuple(shape)
@@ -58,7 +68,37 @@ class SymbolicTensor:
 
 
 class Layer:
-    """Base class of cylstm's Keras-style layers."""
+    """Base class of cylstm's Keras-style layers.
+
+    A layer holds its weights as NumPy arrays (``layer.weights``, also readable
+    as attributes such as ``layer.kernel``) and their gradients in
+    ``layer.grads`` under the same names. It is built on its first call (or by
+    ``build``). ``layer(inputs, ...)`` runs ``call``; training uses
+    ``y, backprop = layer.forward_train(inputs)``, where ``backprop(dy)`` adds
+    the weight gradients into ``layer.grads`` and returns the gradient with
+    respect to the inputs.
+
+    Parameters
+    ----------
+    name : str, optional
+        The layer's name; by default the class name in snake case with a
+        counter, as Keras names layers (``lstm``, ``lstm_1``, ...).
+    dtype : str or numpy dtype, optional
+        The dtype of the weights and outputs: ``"float32"`` (default) or
+        ``"float64"``. Keras's ``DTypePolicy`` dicts are accepted.
+    trainable : bool, default True
+        Whether training updates the weights.
+    input_shape : tuple, optional
+        The shape of one sample (without the batch axis); a ``Sequential``
+        model that starts with this layer is built at once.
+    batch_input_shape : tuple, optional
+        The input shape with the batch axis.
+    input_dim : int, optional
+        The last axis of the input (with ``input_length``, the time axis).
+    **kwargs
+        ``input_length``; ``autocast`` and ``batch_size`` are accepted and
+        ignored. Any other keyword raises ``TypeError``.
+    """
 
     supports_masking = False
 
@@ -99,6 +139,33 @@ class Layer:
     def add_weight(self, name: str, shape: ShapeLike, initializer: IdentifierLike = "zeros",
                    regularizer: IdentifierLike = None,
                    constraint: IdentifierLike = None, trainable: bool = True) -> Array:
+        """Create a weight, with its gradient buffer, and register it.
+
+        Parameters
+        ----------
+        name : str
+            The weight's name (``layer.weights`` order is creation order).
+        shape : tuple of int
+            Its shape.
+        initializer : str, dict, Initializer or callable, default "zeros"
+            How to fill it (see :func:`cylstm.initializers.get`).
+        regularizer : str, dict, Regularizer or None, optional
+            A penalty added to ``layer.losses`` (see :func:`cylstm.regularizers.get`).
+        constraint : str, dict, Constraint or None, optional
+            A projection applied after every optimizer step.
+        trainable : bool, default True
+            Whether optimizers update it.
+
+        Returns
+        -------
+        numpy.ndarray
+            The new weight (the layer's own array; optimizers update it in place).
+
+        Raises
+        ------
+        ValueError
+            If the initializer returns another shape.
+        """
         init = _initializers.get(initializer)
         value = np.ascontiguousarray(init(tuple(shape), dtype=self.dtype), dtype=self.dtype)
         if value.shape != tuple(shape):
@@ -123,28 +190,53 @@ class Layer:
 
     @property
     def weights(self) -> List[Array]:
+        """All weight arrays in creation order (the layer's own arrays, not copies)."""
         return list(self._params.values())
 
     @property
     def trainable_weights(self) -> List[Array]:
+        """The weights optimizers update (none when ``trainable`` is False)."""
         if not self.trainable:
             return []
         return [self._params[n] for n in self._trainable_names]
 
     @property
     def non_trainable_weights(self) -> List[Array]:
+        """The weights optimizers do not update."""
         if not self.trainable:
             return self.weights
         return [v for n, v in self._params.items() if n not in self._trainable_names]
 
     @property
     def variables(self) -> List[Array]:
+        """The same list as ``weights`` (Keras's name)."""
         return self.weights
 
     def get_weights(self) -> List[Array]:
+        """Copies of the weights, in ``weights`` order (Keras's list and shapes).
+
+        Returns
+        -------
+        list of numpy.ndarray
+            Copies; changing them does not change the layer.
+        """
         return [w.copy() for w in self._params.values()]
 
     def set_weights(self, weights: Iterable[ArrayLike]) -> None:
+        """Copy values into the weights, in ``get_weights`` order.
+
+        Parameters
+        ----------
+        weights : iterable of array_like
+            One array per weight, of the weight's shape (cast to the layer's
+            dtype). Keras or torch tensors are accepted (anything with
+            ``.numpy()`` or convertible by ``numpy.asarray``).
+
+        Raises
+        ------
+        ValueError
+            If the number of arrays or a shape differs.
+        """
         weights = list(weights)
         names = list(self._params)
         if len(weights) != len(names):
@@ -163,6 +255,17 @@ class Layer:
         """Hook for layers that keep derived copies of their weights."""
 
     def count_params(self) -> int:
+        """The number of weight values.
+
+        Returns
+        -------
+        int
+
+        Raises
+        ------
+        ValueError
+            If the layer is not built yet.
+        """
         if not self.built:
             raise ValueError(f"You tried to call `count_params` on layer {self.name!r}, "
                              "but the layer isn't built. Call `build(input_shape)` first.")
@@ -175,6 +278,7 @@ class Layer:
         return [(n, self._params[n], self.grads[n]) for n in self._trainable_names]
 
     def zero_grad(self) -> None:
+        """Set every gradient in ``layer.grads`` to zero (in place)."""
         for g in self.grads.values():
             g.fill(0)
 
@@ -185,6 +289,12 @@ class Layer:
         return [float(reg(self._params[n])) for n, reg in self._regularizers.items()]
 
     def regularization_loss(self) -> float:
+        """The sum of ``layer.losses``.
+
+        Returns
+        -------
+        float
+        """
         return float(sum(self.losses))
 
     def add_regularization_gradients(self) -> None:
@@ -199,6 +309,15 @@ class Layer:
 
     # -- building and calling ---------------------------------------------
     def build(self, input_shape: ShapeLike) -> None:
+        """Create the weights for inputs of shape ``input_shape``.
+
+        Called by the first call; call it directly to build a layer before use.
+
+        Parameters
+        ----------
+        input_shape : tuple
+            The input shape with the batch axis (None for unknown dimensions).
+        """
         self._build_input_shape = tuple(input_shape)
         self.built = True
 
@@ -208,16 +327,51 @@ class Layer:
             self._build_input_shape = (None,) + tuple(input_shape)[1:]
 
     def compute_output_shape(self, input_shape: ShapeLike) -> Any:
+        """The output shape for inputs of shape ``input_shape``.
+
+        Parameters
+        ----------
+        input_shape : tuple
+            The input shape with the batch axis (None for unknown dimensions).
+
+        Returns
+        -------
+        tuple or list of tuple
+            The output shape; a list of shapes for layers that return several
+            arrays (``return_state=True``).
+        """
         return tuple(input_shape)
 
     def compute_mask(self, inputs: Any, mask: Optional[ArrayLike] = None) -> Any:
+        """The mask of this layer's output, as Keras propagates masks.
+
+        Parameters
+        ----------
+        inputs : array_like
+            The layer's inputs.
+        mask : array_like of bool, optional
+            The incoming mask.
+
+        Returns
+        -------
+        numpy.ndarray, list or None
+            The incoming mask for layers that support masking, else None.
+        """
         return mask if self.supports_masking else None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the layer: ``layer(inputs, ...)`` runs ``call`` with the same arguments.
+
+        The layer is built on the first call. See ``call`` of each layer for its
+        arguments and what it returns.
+        """
         return self.call(*args, **kwargs)
 
     @property
     def output(self) -> Union[SymbolicTensor, List[SymbolicTensor]]:
+        """The symbolic output (shape and dtype) of the last build, as Keras's
+        ``layer.output``; a list of them for several outputs.
+        """
         if self._output_spec is None:
             if self._build_input_shape is None:
                 raise AttributeError(f"Layer {self.name!r} has never been called and thus "
@@ -230,10 +384,29 @@ class Layer:
 
     # -- config ----------------------------------------------------------
     def get_config(self) -> Config:
+        """The layer's configuration, a JSON-serialisable dict (Keras's keys).
+
+        Returns
+        -------
+        dict
+            ``type(layer).from_config(config)`` makes an equal, unbuilt layer.
+        """
         return {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Self:
+        """A layer from the dict ``get_config`` returned.
+
+        Parameters
+        ----------
+        config : dict
+            The configuration (Keras's keys).
+
+        Returns
+        -------
+        Layer
+            A new, unbuilt layer of this class.
+        """
         return cls(**config)
 
     def __repr__(self) -> str:
