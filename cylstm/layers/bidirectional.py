@@ -116,6 +116,31 @@ class Bidirectional(Layer):
 
     ``Bidirectional(LSTM(64, return_sequences=True), merge_mode='concat')``;
     call it as the LSTM: ``layer(x, initial_state=None, mask=None, training=False)``.
+    The wrapper runs a fresh copy of ``layer`` forward and a copy with
+    ``go_backwards=True`` (or ``backward_layer``) and merges their outputs,
+    the backward sequence put back in time order. Weights are the forward
+    layer's then the backward layer's (``forward/kernel``, ...,
+    ``backward/bias`` in ``grads``).
+
+    Parameters
+    ----------
+    layer : LSTM or dict
+        The layer to wrap (or its serialised form); it is copied, not shared.
+    merge_mode : {"concat", "sum", "mul", "ave", None}, default "concat"
+        How to combine the two outputs; None returns both as a list.
+    weights : list of array_like, optional
+        Initial weights (forward layer's, then backward layer's), set at build.
+    backward_layer : LSTM or dict, optional
+        The backward layer (must have ``go_backwards=True`` and the same
+        ``return_sequences``/``return_state``/``stateful``); by default a copy
+        of ``layer``.
+    **kwargs
+        Arguments of :class:`~cylstm.layers.Layer`.
+
+    Raises
+    ------
+    ValueError
+        If ``layer`` is not a cylstm LSTM, or for an unknown ``merge_mode``.
     """
 
     supports_masking = True
@@ -199,6 +224,7 @@ class Bidirectional(Layer):
     # -- trainable propagates to the inner layers, as Keras ----------------
     @property
     def trainable(self) -> bool:
+        """Whether training updates the weights (setting it sets both layers')."""
         return self.__dict__.get("_trainable", True)
 
     @trainable.setter
@@ -212,21 +238,42 @@ class Bidirectional(Layer):
     # -- weights (forward layer's, then backward layer's) -------------------
     @property
     def weights(self) -> List[Array]:
+        """The forward layer's weights, then the backward layer's."""
         return self.forward_layer.weights + self.backward_layer.weights
 
     @property
     def trainable_weights(self) -> List[Array]:
+        """The weights optimizers update (both layers)."""
         return self.forward_layer.trainable_weights + self.backward_layer.trainable_weights
 
     @property
     def non_trainable_weights(self) -> List[Array]:
+        """The weights optimizers do not update (both layers)."""
         return (self.forward_layer.non_trainable_weights
                 + self.backward_layer.non_trainable_weights)
 
     def get_weights(self) -> List[Array]:
+        """Copies of the forward layer's weights, then the backward layer's.
+
+        Returns
+        -------
+        list of numpy.ndarray
+        """
         return self.forward_layer.get_weights() + self.backward_layer.get_weights()
 
     def set_weights(self, weights: Iterable[ArrayLike]) -> None:
+        """Set the forward layer's weights, then the backward layer's.
+
+        Parameters
+        ----------
+        weights : iterable of array_like
+            As many arrays as ``get_weights`` returns, of the same shapes.
+
+        Raises
+        ------
+        ValueError
+            If the number of arrays or a shape differs.
+        """
         weights = list(weights)
         n_fw = len(self.forward_layer.weights)
         n_bw = len(self.backward_layer.weights)
@@ -238,12 +285,19 @@ class Bidirectional(Layer):
         self.backward_layer.set_weights(weights[n_fw:])
 
     def count_params(self) -> int:
+        """The number of weight values of both layers.
+
+        Returns
+        -------
+        int
+        """
         if not self.built:
             raise ValueError(f"You tried to call `count_params` on layer {self.name!r}, "
                              "but the layer isn't built. Call `build(input_shape)` first.")
         return self.forward_layer.count_params() + self.backward_layer.count_params()
 
     def zero_grad(self) -> None:
+        """Zero the gradients of both layers."""
         self.forward_layer.zero_grad()
         self.backward_layer.zero_grad()
 
@@ -262,22 +316,34 @@ class Bidirectional(Layer):
     # -- states ------------------------------------------------------------
     @property
     def states(self) -> Optional[Tuple[Array, ...]]:
+        """The kept states of a stateful wrapper: forward h, c, backward h, c (or None)."""
         if self.forward_layer.states and self.backward_layer.states:
             return tuple(self.forward_layer.states + self.backward_layer.states)
         return None
 
     def reset_state(self) -> None:
+        """Zero the kept states of both layers (stateful wrappers only)."""
         if not self.stateful:
             raise AttributeError("Layer must be stateful.")
         self.forward_layer.reset_state()
         self.backward_layer.reset_state()
 
     def reset_states(self) -> None:
+        """Zero the kept states (Keras 2's name of ``reset_state``)."""
         self.reset_state()
 
     # -- building ----------------------------------------------------------
     def build(self, input_shape: ShapeLike,
               initial_state_shape: Optional[Sequence[ShapeLike]] = None) -> None:
+        """Build both layers for inputs of shape ``input_shape``.
+
+        Parameters
+        ----------
+        input_shape : tuple
+            The 3-D input shape.
+        initial_state_shape : list of tuple, optional
+            Accepted for Keras's signature.
+        """
         input_shape = tuple(input_shape)
         if not self.forward_layer.built:
             self.forward_layer.build(input_shape)
@@ -300,6 +366,19 @@ class Bidirectional(Layer):
 
     def compute_output_shape(self, input_shape: ShapeLike,
                              initial_state_shape: Optional[Sequence[ShapeLike]] = None) -> Any:
+        """The merged output shape (a list with ``return_state`` or ``merge_mode=None``).
+
+        Parameters
+        ----------
+        input_shape : tuple
+            The 3-D input shape.
+        initial_state_shape : list of tuple, optional
+            Not used.
+
+        Returns
+        -------
+        tuple or list of tuple
+        """
         fw = self.forward_layer.compute_output_shape(input_shape)
         bw = self.backward_layer.compute_output_shape(input_shape)
         states = []
@@ -318,6 +397,19 @@ class Bidirectional(Layer):
         return out[0] if len(out) == 1 else out
 
     def compute_mask(self, inputs: ArrayLike, mask: Optional[ArrayLike] = None) -> Any:
+        """The output mask: the input mask with ``return_sequences``, else None
+        (a list matching the outputs with ``return_state`` or ``merge_mode=None``).
+
+        Parameters
+        ----------
+        inputs : array_like
+        mask : array_like of bool, optional
+            (batch, timesteps).
+
+        Returns
+        -------
+        numpy.ndarray, list or None
+        """
         if isinstance(mask, (list, tuple)):
             mask = mask[0]
         if self.return_sequences:
@@ -393,6 +485,31 @@ class Bidirectional(Layer):
 
     def call(self, sequences: ArrayLike, initial_state: Optional[StatesLike] = None,
              mask: Optional[ArrayLike] = None, training: bool = False) -> LayerOutput:
+        """Run both layers and merge their outputs.
+
+        Parameters
+        ----------
+        sequences : array_like
+            (batch, timesteps, features) (or time-major, as the wrapped LSTM).
+        initial_state : sequence of four array_like, optional
+            ``[forward_h, forward_c, backward_h, backward_c]``.
+        mask : array_like of bool, optional
+            (batch, timesteps); masked steps of the merged sequence are zeros.
+        training : bool, default False
+            Apply the layers' dropout.
+
+        Returns
+        -------
+        numpy.ndarray or list of numpy.ndarray
+            The merged output; with ``merge_mode=None`` the list
+            ``[forward_output, backward_output]``; with ``return_state`` the
+            outputs followed by the four final states.
+
+        Raises
+        ------
+        ValueError
+            If ``initial_state`` is not a list of four arrays.
+        """
         fw_state, bw_state = self._prepare(sequences, initial_state)
         y = self.forward_layer(sequences, initial_state=fw_state, mask=mask, training=training)
         y_rev = self.backward_layer(sequences, initial_state=bw_state, mask=mask,
@@ -402,12 +519,26 @@ class Bidirectional(Layer):
 
     def forward_train(self, sequences: ArrayLike, initial_state: Optional[StatesLike] = None,
                       mask: Optional[ArrayLike] = None, training: bool = True) -> Tuple[Any, Callable[[Any], Any]]:
-        """``(y, backprop)`` with ``y`` as the call returns it.
+        """Training forward: ``(y, backprop)``, with ``y`` as ``call`` returns it.
 
-        ``backprop(dy)``: ``dy`` has the structure of ``y`` (a list when ``y`` is,
-        entries may be None); it adds the gradients of both inner layers into
-        their ``grads`` and returns ``dx``, or ``(dx, [dfh0, dfc0, dbh0, dbc0])``
+        ``backprop(dy)`` (``dy`` shaped as ``y``; with several outputs a list whose
+        entries may be None) adds the gradients of both layers into their
+        ``grads`` and returns ``dx``, or ``(dx, [dh0_f, dc0_f, dh0_b, dc0_b])``
         when ``initial_state`` was given.
+
+        Parameters
+        ----------
+        sequences : array_like
+            As in ``call``.
+        initial_state : sequence of four array_like, optional
+        mask : array_like of bool, optional
+        training : bool, default True
+            Apply dropout.
+
+        Returns
+        -------
+        y : numpy.ndarray or list of numpy.ndarray
+        backprop : callable
         """
         fw_state, bw_state = self._prepare(sequences, initial_state)
         y_fw, bp_fw = self.forward_layer.forward_train(
@@ -475,6 +606,7 @@ class Bidirectional(Layer):
 
     # -- config ------------------------------------------------------------
     def get_config(self) -> Config:
+        """The wrapper's configuration (Keras 3's keys, the layers serialised)."""
         zero = self.return_sequences  # what Keras forces on the wrapped layers
         return {
             "name": self.name,
@@ -487,6 +619,16 @@ class Bidirectional(Layer):
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Self:
+        """A wrapper from ``get_config()`` output or a Keras 3 Bidirectional config.
+
+        Parameters
+        ----------
+        config : dict
+
+        Returns
+        -------
+        Bidirectional
+        """
         config = copy.deepcopy(dict(config))
         config["layer"] = _deserialize_layer(config["layer"], "layer")
         backward = config.pop("backward_layer", None)
