@@ -139,8 +139,12 @@ class _Slot:
 
 
 class _Module:
-    """What LSTM and LSTMCell share: torch-named weights over kernel-layout
-    storage, state dicts, gradients, train/eval."""
+    """What ``cylstm.nn.LSTM`` and ``cylstm.nn.LSTMCell`` share with
+    ``torch.nn.Module``: torch-named weights (``module.weight_ih_l0``, ...)
+    over storage in the kernel's layout, state dicts, gradients
+    (``module.grads``, under the same names), ``train``/``eval``.
+    ``module(input, hx)`` runs ``forward``.
+    """
 
     _module_name = "Module"
 
@@ -185,28 +189,69 @@ class _Module:
 
     # -- torch.nn.Module surface ---------------------------------------------
     def parameters(self) -> Iterator[Array]:
+        """The weight arrays in torch's order (the module's own arrays).
+
+        Returns
+        -------
+        iterator of numpy.ndarray
+        """
         return iter(list(self._params.values()))
 
     def named_parameters(self, prefix: str = "") -> Iterator[Tuple[str, Array]]:
-        """(name, array) pairs in torch's order (the arrays are the module's own)."""
+        """``(name, array)`` pairs in torch's order (the arrays are the module's own).
+
+        Parameters
+        ----------
+        prefix : str, default ""
+            Put in front of every name.
+
+        Returns
+        -------
+        iterator of (str, numpy.ndarray)
+        """
         return iter([(prefix + n, v) for n, v in self._params.items()])
 
     def state_dict(self, prefix: str = "") -> Dict[str, Array]:
-        """OrderedDict of the weights under torch's names, in torch's order.
+        """The weights under torch's names, in torch's order.
 
         The arrays are the module's own (they share memory, as torch's
         tensors do); ``{k: v.copy() for k, v in sd.items()}`` for a snapshot.
+
+        Parameters
+        ----------
+        prefix : str, default ""
+            Put in front of every key.
+
+        Returns
+        -------
+        collections.OrderedDict of str to numpy.ndarray
         """
         return collections.OrderedDict((prefix + n, v) for n, v in self._params.items())
 
     def load_state_dict(self, state_dict: Mapping[str, Any],
                         strict: bool = True) -> IncompatibleKeys:
-        """Copy weights in from a mapping of torch names to NumPy arrays or
-        torch tensors (any float dtype; cast to the module's dtype).
+        """Copy weights in from a mapping of torch names to arrays.
 
-        ``strict`` as torch: missing or unexpected keys raise ValueError
-        (torch: RuntimeError); with ``strict=False`` they are returned in
-        ``(missing_keys, unexpected_keys)``. A shape mismatch always raises.
+        Parameters
+        ----------
+        state_dict : mapping of str to array_like
+            NumPy arrays or torch tensors, any float dtype (cast to the module's).
+        strict : bool, default True
+            As torch: missing or unexpected keys raise ``ValueError`` (torch:
+            ``RuntimeError``); with ``strict=False`` they are only reported.
+
+        Returns
+        -------
+        IncompatibleKeys
+            The named tuple ``(missing_keys, unexpected_keys)``.
+
+        Raises
+        ------
+        ValueError
+            For a shape mismatch (always) or, with ``strict``, missing or
+            unexpected keys. No weight is written when it raises.
+        TypeError
+            If ``state_dict`` is not a mapping, or an array is not real.
         """
         if not isinstance(state_dict, collections.abc.Mapping):
             raise TypeError("load_state_dict expects a mapping of parameter names to "
@@ -235,24 +280,50 @@ class _Module:
         return IncompatibleKeys(missing, unexpected)
 
     def zero_grad(self, set_to_none: bool = False) -> None:
-        """Zero ``self.grads`` (always zeroed in place; ``set_to_none`` is ignored)."""
+        """Zero ``module.grads`` in place.
+
+        Parameters
+        ----------
+        set_to_none : bool, default False
+            Accepted for torch's signature; the gradients are always zeroed in place.
+        """
         for g in self.grads.values():
             g.fill(0)
 
     def train(self, mode: bool = True) -> Self:
+        """Set training mode (dropout between layers acts in ``forward``).
+
+        Parameters
+        ----------
+        mode : bool, default True
+            True for training, False for evaluation.
+
+        Returns
+        -------
+        module
+            The module itself.
+        """
         self.training = bool(mode)
         return self
 
     def eval(self) -> Self:
+        """Set evaluation mode (no dropout); the same as ``train(False)``.
+
+        Returns
+        -------
+        module
+            The module itself.
+        """
         return self.train(False)
 
     def reset_parameters(self) -> None:
-        """torch's default init: every weight and bias ~ U(-1/sqrt(hidden_size), +...)."""
+        """Re-draw the weights as torch does: every weight and bias ~ U(-1/sqrt(hidden_size), 1/sqrt(hidden_size))."""
         k = 1.0 / np.sqrt(self.hidden_size)
         for value in self._params.values():
             value[...] = self._rng.uniform(-k, k, size=value.shape)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """``module(input, hx=None)``: runs ``forward``."""
         return self.forward(*args, **kwargs)
 
     def __repr__(self) -> str:
@@ -275,8 +346,34 @@ class LSTM(_Module):
     hidden_size), with D = 2 if bidirectional, H_out = proj_size or
     hidden_size. Weights ``weight_ih_l{k}``, ``weight_hh_l{k}``,
     ``bias_ih_l{k}``, ``bias_hh_l{k}``, ``weight_hr_l{k}`` (and ``_reverse``),
-    gates i, f, g, o. ``dtype`` float32 (default) or float64; ``seed`` seeds
-    the initial weights and the dropout masks.
+    gates i, f, g, o, so ``lstm.load_state_dict(torch_lstm.state_dict())``
+    gives torch's outputs.
+
+    Parameters
+    ----------
+    input_size : int
+        The number of input features.
+    hidden_size : int
+        The size of the cell state (and of h without a projection).
+    num_layers : int, default 1
+        Stacked layers.
+    bias : bool, default True
+        Whether the layers have ``bias_ih``/``bias_hh``.
+    batch_first : bool, default False
+        Input and output are (N, L, ...) instead of (L, N, ...).
+    dropout : float, default 0.0
+        Dropout on the outputs of every layer but the last, in training mode.
+    bidirectional : bool, default False
+        Run every layer in both directions.
+    proj_size : int, default 0
+        If positive, h is projected to this size (``weight_hr_l{k}``);
+        must be smaller than ``hidden_size``.
+    dtype : numpy dtype, default numpy.float32
+        ``float32`` or ``float64``.
+    seed : int, optional
+        Seeds the initial weights and the dropout masks.
+    device : {"cpu", None}, optional
+        Any other device raises ``ValueError``.
     """
 
     _module_name = "LSTM"
@@ -345,6 +442,7 @@ class LSTM(_Module):
 
     @property
     def num_directions(self) -> int:
+        """2 for a bidirectional LSTM, else 1."""
         return 2 if self.bidirectional else 1
 
     @property
@@ -352,6 +450,7 @@ class LSTM(_Module):
         return self.proj_size or self.hidden_size
 
     def extra_repr(self) -> str:
+        """The constructor arguments that differ from the defaults, as torch prints them."""
         s = f"{self.input_size}, {self.hidden_size}"
         if self.proj_size:
             s += f", proj_size={self.proj_size}"
@@ -457,7 +556,23 @@ class LSTM(_Module):
 
     def forward(self, input: ArrayLike, hx: Optional[Tuple[ArrayLike, ArrayLike]] = None
                 ) -> Tuple[Array, Tuple[Array, Array]]:
-        """``output, (h_n, c_n)``, with torch.nn.LSTM's shapes."""
+        """Run the LSTM over a sequence: ``output, (h_n, c_n)``, with torch.nn.LSTM's shapes.
+
+        Parameters
+        ----------
+        input : array_like
+            (L, N, H_in), (N, L, H_in) with ``batch_first``, or unbatched (L, H_in).
+        hx : tuple of two array_like, optional
+            ``(h_0, c_0)``, each (D*num_layers, N, H_out / hidden_size)
+            (without N when unbatched); zeros when omitted.
+
+        Returns
+        -------
+        output : numpy.ndarray
+            (L, N, D*H_out) (batch first with ``batch_first``).
+        (h_n, c_n) : tuple of numpy.ndarray
+            The final states of every layer and direction.
+        """
         x, time_major, batched, h0, c0 = self._prepare(input, hx)
         out, h_n, c_n, _, _ = self._run(x, time_major, h0, c0, False)
         if not batched:
@@ -474,6 +589,20 @@ class LSTM(_Module):
         ``(dx, (dh0, dc0))`` when ``hx`` was given. The gradients are those of
         ``sum(output*d_output) + sum(h_n*d_h_n) + sum(c_n*d_c_n)``. Dropout
         acts as in a call (training mode only).
+
+        Parameters
+        ----------
+        input : array_like
+            As in ``forward``.
+        hx : tuple of two array_like, optional
+            ``(h_0, c_0)``; zeros when omitted.
+
+        Returns
+        -------
+        outputs : tuple
+            ``(output, (h_n, c_n))`` as ``forward`` returns them.
+        backprop : callable
+            The backward function, to be called once.
         """
         x, time_major, batched, h0, c0 = self._prepare(input, hx)
         out, h_n, c_n, caches, drop_masks = self._run(x, time_major, h0, c0, True)
@@ -536,12 +665,33 @@ class LSTM(_Module):
         A state dict may hold torch tensors or NumPy arrays (what a server
         without torch loads from an ``.npz``); input_size, hidden_size,
         num_layers, bias, bidirectional and proj_size are inferred from its
-        names and shapes. ``batch_first`` cannot be: it comes from the module,
-        else from the ``batch_first=`` argument (default False). Keys with a
-        common prefix (``"encoder.lstm.weight_ih_l0"``, from a bigger model's
-        state dict) are found automatically when one LSTM is in it; pass
-        ``prefix=`` otherwise. ``dtype`` defaults to float64 for float64
-        weights and float32 for anything else.
+        names and shapes. Keys with a common prefix (``"encoder.lstm.weight_ih_l0"``,
+        from a bigger model's state dict) are found automatically when one LSTM
+        is in it.
+
+        Parameters
+        ----------
+        module_or_state_dict : torch.nn.LSTM or mapping
+            The module, or a mapping of torch names to arrays or tensors.
+        batch_first : bool, optional
+            Taken from the module; for a state dict (which cannot say) this
+            argument, default False.
+        dtype : numpy dtype, optional
+            Default: float64 for float64 weights, float32 for anything else.
+        prefix : str, optional
+            The key prefix of the LSTM's entries when the state dict holds several.
+
+        Returns
+        -------
+        LSTM
+            In the module's training mode (train mode for a state dict).
+
+        Raises
+        ------
+        ValueError
+            For a module that is not an LSTM or a state dict without one.
+        TypeError
+            For anything that is neither a module nor a mapping.
         """
         obj = module_or_state_dict
         module = None
@@ -574,7 +724,18 @@ class LSTM(_Module):
         return lstm
 
     def to_torch(self) -> Any:
-        """A ``torch.nn.LSTM`` with this module's configuration and weights (needs torch)."""
+        """A ``torch.nn.LSTM`` with this module's configuration and weights (needs torch).
+
+        Returns
+        -------
+        torch.nn.LSTM
+
+        Raises
+        ------
+        ValueError
+            For an LSTM loaded from ONNX with a reverse-only direction or other
+            activations, which torch cannot express.
+        """
         if self._reverse_only or self._activation is not _activations.tanh \
                 or self._recurrent_activation is not _activations.sigmoid:
             raise ValueError("This LSTM (loaded from ONNX with a reverse-only direction or "
@@ -651,6 +812,21 @@ class LSTMCell(_Module):
     unbatched (input_size,), hx = (h_0, c_0) each (N, hidden_size) or
     (hidden_size,). Weights ``weight_ih`` (4H, I), ``weight_hh`` (4H, H),
     ``bias_ih``, ``bias_hh`` (4H,), gates i, f, g, o.
+
+    Parameters
+    ----------
+    input_size : int
+        The number of input features.
+    hidden_size : int
+        The size of h and c.
+    bias : bool, default True
+        Whether the cell has ``bias_ih``/``bias_hh``.
+    dtype : numpy dtype, default numpy.float32
+        ``float32`` or ``float64``.
+    seed : int, optional
+        Seeds the initial weights.
+    device : {"cpu", None}, optional
+        Any other device raises ``ValueError``.
     """
 
     _module_name = "LSTMCell"
@@ -680,6 +856,7 @@ class LSTMCell(_Module):
         self.reset_parameters()
 
     def extra_repr(self) -> str:
+        """The constructor arguments that differ from the defaults, as torch prints them."""
         s = f"{self.input_size}, {self.hidden_size}"
         if not self.bias:
             s += ", bias=False"
@@ -723,7 +900,20 @@ class LSTMCell(_Module):
 
     def forward(self, input: ArrayLike,
                 hx: Optional[Tuple[ArrayLike, ArrayLike]] = None) -> Tuple[Array, Array]:
-        """``(h_1, c_1)``: one LSTM step, on the streaming kernel."""
+        """One LSTM step, on the streaming kernel: ``(h_1, c_1)``.
+
+        Parameters
+        ----------
+        input : array_like
+            (N, input_size) or unbatched (input_size,).
+        hx : tuple of two array_like, optional
+            ``(h_0, c_0)``; zeros when omitted.
+
+        Returns
+        -------
+        h_1, c_1 : numpy.ndarray
+            (N, hidden_size), or (hidden_size,) when unbatched.
+        """
         x, batched, h0, c0 = self._prepare(input, hx)
         slot = self._slot
         k = self._stepper
@@ -743,9 +933,26 @@ class LSTMCell(_Module):
     def forward_train(self, input: ArrayLike,
                       hx: Optional[Tuple[ArrayLike, ArrayLike]] = None
                       ) -> Tuple[Tuple[Array, Array], Callable[[Any], Any]]:
-        """``((h_1, c_1), backprop)``: ``backprop((d_h_1, d_c_1))`` (entries may be
-        None) adds the weight gradients into ``self.grads`` and returns dx, or
-        ``(dx, (dh0, dc0))`` when ``hx`` was given."""
+        """Training forward of one step: ``((h_1, c_1), backprop)``.
+
+        ``backprop((d_h_1, d_c_1))`` (entries may be None) adds the weight
+        gradients into ``self.grads`` and returns dx, or ``(dx, (dh0, dc0))``
+        when ``hx`` was given.
+
+        Parameters
+        ----------
+        input : array_like
+            (N, input_size) or unbatched (input_size,).
+        hx : tuple of two array_like, optional
+            ``(h_0, c_0)``; zeros when omitted.
+
+        Returns
+        -------
+        outputs : tuple
+            ``(h_1, c_1)``.
+        backprop : callable
+            The backward function, to be called once.
+        """
         x, batched, h0, c0 = self._prepare(input, hx)
         slot = self._slot
         _, _, h, c, cache = _ops.lstm_forward(
@@ -775,7 +982,21 @@ class LSTMCell(_Module):
     @classmethod
     def from_torch(cls, module_or_state_dict: Any, *, dtype: Optional[DTypeLike] = None,
                    prefix: Optional[str] = None) -> Self:
-        """A cylstm.nn.LSTMCell with the weights of a ``torch.nn.LSTMCell`` or its state dict."""
+        """A cylstm.nn.LSTMCell with the weights of a ``torch.nn.LSTMCell`` or its state dict.
+
+        Parameters
+        ----------
+        module_or_state_dict : torch.nn.LSTMCell or mapping
+            The module, or a mapping of torch names to arrays or tensors.
+        dtype : numpy dtype, optional
+            Default: float64 for float64 weights, float32 for anything else.
+        prefix : str, optional
+            The key prefix of the cell's entries in a bigger state dict.
+
+        Returns
+        -------
+        LSTMCell
+        """
         obj = module_or_state_dict
         if hasattr(obj, "state_dict") and callable(obj.state_dict):
             kind = type(obj).__name__
@@ -799,7 +1020,12 @@ class LSTMCell(_Module):
         return cell
 
     def to_torch(self) -> Any:
-        """A ``torch.nn.LSTMCell`` with the same weights (needs torch)."""
+        """A ``torch.nn.LSTMCell`` with the same weights (needs torch).
+
+        Returns
+        -------
+        torch.nn.LSTMCell
+        """
         try:
             import torch
         except ImportError as exc:
