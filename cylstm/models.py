@@ -2,6 +2,7 @@
 predict, summary, weights, config, save; and ``load_model``.
 
 What a Keras user can count on (SPEC section 5; tests in tests/models/):
+
 - The model is built as soon as its input shape is known: from the first
   layer's ``input_shape=``/``input_dim``/``batch_input_shape``/``input_length``
   (``Embedding(..., input_length=n)``), from ``build(input_shape)``, or from
@@ -125,7 +126,33 @@ class Sequential:
 
     ``Sequential([LSTM(50, input_shape=(20, 1)), Dense(1)])`` or ``add`` one
     layer at a time; ``compile``, ``fit``, ``evaluate``, ``predict``,
-    ``summary``, ``save`` as in Keras.
+    ``summary``, ``save`` as in Keras. The model is built as soon as its input
+    shape is known.
+
+    Parameters
+    ----------
+    layers : iterable of Layer, optional
+        The layers, in order (a ``SymbolicTensor`` first sets the input shape).
+    trainable : bool, default True
+        Whether training updates the weights.
+    name : str, optional
+        The model's name (``sequential``, ``sequential_1``, ... by default).
+
+    Attributes
+    ----------
+    optimizer : Optimizer or None
+        Set by ``compile``.
+    history : History or None
+        The History of the last ``fit``.
+    stop_training : bool
+        Set it (e.g. in a callback) to stop ``fit`` after the current epoch.
+
+    Examples
+    --------
+    >>> from cylstm.models import Sequential
+    >>> from cylstm.layers import LSTM, Dense
+    >>> model = Sequential([LSTM(8, input_shape=(20, 1)), Dense(1)])
+    >>> model.compile(optimizer="adam", loss="mse")
     """
 
     def __init__(self, layers: Optional[Iterable[Layer]] = None, trainable: bool = True,
@@ -152,10 +179,26 @@ class Sequential:
     # -- layers ------------------------------------------------------------------
     @property
     def layers(self) -> List[Layer]:
+        """The layers, in order (a new list)."""
         return list(self._layers)
 
     def add(self, layer: Union[Layer, SymbolicTensor], rebuild: bool = True) -> None:
-        """Append a layer (or set the input shape with a ``SymbolicTensor``)."""
+        """Append a layer (or set the input shape with a ``SymbolicTensor``).
+
+        Parameters
+        ----------
+        layer : Layer or SymbolicTensor
+            A cylstm layer with a name not yet in the model.
+        rebuild : bool, default True
+            Build the model now if its input shape is known.
+
+        Raises
+        ------
+        TypeError
+            For anything but a cylstm layer (a nested Sequential included).
+        ValueError
+            For a duplicate name, or a layer after one with several outputs.
+        """
         if isinstance(layer, SymbolicTensor):
             if self._layers:
                 raise ValueError("An input spec can only be added as the first element of a "
@@ -187,7 +230,22 @@ class Sequential:
             self._maybe_build()
 
     def pop(self, rebuild: bool = True) -> Layer:
-        """Remove and return the last layer."""
+        """Remove and return the last layer.
+
+        Parameters
+        ----------
+        rebuild : bool, default True
+            Accepted for Keras's signature.
+
+        Returns
+        -------
+        Layer
+
+        Raises
+        ------
+        TypeError
+            If the model has no layers.
+        """
         if not self._layers:
             raise TypeError("There are no layers in the model.")
         layer = self._layers.pop()
@@ -196,6 +254,24 @@ class Sequential:
         return layer
 
     def get_layer(self, name: Optional[str] = None, index: Optional[int] = None) -> Layer:
+        """A layer by name or by index.
+
+        Parameters
+        ----------
+        name : str, optional
+            The layer's name.
+        index : int, optional
+            Its position (takes precedence over ``name``).
+
+        Returns
+        -------
+        Layer
+
+        Raises
+        ------
+        ValueError
+            If there is no such layer.
+        """
         if index is not None:
             if len(self._layers) <= index:
                 raise ValueError(f"Was asked to retrieve layer at index {index} but model only "
@@ -209,6 +285,7 @@ class Sequential:
 
     @property
     def trainable(self) -> bool:
+        """Whether training updates the weights (setting it sets every layer's)."""
         return self._trainable
 
     @trainable.setter
@@ -248,8 +325,19 @@ class Sequential:
             layer._output_spec = SymbolicTensor(out, layer.dtype, layer.name)
 
     def build(self, input_shape: Optional[ShapeLike] = None) -> None:
-        """Build every layer for inputs of shape ``input_shape`` (batch axis included,
-        e.g. ``(None, 10, 8)``)."""
+        """Build every layer for inputs of shape ``input_shape``.
+
+        Parameters
+        ----------
+        input_shape : tuple, optional
+            The input shape with the batch axis, e.g. ``(None, 10, 8)``; by default
+            the shape the first layer declares.
+
+        Raises
+        ------
+        ValueError
+            If no shape is given or declared, or it has no batch axis.
+        """
         if input_shape is None:
             input_shape = self._declared_shape()
             if input_shape is None:
@@ -273,6 +361,7 @@ class Sequential:
 
     @property
     def input_shape(self) -> Shape:
+        """The input shape with the batch axis (AttributeError before it is known)."""
         if self._input_shape is None:
             raise AttributeError(f"The model {self.name!r} has not been built yet; it has no "
                                  "input shape.")
@@ -280,6 +369,7 @@ class Sequential:
 
     @property
     def output_shape(self) -> Union[Shape, List[Shape]]:
+        """The output shape of the last layer (a list for several outputs)."""
         if not self.built or not self._layers:
             raise AttributeError(f"The model {self.name!r} has not been built yet; it has no "
                                  "output shape.")
@@ -288,15 +378,28 @@ class Sequential:
 
     @property
     def input(self) -> SymbolicTensor:
+        """The symbolic input (shape and dtype), as Keras's ``model.input``."""
         return SymbolicTensor(self.input_shape, self._input_dtype or "float32", "input")
 
     @property
     def output(self) -> Union[SymbolicTensor, List[SymbolicTensor]]:
+        """The symbolic output of the last layer, as Keras's ``model.output``."""
         if not self.built or not self._layers:
             raise AttributeError(f"The model {self.name!r} has not been built yet.")
         return self._layers[-1]._output_spec
 
     def compute_output_shape(self, input_shape: ShapeLike) -> Union[Shape, List[Shape]]:
+        """The model's output shape for inputs of shape ``input_shape``.
+
+        Parameters
+        ----------
+        input_shape : tuple
+            With the batch axis.
+
+        Returns
+        -------
+        tuple or list of tuple
+        """
         shape = tuple(input_shape)
         for layer in self._layers:
             out = layer.compute_output_shape(shape)
@@ -314,6 +417,23 @@ class Sequential:
 
     def __call__(self, inputs: ArrayLike, training: bool = False,
                  mask: Optional[ArrayLike] = None) -> LayerOutput:
+        """Run the layers on ``inputs``, passing each layer's output mask to the next.
+
+        Parameters
+        ----------
+        inputs : array_like
+            A batch of inputs for the first layer.
+        training : bool, default False
+            Training mode (dropout acts).
+        mask : array_like of bool, optional
+            A mask for the first layer.
+
+        Returns
+        -------
+        numpy.ndarray or list of numpy.ndarray
+            The last layer's output (a list when it returns several, e.g. an LSTM
+            with ``return_state=True``).
+        """
         x = _as_batchable(inputs, "inputs")
         self._ensure_built(x)
         out, _ = self._forward(x, mask, bool(training))
@@ -321,6 +441,7 @@ class Sequential:
 
     def call(self, inputs: ArrayLike, training: bool = False,
              mask: Optional[ArrayLike] = None) -> LayerOutput:
+        """The same as calling the model: ``model.call(x)`` is ``model(x)``."""
         return self(inputs, training=training, mask=mask)
 
     def _forward(self, x, mask=None, training=False):
@@ -342,28 +463,50 @@ class Sequential:
     # -- weights -----------------------------------------------------------------
     @property
     def weights(self) -> List[Array]:
+        """Every layer's weights, in layer order (the layers' own arrays)."""
         return [w for layer in self._layers for w in layer.weights]
 
     @property
     def trainable_weights(self) -> List[Array]:
+        """The weights optimizers update."""
         if not self.trainable:
             return []
         return [w for layer in self._layers for w in layer.trainable_weights]
 
     @property
     def non_trainable_weights(self) -> List[Array]:
+        """The weights optimizers do not update."""
         if not self.trainable:
             return self.weights
         return [w for layer in self._layers for w in layer.non_trainable_weights]
 
     @property
     def variables(self) -> List[Array]:
+        """The same list as ``weights`` (Keras's name)."""
         return self.weights
 
     def get_weights(self) -> List[Array]:
+        """Copies of every layer's weights, in layer order.
+
+        Returns
+        -------
+        list of numpy.ndarray
+        """
         return [w for layer in self._layers for w in layer.get_weights()]
 
     def set_weights(self, weights: Iterable[ArrayLike]) -> None:
+        """Set every layer's weights from one list, in ``get_weights`` order.
+
+        Parameters
+        ----------
+        weights : iterable of array_like
+            As many arrays as ``get_weights`` returns, of the same shapes.
+
+        Raises
+        ------
+        ValueError
+            If the number of arrays or a shape differs.
+        """
         weights = list(weights)
         expected = sum(len(layer.weights) for layer in self._layers)
         if len(weights) != expected:
@@ -377,6 +520,17 @@ class Sequential:
             pos += n
 
     def count_params(self) -> int:
+        """The number of weight values.
+
+        Returns
+        -------
+        int
+
+        Raises
+        ------
+        ValueError
+            If the model is not built.
+        """
         if not self.built:
             raise ValueError("You tried to call `count_params` on model "
                              f"{self.name!r}, but the model isn't built. You can build it "
@@ -400,8 +554,24 @@ class Sequential:
                 jit_compile: Union[bool, str] = "auto", auto_scale_loss: bool = True) -> None:
         """Set the optimizer, loss and metrics (Keras names or objects).
 
-        ``run_eagerly``, ``steps_per_execution``, ``jit_compile`` and
-        ``auto_scale_loss`` are accepted and change nothing.
+        Parameters
+        ----------
+        optimizer : str, dict or Optimizer, default "rmsprop"
+            See :func:`cylstm.optimizers.get`.
+        loss : str, dict or Loss, optional
+            See :func:`cylstm.losses.get`; ``fit`` and ``evaluate`` need one.
+        metrics : str, Metric, callable or list of them, optional
+            See :func:`cylstm.metrics.get`; ``"accuracy"`` picks binary,
+            categorical or sparse accuracy from the targets, as Keras.
+        loss_weights, weighted_metrics : None
+            Anything but None raises ``ValueError`` (single-output model).
+        run_eagerly, steps_per_execution, jit_compile, auto_scale_loss
+            Accepted and change nothing.
+
+        Raises
+        ------
+        ValueError
+            For an unknown name or a dict of metrics.
         """
         if loss_weights is not None or weighted_metrics is not None:
             raise ValueError("`loss_weights` and `weighted_metrics` are not supported by "
@@ -438,14 +608,17 @@ class Sequential:
 
     @property
     def metrics_names(self) -> List[str]:
+        """``['loss', metric names...]`` in compile order."""
         return ["loss"] + [m.name if not isinstance(m, str) else m
                            for m in (self._metric_objs or self._metric_specs)]
 
     @property
     def metrics(self) -> List[Metric]:
+        """The compiled metric objects (resolved at the first fit or evaluate)."""
         return self._compiled_metric_objects()
 
     def reset_metrics(self) -> None:
+        """Reset the state of every compiled metric."""
         for m in self._metric_objs or []:
             m.reset_state()
 
@@ -524,13 +697,59 @@ class Sequential:
             sample_weight: Optional[ArrayLike] = None, initial_epoch: int = 0,
             steps_per_epoch: None = None, validation_steps: None = None,
             validation_batch_size: Optional[int] = None, validation_freq: int = 1) -> History:
-        """Train for ``epochs`` epochs; returns a ``History``.
+        """Train for ``epochs`` epochs with minibatches.
 
         As Keras: ``validation_split`` takes the last fraction of the samples
         (before shuffling) for validation; ``validation_data=(x_val, y_val)``
         takes precedence; the last batch may be smaller; ``shuffle=True``
         reshuffles the training samples every epoch (``'batch'`` shuffles the
         order of the batches only).
+
+        Parameters
+        ----------
+        x : array_like
+            Inputs, (samples, ...) as the first layer takes them.
+        y : array_like
+            Targets, one per sample.
+        batch_size : int, optional
+            Samples per batch (default 32).
+        epochs : int, default 1
+            The number of passes over the data.
+        verbose : {"auto", 0, 1, 2}, default "auto"
+            0 silent, 1 progress bar ("auto"), 2 one line per epoch.
+        callbacks : list of Callback, optional
+            Their hooks are called (see :mod:`cylstm.callbacks`).
+        validation_split : float, default 0.0
+            Fraction of the samples held out for validation.
+        validation_data : tuple, optional
+            ``(x_val, y_val)`` or ``(x_val, y_val, sample_weight_val)``.
+        shuffle : bool or "batch", default True
+            Reshuffle every epoch.
+        class_weight : dict of int to float, optional
+            A weight per class for the loss.
+        sample_weight : array_like, optional
+            One weight per sample for the loss and metrics.
+        initial_epoch : int, default 0
+            The epoch to start counting from.
+        steps_per_epoch, validation_steps : None
+            For generators (not supported): anything but None raises ``ValueError``.
+        validation_batch_size : int, optional
+            Batch size of the validation pass (default ``batch_size``).
+        validation_freq : int, default 1
+            Validate every ``validation_freq`` epochs.
+
+        Returns
+        -------
+        History
+            ``history.history`` maps ``loss``, metric names and their ``val_``
+            forms to one value per epoch.
+
+        Raises
+        ------
+        RuntimeError
+            If the model is not compiled with a loss.
+        ValueError
+            For missing targets or mismatched sample counts.
         """
         self._check_compiled("fit")
         if steps_per_epoch is not None or validation_steps is not None:
@@ -656,8 +875,33 @@ class Sequential:
                  verbose: Union[int, str] = "auto", sample_weight: Optional[ArrayLike] = None,
                  steps: Optional[int] = None, callbacks: Optional[Sequence[Callback]] = None,
                  return_dict: bool = False) -> Union[float, List[float], Dict[str, float]]:
-        """Loss and metrics on (x, y): ``[loss, metric, ...]`` in compile order, a
-        float when there are no metrics, or a dict with ``return_dict=True``."""
+        """Loss and metrics on (x, y).
+
+        Parameters
+        ----------
+        x : array_like
+            Inputs, (samples, ...) as the first layer takes them.
+        y : array_like
+            Targets, one per sample.
+        batch_size : int, optional
+            Samples per batch (default 32).
+        verbose : {"auto", 0, 1, 2}, default "auto"
+            0 silent, 1 progress bar ("auto"), 2 one line per epoch.
+        sample_weight : array_like, optional
+            One weight per sample for the loss and metrics.
+        steps : None
+            For generators (not supported).
+        callbacks : list of Callback, optional
+            Their hooks are called (see :mod:`cylstm.callbacks`).
+        return_dict : bool, default False
+            Return ``{name: value}``.
+
+        Returns
+        -------
+        float, list of float or dict
+            The loss alone when there are no metrics; ``[loss, metric, ...]`` in
+            compile order; ``{name: value}`` with ``return_dict=True``.
+        """
         self._check_compiled("evaluate")
         if steps is not None:
             raise ValueError("`steps` is for generators; cylstm evaluates NumPy arrays.")
@@ -681,7 +925,26 @@ class Sequential:
     def predict(self, x: Any, batch_size: Optional[int] = None,
                 verbose: Union[int, str] = "auto", steps: Optional[int] = None,
                 callbacks: Optional[Sequence[Callback]] = None) -> LayerOutput:
-        """The model's outputs for x, computed in batches of ``batch_size`` (32)."""
+        """The model's outputs for x, computed in batches.
+
+        Parameters
+        ----------
+        x : array_like
+            Inputs, (samples, ...).
+        batch_size : int, optional
+            Samples per batch (default 32).
+        verbose : {"auto", 0, 1, 2}, default "auto"
+            0 silent, 1 progress bar ("auto"), 2 one line per epoch.
+        steps : None
+            For generators (not supported).
+        callbacks : list of Callback, optional
+            Their hooks are called (see :mod:`cylstm.callbacks`).
+
+        Returns
+        -------
+        numpy.ndarray or list of numpy.ndarray
+            The outputs for all samples (a list when the last layer returns several).
+        """
         if steps is not None:
             raise ValueError("`steps` is for generators; cylstm predicts on NumPy arrays.")
         level = _verbose_level(verbose)   # Keras passes 'auto' itself on to the callbacks
@@ -709,7 +972,27 @@ class Sequential:
     def train_on_batch(self, x: Any, y: Any = None, sample_weight: Optional[ArrayLike] = None,
                        class_weight: Optional[Mapping[int, float]] = None,
                        return_dict: bool = False) -> Union[float, List[float], Dict[str, float]]:
-        """One training step on one batch; returns the loss (and metrics)."""
+        """One training step (forward, backward, optimizer step) on one batch.
+
+        Parameters
+        ----------
+        x : array_like
+            One batch of inputs.
+        y : array_like
+            Its targets.
+        sample_weight : array_like, optional
+            One weight per sample for the loss and metrics.
+        class_weight : dict of int to float, optional
+            A weight per class.
+        return_dict : bool, default False
+            Return ``{name: value}``.
+
+        Returns
+        -------
+        float, list of float or dict
+            The loss alone when there are no metrics; ``[loss, metric, ...]`` in
+            compile order; ``{name: value}`` with ``return_dict=True``.
+        """
         self._check_compiled("train_on_batch")
         x, y, sample_weight, _ = self._prepare_xy(x, y, sample_weight, "train_on_batch")
         if class_weight is not None:
@@ -729,6 +1012,25 @@ class Sequential:
 
     def test_on_batch(self, x: Any, y: Any = None, sample_weight: Optional[ArrayLike] = None,
                       return_dict: bool = False) -> Union[float, List[float], Dict[str, float]]:
+        """Loss and metrics on one batch, without training.
+
+        Parameters
+        ----------
+        x : array_like
+            One batch of inputs.
+        y : array_like
+            Its targets.
+        sample_weight : array_like, optional
+            One weight per sample for the loss and metrics.
+        return_dict : bool, default False
+            Return ``{name: value}``.
+
+        Returns
+        -------
+        float, list of float or dict
+            The loss alone when there are no metrics; ``[loss, metric, ...]`` in
+            compile order; ``{name: value}`` with ``return_dict=True``.
+        """
         self._check_compiled("test_on_batch")
         x, y, sample_weight, n = self._prepare_xy(x, y, sample_weight, "test_on_batch")
         self._ensure_built(x)
@@ -739,6 +1041,16 @@ class Sequential:
         return values[0] if len(values) == 1 else values
 
     def predict_on_batch(self, x: Any) -> LayerOutput:
+        """The model's outputs for one batch (``model(x)``).
+
+        Parameters
+        ----------
+        x : array_like
+
+        Returns
+        -------
+        numpy.ndarray or list of numpy.ndarray
+        """
         return self(x, training=False)
 
     # -- summary -----------------------------------------------------------------
@@ -749,8 +1061,21 @@ class Sequential:
                 layer_range: Optional[Sequence[Union[str, int]]] = None) -> None:
         """Print Keras 3's summary table (plain text, no colours).
 
-        ``print_fn`` (if given) receives the whole summary as one string, as in
-        Keras 3; otherwise it is written to stdout.
+        Parameters
+        ----------
+        line_length : int, optional
+            Total width.
+        positions : sequence of float, optional
+            Column boundaries (fractions of the width, or absolute).
+        print_fn : callable, optional
+            Receives the whole summary as one string (as in Keras 3); otherwise
+            it is written to stdout.
+        expand_nested : bool, default False
+            Accepted (no nested models in cylstm).
+        show_trainable : bool, default False
+            Add a "Trainable" column.
+        layer_range : sequence of two str or int, optional
+            The first and last layer to show.
         """
         text = _summary_text(self, line_length, positions, show_trainable, layer_range)
         if print_fn is not None:
@@ -761,6 +1086,12 @@ class Sequential:
 
     # -- config and saving ---------------------------------------------------------
     def get_config(self) -> Config:
+        """The model's configuration: its name and every layer's serialised config.
+
+        Returns
+        -------
+        dict
+        """
         layer_configs = []
         for layer in self._layers:
             entry = {"module": "cylstm.layers", "class_name": type(layer).__name__,
@@ -776,7 +1107,21 @@ class Sequential:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Self:
         """A Sequential from ``get_config()`` output (or a Keras 3 Sequential config);
-        layers are looked up by class name among cylstm's layers only."""
+        layers are looked up by class name among cylstm's layers only.
+
+        Parameters
+        ----------
+        config : dict
+
+        Returns
+        -------
+        Sequential
+
+        Raises
+        ------
+        ValueError
+            For a malformed config or a layer class cylstm does not have.
+        """
         if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
             raise ValueError("A Sequential config must be a dict with a 'layers' list; got "
                              f"{type(config).__name__}.")
@@ -803,6 +1148,17 @@ class Sequential:
         return model
 
     def to_json(self, **kwargs: Any) -> str:
+        """The configuration as a JSON string (``model_from_json`` reads it back).
+
+        Parameters
+        ----------
+        **kwargs
+            Passed to ``json.dumps``.
+
+        Returns
+        -------
+        str
+        """
         return json.dumps({"class_name": "Sequential", "config": self.get_config()}, **kwargs)
 
     def _get_compile_config(self):
@@ -824,8 +1180,20 @@ class Sequential:
 
     def save(self, filepath: Union[str, os.PathLike[str]], overwrite: bool = True,
              **kwargs: Any) -> None:
-        """Save architecture, weights, compile settings and optimizer state to one
-        file (any name, e.g. ``model.cylstm``); see docs/saving.md."""
+        """Save architecture, weights, compile settings and optimizer state to one file.
+
+        The format is a zip of a JSON config and ``.npz`` weights (no pickle),
+        described in docs/saving.md; ``load_model`` reads it back.
+
+        Parameters
+        ----------
+        filepath : str or path-like
+            Any name, e.g. ``model.cylstm``.
+        overwrite : bool, default True
+            Replace an existing file.
+        **kwargs
+            Accepted for Keras's signature.
+        """
         from .saving import save_model
         save_model(self, filepath, overwrite=overwrite, **kwargs)
 
@@ -860,7 +1228,12 @@ def _serialize_metric(metric):
 
 
 def layer_registry() -> Dict[str, Type[Layer]]:
-    """Class name -> class, for every layer class ``cylstm.layers`` exports."""
+    """Class name -> class, for every layer class ``cylstm.layers`` exports.
+
+    Returns
+    -------
+    dict of str to type
+    """
     out = {}
     for name in getattr(_layers, "__all__", []):
         obj = getattr(_layers, name, None)
@@ -870,7 +1243,22 @@ def layer_registry() -> Dict[str, Type[Layer]]:
 
 
 def deserialize_layer(entry: Mapping[str, Any]) -> Layer:
-    """A layer from ``{"class_name", "config"}``, only from cylstm's own classes."""
+    """A layer from ``{"class_name", "config"}``, only from cylstm's own classes.
+
+    Parameters
+    ----------
+    entry : dict
+        A serialised layer, as ``Sequential.get_config`` writes them.
+
+    Returns
+    -------
+    Layer
+
+    Raises
+    ------
+    ValueError
+        For an unknown class or a config the class rejects.
+    """
     registry = layer_registry()
     class_name = entry.get("class_name")
     cls = registry.get(class_name)
@@ -889,7 +1277,16 @@ def deserialize_layer(entry: Mapping[str, Any]) -> Layer:
 
 
 def model_from_config(config: Mapping[str, Any]) -> Sequential:
-    """A model from ``{"class_name": "Sequential", "config": ...}`` (or the inner config)."""
+    """A model from ``{"class_name": "Sequential", "config": ...}`` (or the inner config).
+
+    Parameters
+    ----------
+    config : dict
+
+    Returns
+    -------
+    Sequential
+    """
     if isinstance(config, dict) and "class_name" in config and "config" in config:
         if config["class_name"] != "Sequential":
             raise ValueError(f"Only Sequential models are supported; got "
@@ -899,6 +1296,16 @@ def model_from_config(config: Mapping[str, Any]) -> Sequential:
 
 
 def model_from_json(json_string: str) -> Sequential:
+    """A model from the JSON string ``Sequential.to_json`` writes.
+
+    Parameters
+    ----------
+    json_string : str
+
+    Returns
+    -------
+    Sequential
+    """
     return model_from_config(json.loads(json_string))
 
 
@@ -908,8 +1315,27 @@ def load_model(filepath: Union[str, os.PathLike[str]],
     """Load a model saved with ``model.save(filepath)`` (see docs/saving.md).
 
     Nothing in the file is executed: the config is JSON, layers come only from
-    cylstm's classes, the weights are read with ``allow_pickle=False``. A
-    corrupt, truncated or foreign file raises ``ValueError`` naming the path.
+    cylstm's classes, the weights are read with ``allow_pickle=False``.
+
+    Parameters
+    ----------
+    filepath : str or path-like
+        The saved file.
+    custom_objects : dict, optional
+        Not supported: anything non-empty raises ``ValueError``.
+    compile : bool, default True
+        Restore the optimizer, loss and metrics (and the optimizer's state).
+    safe_mode : bool, default True
+        Accepted; loading is always safe.
+
+    Returns
+    -------
+    Sequential
+
+    Raises
+    ------
+    ValueError
+        For a corrupt, truncated or foreign file (naming the path).
     """
     from .saving import load_model as _load
     if custom_objects:
@@ -920,6 +1346,16 @@ def load_model(filepath: Union[str, os.PathLike[str]],
 
 def save_model(model: Sequential, filepath: Union[str, os.PathLike[str]],
                overwrite: bool = True, **kwargs: Any) -> None:
+    """Save ``model`` to ``filepath`` (the same as ``model.save(filepath)``).
+
+    Parameters
+    ----------
+    model : Sequential
+    filepath : str or path-like
+    overwrite : bool, default True
+    **kwargs
+        Accepted for Keras's signature.
+    """
     from .saving import save_model as _save
     _save(model, filepath, overwrite=overwrite, **kwargs)
 
