@@ -46,7 +46,22 @@ def _as_arrays(y_true, y_pred):
 
 
 def binary_accuracy(y_true: ArrayLike, y_pred: ArrayLike, threshold: float = 0.5) -> Array:
-    """1.0 where ``(y_pred > threshold) == y_true``, per element."""
+    """1.0 where ``(y_pred > threshold) == y_true``, per element.
+
+    Parameters
+    ----------
+    y_true : array_like
+        Targets.
+    y_pred : array_like
+        Predictions (their float dtype is the computation's).
+    threshold : float, default 0.5
+        The decision threshold.
+
+    Returns
+    -------
+    numpy.ndarray
+        One value per sample (per element for ``binary_accuracy`` and ``accuracy``).
+    """
     y_true, y_pred = _as_arrays(y_true, y_pred)
     y_true, y_pred = _losses.squeeze_or_expand_to_same_rank(y_true, y_pred)
     y_pred = (y_pred > threshold).astype(y_true.dtype)
@@ -54,7 +69,20 @@ def binary_accuracy(y_true: ArrayLike, y_pred: ArrayLike, threshold: float = 0.5
 
 
 def categorical_accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> Array:
-    """1.0 where ``argmax(y_true) == argmax(y_pred)`` (one-hot targets)."""
+    """1.0 where the argmax of ``y_pred`` equals that of one-hot ``y_true``.
+
+    Parameters
+    ----------
+    y_true : array_like
+        Targets.
+    y_pred : array_like
+        Predictions (their float dtype is the computation's).
+
+    Returns
+    -------
+    numpy.ndarray
+        One value per sample (per element for ``binary_accuracy`` and ``accuracy``).
+    """
     y_true, y_pred = _as_arrays(y_true, y_pred)
     labels = np.argmax(y_true, axis=-1)
     shape = labels.shape
@@ -67,7 +95,20 @@ def categorical_accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> Array:
 
 
 def sparse_categorical_accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> Array:
-    """1.0 where ``y_true == argmax(y_pred)`` (integer targets)."""
+    """1.0 where the argmax of ``y_pred`` equals the integer ``y_true``.
+
+    Parameters
+    ----------
+    y_true : array_like
+        Targets.
+    y_pred : array_like
+        Predictions (their float dtype is the computation's).
+
+    Returns
+    -------
+    numpy.ndarray
+        One value per sample (per element for ``binary_accuracy`` and ``accuracy``).
+    """
     y_true, y_pred = _as_arrays(y_true, y_pred)
     shape = y_true.shape
     reshape = False
@@ -83,7 +124,20 @@ def sparse_categorical_accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> Array:
 
 
 def accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> Array:
-    """1.0 where ``y_true == y_pred`` exactly (Keras's plain ``Accuracy``)."""
+    """1.0 where ``y_pred`` equals ``y_true`` exactly.
+
+    Parameters
+    ----------
+    y_true : array_like
+        Targets.
+    y_pred : array_like
+        Predictions (their float dtype is the computation's).
+
+    Returns
+    -------
+    numpy.ndarray
+        One value per sample (per element for ``binary_accuracy`` and ``accuracy``).
+    """
     y_true, y_pred = _as_arrays(y_true, y_pred)
     y_true, y_pred = _losses.squeeze_or_expand_to_same_rank(y_true, y_pred)
     return (y_true == y_pred).astype(np.float64)
@@ -102,7 +156,18 @@ mean_absolute_error = mae = _losses.mean_absolute_error
 # -- metric objects -------------------------------------------------------------------
 
 class Metric:
-    """Base class: ``update_state``, ``result``, ``reset_state``, ``name``."""
+    """Base class of the metrics: a running state updated batch by batch.
+
+    ``update_state(...)`` adds a batch, ``result()`` gives the value,
+    ``reset_state()`` starts again; ``metric(...)`` updates and returns the result.
+
+    Parameters
+    ----------
+    name : str, optional
+        The metric's name (the key in ``fit``'s logs).
+    dtype : str, optional
+        Kept in the config (computation is in float64).
+    """
 
     _direction = "down"
 
@@ -112,26 +177,65 @@ class Metric:
         self.reset_state()
 
     def reset_state(self) -> None:
+        """Forget every update (a fresh metric)."""
         raise NotImplementedError
 
     def update_state(self, *args: Any, **kwargs: Any) -> None:
+        """Add a batch to the running state.
+
+        Parameters
+        ----------
+        *args, **kwargs
+            As the metric takes them: ``(y_true, y_pred, sample_weight=None,
+            mask=None)`` for the metrics of targets and predictions, ``(values,
+            sample_weight=None)`` for ``Mean``.
+        """
         raise NotImplementedError
 
     def result(self) -> float:
+        """The metric's current value.
+
+        Returns
+        -------
+        float
+        """
         raise NotImplementedError
 
     def reset_states(self) -> None:
+        """Forget every update (Keras 2's name of ``reset_state``)."""
         self.reset_state()
 
     def __call__(self, *args: Any, **kwargs: Any) -> float:
+        """Update with one batch and return the result.
+
+        Parameters
+        ----------
+        *args, **kwargs
+            As ``update_state``.
+
+        Returns
+        -------
+        float
+        """
         self.update_state(*args, **kwargs)
         return self.result()
 
     def get_config(self) -> Config:
+        """The metric's configuration (Keras 3's keys)."""
         return {"name": self.name, "dtype": self.dtype or "float32"}
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Self:
+        """A metric from ``get_config()`` output.
+
+        Parameters
+        ----------
+        config : dict
+
+        Returns
+        -------
+        Metric
+        """
         return cls(**config)
 
     def __repr__(self) -> str:
@@ -164,6 +268,15 @@ class Mean(Metric):
         self.count = 0.0
 
     def update_state(self, values: ArrayLike, sample_weight: Optional[ArrayLike] = None) -> None:
+        """Add values (a weighted sum and count) to the running mean.
+
+        Parameters
+        ----------
+        values : array_like
+            Values, reduced to one per sample.
+        sample_weight : array_like, optional
+            A weight per sample.
+        """
         values, sample_weight = _reduce_to_samplewise(values, sample_weight)
         self.total += float(np.sum(values))
         if sample_weight is not None:
@@ -178,7 +291,18 @@ class Mean(Metric):
 
 
 class MeanMetricWrapper(Mean):
-    """A per-sample function ``fn(y_true, y_pred)`` as a running-mean metric."""
+    """A per-sample function ``fn(y_true, y_pred)`` as a running-mean metric.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(y_true, y_pred, **kwargs)`` -> per-sample values.
+    name : str, optional
+        Default: ``fn.__name__``.
+    dtype : str, optional
+    **kwargs
+        Passed to ``fn``.
+    """
 
     def __init__(self, fn: Callable[..., Any], name: Optional[str] = None, dtype: Any = None,
                  **kwargs: Any) -> None:
@@ -190,6 +314,19 @@ class MeanMetricWrapper(Mean):
     def update_state(self, y_true: ArrayLike, y_pred: ArrayLike,
                      sample_weight: Optional[ArrayLike] = None,
                      mask: Optional[ArrayLike] = None) -> None:
+        """Add the per-sample values of one batch to the running mean.
+
+        Parameters
+        ----------
+        y_true : array_like
+            Targets.
+        y_pred : array_like
+            Predictions (their float dtype is the computation's).
+        sample_weight : array_like, optional
+            A weight per sample (or per value).
+        mask : array_like of bool, optional
+            Positions to count (the model's output mask).
+        """
         values = self._fn(y_true, y_pred, **self._fn_kwargs)
         if mask is not None:
             mask = np.asarray(mask).astype(np.float64)
@@ -323,7 +460,19 @@ _BY_FUNCTION = {binary_accuracy: BinaryAccuracy, categorical_accuracy: Categoric
 
 
 def is_binary_or_sparse_categorical(y_true: ArrayLike, y_pred: ArrayLike) -> Tuple[bool, bool]:
-    """Keras's shape rule behind ``'accuracy'``: (is_binary, is_sparse_categorical)."""
+    """Keras's choice for ``"accuracy"``: ``(is_binary, is_sparse)`` from the shapes.
+
+    Parameters
+    ----------
+    y_true : array_like
+        Targets.
+    y_pred : array_like
+        Predictions (their float dtype is the computation's).
+
+    Returns
+    -------
+    tuple of bool
+    """
     t_shape, p_shape = np.shape(y_true), np.shape(y_pred)
     t_last = t_shape[-1] if t_shape else None
     p_last = p_shape[-1] if p_shape else None
@@ -334,11 +483,21 @@ def is_binary_or_sparse_categorical(y_true: ArrayLike, y_pred: ArrayLike) -> Tup
 
 
 def resolve(identifier: Any, y_true: ArrayLike, y_pred: ArrayLike) -> Metric:
-    """The metric object for ``compile(metrics=[identifier])`` given a batch's shapes.
+    """The metric object for ``identifier`` given the targets and predictions:
+    ``"accuracy"``/``"acc"`` become binary, sparse or categorical accuracy
+    as Keras chooses from the shapes.
 
-    ``'accuracy'``/``'acc'`` become Binary/SparseCategorical/CategoricalAccuracy
-    named as given; other names are looked up as ``get`` does and keep the name
-    they were given (``'mse'`` reports as ``mse``).
+    Parameters
+    ----------
+    identifier : str, dict, Metric or callable
+    y_true : array_like
+        Targets.
+    y_pred : array_like
+        Predictions (their float dtype is the computation's).
+
+    Returns
+    -------
+    Metric
     """
     if isinstance(identifier, str) and identifier.lower() in ("accuracy", "acc"):
         is_binary, is_sparse = is_binary_or_sparse_categorical(y_true, y_pred)
@@ -354,6 +513,21 @@ def resolve(identifier: Any, y_true: ArrayLike, y_pred: ArrayLike) -> Metric:
 
 
 def serialize(metric: Union[str, Metric, Callable[..., Any]]) -> Union[str, Config]:
+    """A metric given by name stays a string; a metric object becomes Keras 3's dict form.
+
+    Parameters
+    ----------
+    metric : str or Metric
+
+    Returns
+    -------
+    str or dict
+
+    Raises
+    ------
+    ValueError
+        For a metric that is not one of cylstm's classes.
+    """
     if isinstance(metric, str):
         return metric
     if type(metric).__name__ not in _BY_CLASS:
@@ -364,6 +538,16 @@ def serialize(metric: Union[str, Metric, Callable[..., Any]]) -> Union[str, Conf
 
 
 def deserialize(config: Union[str, Mapping[str, Any]]) -> Union[str, Metric]:
+    """A metric from a name (returned as is) or ``{"class_name", "config"}``.
+
+    Parameters
+    ----------
+    config : str or dict
+
+    Returns
+    -------
+    str or Metric
+    """
     if isinstance(config, str):
         return config
     if not isinstance(config, dict) or "class_name" not in config:
@@ -379,7 +563,19 @@ def get(identifier: Union[str, Mapping[str, Any], Metric, Type[Metric], Callable
         ) -> Metric:
     """A metric object from a Keras name, a class, a function, a config dict or an instance.
 
-    ``'accuracy'`` needs the data's shapes: use ``resolve`` (``compile`` does).
+    Parameters
+    ----------
+    identifier : str, dict, Metric, Metric subclass or callable
+        A callable ``fn(y_true, y_pred)`` becomes a ``MeanMetricWrapper``.
+
+    Returns
+    -------
+    Metric
+
+    Raises
+    ------
+    ValueError
+        For an unknown name.
     """
     if isinstance(identifier, Metric):
         return identifier

@@ -67,7 +67,31 @@ def _global_norm(grads):
 
 
 class Optimizer:
-    """Base class: learning rate, clipping, weight decay, iteration count, slots."""
+    """Base class: learning rate, clipping, weight decay, iteration count, slots.
+
+    ``optimizer.apply(params)`` updates the arrays of ``params`` in place from
+    their gradients, as ``model.fit`` does after every batch. Slots (momenta)
+    are kept per parameter key.
+
+    Parameters
+    ----------
+    learning_rate : float or callable, default 0.001
+        A non-negative step size, or a schedule ``lr = schedule(iterations)``.
+    weight_decay : float, optional
+        Decoupled weight decay: ``w -= w * weight_decay * lr`` before each step.
+    clipnorm : float, optional
+        Clip each gradient to this L2 norm.
+    clipvalue : float, optional
+        Clip each gradient element to ``[-clipvalue, clipvalue]``.
+    global_clipnorm : float, optional
+        Clip all gradients together to this global L2 norm (at most one of the
+        three clipping arguments).
+    name : str, optional
+        The optimizer's name (Keras's automatic names by default).
+    **kwargs
+        Keras's other arguments at their defaults (``use_ema=False``, ...);
+        ``decay`` is ignored as in Keras 3; anything else raises ``ValueError``.
+    """
 
     _slot_names = ()
 
@@ -107,6 +131,7 @@ class Optimizer:
     # -- learning rate --------------------------------------------------------
     @property
     def learning_rate(self) -> float:
+        """The current learning rate (a schedule's value at ``iterations``); settable."""
         if callable(self._learning_rate):
             return float(self._learning_rate(self.iterations))
         return self._learning_rate
@@ -121,6 +146,7 @@ class Optimizer:
     # -- state ------------------------------------------------------------------
     @property
     def built(self) -> bool:
+        """Whether the optimizer has slots (after its first step)."""
         return bool(self._slots)
 
     @property
@@ -175,10 +201,20 @@ class Optimizer:
 
     # -- applying ---------------------------------------------------------------
     def apply(self, params: Iterable[Tuple[Any, Array, Optional[ArrayLike]]]) -> None:
-        """One optimizer step over ``params``, a list of ``(key, array, grad)``.
+        """One optimizer step over ``params``, updating the arrays in place.
 
-        Arrays are updated in place; ``grad`` may be None (skipped, as Keras
-        skips variables without gradient). The iteration count grows by one.
+        Parameters
+        ----------
+        params : iterable of (key, numpy.ndarray, array_like or None)
+            ``(key, array, grad)`` triples; ``grad`` None is skipped (as Keras
+            skips variables without gradient). Slots are kept per key.
+
+        Raises
+        ------
+        ValueError
+            For an entry that is not a triple or a gradient of another shape.
+        TypeError
+            For an array that is not a floating NumPy array.
         """
         items = []
         for entry in params:
@@ -209,7 +245,13 @@ class Optimizer:
         self.iterations += 1
 
     def apply_gradients(self, grads_and_vars: Iterable[Tuple[Optional[ArrayLike], Array]]) -> None:
-        """Keras's spelling: a list of ``(grad, variable)``; slots keyed by ``id(variable)``."""
+        """Keras's spelling of ``apply``: slots keyed by ``id(variable)``.
+
+        Parameters
+        ----------
+        grads_and_vars : iterable of (array_like or None, numpy.ndarray)
+            ``(grad, variable)`` pairs; the variables are updated in place.
+        """
         self.apply([(None, v, g) for g, v in grads_and_vars])
 
     def _update(self, key, var, grad, lr):
@@ -217,6 +259,7 @@ class Optimizer:
 
     # -- config -----------------------------------------------------------------
     def get_config(self) -> Config:
+        """The optimizer's configuration (Keras 3's keys)."""
         lr = self._learning_rate
         return {
             "name": self.name,
@@ -229,6 +272,22 @@ class Optimizer:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Self:
+        """An optimizer from ``get_config()`` output or a Keras 3 optimizer config
+        (Keras-only keys such as ``use_ema`` are dropped).
+
+        Parameters
+        ----------
+        config : dict
+
+        Returns
+        -------
+        Optimizer
+
+        Raises
+        ------
+        ValueError
+            For a learning-rate schedule in the config.
+        """
         config = dict(config)
         for key in ("use_ema", "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
                     "gradient_accumulation_steps", "is_legacy_optimizer", "jit_compile"):
@@ -247,6 +306,29 @@ class SGD(Optimizer):
 
     ``m = momentum * m - lr * g``; ``w += m`` (or ``w += momentum * m - lr * g``
     with ``nesterov``); without momentum ``w -= lr * g``.
+
+    Parameters
+    ----------
+    learning_rate : float or callable, default 0.01
+        A non-negative step size, or a schedule ``lr = schedule(iterations)``.
+    momentum : float, default 0.0
+        In [0, 1].
+    nesterov : bool, default False
+        Nesterov momentum.
+    weight_decay : float, optional
+        Decoupled weight decay: ``w -= w * weight_decay * lr`` before each step.
+    clipnorm : float, optional
+        Clip each gradient to this L2 norm.
+    clipvalue : float, optional
+        Clip each gradient element to ``[-clipvalue, clipvalue]``.
+    global_clipnorm : float, optional
+        Clip all gradients together to this global L2 norm (at most one of the
+        three clipping arguments).
+    name : str, optional
+        The optimizer's name (Keras's automatic names by default).
+    **kwargs
+        Keras's other arguments at their defaults (``use_ema=False``, ...);
+        ``decay`` is ignored as in Keras 3; anything else raises ``ValueError``.
     """
 
     def __init__(self, learning_rate: Union[float, Callable[[int], float]] = 0.01,
@@ -291,7 +373,35 @@ class SGD(Optimizer):
 
 class Adam(Optimizer):
     """Adam as ``keras.optimizers.Adam`` (epsilon outside the square root, Keras's
-    bias correction folded into the step size ``alpha``)."""
+    bias correction folded into the step size ``alpha``).
+
+    Parameters
+    ----------
+    learning_rate : float or callable, default 0.001
+        A non-negative step size, or a schedule ``lr = schedule(iterations)``.
+    beta_1 : float, default 0.9
+        Decay of the first-moment estimate, in [0, 1].
+    beta_2 : float, default 0.999
+        Decay of the second-moment estimate, in [0, 1].
+    epsilon : float, default 1e-7
+        Added to the root of the second moment.
+    amsgrad : bool, default False
+        Use the maximum of past second moments (AMSGrad).
+    weight_decay : float, optional
+        Decoupled weight decay: ``w -= w * weight_decay * lr`` before each step.
+    clipnorm : float, optional
+        Clip each gradient to this L2 norm.
+    clipvalue : float, optional
+        Clip each gradient element to ``[-clipvalue, clipvalue]``.
+    global_clipnorm : float, optional
+        Clip all gradients together to this global L2 norm (at most one of the
+        three clipping arguments).
+    name : str, optional
+        The optimizer's name (Keras's automatic names by default).
+    **kwargs
+        Keras's other arguments at their defaults (``use_ema=False``, ...);
+        ``decay`` is ignored as in Keras 3; anything else raises ``ValueError``.
+    """
 
     def __init__(self, learning_rate: Union[float, Callable[[int], float]] = 0.001,
                  beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7,
@@ -336,7 +446,35 @@ class Adam(Optimizer):
 
 class RMSprop(Optimizer):
     """RMSprop as ``keras.optimizers.RMSprop`` (epsilon inside the square root,
-    optional momentum and centering)."""
+    optional momentum and centering).
+
+    Parameters
+    ----------
+    learning_rate : float or callable, default 0.001
+        A non-negative step size, or a schedule ``lr = schedule(iterations)``.
+    rho : float, default 0.9
+        Decay of the mean square, in [0, 1].
+    momentum : float, default 0.0
+        In [0, 1].
+    epsilon : float, default 1e-7
+        Added inside the square root.
+    centered : bool, default False
+        Divide by the estimated variance instead of the mean square.
+    weight_decay : float, optional
+        Decoupled weight decay: ``w -= w * weight_decay * lr`` before each step.
+    clipnorm : float, optional
+        Clip each gradient to this L2 norm.
+    clipvalue : float, optional
+        Clip each gradient element to ``[-clipvalue, clipvalue]``.
+    global_clipnorm : float, optional
+        Clip all gradients together to this global L2 norm (at most one of the
+        three clipping arguments).
+    name : str, optional
+        The optimizer's name (Keras's automatic names by default).
+    **kwargs
+        Keras's other arguments at their defaults (``use_ema=False``, ...);
+        ``decay`` is ignored as in Keras 3; anything else raises ``ValueError``.
+    """
 
     def __init__(self, learning_rate: Union[float, Callable[[int], float]] = 0.001,
                  rho: float = 0.9, momentum: float = 0.0, epsilon: float = 1e-7,
@@ -392,13 +530,36 @@ _BY_CLASS = {"SGD": SGD, "Adam": Adam, "RMSprop": RMSprop}
 
 
 def serialize(optimizer: Optimizer) -> Config:
-    """Keras 3's dict form ``{"module", "class_name", "config", "registered_name"}``."""
+    """Keras 3's dict form ``{"module", "class_name", "config", "registered_name"}``.
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+
+    Returns
+    -------
+    dict
+    """
     return {"module": "keras.optimizers", "class_name": type(optimizer).__name__,
             "config": optimizer.get_config(), "registered_name": None}
 
 
 def deserialize(config: Mapping[str, Any]) -> Optimizer:
-    """An optimizer from ``{"class_name", "config"}`` (SGD, Adam or RMSprop only)."""
+    """An optimizer from ``{"class_name", "config"}`` (SGD, Adam or RMSprop only).
+
+    Parameters
+    ----------
+    config : dict
+
+    Returns
+    -------
+    Optimizer
+
+    Raises
+    ------
+    ValueError
+        For a malformed config or an unknown class.
+    """
     if not isinstance(config, dict) or "class_name" not in config:
         raise ValueError(f"Could not interpret optimizer config: {config!r}.")
     cls = _BY_CLASS.get(config["class_name"]) or _BY_NAME.get(str(config["class_name"]).lower())
@@ -409,9 +570,24 @@ def deserialize(config: Mapping[str, Any]) -> Optimizer:
 
 
 def get(identifier: Union[str, Mapping[str, Any], Optimizer, Type[Optimizer]]) -> Optimizer:
-    """An optimizer from a Keras name ('adam', 'sgd', 'rmsprop'), a config dict or an instance.
+    """An optimizer from a Keras name ('adam', 'sgd', 'rmsprop'), a config dict,
+    a class or an instance.
 
-    A name gives a fresh optimizer with Keras's defaults.
+    A name gives a fresh optimizer with Keras's defaults; an instance is
+    returned as is.
+
+    Parameters
+    ----------
+    identifier : str, dict, Optimizer or Optimizer subclass
+
+    Returns
+    -------
+    Optimizer
+
+    Raises
+    ------
+    ValueError
+        For anything else.
     """
     if isinstance(identifier, Optimizer):
         return identifier
