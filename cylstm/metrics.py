@@ -60,7 +60,7 @@ def binary_accuracy(y_true: ArrayLike, y_pred: ArrayLike, threshold: float = 0.5
     Returns
     -------
     numpy.ndarray
-        One value per sample (per element for ``binary_accuracy`` and ``accuracy``).
+        One value per element.
     """
     y_true, y_pred = _as_arrays(y_true, y_pred)
     y_true, y_pred = _losses.squeeze_or_expand_to_same_rank(y_true, y_pred)
@@ -81,7 +81,7 @@ def categorical_accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> Array:
     Returns
     -------
     numpy.ndarray
-        One value per sample (per element for ``binary_accuracy`` and ``accuracy``).
+        One value per sample (per position for sequences).
     """
     y_true, y_pred = _as_arrays(y_true, y_pred)
     labels = np.argmax(y_true, axis=-1)
@@ -107,7 +107,7 @@ def sparse_categorical_accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> Array:
     Returns
     -------
     numpy.ndarray
-        One value per sample (per element for ``binary_accuracy`` and ``accuracy``).
+        One value per sample (per position for sequences).
     """
     y_true, y_pred = _as_arrays(y_true, y_pred)
     shape = y_true.shape
@@ -136,7 +136,7 @@ def accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> Array:
     Returns
     -------
     numpy.ndarray
-        One value per sample (per element for ``binary_accuracy`` and ``accuracy``).
+        One value per element.
     """
     y_true, y_pred = _as_arrays(y_true, y_pred)
     y_true, y_pred = _losses.squeeze_or_expand_to_same_rank(y_true, y_pred)
