@@ -22,75 +22,244 @@ __all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ProgbarLogge
 
 
 class Callback:
-    """Base class: every hook does nothing; ``self.model`` and ``self.params`` are set
-    by ``fit`` / ``evaluate`` / ``predict``."""
+    """Base class of the callbacks: every hook does nothing.
+
+    Subclass it and override the hooks you need; ``fit``, ``evaluate`` and
+    ``predict`` call them with logs such as ``{"loss": 0.3, "accuracy": 0.9}``.
+    ``self.model`` (the model being trained) and ``self.params``
+    (``{"verbose", "epochs", "steps"}``) are set before the first hook.
+    """
 
     def __init__(self) -> None:
         self.params = None
         self._model = None
 
     def set_params(self, params: Optional[Dict[str, Any]]) -> None:
+        """Set ``self.params``.
+
+        Parameters
+        ----------
+        params : dict or None
+            ``{"verbose", "epochs", "steps"}`` as ``fit`` passes them.
+        """
         self.params = params
 
     def set_model(self, model: Any) -> None:
+        """Set ``self.model``.
+
+        Parameters
+        ----------
+        model : Sequential
+            The model the callback is attached to.
+        """
         self._model = model
 
     @property
     def model(self) -> Any:
+        """The model the callback is attached to (None before ``set_model``)."""
         return self._model
 
     def on_batch_begin(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
-        """Legacy alias of ``on_train_batch_begin``."""
+        """Called at the start of a training batch (legacy alias of ``on_train_batch_begin``).
+
+        Parameters
+        ----------
+        batch : int
+            The batch's index within the epoch (or the evaluation/prediction).
+        logs : dict, optional
+            The logs so far (may be empty).
+        """
 
     def on_batch_end(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
-        """Legacy alias of ``on_train_batch_end``."""
+        """Called at the end of a training batch (legacy alias of ``on_train_batch_end``).
+
+        Parameters
+        ----------
+        batch : int
+            The batch's index within the epoch (or the evaluation/prediction).
+        logs : dict, optional
+            The batch's logs.
+        """
 
     def on_epoch_begin(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
+        """Called at the start of an epoch of ``fit``.
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch's index (from 0).
+        logs : dict, optional
+            The logs so far (may be empty).
+        """
         pass
 
     def on_epoch_end(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
+        """Called at the end of an epoch of ``fit``.
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch's index (from 0).
+        logs : dict, optional
+            The epoch's logs: loss, metrics, and the ``val_`` entries when validating.
+        """
         pass
 
     def on_train_batch_begin(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
+        """Called at the start of a training batch.
+
+        Parameters
+        ----------
+        batch : int
+            The batch's index within the epoch (or the evaluation/prediction).
+        logs : dict, optional
+            The logs so far (may be empty).
+        """
         self.on_batch_begin(batch, logs=logs)
 
     def on_train_batch_end(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
+        """Called at the end of a training batch.
+
+        Parameters
+        ----------
+        batch : int
+            The batch's index within the epoch (or the evaluation/prediction).
+        logs : dict, optional
+            The running loss and metrics of the epoch.
+        """
         self.on_batch_end(batch, logs=logs)
 
     def on_test_batch_begin(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
+        """Called at the start of an evaluation batch.
+
+        Parameters
+        ----------
+        batch : int
+            The batch's index within the epoch (or the evaluation/prediction).
+        logs : dict, optional
+            The logs so far (may be empty).
+        """
         pass
 
     def on_test_batch_end(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
+        """Called at the end of an evaluation batch.
+
+        Parameters
+        ----------
+        batch : int
+            The batch's index within the epoch (or the evaluation/prediction).
+        logs : dict, optional
+            The running loss and metrics.
+        """
         pass
 
     def on_predict_batch_begin(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
+        """Called at the start of a prediction batch.
+
+        Parameters
+        ----------
+        batch : int
+            The batch's index within the epoch (or the evaluation/prediction).
+        logs : dict, optional
+            The logs so far (may be empty).
+        """
         pass
 
     def on_predict_batch_end(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
+        """Called at the end of a prediction batch.
+
+        Parameters
+        ----------
+        batch : int
+            The batch's index within the epoch (or the evaluation/prediction).
+        logs : dict, optional
+            ``{"outputs": the batch's outputs}``.
+        """
         pass
 
     def on_train_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
+        """Called at the start of ``fit``.
+
+        Parameters
+        ----------
+        logs : dict, optional
+            The logs so far (may be empty).
+        """
         pass
 
     def on_train_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
+        """Called at the end of ``fit``.
+
+        Parameters
+        ----------
+        logs : dict, optional
+            The last epoch's logs.
+        """
         pass
 
     def on_test_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
+        """Called at the start of ``evaluate`` (and of each validation pass).
+
+        Parameters
+        ----------
+        logs : dict, optional
+            The logs so far (may be empty).
+        """
         pass
 
     def on_test_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
+        """Called at the end of ``evaluate`` (and of each validation pass).
+
+        Parameters
+        ----------
+        logs : dict, optional
+            The evaluation's logs.
+        """
         pass
 
     def on_predict_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
+        """Called at the start of ``predict``.
+
+        Parameters
+        ----------
+        logs : dict, optional
+            The logs so far (may be empty).
+        """
         pass
 
     def on_predict_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
+        """Called at the end of ``predict``.
+
+        Parameters
+        ----------
+        logs : dict, optional
+            The logs so far (may be empty).
+        """
         pass
 
 
 class CallbackList(Callback):
     """Dispatches every hook to a list of callbacks. As Keras, a ``ProgbarLogger``
-    is put first (when verbose) and a ``History`` last unless given."""
+    is put first (when verbose) and a ``History`` last unless given.
+
+    Parameters
+    ----------
+    callbacks : Callback or list of Callback, optional
+        The callbacks to call.
+    add_history : bool, default False
+        Append a ``History`` if none is given.
+    add_progbar : bool, default False
+        Put a ``ProgbarLogger`` first if none is given.
+    model : Sequential, optional
+        Passed to every callback's ``set_model``.
+    **params
+        Passed to every callback's ``set_params`` (``verbose``, ``epochs``, ``steps``).
+
+    Raises
+    ------
+    TypeError
+        For anything that is not a list of callbacks.
+    """
 
     def __init__(self, callbacks: Union[Callback, Sequence[Callback], None] = None,
                  add_history: bool = False, add_progbar: bool = False, model: Any = None,
@@ -183,6 +352,13 @@ class History(Callback):
 
     ``fit`` returns it (and keeps it as ``model.history``); ``history.params``
     is ``{'verbose', 'epochs', 'steps'}`` as in Keras.
+
+    Attributes
+    ----------
+    history : dict of str to list
+        One value per epoch for every log key.
+    epoch : list of int
+        The epochs recorded.
     """
 
     def __init__(self) -> None:
@@ -208,13 +384,28 @@ class History(Callback):
 class EarlyStopping(Callback):
     """Stop training when a monitored quantity has stopped improving (Keras 3 rules).
 
-    ``monitor`` is a key of the epoch logs (``'val_loss'`` by default); ``mode``
-    'auto' minimises losses and errors and maximises accuracies. An epoch
-    improves when ``current - min_delta`` beats the best so far (``+`` for
-    'min'); training stops once ``patience`` epochs in a row did not improve
-    (never on the first epoch). ``baseline``: improvements only reset the wait
-    if they also beat it. ``restore_best_weights`` puts back the weights of the
-    best epoch at the end. ``start_from_epoch`` skips the first epochs.
+    An epoch improves when ``current - min_delta`` beats the best so far
+    (``+`` for 'min'); training stops once ``patience`` epochs in a row did
+    not improve (never on the first epoch).
+
+    Parameters
+    ----------
+    monitor : str, default "val_loss"
+        A key of the epoch logs.
+    min_delta : float, default 0
+        The smallest change that counts as an improvement.
+    patience : int, default 0
+        Epochs without improvement before stopping.
+    verbose : int, default 0
+        1 prints when it stops (and restores weights).
+    mode : {"auto", "min", "max"}, default "auto"
+        'auto' minimises losses and errors and maximises accuracies.
+    baseline : float, optional
+        Improvements only reset the wait if they also beat it.
+    restore_best_weights : bool, default False
+        Put back the weights of the best epoch at the end.
+    start_from_epoch : int, default 0
+        Epochs to skip before monitoring.
     """
 
     def __init__(self, monitor: str = "val_loss", min_delta: float = 0, patience: int = 0,
@@ -314,6 +505,16 @@ class EarlyStopping(Callback):
             self.model.set_weights(self.best_weights)
 
     def get_monitor_value(self, logs: Optional[Dict[str, Any]]) -> Optional[float]:
+        """The monitored value in ``logs`` (None, with a warning, when it is absent).
+
+        Parameters
+        ----------
+        logs : dict, optional
+
+        Returns
+        -------
+        float or None
+        """
         logs = logs or {}
         value = logs.get(self.monitor)
         if value is None:
@@ -403,7 +604,24 @@ class ProgbarLogger(Callback):
 
 
 class LambdaCallback(Callback):
-    """A callback from functions: ``LambdaCallback(on_epoch_end=lambda epoch, logs: ...)``."""
+    """A callback from functions: ``LambdaCallback(on_epoch_end=lambda epoch, logs: ...)``.
+
+    Parameters
+    ----------
+    on_epoch_begin, on_epoch_end : callable, optional
+        ``f(epoch, logs)``.
+    on_train_begin, on_train_end : callable, optional
+        ``f(logs)``.
+    on_train_batch_begin, on_train_batch_end : callable, optional
+        ``f(batch, logs)``.
+    **kwargs
+        Any other hook by name (``on_test_end=...``).
+
+    Raises
+    ------
+    ValueError
+        For a name that is not a hook.
+    """
 
     def __init__(self, on_epoch_begin: Optional[Callable[..., Any]] = None,
                  on_epoch_end: Optional[Callable[..., Any]] = None,
