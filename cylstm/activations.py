@@ -3,6 +3,11 @@
 The LSTM kernels compute the built-in ones in C (``KERNEL_CODES``); a Python
 callable runs on the NumPy path instead, whole-array per step, which costs a
 Python call per gate block per step (about 10-50x slower at small sizes).
+
+The module-level functions ``tanh``, ``sigmoid``, ``hard_sigmoid`` (Keras 3:
+``relu6(x + 3) / 6``), ``relu``, ``linear``, ``softsign``, ``elu``, ``selu``,
+``gelu`` (exact, with erf), ``swish`` (also ``silu``) take an array_like and
+return ``f(x)`` as a NumPy array, the same formulas as the C kernels.
 """
 from __future__ import annotations
 
@@ -50,6 +55,17 @@ silu = swish
 
 
 def softmax(x: ArrayLike, axis: int = -1) -> Array:
+    """``exp(x) / sum(exp(x))`` along ``axis`` (for ``Dense(activation="softmax")``).
+
+    Parameters
+    ----------
+    x : array_like
+    axis : int, default -1
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     x = np.asarray(x)
     e = np.exp(x - np.max(x, axis=axis, keepdims=True))
     return e / np.sum(e, axis=axis, keepdims=True)
@@ -62,7 +78,25 @@ _BY_NAME["softmax"] = softmax
 
 
 def get(identifier: Union[ActivationLike, Mapping[str, Any]]) -> Callable[..., Any]:
-    """The activation function for a Keras name, None, a config dict or a callable."""
+    """The activation function for a Keras name, None, a config dict or a callable.
+
+    Parameters
+    ----------
+    identifier : str, dict, callable or None
+        A name (``"tanh"``, ``"silu"``, ...), None (linear), Keras's
+        serialised form, or a Python callable (returned as is).
+
+    Returns
+    -------
+    callable
+
+    Raises
+    ------
+    ValueError
+        For an unknown name.
+    TypeError
+        For anything else.
+    """
     if isinstance(identifier, dict):  # Keras-serialised form
         identifier = identifier.get("config", identifier.get("class_name"))
         if isinstance(identifier, dict):
@@ -80,18 +114,45 @@ def get(identifier: Union[ActivationLike, Mapping[str, Any]]) -> Callable[..., A
 
 
 def serialize(activation: Callable[..., Any]) -> str:
-    """The Keras name of an activation (a callable's __name__ otherwise).
-    Keras 3 writes swish as 'silu'."""
+    """The Keras name of an activation (a callable's ``__name__`` otherwise).
+    Keras 3 writes swish as 'silu'.
+
+    Parameters
+    ----------
+    activation : callable
+
+    Returns
+    -------
+    str
+    """
     name = getattr(activation, "cylstm_name", getattr(activation, "__name__", str(activation)))
     return "silu" if name == "swish" else name
 
 
 def kernel_code(activation: Callable[..., Any]) -> Optional[int]:
-    """The C kernel's code for a built-in activation, or None for a Python callable."""
+    """The C kernel's code for a built-in activation, or None for a Python callable.
+
+    Parameters
+    ----------
+    activation : callable
+
+    Returns
+    -------
+    int or None
+    """
     return KERNEL_CODES.get(getattr(activation, "cylstm_name", None))
 
 
 def reference_name(activation: Callable[..., Any]) -> Union[str, Callable[..., Any]]:
-    """What the NumPy kernel twin takes: a built-in name, or the callable itself."""
+    """What the NumPy kernel twin takes: a built-in name, or the callable itself.
+
+    Parameters
+    ----------
+    activation : callable
+
+    Returns
+    -------
+    str or callable
+    """
     name = getattr(activation, "cylstm_name", None)
     return name if name in KERNEL_CODES else activation

@@ -32,16 +32,42 @@ def _norms(w, axis):
 
 
 class Constraint:
-    """Base class: ``__call__(w) -> ndarray`` (the identity here)."""
+    """Base class of the weight constraints: ``con(w) -> numpy.ndarray`` (the identity here).
+
+    Applied to the weight after every optimizer step.
+    """
 
     def __call__(self, w: ArrayLike) -> Array:
+        """``w`` projected onto the constraint.
+
+        Parameters
+        ----------
+        w : array_like
+            A weight.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``w``'s shape.
+        """
         return w
 
     def get_config(self) -> Config:
+        """The constraint's arguments (Keras 3's keys)."""
         return {}
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Any:
+        """A constraint from ``get_config()`` output.
+
+        Parameters
+        ----------
+        config : dict
+
+        Returns
+        -------
+        Constraint
+        """
         return cls(**config)
 
     def __repr__(self) -> str:
@@ -50,7 +76,14 @@ class Constraint:
 
 
 class MaxNorm(Constraint):
-    """Rescale each slice along ``axis`` to norm at most ``max_value``."""
+    """Rescale each slice along ``axis`` to norm at most ``max_value``.
+
+    Parameters
+    ----------
+    max_value : float, default 2
+    axis : int or sequence of int, default 0
+        The axes the norms are taken over.
+    """
 
     def __init__(self, max_value: float = 2, axis: Union[int, Sequence[int]] = 0) -> None:
         self.max_value = max_value
@@ -74,7 +107,12 @@ class NonNeg(Constraint):
 
 
 class UnitNorm(Constraint):
-    """Rescale each slice along ``axis`` to unit norm."""
+    """Rescale each slice along ``axis`` to unit norm.
+
+    Parameters
+    ----------
+    axis : int or sequence of int, default 0
+    """
 
     def __init__(self, axis: Union[int, Sequence[int]] = 0) -> None:
         self.axis = axis
@@ -88,7 +126,16 @@ class UnitNorm(Constraint):
 
 
 class MinMaxNorm(Constraint):
-    """Move each slice's norm ``rate`` of the way into ``[min_value, max_value]``."""
+    """Move each slice's norm ``rate`` of the way into ``[min_value, max_value]``.
+
+    Parameters
+    ----------
+    min_value : float, default 0.0
+    max_value : float, default 1.0
+    rate : float, default 1.0
+        1 projects fully; smaller values move part of the way.
+    axis : int or sequence of int, default 0
+    """
 
     def __init__(self, min_value: float = 0.0, max_value: float = 1.0, rate: float = 1.0,
                  axis: Union[int, Sequence[int]] = 0) -> None:
@@ -127,7 +174,21 @@ def _unknown(identifier):
 
 
 def serialize(constraint: Optional[Callable[..., Any]]) -> Optional[Config]:
-    """Keras 3's dict form of a constraint (None stays None)."""
+    """Keras 3's dict form of a constraint (None stays None).
+
+    Parameters
+    ----------
+    constraint : Constraint or None
+
+    Returns
+    -------
+    dict or None
+
+    Raises
+    ------
+    ValueError
+        For an object without ``get_config``.
+    """
     if constraint is None:
         return None
     if not hasattr(constraint, "get_config"):
@@ -137,7 +198,21 @@ def serialize(constraint: Optional[Callable[..., Any]]) -> Optional[Config]:
 
 
 def deserialize(config: Mapping[str, Any]) -> Any:
-    """A constraint from ``{"class_name", "config"}`` (with or without ``module``)."""
+    """A constraint from ``{"class_name", "config"}`` (with or without ``module``).
+
+    Parameters
+    ----------
+    config : dict
+
+    Returns
+    -------
+    Constraint
+
+    Raises
+    ------
+    ValueError
+        For an unknown class.
+    """
     cls = _BY_NAME.get(config.get("class_name"))
     if cls is None:
         raise _unknown(config)
@@ -145,7 +220,22 @@ def deserialize(config: Mapping[str, Any]) -> Any:
 
 
 def get(identifier: IdentifierLike) -> Optional[Callable[..., Any]]:
-    """A constraint from None, a Keras name, a config dict, an instance, a class or a callable."""
+    """A constraint from None, a Keras name, a config dict, an instance, a class or a callable.
+
+    Parameters
+    ----------
+    identifier : str, dict, Constraint, class, callable or None
+        A callable is returned as is.
+
+    Returns
+    -------
+    callable or None
+
+    Raises
+    ------
+    ValueError
+        For an unknown name or anything else.
+    """
     if identifier is None:
         return None
     if isinstance(identifier, dict):

@@ -31,7 +31,13 @@ _global_rng = np.random.default_rng()
 
 
 def set_global_seed(seed: Optional[int]) -> None:
-    """Reseed the generator that unseeded (``seed=None``) initializers draw from."""
+    """Reseed the generator that unseeded (``seed=None``) initializers draw from.
+
+    Parameters
+    ----------
+    seed : int or None
+        None reseeds from the operating system.
+    """
     global _global_rng
     _global_rng = np.random.default_rng(seed)
 
@@ -60,6 +66,16 @@ def compute_fans(shape: ShapeLike, input_axes: Optional[Sequence[int]] = None,
 
     Rank 1: both the length; rank 2: ``(shape[0], shape[1])``; higher ranks
     are conv kernels ``(..., in, out)`` times the receptive field.
+
+    Parameters
+    ----------
+    shape : int or tuple of int
+    input_axes, output_axes : sequence of int, optional
+        Explicit axes for the two fans (both must be given).
+
+    Returns
+    -------
+    tuple of two numbers
     """
     shape = _shape(shape)
     if input_axes is not None and output_axes is not None:
@@ -94,19 +110,53 @@ def _uniform(rng, shape, minval, maxval, dtype):
 
 
 class Initializer:
-    """Base class: ``init(shape, dtype="float32") -> np.ndarray``."""
+    """Base class of the initializers: ``init(shape, dtype="float32") -> numpy.ndarray``.
+
+    Any callable with that signature can serve as an initializer; the
+    classes here add Keras's names and configs.
+    """
 
     def __call__(self, shape: ShapeLike, dtype: DTypeLike = "float32") -> Array:
+        """A new array of ``shape`` filled by the initializer.
+
+        Parameters
+        ----------
+        shape : int or tuple of int
+            The weight's shape.
+        dtype : str or numpy dtype, default "float32"
+            Its dtype (random initializers need a floating dtype).
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         raise NotImplementedError("Initializer subclasses must implement __call__().")
 
     def get_config(self) -> Config:
+        """The initializer's arguments (Keras 3's keys)."""
         return {}
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Any:
+        """An initializer from ``get_config()`` output.
+
+        Parameters
+        ----------
+        config : dict
+
+        Returns
+        -------
+        Initializer
+        """
         return cls(**config)
 
     def clone(self) -> Initializer:
+        """A new initializer with the same configuration.
+
+        Returns
+        -------
+        Initializer
+        """
         return self.__class__.from_config(self.get_config())
 
     def __repr__(self) -> str:
@@ -115,16 +165,25 @@ class Initializer:
 
 
 class Zeros(Initializer):
+    """Fills with 0."""
     def __call__(self, shape: ShapeLike, dtype: DTypeLike = "float32") -> Array:
         return np.zeros(_shape(shape), dtype=dtype or "float32")
 
 
 class Ones(Initializer):
+    """Fills with 1."""
     def __call__(self, shape: ShapeLike, dtype: DTypeLike = "float32") -> Array:
         return np.ones(_shape(shape), dtype=dtype or "float32")
 
 
 class Constant(Initializer):
+    """Fills with ``value``.
+
+    Parameters
+    ----------
+    value : float or array_like, default 0.0
+        Broadcast to the shape.
+    """
     def __init__(self, value: Union[float, ArrayLike] = 0.0) -> None:
         self.value = value
 
@@ -146,6 +205,12 @@ class Constant(Initializer):
 
 
 class Identity(Initializer):
+    """``gain`` times the identity matrix (2-D shapes only).
+
+    Parameters
+    ----------
+    gain : float, default 1.0
+    """
     def __init__(self, gain: float = 1.0) -> None:
         self.gain = gain
 
@@ -163,6 +228,14 @@ class Identity(Initializer):
 
 
 class RandomInitializer(Initializer):
+    """Base class of the random initializers: seeding as Keras 3.
+
+    Parameters
+    ----------
+    seed : int, optional
+        The same values on every call with an int; fresh values from the module
+        generator (``set_global_seed``) with None.
+    """
     def __init__(self, seed: Optional[int] = None) -> None:
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
             raise ValueError("`seed` argument should be an integer or None. "
@@ -174,6 +247,16 @@ class RandomInitializer(Initializer):
 
 
 class RandomNormal(RandomInitializer):
+    """Normal values with mean ``mean`` and standard deviation ``stddev``.
+
+    Parameters
+    ----------
+    mean : float, default 0.0
+    stddev : float, default 0.05
+    seed : int, optional
+        The same values on every call with an int; fresh values from the module
+        generator (``set_global_seed``) with None.
+    """
     def __init__(self, mean: float = 0.0, stddev: float = 0.05,
                  seed: Optional[int] = None) -> None:
         self.mean = mean
@@ -196,6 +279,16 @@ class TruncatedNormal(RandomNormal):
 
 
 class RandomUniform(RandomInitializer):
+    """Uniform values in ``[minval, maxval)``.
+
+    Parameters
+    ----------
+    minval : float, default -0.05
+    maxval : float, default 0.05
+    seed : int, optional
+        The same values on every call with an int; fresh values from the module
+        generator (``set_global_seed``) with None.
+    """
     def __init__(self, minval: float = -0.05, maxval: float = 0.05,
                  seed: Optional[int] = None) -> None:
         self.minval = minval
@@ -211,7 +304,22 @@ class RandomUniform(RandomInitializer):
 
 
 class VarianceScaling(RandomInitializer):
-    """Variance ``scale / n`` with n the fan_in, fan_out or their mean (``mode``)."""
+    """Variance ``scale / n`` with n the fan_in, fan_out or their mean (``mode``).
+
+    Parameters
+    ----------
+    scale : float, default 1.0
+        Positive.
+    mode : {"fan_in", "fan_out", "fan_avg"}, default "fan_in"
+    distribution : {"truncated_normal", "untruncated_normal", "uniform"}, default "truncated_normal"
+        ("normal" means "truncated_normal", as in Keras.)
+    seed : int, optional
+        The same values on every call with an int; fresh values from the module
+        generator (``set_global_seed``) with None.
+    input_axes, output_axes : sequence of int, optional
+        The axes whose sizes make the fans (default: Keras's rule, see
+        ``compute_fans``).
+    """
 
     def __init__(self, scale: float = 1.0, mode: str = "fan_in",
                  distribution: str = "truncated_normal", seed: Optional[int] = None,
@@ -249,6 +357,7 @@ class VarianceScaling(RandomInitializer):
         return _uniform(rng, shape, -limit, limit, dtype)
 
     def get_config(self) -> Config:
+        """The initializer's arguments (Keras 3's keys)."""
         return {**super().get_config(), "scale": self.scale, "mode": self.mode,
                 "distribution": self.distribution, "input_axes": self.input_axes,
                 "output_axes": self.output_axes}
@@ -278,7 +387,16 @@ LecunNormal = _fixed_variance_scaling("LecunNormal", 1.0, "fan_in", "truncated_n
 
 class Orthogonal(RandomInitializer):
     """Orthogonal matrix from the QR of a normal draw, on the shape flattened to
-    ``(prod(shape[:-1]), shape[-1])``; orthonormal columns, or rows when wider."""
+    ``(prod(shape[:-1]), shape[-1])``; orthonormal columns, or rows when wider.
+
+    Parameters
+    ----------
+    gain : float, default 1.0
+        Multiplies the matrix.
+    seed : int, optional
+        The same values on every call with an int; fresh values from the module
+        generator (``set_global_seed``) with None.
+    """
 
     def __init__(self, gain: float = 1.0, seed: Optional[int] = None) -> None:
         self.gain = gain
@@ -325,7 +443,21 @@ def _unknown(identifier):
 
 
 def serialize(initializer: Optional[Callable[..., Any]]) -> Optional[Config]:
-    """Keras 3's dict form of an initializer (None stays None)."""
+    """Keras 3's dict form of an initializer (None stays None).
+
+    Parameters
+    ----------
+    initializer : Initializer or None
+
+    Returns
+    -------
+    dict or None
+
+    Raises
+    ------
+    ValueError
+        For an object without ``get_config``.
+    """
     if initializer is None:
         return None
     if not hasattr(initializer, "get_config"):
@@ -335,7 +467,21 @@ def serialize(initializer: Optional[Callable[..., Any]]) -> Optional[Config]:
 
 
 def deserialize(config: Mapping[str, Any]) -> Any:
-    """An initializer from ``{"class_name", "config"}`` (with or without ``module``)."""
+    """An initializer from ``{"class_name", "config"}`` (with or without ``module``).
+
+    Parameters
+    ----------
+    config : dict
+
+    Returns
+    -------
+    Initializer
+
+    Raises
+    ------
+    ValueError
+        For an unknown class.
+    """
     cls = _BY_NAME.get(config.get("class_name"))
     if cls is None:
         raise _unknown(config)
@@ -344,7 +490,22 @@ def deserialize(config: Mapping[str, Any]) -> Any:
 
 def get(identifier: Union[IdentifierLike, Array]) -> Optional[Callable[..., Any]]:
     """An initializer from a Keras name, a config dict, an instance, a class, an
-    array (returned as-is at its own shape) or a callable."""
+    array (returned as-is at its own shape) or a callable.
+
+    Parameters
+    ----------
+    identifier : str, dict, Initializer, class, numpy.ndarray, callable or None
+
+    Returns
+    -------
+    callable or None
+        ``init(shape, dtype)``; None for None.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name or anything else.
+    """
     if identifier is None:
         return None
     if isinstance(identifier, dict):

@@ -30,19 +30,56 @@ def _validate_float(value, name):
 
 
 class Regularizer:
-    """Base class: ``__call__(w) -> float`` and ``gradient(w) -> ndarray``."""
+    """Base class of the weight penalties: ``reg(w) -> float`` and ``reg.gradient(w)``.
+
+    A layer adds ``reg(w)`` to its ``losses`` and ``reg.gradient(w)`` to the
+    weight's gradient during training.
+    """
 
     def __call__(self, w: ArrayLike) -> float:
+        """The penalty of ``w``.
+
+        Parameters
+        ----------
+        w : array_like
+            A weight.
+
+        Returns
+        -------
+        float
+        """
         return 0.0
 
     def gradient(self, w: ArrayLike) -> Array:
+        """The derivative of the penalty with respect to ``w``.
+
+        Parameters
+        ----------
+        w : array_like
+
+        Returns
+        -------
+        numpy.ndarray
+            ``w``'s shape.
+        """
         return np.zeros_like(np.asarray(w))
 
     def get_config(self) -> Config:
+        """The regularizer's arguments (Keras 3's keys)."""
         raise NotImplementedError(f"{self} does not implement get_config()")
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Any:
+        """A regularizer from ``get_config()`` output.
+
+        Parameters
+        ----------
+        config : dict
+
+        Returns
+        -------
+        Regularizer
+        """
         return cls(**config)
 
     def __repr__(self) -> str:
@@ -71,7 +108,15 @@ class _Penalty(Regularizer):
 
 
 class L1L2(_Penalty):
-    """``l1 * sum(|w|) + l2 * sum(w**2)``."""
+    """``l1 * sum(|w|) + l2 * sum(w**2)``.
+
+    Parameters
+    ----------
+    l1 : float, default 0.0
+        Non-negative.
+    l2 : float, default 0.0
+        Non-negative.
+    """
 
     def __init__(self, l1: float = 0.0, l2: float = 0.0) -> None:
         super().__init__(0.0 if l1 is None else l1, 0.0 if l2 is None else l2)
@@ -81,7 +126,13 @@ class L1L2(_Penalty):
 
 
 class L1(_Penalty):
-    """``l1 * sum(|w|)``; its gradient is the subgradient ``l1 * sign(w)``."""
+    """``l1 * sum(|w|)``; its gradient is the subgradient ``l1 * sign(w)``.
+
+    Parameters
+    ----------
+    l1 : float, default 0.01
+        Non-negative.
+    """
 
     def __init__(self, l1: float = 0.01) -> None:
         super().__init__(0.01 if l1 is None else l1, 0.0)
@@ -91,7 +142,13 @@ class L1(_Penalty):
 
 
 class L2(_Penalty):
-    """``l2 * sum(w**2)``."""
+    """``l2 * sum(w**2)`` (no 1/2, as Keras).
+
+    Parameters
+    ----------
+    l2 : float, default 0.01
+        Non-negative.
+    """
 
     def __init__(self, l2: float = 0.01) -> None:
         super().__init__(0.0, 0.01 if l2 is None else l2)
@@ -102,7 +159,14 @@ class L2(_Penalty):
 
 class OrthogonalRegularizer(Regularizer):
     """``factor * 0.5 * sum_{i != j} |<n_i, n_j>| / (size * (size - 1) / 2)`` over the
-    L2-normalised rows (``mode="rows"``) or columns of a 2-D weight."""
+    L2-normalised rows (``mode="rows"``) or columns of a 2-D weight.
+
+    Parameters
+    ----------
+    factor : float, default 0.01
+        Non-negative.
+    mode : {"rows", "columns"}, default "rows"
+    """
 
     def __init__(self, factor: float = 0.01, mode: str = "rows") -> None:
         self.factor = _validate_float(factor, "factor")
@@ -173,7 +237,21 @@ def _unknown(identifier):
 
 
 def serialize(regularizer: Optional[Callable[..., Any]]) -> Optional[Config]:
-    """Keras 3's dict form of a regularizer (None stays None)."""
+    """Keras 3's dict form of a regularizer (None stays None).
+
+    Parameters
+    ----------
+    regularizer : Regularizer or None
+
+    Returns
+    -------
+    dict or None
+
+    Raises
+    ------
+    ValueError
+        For an object without ``get_config``.
+    """
     if regularizer is None:
         return None
     if not hasattr(regularizer, "get_config"):
@@ -183,7 +261,21 @@ def serialize(regularizer: Optional[Callable[..., Any]]) -> Optional[Config]:
 
 
 def deserialize(config: Mapping[str, Any]) -> Any:
-    """A regularizer from ``{"class_name", "config"}`` (with or without ``module``)."""
+    """A regularizer from ``{"class_name", "config"}`` (with or without ``module``).
+
+    Parameters
+    ----------
+    config : dict
+
+    Returns
+    -------
+    Regularizer
+
+    Raises
+    ------
+    ValueError
+        For an unknown class.
+    """
     name = config.get("class_name")
     cls = _BY_NAME.get(name) if name != "l1_l2" else L1L2
     if cls is None:
@@ -192,7 +284,22 @@ def deserialize(config: Mapping[str, Any]) -> Any:
 
 
 def get(identifier: IdentifierLike) -> Optional[Callable[..., Any]]:
-    """A regularizer from None, a Keras name, a config dict, an instance, a class or a callable."""
+    """A regularizer from None, a Keras name, a config dict, an instance, a class or a callable.
+
+    Parameters
+    ----------
+    identifier : str, dict, Regularizer, class, callable or None
+        A callable is returned as is.
+
+    Returns
+    -------
+    callable or None
+
+    Raises
+    ------
+    ValueError
+        For an unknown name or anything else.
+    """
     if identifier is None:
         return None
     if isinstance(identifier, dict):
