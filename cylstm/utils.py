@@ -28,6 +28,15 @@ def set_random_seed(seed: int) -> None:
     unseeded weight initializers, and the one ``fit`` shuffles with, so a
     program gives the same weights and the same training run every time.
     (Layers built with their own ``seed=`` keep using it.)
+
+    Parameters
+    ----------
+    seed : int
+
+    Raises
+    ------
+    ValueError
+        If ``seed`` is not an integer.
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ValueError("Expected `seed` argument to be an integer. "
@@ -41,7 +50,13 @@ def set_random_seed(seed: int) -> None:
 
 
 def get_random_seed() -> Optional[int]:
-    """The last seed given to ``set_random_seed`` (None if never called)."""
+    """The last seed given to ``set_random_seed``.
+
+    Returns
+    -------
+    int or None
+        None if it was never called.
+    """
     return _state["seed"]
 
 
@@ -51,7 +66,25 @@ def _training_rng():
 
 
 def to_categorical(x: ArrayLike, num_classes: Optional[int] = None) -> Array:
-    """One-hot encode integer class vectors (float64 output, as Keras for NumPy input)."""
+    """One-hot encode integer class vectors (float64 output, as Keras for NumPy input).
+
+    Parameters
+    ----------
+    x : array_like of int
+        Class indices; a trailing axis of size 1 is dropped.
+    num_classes : int, optional
+        Default: ``max(x) + 1``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``x.shape + (num_classes,)``.
+
+    Raises
+    ------
+    ValueError
+        For an index outside ``[0, num_classes)``.
+    """
     x = np.array(x, dtype="int64")
     input_shape = x.shape
     if input_shape and input_shape[-1] == 1 and len(input_shape) > 1:
@@ -82,6 +115,24 @@ class Progbar:
 
     verbose=1: ``n/N ━━━━━━━━━━━━━━━━━━━━ ETA/elapsed time/step - name: value``,
     redrawn in place with backspaces and ``\\r``; verbose=2: one line when done.
+
+    Parameters
+    ----------
+    target : int or None
+        The total number of steps (None if unknown).
+    width : int, default 20
+        The bar's width in characters.
+    verbose : int, default 1
+        0 silent, 1 bar, 2 one line at the end.
+    interval : float, default 0.05
+        Minimum seconds between redraws.
+    stateful_metrics : iterable of str, optional
+        Names shown as given (not averaged over steps).
+    stateless_metrics : iterable of str, optional
+        Names averaged over steps (every other name is then shown as given);
+        at most one of the two lists.
+    unit_name : str, default "step"
+        The unit in the timing text.
     """
 
     def __init__(self, target: Optional[int], width: int = 20, verbose: int = 1,
@@ -118,6 +169,17 @@ class Progbar:
 
     def update(self, current: int, values: Optional[Sequence[Tuple[str, Any]]] = None,
                finalize: Optional[bool] = None) -> None:
+        """Move the bar to step ``current``.
+
+        Parameters
+        ----------
+        current : int
+            The step reached.
+        values : list of (str, value), optional
+            Values to show (averaged over steps unless stateful).
+        finalize : bool, optional
+            Whether this is the last update (default: ``current >= target``).
+        """
         if finalize is None:
             finalize = False if self.target is None else current >= self.target
         for k, v in values or []:
@@ -204,6 +266,14 @@ class Progbar:
         self._last_update = now
 
     def add(self, n: int, values: Optional[Sequence[Tuple[str, Any]]] = None) -> None:
+        """Advance the bar by ``n`` steps.
+
+        Parameters
+        ----------
+        n : int
+        values : list of (str, value), optional
+            As in ``update``.
+        """
         self.update(self._seen_so_far + n, values)
 
     @staticmethod

@@ -37,7 +37,7 @@ directions must use the same activations.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple
 
 import os
 
@@ -141,9 +141,28 @@ def _activation_names(attrs, num_directions, node_name):
 
 
 def from_onnx(path_or_model: Any, node_name: Optional[str] = None) -> OnnxLSTM:
-    """The ``cylstm.nn.LSTM`` (an ``OnnxLSTM``) of the first ``LSTM`` node of an
-    ONNX model, or of the one named ``node_name``: a path, an
-    ``onnx.ModelProto`` or the model's bytes."""
+    """The ``cylstm.nn.LSTM`` (an ``OnnxLSTM``) of an ONNX ``LSTM`` node.
+
+    Every direction, both layouts, ``sequence_lens`` and stored initial
+    states are supported; the node's weights are converted to torch's layout.
+
+    Parameters
+    ----------
+    path_or_model : str, os.PathLike, onnx.ModelProto or bytes
+        The model (needs the ``onnx`` package: ``pip install 'cylstm[onnx]'``).
+    node_name : str, optional
+        Which LSTM node; default: the first.
+
+    Returns
+    -------
+    OnnxLSTM
+
+    Raises
+    ------
+    ValueError
+        If the graph has no such node, or the node uses something cylstm
+        cannot compute (the message names it).
+    """
     onnx, numpy_helper = _import_onnx()
     model = _load_model(onnx, path_or_model)
     graph = model.graph
@@ -247,6 +266,12 @@ class OnnxLSTM(LSTM):
 
     _module_name = "OnnxLSTM"
 
+    if TYPE_CHECKING:
+        # _Module.__call__ forwards to forward(); this gives it forward's signature.
+        def __call__(self, input: ArrayLike, hx: Optional[Tuple[ArrayLike, ArrayLike]] = None,
+                     sequence_lens: Optional[ArrayLike] = None
+                     ) -> Tuple[Array, Tuple[Array, Array]]: ...
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.direction = "bidirectional" if self.bidirectional else "forward"
@@ -307,10 +332,21 @@ class OnnxLSTM(LSTM):
                 sequence_lens: Optional[ArrayLike] = None) -> Tuple[Array, Tuple[Array, Array]]:
         """``output, (h_n, c_n)`` in torch's shapes (input 3-D, or unbatched 2-D).
 
-        Without ``hx`` the node's stored initial states apply (zeros when it has
-        none); ``sequence_lens`` (one length per batch row, default: the node's
-        stored one) gives ONNX's per-row lengths, with zeros in ``output``
-        beyond each row's length.
+        Parameters
+        ----------
+        input : array_like
+            (L, N, I), or (N, L, I) for layout 1 (``batch_first``).
+        hx : tuple of two array_like, optional
+            ``(h_0, c_0)``; without it the node's stored initial states apply
+            (zeros when it has none).
+        sequence_lens : array_like of int, optional
+            One length per batch row (default: the node's stored one): ONNX's
+            per-row lengths, with zeros in ``output`` beyond each row's length.
+
+        Returns
+        -------
+        output : numpy.ndarray
+        (h_n, c_n) : tuple of numpy.ndarray
         """
         x, time_major, batched, h0, c0 = self._prepare(input, hx)
         T, B = (x.shape[0], x.shape[1]) if time_major else (x.shape[1], x.shape[0])
@@ -328,7 +364,24 @@ class OnnxLSTM(LSTM):
                       hx: Optional[Tuple[ArrayLike, ArrayLike]] = None
                       ) -> Tuple[Tuple[Array, Tuple[Array, Array]], Callable[[Any], Any]]:
         """As ``cylstm.nn.LSTM.forward_train``; without ``hx`` the node's stored
-        initial states apply (and ``backprop`` returns dx alone)."""
+        initial states apply (and ``backprop`` returns dx alone).
+
+        Parameters
+        ----------
+        input : array_like
+        hx : tuple of two array_like, optional
+
+        Returns
+        -------
+        outputs : tuple
+            ``(output, (h_n, c_n))``.
+        backprop : callable
+
+        Raises
+        ------
+        ValueError
+            When the node stores ``sequence_lens``.
+        """
         if self.default_sequence_lens is not None:
             raise ValueError("forward_train cannot use the stored `sequence_lens` of this ONNX "
                              "node; train a cylstm.nn.LSTM with its weights "
@@ -351,10 +404,25 @@ class OnnxLSTM(LSTM):
     def run(self, X: ArrayLike, sequence_lens: Optional[ArrayLike] = None,
             initial_h: Optional[ArrayLike] = None,
             initial_c: Optional[ArrayLike] = None) -> Tuple[Array, Array, Array]:
-        """``(Y, Y_h, Y_c)`` exactly as the ONNX node computes them: layout 0
-        ``X`` [seq, batch, in] -> ``Y`` [seq, D, batch, H], states [D, batch, H];
-        layout 1 ``X`` [batch, seq, in] -> ``Y`` [batch, seq, D, H], states
-        [batch, D, H]."""
+        """``(Y, Y_h, Y_c)`` exactly as the ONNX node computes them.
+
+        Layout 0: ``X`` [seq, batch, in] -> ``Y`` [seq, D, batch, H], states
+        [D, batch, H]; layout 1: ``X`` [batch, seq, in] -> ``Y`` [batch, seq, D, H],
+        states [batch, D, H].
+
+        Parameters
+        ----------
+        X : array_like
+            The node's input.
+        sequence_lens : array_like of int, optional
+            Default: the node's stored one.
+        initial_h, initial_c : array_like, optional
+            In ONNX's shapes; default: the node's stored ones, else zeros.
+
+        Returns
+        -------
+        Y, Y_h, Y_c : numpy.ndarray
+        """
         x = as_float_array(X, self.dtype, "X")
         if x.ndim != 3:
             axes = "[seq, batch, input]" if self.layout == 0 else "[batch, seq, input]"

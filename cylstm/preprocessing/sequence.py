@@ -22,20 +22,33 @@ __all__ = ["pad_sequences"]
 def pad_sequences(sequences: Sequence[ArrayLike], maxlen: Optional[int] = None,
                   dtype: DTypeLike = "int32", padding: str = "pre", truncating: str = "pre",
                   value: Any = 0.0) -> Array:
-    """Pads sequences to the same length.
+    """Pads sequences to the same length (``keras.utils.pad_sequences``).
 
-    Args:
-        sequences: list of sequences (each a list or array of ints, floats or
-            equal-shaped vectors).
-        maxlen: the length of every output row; default: the longest sequence.
-        dtype: dtype of the output (``'int32'`` by default; ``object`` for strings).
-        padding: ``'pre'`` or ``'post'``: pad before or after each sequence.
-        truncating: ``'pre'`` or ``'post'``: drop values from the start or the
-            end of sequences longer than ``maxlen``.
-        value: the padding value.
+    Parameters
+    ----------
+    sequences : sequence of array_like
+        Each a list or array of ints, floats or equal-shaped vectors.
+    maxlen : int, optional
+        The length of every output row; default: the longest sequence.
+    dtype : str or numpy dtype, default "int32"
+        dtype of the output (``object`` for strings).
+    padding : {"pre", "post"}, default "pre"
+        Pad before or after each sequence.
+    truncating : {"pre", "post"}, default "pre"
+        Drop values from the start or the end of sequences longer than ``maxlen``.
+    value : scalar, default 0.0
+        The padding value.
 
-    Returns:
-        A NumPy array of shape ``(len(sequences), maxlen) + sample_shape``.
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(len(sequences), maxlen) + sample_shape``.
+
+    Raises
+    ------
+    ValueError
+        For non-iterable sequences, a bad ``maxlen``, ``padding`` or
+        ``truncating``, or samples of different shapes.
     """
     if not hasattr(sequences, "__len__"):
         raise ValueError("`sequences` must be iterable.")
