@@ -33,6 +33,8 @@ def _named(name):
     fn, _ = ACTIVATIONS[name]
 
     def activation(x):
+        """The activation named by ``__name__``, elementwise: an array_like in, a
+        NumPy array out (the same formulas as the C kernels)."""
         return fn(np.asarray(x))
 
     activation.__name__ = name

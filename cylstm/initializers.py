@@ -370,6 +370,7 @@ def _fixed_variance_scaling(name: str, scale: float, mode: str,
                                  seed=seed, input_axes=input_axes, output_axes=output_axes)
 
     def get_config(self):
+        """The initializer's arguments (Keras 3's keys: seed and axes)."""
         return {"seed": self.seed, "input_axes": self.input_axes, "output_axes": self.output_axes}
 
     doc = f"``VarianceScaling(scale={scale}, mode={mode!r}, distribution={distribution!r})``."
