@@ -311,8 +311,8 @@ class VarianceScaling(RandomInitializer):
     scale : float, default 1.0
         Positive.
     mode : {"fan_in", "fan_out", "fan_avg"}, default "fan_in"
-    distribution : {"truncated_normal", "untruncated_normal", "uniform"}, default "truncated_normal"
-        ("normal" means "truncated_normal", as in Keras.)
+    distribution : {"truncated_normal", "untruncated_normal", "uniform"}
+        Default "truncated_normal" ("normal" means "truncated_normal", as in Keras).
     seed : int, optional
         The same values on every call with an int; fresh values from the module
         generator (``set_global_seed``) with None.
@@ -323,7 +323,8 @@ class VarianceScaling(RandomInitializer):
 
     def __init__(self, scale: float = 1.0, mode: str = "fan_in",
                  distribution: str = "truncated_normal", seed: Optional[int] = None,
-                 input_axes: Optional[Sequence[int]] = None, output_axes: Optional[Sequence[int]] = None) -> None:
+                 input_axes: Optional[Sequence[int]] = None,
+                 output_axes: Optional[Sequence[int]] = None) -> None:
         if scale <= 0.0:
             raise ValueError(f"Argument `scale` must be positive float. Received: scale={scale}")
         if mode not in ("fan_in", "fan_out", "fan_avg"):

@@ -244,7 +244,8 @@ class Optimizer:
             self._update(key, var, grad, lr)
         self.iterations += 1
 
-    def apply_gradients(self, grads_and_vars: Iterable[Tuple[Optional[ArrayLike], Array]]) -> None:
+    def apply_gradients(self, grads_and_vars: Iterable[Tuple[Optional[ArrayLike], Array]]
+                        ) -> None:
         """Keras's spelling of ``apply``: slots keyed by ``id(variable)``.
 
         Parameters

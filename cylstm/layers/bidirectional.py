@@ -34,7 +34,8 @@ cylstm choices (to be collected in the user docs):
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import (TYPE_CHECKING, Any, Callable, Iterable, List, Mapping, Optional, Sequence,
+                    Tuple, Union)
 
 import copy
 
@@ -157,7 +158,9 @@ class Bidirectional(Layer):
     _trainable_names = _View("_trainable_names", _combine_names)
 
     def __init__(self, layer: Union[LSTM, Mapping[str, Any]],
-                 merge_mode: Optional[str] = "concat", weights: Optional[Sequence[ArrayLike]] = None, backward_layer: Union[LSTM, Mapping[str, Any], None] = None,
+                 merge_mode: Optional[str] = "concat",
+                 weights: Optional[Sequence[ArrayLike]] = None,
+                 backward_layer: Union[LSTM, Mapping[str, Any], None] = None,
                  **kwargs: Any) -> None:
         layer = _deserialize_layer(layer, "layer")
         backward_layer = _deserialize_layer(backward_layer, "backward_layer")
@@ -518,7 +521,8 @@ class Bidirectional(Layer):
         return self._package(self._merge(y, y_rev), states)
 
     def forward_train(self, sequences: ArrayLike, initial_state: Optional[StatesLike] = None,
-                      mask: Optional[ArrayLike] = None, training: bool = True) -> Tuple[Any, Callable[[Any], Any]]:
+                      mask: Optional[ArrayLike] = None, training: bool = True
+                      ) -> Tuple[Any, Callable[[Any], Any]]:
         """Training forward: ``(y, backprop)``, with ``y`` as ``call`` returns it.
 
         ``backprop(dy)`` (``dy`` shaped as ``y``; with several outputs a list whose

@@ -869,7 +869,8 @@ class LSTM(Layer):
         return out
 
     def forward_train(self, inputs: ArrayLike, initial_state: Optional[StatesLike] = None,
-                      mask: Optional[ArrayLike] = None, training: bool = True) -> Tuple[Any, Callable[[Any], Any]]:
+                      mask: Optional[ArrayLike] = None, training: bool = True
+                      ) -> Tuple[Any, Callable[[Any], Any]]:
         """Training forward: ``(y, backprop)``.
 
         ``y`` is what ``call`` returns. ``backprop(dy)`` adds the weight gradients
@@ -957,7 +958,8 @@ class LSTM(Layer):
         return out
 
     def inner_loop(self, sequences: ArrayLike, initial_state: Optional[StatesLike],
-                   mask: Optional[ArrayLike], training: bool = False) -> Tuple[Array, Array, List[Array]]:
+                   mask: Optional[ArrayLike], training: bool = False
+                   ) -> Tuple[Array, Array, List[Array]]:
         """Keras's RNN loop: ``(last_output, outputs, [h, c])``.
 
         Parameters

@@ -317,7 +317,8 @@ class _Module:
         return self.train(False)
 
     def reset_parameters(self) -> None:
-        """Re-draw the weights as torch does: every weight and bias ~ U(-1/sqrt(hidden_size), 1/sqrt(hidden_size))."""
+        """Re-draw the weights as torch does: every weight and bias ~ U(-k, k),
+        k = 1/sqrt(hidden_size)."""
         k = 1.0 / np.sqrt(self.hidden_size)
         for value in self._params.values():
             value[...] = self._rng.uniform(-k, k, size=value.shape)
