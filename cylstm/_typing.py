@@ -1,20 +1,22 @@
-"""Type aliases of cylstm's public API (for annotations; nothing here runs).
+"""Type aliases of cylstm's public API, used by its annotations.
 
 ``Array`` is what cylstm returns (a NumPy array of the layer's dtype);
 ``ArrayLike`` what it accepts (anything ``numpy.asarray`` takes).
 """
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-import numpy as np
 import numpy.typing as npt
 
+#: What cylstm returns: a NumPy array (of the layer's dtype for layer outputs).
 Array = npt.NDArray[Any]
-FloatArray = npt.NDArray[np.floating[Any]]
+#: What cylstm accepts as data: anything ``numpy.asarray`` takes.
 ArrayLike = npt.ArrayLike
+#: A dtype as NumPy takes it (``"float32"``, ``numpy.float64``, ...).
 DTypeLike = npt.DTypeLike
 
 #: A shape with unknown dimensions as None, as Keras writes input shapes.
 Shape = Tuple[Optional[int], ...]
+#: A shape as a caller passes it (any sequence of int or None).
 ShapeLike = Sequence[Optional[int]]
 
 #: What a layer call returns: one array, or a list (``return_state=True``,
