@@ -9,6 +9,10 @@ the current thread (and task) only; ``set_num_threads(n)`` to the process.
 The compiled loops release the GIL, so layers called from several Python
 threads also run in parallel.
 """
+from __future__ import annotations
+
+from typing import Any, Dict, Iterator, List
+
 import contextlib
 import contextvars
 import functools
@@ -44,7 +48,7 @@ def _get_controller():
     return _controller
 
 
-_blas_lists = {}
+_blas_lists: Dict[bool, List[Any]] = {}
 
 
 def _blas_controllers(all_blas=False):
@@ -65,7 +69,7 @@ def _check(n):
         raise ValueError(f"The number of threads must be a positive integer, got {n!r}.")
 
 
-def current_threads():
+def current_threads() -> int:
     """The thread count in force for a call made now."""
     n = _scoped.get()
     if n is None:
@@ -73,22 +77,56 @@ def current_threads():
     return n
 
 
-def set_num_threads(n):
-    """Use ``n`` threads for every later call (process-wide)."""
+def set_num_threads(n: int) -> None:
+    """Use ``n`` threads for every later call (process-wide).
+
+    Parameters
+    ----------
+    n : int
+        A positive thread count. It caps cylstm's own threads (large calls
+        split their batch rows over them) and, through threadpoolctl, the
+        threads of scipy's BLAS.
+
+    Raises
+    ------
+    ValueError
+        If ``n`` is not a positive integer.
+    """
     global _global
     _check(n)
     _global = n
     _get_controller().limit(limits=n, user_api="blas")
 
 
-def get_num_threads():
-    """The thread count now in force."""
+def get_num_threads() -> int:
+    """The thread count now in force.
+
+    Returns
+    -------
+    int
+        The count set by the innermost ``threads`` block, else by
+        ``set_num_threads``, else the number of CPUs this process may use.
+    """
     return current_threads()
 
 
 @contextlib.contextmanager
-def threads(n):
-    """Run the block with ``n`` threads, then restore the previous setting."""
+def threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` threads, then restore the previous setting.
+
+    Use as ``with cylstm.threads(2): ...``. The setting is local to the
+    current thread (and asyncio task), so concurrent blocks do not interfere.
+
+    Parameters
+    ----------
+    n : int
+        A positive thread count for calls made inside the block.
+
+    Raises
+    ------
+    ValueError
+        If ``n`` is not a positive integer.
+    """
     _check(n)
     token = _scoped.set(n)
     try:
@@ -98,8 +136,15 @@ def threads(n):
         _scoped.reset(token)
 
 
-def blas_info():
-    """What threadpoolctl reports for the BLAS libraries in this process."""
+def blas_info() -> List[Dict[str, Any]]:
+    """What threadpoolctl reports for the BLAS libraries in this process.
+
+    Returns
+    -------
+    list of dict
+        One dict per BLAS library loaded (``internal_api``, ``version``,
+        ``num_threads``, ``filepath`` and the other keys threadpoolctl gives).
+    """
     return [i for i in _get_controller().info() if i.get("user_api") == "blas"]
 
 

@@ -7,6 +7,10 @@
 ``val_*`` values), and ``on_train_end``. Setting ``model.stop_training = True``
 in a callback ends training after the current epoch.
 """
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Optional, Sequence, Union
+
 import warnings
 
 import numpy as np
@@ -18,78 +22,248 @@ __all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ProgbarLogge
 
 
 class Callback:
-    """Base class: every hook does nothing; ``self.model`` and ``self.params`` are set
-    by ``fit`` / ``evaluate`` / ``predict``."""
+    """Base class of the callbacks: every hook does nothing.
 
-    def __init__(self):
+    Subclass it and override the hooks you need; ``fit``, ``evaluate`` and
+    ``predict`` call them with logs such as ``{"loss": 0.3, "accuracy": 0.9}``.
+    ``self.model`` (the model being trained) and ``self.params``
+    (``{"verbose", "epochs", "steps"}``) are set before the first hook.
+    """
+
+    def __init__(self) -> None:
         self.params = None
         self._model = None
 
-    def set_params(self, params):
+    def set_params(self, params: Optional[Dict[str, Any]]) -> None:
+        """Set ``self.params``.
+
+        Parameters
+        ----------
+        params : dict or None
+            ``{"verbose", "epochs", "steps"}`` as ``fit`` passes them.
+        """
         self.params = params
 
-    def set_model(self, model):
+    def set_model(self, model: Any) -> None:
+        """Set ``self.model``.
+
+        Parameters
+        ----------
+        model : Sequential
+            The model the callback is attached to.
+        """
         self._model = model
 
     @property
-    def model(self):
+    def model(self) -> Any:
+        """The model the callback is attached to (None before ``set_model``)."""
         return self._model
 
-    def on_batch_begin(self, batch, logs=None):
-        """Legacy alias of ``on_train_batch_begin``."""
+    def on_batch_begin(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
+        """Called at the start of a training batch (legacy alias of ``on_train_batch_begin``).
 
-    def on_batch_end(self, batch, logs=None):
-        """Legacy alias of ``on_train_batch_end``."""
+        Parameters
+        ----------
+        batch : int
+            The batch's index within the epoch (or the evaluation/prediction).
+        logs : dict, optional
+            The logs so far (may be empty).
+        """
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_batch_end(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
+        """Called at the end of a training batch (legacy alias of ``on_train_batch_end``).
+
+        Parameters
+        ----------
+        batch : int
+            The batch's index within the epoch (or the evaluation/prediction).
+        logs : dict, optional
+            The batch's logs.
+        """
+
+    def on_epoch_begin(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
+        """Called at the start of an epoch of ``fit``.
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch's index (from 0).
+        logs : dict, optional
+            The logs so far (may be empty).
+        """
         pass
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
+        """Called at the end of an epoch of ``fit``.
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch's index (from 0).
+        logs : dict, optional
+            The epoch's logs: loss, metrics, and the ``val_`` entries when validating.
+        """
         pass
 
-    def on_train_batch_begin(self, batch, logs=None):
+    def on_train_batch_begin(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
+        """Called at the start of a training batch.
+
+        Parameters
+        ----------
+        batch : int
+            The batch's index within the epoch (or the evaluation/prediction).
+        logs : dict, optional
+            The logs so far (may be empty).
+        """
         self.on_batch_begin(batch, logs=logs)
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
+        """Called at the end of a training batch.
+
+        Parameters
+        ----------
+        batch : int
+            The batch's index within the epoch (or the evaluation/prediction).
+        logs : dict, optional
+            The running loss and metrics of the epoch.
+        """
         self.on_batch_end(batch, logs=logs)
 
-    def on_test_batch_begin(self, batch, logs=None):
+    def on_test_batch_begin(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
+        """Called at the start of an evaluation batch.
+
+        Parameters
+        ----------
+        batch : int
+            The batch's index within the epoch (or the evaluation/prediction).
+        logs : dict, optional
+            The logs so far (may be empty).
+        """
         pass
 
-    def on_test_batch_end(self, batch, logs=None):
+    def on_test_batch_end(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
+        """Called at the end of an evaluation batch.
+
+        Parameters
+        ----------
+        batch : int
+            The batch's index within the epoch (or the evaluation/prediction).
+        logs : dict, optional
+            The running loss and metrics.
+        """
         pass
 
-    def on_predict_batch_begin(self, batch, logs=None):
+    def on_predict_batch_begin(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
+        """Called at the start of a prediction batch.
+
+        Parameters
+        ----------
+        batch : int
+            The batch's index within the epoch (or the evaluation/prediction).
+        logs : dict, optional
+            The logs so far (may be empty).
+        """
         pass
 
-    def on_predict_batch_end(self, batch, logs=None):
+    def on_predict_batch_end(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
+        """Called at the end of a prediction batch.
+
+        Parameters
+        ----------
+        batch : int
+            The batch's index within the epoch (or the evaluation/prediction).
+        logs : dict, optional
+            ``{"outputs": the batch's outputs}``.
+        """
         pass
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
+        """Called at the start of ``fit``.
+
+        Parameters
+        ----------
+        logs : dict, optional
+            The logs so far (may be empty).
+        """
         pass
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
+        """Called at the end of ``fit``.
+
+        Parameters
+        ----------
+        logs : dict, optional
+            The last epoch's logs.
+        """
         pass
 
-    def on_test_begin(self, logs=None):
+    def on_test_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
+        """Called at the start of ``evaluate`` (and of each validation pass).
+
+        Parameters
+        ----------
+        logs : dict, optional
+            The logs so far (may be empty).
+        """
         pass
 
-    def on_test_end(self, logs=None):
+    def on_test_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
+        """Called at the end of ``evaluate`` (and of each validation pass).
+
+        Parameters
+        ----------
+        logs : dict, optional
+            The evaluation's logs.
+        """
         pass
 
-    def on_predict_begin(self, logs=None):
+    def on_predict_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
+        """Called at the start of ``predict``.
+
+        Parameters
+        ----------
+        logs : dict, optional
+            The logs so far (may be empty).
+        """
         pass
 
-    def on_predict_end(self, logs=None):
+    def on_predict_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
+        """Called at the end of ``predict``.
+
+        Parameters
+        ----------
+        logs : dict, optional
+            The logs so far (may be empty).
+        """
         pass
 
 
 class CallbackList(Callback):
     """Dispatches every hook to a list of callbacks. As Keras, a ``ProgbarLogger``
-    is put first (when verbose) and a ``History`` last unless given."""
+    is put first (when verbose) and a ``History`` last unless given.
 
-    def __init__(self, callbacks=None, add_history=False, add_progbar=False, model=None,
-                 **params):
+    Parameters
+    ----------
+    callbacks : Callback or list of Callback, optional
+        The callbacks to call.
+    add_history : bool, default False
+        Append a ``History`` if none is given.
+    add_progbar : bool, default False
+        Put a ``ProgbarLogger`` first if none is given.
+    model : Sequential, optional
+        Passed to every callback's ``set_model``.
+    **params
+        Passed to every callback's ``set_params`` (``verbose``, ``epochs``, ``steps``).
+
+    Raises
+    ------
+    TypeError
+        For anything that is not a list of callbacks.
+    """
+
+    def __init__(self, callbacks: Union[Callback, Sequence[Callback], None] = None,
+                 add_history: bool = False, add_progbar: bool = False, model: Any = None,
+                 **params: Any) -> None:
         super().__init__()
         if callbacks is None:
             callbacks = []
@@ -116,12 +290,12 @@ class CallbackList(Callback):
         if params:
             self.set_params(params)
 
-    def set_params(self, params):
+    def set_params(self, params: Optional[Dict[str, Any]]) -> None:
         super().set_params(params)
         for cb in self.callbacks:
             cb.set_params(params)
 
-    def set_model(self, model):
+    def set_model(self, model: Any) -> None:
         super().set_model(model)
         for cb in self.callbacks:
             cb.set_model(model)
@@ -130,46 +304,46 @@ class CallbackList(Callback):
         for cb in self.callbacks:
             getattr(cb, hook)(*args)
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         self._call("on_epoch_begin", epoch, logs)
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         self._call("on_epoch_end", epoch, logs)
 
-    def on_train_batch_begin(self, batch, logs=None):
+    def on_train_batch_begin(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         self._call("on_train_batch_begin", batch, logs)
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         self._call("on_train_batch_end", batch, logs)
 
-    def on_test_batch_begin(self, batch, logs=None):
+    def on_test_batch_begin(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         self._call("on_test_batch_begin", batch, logs)
 
-    def on_test_batch_end(self, batch, logs=None):
+    def on_test_batch_end(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         self._call("on_test_batch_end", batch, logs)
 
-    def on_predict_batch_begin(self, batch, logs=None):
+    def on_predict_batch_begin(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         self._call("on_predict_batch_begin", batch, logs)
 
-    def on_predict_batch_end(self, batch, logs=None):
+    def on_predict_batch_end(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         self._call("on_predict_batch_end", batch, logs)
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
         self._call("on_train_begin", logs)
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
         self._call("on_train_end", logs)
 
-    def on_test_begin(self, logs=None):
+    def on_test_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
         self._call("on_test_begin", logs)
 
-    def on_test_end(self, logs=None):
+    def on_test_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
         self._call("on_test_end", logs)
 
-    def on_predict_begin(self, logs=None):
+    def on_predict_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
         self._call("on_predict_begin", logs)
 
-    def on_predict_end(self, logs=None):
+    def on_predict_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
         self._call("on_predict_end", logs)
 
 
@@ -178,17 +352,24 @@ class History(Callback):
 
     ``fit`` returns it (and keeps it as ``model.history``); ``history.params``
     is ``{'verbose', 'epochs', 'steps'}`` as in Keras.
+
+    Attributes
+    ----------
+    history : dict of str to list
+        One value per epoch for every log key.
+    epoch : list of int
+        The epochs recorded.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.history = {}
         self.epoch = []
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
         self.epoch = []
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         logs = logs or {}
         self.epoch.append(epoch)
         for k, v in logs.items():
@@ -196,24 +377,41 @@ class History(Callback):
         if self.model is not None:
             self.model.history = self
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<cylstm.callbacks.History epochs={len(self.epoch)} keys={list(self.history)}>"
 
 
 class EarlyStopping(Callback):
     """Stop training when a monitored quantity has stopped improving (Keras 3 rules).
 
-    ``monitor`` is a key of the epoch logs (``'val_loss'`` by default); ``mode``
-    'auto' minimises losses and errors and maximises accuracies. An epoch
-    improves when ``current - min_delta`` beats the best so far (``+`` for
-    'min'); training stops once ``patience`` epochs in a row did not improve
-    (never on the first epoch). ``baseline``: improvements only reset the wait
-    if they also beat it. ``restore_best_weights`` puts back the weights of the
-    best epoch at the end. ``start_from_epoch`` skips the first epochs.
+    An epoch improves when ``current - min_delta`` beats the best so far
+    (``+`` for 'min'); training stops once ``patience`` epochs in a row did
+    not improve (never on the first epoch).
+
+    Parameters
+    ----------
+    monitor : str, default "val_loss"
+        A key of the epoch logs.
+    min_delta : float, default 0
+        The smallest change that counts as an improvement.
+    patience : int, default 0
+        Epochs without improvement before stopping.
+    verbose : int, default 0
+        1 prints when it stops (and restores weights).
+    mode : {"auto", "min", "max"}, default "auto"
+        'auto' minimises losses and errors and maximises accuracies.
+    baseline : float, optional
+        Improvements only reset the wait if they also beat it.
+    restore_best_weights : bool, default False
+        Put back the weights of the best epoch at the end.
+    start_from_epoch : int, default 0
+        Epochs to skip before monitoring.
     """
 
-    def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto",
-                 baseline=None, restore_best_weights=False, start_from_epoch=0):
+    def __init__(self, monitor: str = "val_loss", min_delta: float = 0, patience: int = 0,
+                 verbose: int = 0, mode: str = "auto",
+                 baseline: Optional[float] = None, restore_best_weights: bool = False,
+                 start_from_epoch: int = 0) -> None:
         super().__init__()
         if mode not in ("auto", "min", "max"):
             warnings.warn(f"EarlyStopping mode '{mode}' is unknown, fallback to auto mode.",
@@ -268,14 +466,14 @@ class EarlyStopping(Callback):
             return True
         return bool(self.monitor_op(value - self._signed_delta, reference))
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
         self.wait = 0
         self.stopped_epoch = 0
         self.best = None
         self.best_weights = None
         self.best_epoch = 0
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         if self.monitor_op is None:
             self._set_monitor_op()
         current = self.get_monitor_value(logs)
@@ -297,7 +495,7 @@ class EarlyStopping(Callback):
             self.stopped_epoch = epoch
             self.model.stop_training = True
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
         if self.stopped_epoch > 0 and self.verbose > 0:
             print(f"Epoch {self.stopped_epoch + 1}: early stopping", flush=True)
         if self.restore_best_weights and self.best_weights is not None:
@@ -306,7 +504,17 @@ class EarlyStopping(Callback):
                       f"{self.best_epoch + 1}.", flush=True)
             self.model.set_weights(self.best_weights)
 
-    def get_monitor_value(self, logs):
+    def get_monitor_value(self, logs: Optional[Dict[str, Any]]) -> Optional[float]:
+        """The monitored value in ``logs`` (None, with a warning, when it is absent).
+
+        Parameters
+        ----------
+        logs : dict, optional
+
+        Returns
+        -------
+        float or None
+        """
         logs = logs or {}
         value = logs.get(self.monitor)
         if value is None:
@@ -318,7 +526,7 @@ class EarlyStopping(Callback):
 class ProgbarLogger(Callback):
     """Prints Keras's progress bar (verbose=1) or one line per epoch (verbose=2)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.seen = 0
         self.progbar = None
@@ -327,49 +535,49 @@ class ProgbarLogger(Callback):
         self.epochs = 1
         self._called_in_fit = False
 
-    def set_params(self, params):
+    def set_params(self, params: Optional[Dict[str, Any]]) -> None:
         super().set_params(params)
         verbose = params.get("verbose", 1)
         self.verbose = 1 if verbose == "auto" else int(verbose)
         self.epochs = params.get("epochs", 1)
         self.target = params.get("steps")
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
         self._called_in_fit = True
 
-    def on_test_begin(self, logs=None):
+    def on_test_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
         if not self._called_in_fit:
             self._reset()
             self._maybe_init()
 
-    def on_predict_begin(self, logs=None):
+    def on_predict_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
         self._reset()
         self._maybe_init()
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         self._reset()
         self._maybe_init()
         if self.verbose and self.epochs > 1:
             print(f"Epoch {epoch + 1}/{self.epochs}", flush=True)
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         self._update(batch, logs)
 
-    def on_test_batch_end(self, batch, logs=None):
+    def on_test_batch_end(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         if not self._called_in_fit:
             self._update(batch, logs)
 
-    def on_predict_batch_end(self, batch, logs=None):
+    def on_predict_batch_end(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         self._update(batch, None)
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         self._finalize(logs)
 
-    def on_test_end(self, logs=None):
+    def on_test_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
         if not self._called_in_fit:
             self._finalize(logs)
 
-    def on_predict_end(self, logs=None):
+    def on_predict_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
         self._finalize(logs)
 
     def _reset(self):
@@ -396,11 +604,32 @@ class ProgbarLogger(Callback):
 
 
 class LambdaCallback(Callback):
-    """A callback from functions: ``LambdaCallback(on_epoch_end=lambda epoch, logs: ...)``."""
+    """A callback from functions: ``LambdaCallback(on_epoch_end=lambda epoch, logs: ...)``.
 
-    def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_train_begin=None,
-                 on_train_end=None, on_train_batch_begin=None, on_train_batch_end=None,
-                 **kwargs):
+    Parameters
+    ----------
+    on_epoch_begin, on_epoch_end : callable, optional
+        ``f(epoch, logs)``.
+    on_train_begin, on_train_end : callable, optional
+        ``f(logs)``.
+    on_train_batch_begin, on_train_batch_end : callable, optional
+        ``f(batch, logs)``.
+    **kwargs
+        Any other hook by name (``on_test_end=...``).
+
+    Raises
+    ------
+    ValueError
+        For a name that is not a hook.
+    """
+
+    def __init__(self, on_epoch_begin: Optional[Callable[..., Any]] = None,
+                 on_epoch_end: Optional[Callable[..., Any]] = None,
+                 on_train_begin: Optional[Callable[..., Any]] = None,
+                 on_train_end: Optional[Callable[..., Any]] = None,
+                 on_train_batch_begin: Optional[Callable[..., Any]] = None,
+                 on_train_batch_end: Optional[Callable[..., Any]] = None,
+                 **kwargs: Optional[Callable[..., Any]]) -> None:
         super().__init__()
         hooks = dict(on_epoch_begin=on_epoch_begin, on_epoch_end=on_epoch_end,
                      on_train_begin=on_train_begin, on_train_end=on_train_end,

@@ -3,10 +3,15 @@
 ``constraint(w)`` returns the projected weight; the training code applies it
 after each optimizer step, as Keras does.
 """
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
+
 import inspect
 import re
 
 import numpy as np
+from ._typing import Array, ArrayLike, Config, IdentifierLike
 
 __all__ = ["Constraint", "MaxNorm", "NonNeg", "UnitNorm", "MinMaxNorm", "max_norm", "non_neg",
            "unit_norm", "min_max_norm", "get", "serialize", "deserialize"]
@@ -27,78 +32,126 @@ def _norms(w, axis):
 
 
 class Constraint:
-    """Base class: ``__call__(w) -> ndarray`` (the identity here)."""
+    """Base class of the weight constraints: ``con(w) -> numpy.ndarray`` (the identity here).
 
-    def __call__(self, w):
+    Applied to the weight after every optimizer step.
+    """
+
+    def __call__(self, w: ArrayLike) -> Array:
+        """``w`` projected onto the constraint.
+
+        Parameters
+        ----------
+        w : array_like
+            A weight.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``w``'s shape.
+        """
         return w
 
-    def get_config(self):
+    def get_config(self) -> Config:
+        """The constraint's arguments (Keras 3's keys)."""
         return {}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Mapping[str, Any]) -> Any:
+        """A constraint from ``get_config()`` output.
+
+        Parameters
+        ----------
+        config : dict
+
+        Returns
+        -------
+        Constraint
+        """
         return cls(**config)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
 
 
 class MaxNorm(Constraint):
-    """Rescale each slice along ``axis`` to norm at most ``max_value``."""
+    """Rescale each slice along ``axis`` to norm at most ``max_value``.
 
-    def __init__(self, max_value=2, axis=0):
+    Parameters
+    ----------
+    max_value : float, default 2
+    axis : int or sequence of int, default 0
+        The axes the norms are taken over.
+    """
+
+    def __init__(self, max_value: float = 2, axis: Union[int, Sequence[int]] = 0) -> None:
         self.max_value = max_value
         self.axis = axis
 
-    def __call__(self, w):
+    def __call__(self, w: ArrayLike) -> Array:
         w = _as_float(w)
         norms = _norms(w, self.axis)
         desired = np.clip(norms, 0, self.max_value)
         return w * (desired / (EPSILON + norms))
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"max_value": self.max_value, "axis": self.axis}
 
 
 class NonNeg(Constraint):
     """Zero the negative weights."""
 
-    def __call__(self, w):
+    def __call__(self, w: ArrayLike) -> Array:
         return np.maximum(np.asarray(w), 0)
 
 
 class UnitNorm(Constraint):
-    """Rescale each slice along ``axis`` to unit norm."""
+    """Rescale each slice along ``axis`` to unit norm.
 
-    def __init__(self, axis=0):
+    Parameters
+    ----------
+    axis : int or sequence of int, default 0
+    """
+
+    def __init__(self, axis: Union[int, Sequence[int]] = 0) -> None:
         self.axis = axis
 
-    def __call__(self, w):
+    def __call__(self, w: ArrayLike) -> Array:
         w = _as_float(w)
         return w / (EPSILON + _norms(w, self.axis))
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"axis": self.axis}
 
 
 class MinMaxNorm(Constraint):
-    """Move each slice's norm ``rate`` of the way into ``[min_value, max_value]``."""
+    """Move each slice's norm ``rate`` of the way into ``[min_value, max_value]``.
 
-    def __init__(self, min_value=0.0, max_value=1.0, rate=1.0, axis=0):
+    Parameters
+    ----------
+    min_value : float, default 0.0
+    max_value : float, default 1.0
+    rate : float, default 1.0
+        1 projects fully; smaller values move part of the way.
+    axis : int or sequence of int, default 0
+    """
+
+    def __init__(self, min_value: float = 0.0, max_value: float = 1.0, rate: float = 1.0,
+                 axis: Union[int, Sequence[int]] = 0) -> None:
         self.min_value = min_value
         self.max_value = max_value
         self.rate = rate
         self.axis = axis
 
-    def __call__(self, w):
+    def __call__(self, w: ArrayLike) -> Array:
         w = _as_float(w)
         norms = _norms(w, self.axis)
         desired = (self.rate * np.clip(norms, self.min_value, self.max_value)
                    + (1 - self.rate) * norms)
         return w * (desired / (EPSILON + norms))
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"min_value": self.min_value, "max_value": self.max_value, "rate": self.rate,
                 "axis": self.axis}
 
@@ -120,8 +173,22 @@ def _unknown(identifier):
                       "a Constraint; a callable; or None.")
 
 
-def serialize(constraint):
-    """Keras 3's dict form of a constraint (None stays None)."""
+def serialize(constraint: Optional[Callable[..., Any]]) -> Optional[Config]:
+    """Keras 3's dict form of a constraint (None stays None).
+
+    Parameters
+    ----------
+    constraint : Constraint or None
+
+    Returns
+    -------
+    dict or None
+
+    Raises
+    ------
+    ValueError
+        For an object without ``get_config``.
+    """
     if constraint is None:
         return None
     if not hasattr(constraint, "get_config"):
@@ -130,16 +197,45 @@ def serialize(constraint):
             "config": constraint.get_config(), "registered_name": None}
 
 
-def deserialize(config):
-    """A constraint from ``{"class_name", "config"}`` (with or without ``module``)."""
+def deserialize(config: Mapping[str, Any]) -> Any:
+    """A constraint from ``{"class_name", "config"}`` (with or without ``module``).
+
+    Parameters
+    ----------
+    config : dict
+
+    Returns
+    -------
+    Constraint
+
+    Raises
+    ------
+    ValueError
+        For an unknown class.
+    """
     cls = _BY_NAME.get(config.get("class_name"))
     if cls is None:
         raise _unknown(config)
     return cls.from_config(dict(config.get("config") or {}))
 
 
-def get(identifier):
-    """A constraint from None, a Keras name, a config dict, an instance, a class or a callable."""
+def get(identifier: IdentifierLike) -> Optional[Callable[..., Any]]:
+    """A constraint from None, a Keras name, a config dict, an instance, a class or a callable.
+
+    Parameters
+    ----------
+    identifier : str, dict, Constraint, class, callable or None
+        A callable is returned as is.
+
+    Returns
+    -------
+    callable or None
+
+    Raises
+    ------
+    ValueError
+        For an unknown name or anything else.
+    """
     if identifier is None:
         return None
     if isinstance(identifier, dict):

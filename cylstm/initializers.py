@@ -5,6 +5,10 @@ Seeding: an int ``seed`` gives the same values on every call, as in Keras 3
 ``seed=None`` every call draws fresh values from a module-level generator,
 which ``set_global_seed`` (and so ``cylstm.utils.set_random_seed``) reseeds.
 """
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Optional, Sequence, Tuple, Type, Union
+
 import inspect
 import math
 import numbers
@@ -12,6 +16,7 @@ import re
 
 import numpy as np
 from threadpoolctl import threadpool_limits
+from ._typing import Array, ArrayLike, Config, DTypeLike, IdentifierLike, ShapeLike
 
 __all__ = [
     "Initializer", "Zeros", "Ones", "Constant", "RandomNormal", "RandomUniform",
@@ -25,8 +30,14 @@ MODULE = "keras.initializers"
 _global_rng = np.random.default_rng()
 
 
-def set_global_seed(seed):
-    """Reseed the generator that unseeded (``seed=None``) initializers draw from."""
+def set_global_seed(seed: Optional[int]) -> None:
+    """Reseed the generator that unseeded (``seed=None``) initializers draw from.
+
+    Parameters
+    ----------
+    seed : int or None
+        None reseeds from the operating system.
+    """
     global _global_rng
     _global_rng = np.random.default_rng(seed)
 
@@ -49,11 +60,22 @@ def _float_dtype(dtype):
     return dtype
 
 
-def compute_fans(shape, input_axes=None, output_axes=None):
+def compute_fans(shape: ShapeLike, input_axes: Optional[Sequence[int]] = None,
+                 output_axes: Optional[Sequence[int]] = None) -> Tuple[float, float]:
     """``(fan_in, fan_out)`` of a weight shape, by Keras's rule.
 
     Rank 1: both the length; rank 2: ``(shape[0], shape[1])``; higher ranks
     are conv kernels ``(..., in, out)`` times the receptive field.
+
+    Parameters
+    ----------
+    shape : int or tuple of int
+    input_axes, output_axes : sequence of int, optional
+        Explicit axes for the two fans (both must be given).
+
+    Returns
+    -------
+    tuple of two numbers
     """
     shape = _shape(shape)
     if input_axes is not None and output_axes is not None:
@@ -88,50 +110,93 @@ def _uniform(rng, shape, minval, maxval, dtype):
 
 
 class Initializer:
-    """Base class: ``init(shape, dtype="float32") -> np.ndarray``."""
+    """Base class of the initializers: ``init(shape, dtype="float32") -> numpy.ndarray``.
 
-    def __call__(self, shape, dtype="float32"):
+    Any callable with that signature can serve as an initializer; the
+    classes here add Keras's names and configs.
+    """
+
+    def __call__(self, shape: ShapeLike, dtype: DTypeLike = "float32") -> Array:
+        """A new array of ``shape`` filled by the initializer.
+
+        Parameters
+        ----------
+        shape : int or tuple of int
+            The weight's shape.
+        dtype : str or numpy dtype, default "float32"
+            Its dtype (random initializers need a floating dtype).
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         raise NotImplementedError("Initializer subclasses must implement __call__().")
 
-    def get_config(self):
+    def get_config(self) -> Config:
+        """The initializer's arguments (Keras 3's keys)."""
         return {}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Mapping[str, Any]) -> Any:
+        """An initializer from ``get_config()`` output.
+
+        Parameters
+        ----------
+        config : dict
+
+        Returns
+        -------
+        Initializer
+        """
         return cls(**config)
 
-    def clone(self):
+    def clone(self) -> Initializer:
+        """A new initializer with the same configuration.
+
+        Returns
+        -------
+        Initializer
+        """
         return self.__class__.from_config(self.get_config())
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
 
 
 class Zeros(Initializer):
-    def __call__(self, shape, dtype="float32"):
+    """Fills with 0."""
+    def __call__(self, shape: ShapeLike, dtype: DTypeLike = "float32") -> Array:
         return np.zeros(_shape(shape), dtype=dtype or "float32")
 
 
 class Ones(Initializer):
-    def __call__(self, shape, dtype="float32"):
+    """Fills with 1."""
+    def __call__(self, shape: ShapeLike, dtype: DTypeLike = "float32") -> Array:
         return np.ones(_shape(shape), dtype=dtype or "float32")
 
 
 class Constant(Initializer):
-    def __init__(self, value=0.0):
+    """Fills with ``value``.
+
+    Parameters
+    ----------
+    value : float or array_like, default 0.0
+        Broadcast to the shape.
+    """
+    def __init__(self, value: Union[float, ArrayLike] = 0.0) -> None:
         self.value = value
 
-    def __call__(self, shape, dtype="float32"):
+    def __call__(self, shape: ShapeLike, dtype: DTypeLike = "float32") -> Array:
         return np.full(_shape(shape), self.value, dtype=dtype or "float32")
 
-    def get_config(self):
+    def get_config(self) -> Config:
         # A NumPy scalar becomes a plain number, as Keras writes it, so JSON works.
         value = self.value
         return {"value": value.item() if isinstance(value, (np.generic, np.ndarray)) else value}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Mapping[str, Any]) -> Any:
         value = config["value"]
         # Keras writes a tensor value as {"class_name": "__tensor__", "config": {"value": ...}}.
         if isinstance(value, dict):
@@ -140,73 +205,126 @@ class Constant(Initializer):
 
 
 class Identity(Initializer):
-    def __init__(self, gain=1.0):
+    """``gain`` times the identity matrix (2-D shapes only).
+
+    Parameters
+    ----------
+    gain : float, default 1.0
+    """
+    def __init__(self, gain: float = 1.0) -> None:
         self.gain = gain
 
-    def __call__(self, shape, dtype="float32"):
+    def __call__(self, shape: ShapeLike, dtype: DTypeLike = "float32") -> Array:
         shape = _shape(shape)
         if len(shape) != 2:
             raise ValueError("Identity matrix initializer can only be used for 2D matrices. "
                              f"Received: shape={shape} of rank {len(shape)}.")
         return (self.gain * np.eye(*shape)).astype(dtype or "float32")
 
-    def get_config(self):
+    def get_config(self) -> Config:
         # Keras 3.15 returns {} here and so loses `gain`; keeping it makes the
         # round trip exact and Keras still accepts the key.
         return {"gain": self.gain}
 
 
 class RandomInitializer(Initializer):
-    def __init__(self, seed=None):
+    """Base class of the random initializers: seeding as Keras 3.
+
+    Parameters
+    ----------
+    seed : int, optional
+        The same values on every call with an int; fresh values from the module
+        generator (``set_global_seed``) with None.
+    """
+    def __init__(self, seed: Optional[int] = None) -> None:
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
             raise ValueError("`seed` argument should be an integer or None. "
                              f"Received: seed={seed!r}")
         self.seed = None if seed is None else int(seed)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"seed": self.seed}
 
 
 class RandomNormal(RandomInitializer):
-    def __init__(self, mean=0.0, stddev=0.05, seed=None):
+    """Normal values with mean ``mean`` and standard deviation ``stddev``.
+
+    Parameters
+    ----------
+    mean : float, default 0.0
+    stddev : float, default 0.05
+    seed : int, optional
+        The same values on every call with an int; fresh values from the module
+        generator (``set_global_seed``) with None.
+    """
+    def __init__(self, mean: float = 0.0, stddev: float = 0.05,
+                 seed: Optional[int] = None) -> None:
         self.mean = mean
         self.stddev = stddev
         super().__init__(seed=seed)
 
-    def __call__(self, shape, dtype="float32"):
+    def __call__(self, shape: ShapeLike, dtype: DTypeLike = "float32") -> Array:
         return _normal(_rng(self.seed), _shape(shape), self.mean, self.stddev, _float_dtype(dtype))
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {**super().get_config(), "mean": self.mean, "stddev": self.stddev}
 
 
 class TruncatedNormal(RandomNormal):
     """Normal, with values beyond 2 stddev of the mean redrawn."""
 
-    def __call__(self, shape, dtype="float32"):
+    def __call__(self, shape: ShapeLike, dtype: DTypeLike = "float32") -> Array:
         return _truncated_normal(_rng(self.seed), _shape(shape), self.mean, self.stddev,
                                  _float_dtype(dtype))
 
 
 class RandomUniform(RandomInitializer):
-    def __init__(self, minval=-0.05, maxval=0.05, seed=None):
+    """Uniform values in ``[minval, maxval)``.
+
+    Parameters
+    ----------
+    minval : float, default -0.05
+    maxval : float, default 0.05
+    seed : int, optional
+        The same values on every call with an int; fresh values from the module
+        generator (``set_global_seed``) with None.
+    """
+    def __init__(self, minval: float = -0.05, maxval: float = 0.05,
+                 seed: Optional[int] = None) -> None:
         self.minval = minval
         self.maxval = maxval
         super().__init__(seed=seed)
 
-    def __call__(self, shape, dtype="float32"):
+    def __call__(self, shape: ShapeLike, dtype: DTypeLike = "float32") -> Array:
         return _uniform(_rng(self.seed), _shape(shape), self.minval, self.maxval,
                         _float_dtype(dtype))
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {**super().get_config(), "minval": self.minval, "maxval": self.maxval}
 
 
 class VarianceScaling(RandomInitializer):
-    """Variance ``scale / n`` with n the fan_in, fan_out or their mean (``mode``)."""
+    """Variance ``scale / n`` with n the fan_in, fan_out or their mean (``mode``).
 
-    def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None,
-                 input_axes=None, output_axes=None):
+    Parameters
+    ----------
+    scale : float, default 1.0
+        Positive.
+    mode : {"fan_in", "fan_out", "fan_avg"}, default "fan_in"
+    distribution : {"truncated_normal", "untruncated_normal", "uniform"}
+        Default "truncated_normal" ("normal" means "truncated_normal", as in Keras).
+    seed : int, optional
+        The same values on every call with an int; fresh values from the module
+        generator (``set_global_seed``) with None.
+    input_axes, output_axes : sequence of int, optional
+        The axes whose sizes make the fans (default: Keras's rule, see
+        ``compute_fans``).
+    """
+
+    def __init__(self, scale: float = 1.0, mode: str = "fan_in",
+                 distribution: str = "truncated_normal", seed: Optional[int] = None,
+                 input_axes: Optional[Sequence[int]] = None,
+                 output_axes: Optional[Sequence[int]] = None) -> None:
         if scale <= 0.0:
             raise ValueError(f"Argument `scale` must be positive float. Received: scale={scale}")
         if mode not in ("fan_in", "fan_out", "fan_avg"):
@@ -225,7 +343,7 @@ class VarianceScaling(RandomInitializer):
         self.output_axes = output_axes
         super().__init__(seed=seed)
 
-    def __call__(self, shape, dtype="float32"):
+    def __call__(self, shape: ShapeLike, dtype: DTypeLike = "float32") -> Array:
         shape, dtype = _shape(shape), _float_dtype(dtype)
         fan_in, fan_out = compute_fans(shape, self.input_axes, self.output_axes)
         n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}[self.mode]
@@ -239,18 +357,21 @@ class VarianceScaling(RandomInitializer):
         limit = math.sqrt(3.0 * scale)
         return _uniform(rng, shape, -limit, limit, dtype)
 
-    def get_config(self):
+    def get_config(self) -> Config:
+        """The initializer's arguments (Keras 3's keys)."""
         return {**super().get_config(), "scale": self.scale, "mode": self.mode,
                 "distribution": self.distribution, "input_axes": self.input_axes,
                 "output_axes": self.output_axes}
 
 
-def _fixed_variance_scaling(name, scale, mode, distribution):
+def _fixed_variance_scaling(name: str, scale: float, mode: str,
+                            distribution: str) -> Type[VarianceScaling]:
     def __init__(self, seed=None, input_axes=None, output_axes=None):
         VarianceScaling.__init__(self, scale=scale, mode=mode, distribution=distribution,
                                  seed=seed, input_axes=input_axes, output_axes=output_axes)
 
     def get_config(self):
+        """The initializer's arguments (Keras 3's keys: seed and axes)."""
         return {"seed": self.seed, "input_axes": self.input_axes, "output_axes": self.output_axes}
 
     doc = f"``VarianceScaling(scale={scale}, mode={mode!r}, distribution={distribution!r})``."
@@ -268,13 +389,22 @@ LecunNormal = _fixed_variance_scaling("LecunNormal", 1.0, "fan_in", "truncated_n
 
 class Orthogonal(RandomInitializer):
     """Orthogonal matrix from the QR of a normal draw, on the shape flattened to
-    ``(prod(shape[:-1]), shape[-1])``; orthonormal columns, or rows when wider."""
+    ``(prod(shape[:-1]), shape[-1])``; orthonormal columns, or rows when wider.
 
-    def __init__(self, gain=1.0, seed=None):
+    Parameters
+    ----------
+    gain : float, default 1.0
+        Multiplies the matrix.
+    seed : int, optional
+        The same values on every call with an int; fresh values from the module
+        generator (``set_global_seed``) with None.
+    """
+
+    def __init__(self, gain: float = 1.0, seed: Optional[int] = None) -> None:
         self.gain = gain
         super().__init__(seed=seed)
 
-    def __call__(self, shape, dtype="float32"):
+    def __call__(self, shape: ShapeLike, dtype: DTypeLike = "float32") -> Array:
         shape, dtype = _shape(shape), _float_dtype(dtype)
         if len(shape) < 2:
             raise ValueError("The tensor to initialize must be at least two-dimensional. "
@@ -291,7 +421,7 @@ class Orthogonal(RandomInitializer):
             q = q.T
         return (self.gain * q.reshape(shape)).astype(dtype)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {**super().get_config(), "gain": self.gain}
 
 
@@ -314,8 +444,22 @@ def _unknown(identifier):
                       "an Initializer; or a callable.")
 
 
-def serialize(initializer):
-    """Keras 3's dict form of an initializer (None stays None)."""
+def serialize(initializer: Optional[Callable[..., Any]]) -> Optional[Config]:
+    """Keras 3's dict form of an initializer (None stays None).
+
+    Parameters
+    ----------
+    initializer : Initializer or None
+
+    Returns
+    -------
+    dict or None
+
+    Raises
+    ------
+    ValueError
+        For an object without ``get_config``.
+    """
     if initializer is None:
         return None
     if not hasattr(initializer, "get_config"):
@@ -324,17 +468,46 @@ def serialize(initializer):
             "config": initializer.get_config(), "registered_name": None}
 
 
-def deserialize(config):
-    """An initializer from ``{"class_name", "config"}`` (with or without ``module``)."""
+def deserialize(config: Mapping[str, Any]) -> Any:
+    """An initializer from ``{"class_name", "config"}`` (with or without ``module``).
+
+    Parameters
+    ----------
+    config : dict
+
+    Returns
+    -------
+    Initializer
+
+    Raises
+    ------
+    ValueError
+        For an unknown class.
+    """
     cls = _BY_NAME.get(config.get("class_name"))
     if cls is None:
         raise _unknown(config)
     return cls.from_config(dict(config.get("config") or {}))
 
 
-def get(identifier):
+def get(identifier: Union[IdentifierLike, Array]) -> Optional[Callable[..., Any]]:
     """An initializer from a Keras name, a config dict, an instance, a class, an
-    array (returned as-is at its own shape) or a callable."""
+    array (returned as-is at its own shape) or a callable.
+
+    Parameters
+    ----------
+    identifier : str, dict, Initializer, class, numpy.ndarray, callable or None
+
+    Returns
+    -------
+    callable or None
+        ``init(shape, dtype)``; None for None.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name or anything else.
+    """
     if identifier is None:
         return None
     if isinstance(identifier, dict):

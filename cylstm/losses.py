@@ -10,6 +10,7 @@ classes for categorical cross-entropy), then reduces them with
 which is what ``Sequential.fit`` backpropagates.
 
 Keras details kept (SPEC 7b and ``keras/src/losses``):
+
 - ``y_true`` and ``y_pred`` whose ranks differ by one with a trailing axis of 1
   are squeezed/expanded to the same rank (``(B,)`` against ``(B, 1)``).
 - Cross-entropies on probabilities clip to ``[1e-7, 1 - 1e-7]`` and take
@@ -19,11 +20,20 @@ Keras details kept (SPEC 7b and ``keras/src/losses``):
   ``Embedding(mask_zero=True)`` and ``LSTM(return_sequences=True)``) weights the
   per-sample values by ``mask * size / count(mask)``, so the loss is the mean
   over unmasked positions, as Keras's ``apply_mask``.
+
 Computation happens in ``y_pred``'s float dtype (float32 or float64).
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Tuple, Type, Union
+
 import numpy as np
 
 from .layers.base import unique_name
+from ._typing import Array, ArrayLike, Config
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = [
     "Loss", "MeanSquaredError", "MeanAbsoluteError", "Huber", "BinaryCrossentropy",
@@ -43,8 +53,20 @@ def _float_dtype(y_pred, dtype=None):
     return kind if kind in (np.float32, np.float64) else np.dtype("float32")
 
 
-def squeeze_or_expand_to_same_rank(x1, x2, expand_rank_1=True):
-    """Keras's rule: make ranks equal when they differ by one trailing axis of size 1."""
+def squeeze_or_expand_to_same_rank(x1: Array, x2: Array,
+                                   expand_rank_1: bool = True) -> Tuple[Array, Array]:
+    """Keras's rule: make ranks equal when they differ by one trailing axis of size 1.
+
+    Parameters
+    ----------
+    x1, x2 : numpy.ndarray
+    expand_rank_1 : bool, default True
+        Expand a rank-1 array instead of squeezing the other.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+    """
     r1, r2 = x1.ndim, x2.ndim
     if r1 == r2:
         return x1, x2
@@ -243,10 +265,30 @@ def _broadcast_weight(values, sample_weight):
     return values_r, np.broadcast_to(weight_r, values_r.shape)
 
 
-def reduce_weighted(values, grads, sample_weight=None, mask=None,
-                    reduction="sum_over_batch_size"):
+def reduce_weighted(values: Array, grads: Optional[Array],
+                    sample_weight: Optional[ArrayLike] = None, mask: Optional[ArrayLike] = None,
+                    reduction: Optional[str] = "sum_over_batch_size") -> Tuple[Any,
+                    Optional[Array]]:
     """Reduce per-sample values (and their gradients) as Keras's
-    ``reduce_weighted_values``; returns (loss, d loss / d y_pred or None)."""
+    ``reduce_weighted_values``.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Per-sample values.
+    grads : numpy.ndarray or None
+        Their gradients with respect to the predictions.
+    sample_weight : array_like, optional
+        A weight per sample (or per value).
+    mask : array_like of bool, optional
+        Positions to count (the model's output mask).
+    reduction : str or None, default "sum_over_batch_size"
+
+    Returns
+    -------
+    loss : float or numpy.ndarray
+    grad : numpy.ndarray or None
+    """
     dtype = values.dtype
     sample_weight = _apply_mask(sample_weight, mask, reduction, dtype)
     weight = None
@@ -280,12 +322,27 @@ def reduce_weighted(values, grads, sample_weight=None, mask=None,
 
 
 class Loss:
-    """Base class: ``call(y_true, y_pred)`` gives per-sample values; subclasses
-    also give their gradient through ``_fn(y_true, y_pred, grad)``."""
+    """Base class of the losses: per-sample values, their reduction and gradient.
 
-    _fn = None
+    ``loss(y_true, y_pred)`` gives the reduced loss; ``loss.call`` the
+    per-sample values; ``loss.value_and_grad`` the loss and its gradient with
+    respect to ``y_pred`` (what ``Sequential.fit`` backpropagates).
 
-    def __init__(self, name=None, reduction="sum_over_batch_size", dtype=None):
+    Parameters
+    ----------
+    name : str, optional
+        The loss's name (snake case of the class name by default).
+    reduction : str or None, default "sum_over_batch_size"
+        ``"sum_over_batch_size"``, ``"sum"``, ``"mean"``,
+        ``"mean_with_sample_weight"``, ``"none"`` or None (per-sample values).
+    dtype : str, optional
+        The computation dtype (default: the predictions' float dtype).
+    """
+
+    _fn: Optional[Callable[..., Any]] = None
+
+    def __init__(self, name: Optional[str] = None,
+                 reduction: Optional[str] = "sum_over_batch_size", dtype: Any = None) -> None:
         if reduction not in _REDUCTIONS:
             raise ValueError("Invalid value for argument `reduction`. Expected one of "
                              f"{set(_REDUCTIONS)}. Received: reduction={reduction!r}")
@@ -315,20 +372,83 @@ class Loss:
         values, g = type(self)._fn(y_true, y_pred, grad, **self._kwargs())
         return np.asarray(values, dtype=y_pred.dtype), g, y_pred
 
-    def call(self, y_true, y_pred):
-        """The per-sample loss values (no reduction)."""
+    def call(self, y_true: ArrayLike, y_pred: ArrayLike) -> Array:
+        """The per-sample loss values (no reduction).
+
+        Parameters
+        ----------
+        y_true : array_like
+            Targets.
+        y_pred : array_like
+            Predictions (their float dtype is the computation's).
+
+        Returns
+        -------
+        numpy.ndarray
+            One value per sample (per position for sequences).
+        """
         return self._values(y_true, y_pred, False)[0]
 
-    def __call__(self, y_true, y_pred, sample_weight=None, mask=None):
+    def __call__(self, y_true: ArrayLike, y_pred: ArrayLike,
+                 sample_weight: Optional[ArrayLike] = None,
+                 mask: Optional[ArrayLike] = None) -> Union[float, Array]:
+        """The reduced loss.
+
+        Parameters
+        ----------
+        y_true : array_like
+            Targets.
+        y_pred : array_like
+            Predictions (their float dtype is the computation's).
+        sample_weight : array_like, optional
+            A weight per sample (or per value).
+        mask : array_like of bool, optional
+            Positions to count (the model's output mask).
+
+        Returns
+        -------
+        float or numpy.ndarray
+            A float, or the per-sample values with ``reduction="none"``/None.
+
+        Raises
+        ------
+        TypeError
+            For targets or predictions that are not real numbers.
+        """
         values, _, _ = self._values(y_true, y_pred, False)
         loss, _ = reduce_weighted(values, None, sample_weight, mask, self.reduction)
         if np.ndim(loss) == 0:
             return float(loss)
         return loss
 
-    def value_and_grad(self, y_true, y_pred, sample_weight=None, mask=None):
-        """``(loss, d loss / d y_pred)``: the reduced loss as a float and its gradient
-        with ``y_pred``'s shape, in ``y_pred``'s float dtype."""
+    def value_and_grad(self, y_true: ArrayLike, y_pred: ArrayLike,
+                       sample_weight: Optional[ArrayLike] = None,
+                       mask: Optional[ArrayLike] = None) -> Tuple[float, Array]:
+        """``(loss, d loss / d y_pred)``.
+
+        Parameters
+        ----------
+        y_true : array_like
+            Targets.
+        y_pred : array_like
+            Predictions (their float dtype is the computation's).
+        sample_weight : array_like, optional
+            A weight per sample (or per value).
+        mask : array_like of bool, optional
+            Positions to count (the model's output mask).
+
+        Returns
+        -------
+        loss : float
+            The reduced loss.
+        grad : numpy.ndarray
+            Its gradient, with ``y_pred``'s shape and float dtype.
+
+        Raises
+        ------
+        ValueError
+            With a non-reducing loss (``reduction="none"``).
+        """
         if self.reduction in (None, "none"):
             raise ValueError("value_and_grad needs a reducing loss (reduction='none' gives "
                              "one value per sample).")
@@ -338,16 +458,27 @@ class Loss:
         loss, g = reduce_weighted(values, g, sample_weight, mask, self.reduction)
         return float(loss), np.ascontiguousarray(g.reshape(shape), dtype=y_pred_c.dtype)
 
-    def get_config(self):
+    def get_config(self) -> Config:
+        """The loss's configuration (Keras 3's keys)."""
         return {"name": self.name, "reduction": self.reduction}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Mapping[str, Any]) -> Self:
+        """A loss from ``get_config()`` output.
+
+        Parameters
+        ----------
+        config : dict
+
+        Returns
+        -------
+        Loss
+        """
         config = dict(config)
         config.pop("fn", None)
         return cls(**config)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name}>"
 
 
@@ -360,43 +491,99 @@ def _default_name(cls):
 
 
 class MeanSquaredError(Loss):
-    """``mean((y_true - y_pred) ** 2, axis=-1)``, then the batch mean."""
+    """``mean((y_true - y_pred) ** 2, axis=-1)``, then the batch mean.
+
+    Parameters
+    ----------
+    reduction : str or None, default "sum_over_batch_size"
+        ``"sum_over_batch_size"``, ``"sum"``, ``"mean"``,
+        ``"mean_with_sample_weight"``, ``"none"`` or None (per-sample values).
+    name : str, optional
+        The loss's name.
+    dtype : str, optional
+        The computation dtype (default: the predictions' float dtype).
+    """
     _fn = staticmethod(_mse)
 
-    def __init__(self, reduction="sum_over_batch_size", name="mean_squared_error", dtype=None):
+    def __init__(self, reduction: Optional[str] = "sum_over_batch_size",
+                 name: Optional[str] = "mean_squared_error", dtype: Any = None) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
 
 
 class MeanAbsoluteError(Loss):
-    """``mean(abs(y_true - y_pred), axis=-1)``, then the batch mean."""
+    """``mean(|y_true - y_pred|, axis=-1)``, then the batch mean.
+
+    Parameters
+    ----------
+    reduction : str or None, default "sum_over_batch_size"
+        ``"sum_over_batch_size"``, ``"sum"``, ``"mean"``,
+        ``"mean_with_sample_weight"``, ``"none"`` or None (per-sample values).
+    name : str, optional
+        The loss's name.
+    dtype : str, optional
+        The computation dtype (default: the predictions' float dtype).
+    """
     _fn = staticmethod(_mae)
 
-    def __init__(self, reduction="sum_over_batch_size", name="mean_absolute_error", dtype=None):
+    def __init__(self, reduction: Optional[str] = "sum_over_batch_size",
+                 name: Optional[str] = "mean_absolute_error", dtype: Any = None) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
 
 
 class Huber(Loss):
-    """Quadratic for ``|error| <= delta``, linear beyond (Keras's Huber)."""
+    """Quadratic for ``|error| <= delta``, linear beyond (Keras's Huber).
+
+    Parameters
+    ----------
+    delta : float, default 1.0
+        Where the loss turns linear.
+    reduction : str or None, default "sum_over_batch_size"
+        ``"sum_over_batch_size"``, ``"sum"``, ``"mean"``,
+        ``"mean_with_sample_weight"``, ``"none"`` or None (per-sample values).
+    name : str, optional
+        The loss's name.
+    dtype : str, optional
+        The computation dtype (default: the predictions' float dtype).
+    """
     _fn = staticmethod(_huber)
 
-    def __init__(self, delta=1.0, reduction="sum_over_batch_size", name="huber_loss",
-                 dtype=None):
+    def __init__(self, delta: float = 1.0, reduction: Optional[str] = "sum_over_batch_size",
+                 name: Optional[str] = "huber_loss",
+                 dtype: Any = None) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.delta = float(delta)
 
     def _kwargs(self):
         return {"delta": self.delta}
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {**super().get_config(), "delta": self.delta}
 
 
 class BinaryCrossentropy(Loss):
-    """Binary cross-entropy on probabilities (clipped to [1e-7, 1 - 1e-7]) or logits."""
+    """Binary cross-entropy on probabilities (clipped to [1e-7, 1 - 1e-7]) or logits.
+
+    Parameters
+    ----------
+    from_logits : bool, default False
+        ``y_pred`` holds logits instead of probabilities.
+    label_smoothing : float, default 0.0
+        Targets become ``y * (1 - s) + 0.5 * s``.
+    axis : int, default -1
+        Only -1 is supported.
+    reduction : str or None, default "sum_over_batch_size"
+        ``"sum_over_batch_size"``, ``"sum"``, ``"mean"``,
+        ``"mean_with_sample_weight"``, ``"none"`` or None (per-sample values).
+    name : str, optional
+        The loss's name.
+    dtype : str, optional
+        The computation dtype (default: the predictions' float dtype).
+    """
     _fn = staticmethod(_bce)
 
-    def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1,
-                 reduction="sum_over_batch_size", name="binary_crossentropy", dtype=None):
+    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
+                 reduction: Optional[str] = "sum_over_batch_size",
+                 name: Optional[str] = "binary_crossentropy", dtype: Any = None) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.from_logits = bool(from_logits)
         self.label_smoothing = float(label_smoothing)
@@ -412,18 +599,35 @@ class BinaryCrossentropy(Loss):
         values, g = _bce(y_true, y_pred, grad, from_logits=self.from_logits)
         return values, g, y_pred
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {**super().get_config(), "from_logits": self.from_logits,
                 "label_smoothing": self.label_smoothing, "axis": self.axis}
 
 
 class CategoricalCrossentropy(Loss):
-    """Categorical cross-entropy on one-hot targets: probabilities (normalised,
-    clipped) or logits."""
+    """Cross-entropy with one-hot (or probability) targets over the last axis.
+
+    Parameters
+    ----------
+    from_logits : bool, default False
+        ``y_pred`` holds logits instead of probabilities.
+    label_smoothing : float, default 0.0
+        Targets become ``y * (1 - s) + s / classes``.
+    axis : int, default -1
+        Only -1 is supported.
+    reduction : str or None, default "sum_over_batch_size"
+        ``"sum_over_batch_size"``, ``"sum"``, ``"mean"``,
+        ``"mean_with_sample_weight"``, ``"none"`` or None (per-sample values).
+    name : str, optional
+        The loss's name.
+    dtype : str, optional
+        The computation dtype (default: the predictions' float dtype).
+    """
     _fn = staticmethod(_cce)
 
-    def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1,
-                 reduction="sum_over_batch_size", name="categorical_crossentropy", dtype=None):
+    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
+                 reduction: Optional[str] = "sum_over_batch_size",
+                 name: Optional[str] = "categorical_crossentropy", dtype: Any = None) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.from_logits = bool(from_logits)
         self.label_smoothing = float(label_smoothing)
@@ -440,17 +644,34 @@ class CategoricalCrossentropy(Loss):
         values, g = _cce(y_true, y_pred, grad, from_logits=self.from_logits)
         return values, g, y_pred
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {**super().get_config(), "from_logits": self.from_logits,
                 "label_smoothing": self.label_smoothing, "axis": self.axis}
 
 
 class SparseCategoricalCrossentropy(Loss):
-    """Cross-entropy with integer class indices as targets."""
+    """Cross-entropy with integer class indices as targets.
+
+    Parameters
+    ----------
+    from_logits : bool, default False
+        ``y_pred`` holds logits instead of probabilities.
+    ignore_class : None
+        Not supported: anything but None raises ``ValueError``.
+    reduction : str or None, default "sum_over_batch_size"
+        ``"sum_over_batch_size"``, ``"sum"``, ``"mean"``,
+        ``"mean_with_sample_weight"``, ``"none"`` or None (per-sample values).
+    name : str, optional
+        The loss's name.
+    dtype : str, optional
+        The computation dtype (default: the predictions' float dtype).
+    """
     _fn = staticmethod(_scce)
 
-    def __init__(self, from_logits=False, ignore_class=None, reduction="sum_over_batch_size",
-                 name="sparse_categorical_crossentropy", dtype=None):
+    def __init__(self, from_logits: bool = False, ignore_class: Optional[int] = None,
+                 reduction: Optional[str] = "sum_over_batch_size",
+                 name: Optional[str] = "sparse_categorical_crossentropy",
+                 dtype: Any = None) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.from_logits = bool(from_logits)
         if ignore_class is not None:
@@ -461,14 +682,14 @@ class SparseCategoricalCrossentropy(Loss):
     def _kwargs(self):
         return {"from_logits": self.from_logits}
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {**super().get_config(), "from_logits": self.from_logits,
                 "ignore_class": self.ignore_class}
 
 
 # -- functional forms (per-sample values, as keras.losses.<name>) -------------------
 
-def _functional(cls, doc):
+def _functional(cls: Type[Loss], doc: str) -> Callable[..., Array]:
     def fn(y_true, y_pred, **kwargs):
         return cls(**kwargs).call(y_true, y_pred)
     fn.__doc__ = doc
@@ -509,15 +730,39 @@ _BY_FUNCTION = {mean_squared_error: MeanSquaredError, mean_absolute_error: MeanA
                 sparse_categorical_crossentropy: SparseCategoricalCrossentropy}
 
 
-def serialize(loss):
-    """A string for a loss given by name, Keras's dict form for a loss object."""
+def serialize(loss: Union[str, Loss]) -> Union[str, Config]:
+    """A loss given by name stays a string; a loss object becomes Keras 3's dict form.
+
+    Parameters
+    ----------
+    loss : str or Loss
+
+    Returns
+    -------
+    str or dict
+    """
     if isinstance(loss, str):
         return loss
     return {"module": "keras.losses", "class_name": type(loss).__name__,
             "config": loss.get_config(), "registered_name": None}
 
 
-def deserialize(config):
+def deserialize(config: Union[str, Mapping[str, Any]]) -> Loss:
+    """A loss from a name or ``{"class_name", "config"}``.
+
+    Parameters
+    ----------
+    config : str or dict
+
+    Returns
+    -------
+    Loss
+
+    Raises
+    ------
+    ValueError
+        For a malformed config or an unknown class.
+    """
     if isinstance(config, str):
         return get(config)
     if not isinstance(config, dict) or "class_name" not in config:
@@ -529,12 +774,25 @@ def deserialize(config):
     return cls.from_config(dict(config.get("config") or {}))
 
 
-def get(identifier):
+def get(identifier: Union[str, Mapping[str, Any], Loss, Type[Loss], Callable[..., Any]]) -> Loss:
     """A Loss object from a Keras name ('mse', 'binary_crossentropy', ...), a class,
     a functional form (``cylstm.losses.mse``), a config dict or an instance.
 
     Arbitrary Python callables are refused: cylstm needs the loss's gradient,
     which only its own losses provide.
+
+    Parameters
+    ----------
+    identifier : str, dict, Loss, Loss subclass or cylstm loss function
+
+    Returns
+    -------
+    Loss
+
+    Raises
+    ------
+    ValueError
+        For anything else.
     """
     if isinstance(identifier, Loss):
         return identifier

@@ -2,6 +2,7 @@
 predict, summary, weights, config, save; and ``load_model``.
 
 What a Keras user can count on (SPEC section 5; tests in tests/models/):
+
 - The model is built as soon as its input shape is known: from the first
   layer's ``input_shape=``/``input_dim``/``batch_input_shape``/``input_length``
   (``Embedding(..., input_length=n)``), from ``build(input_shape)``, or from
@@ -21,6 +22,11 @@ What a Keras user can count on (SPEC section 5; tests in tests/models/):
 - ``summary()`` prints Keras 3's table; ``save``/``load_model`` use the format
   of docs/saving.md (JSON config + ``.npz`` weights in one zip, no pickle).
 """
+from __future__ import annotations
+
+from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional,
+                    Sequence, Type, Union)
+
 import json
 import math
 import numbers
@@ -37,6 +43,19 @@ from . import metrics as _metrics
 from . import optimizers as _optimizers
 from .layers.base import Layer, SymbolicTensor, unique_name
 from .utils import _training_rng
+from ._typing import Array, ArrayLike, Config, LayerOutput, Shape, ShapeLike
+
+if TYPE_CHECKING:
+    import os
+
+    from typing_extensions import Self
+
+    from .callbacks import Callback, History
+    from .losses import Loss
+    from .metrics import Metric
+    from .optimizers import Optimizer
+
+    _MetricLike = Union[str, Metric, Callable[..., Any]]
 
 __all__ = ["Sequential", "load_model", "save_model", "model_from_json", "model_from_config"]
 
@@ -107,10 +126,37 @@ class Sequential:
 
     ``Sequential([LSTM(50, input_shape=(20, 1)), Dense(1)])`` or ``add`` one
     layer at a time; ``compile``, ``fit``, ``evaluate``, ``predict``,
-    ``summary``, ``save`` as in Keras.
+    ``summary``, ``save`` as in Keras. The model is built as soon as its input
+    shape is known.
+
+    Parameters
+    ----------
+    layers : iterable of Layer, optional
+        The layers, in order (a ``SymbolicTensor`` first sets the input shape).
+    trainable : bool, default True
+        Whether training updates the weights.
+    name : str, optional
+        The model's name (``sequential``, ``sequential_1``, ... by default).
+
+    Attributes
+    ----------
+    optimizer : Optimizer or None
+        Set by ``compile``.
+    history : History or None
+        The History of the last ``fit``.
+    stop_training : bool
+        Set it (e.g. in a callback) to stop ``fit`` after the current epoch.
+
+    Examples
+    --------
+    >>> from cylstm.models import Sequential
+    >>> from cylstm.layers import LSTM, Dense
+    >>> model = Sequential([LSTM(8, input_shape=(20, 1)), Dense(1)])
+    >>> model.compile(optimizer="adam", loss="mse")
     """
 
-    def __init__(self, layers=None, trainable=True, name=None):
+    def __init__(self, layers: Optional[Iterable[Layer]] = None, trainable: bool = True,
+                 name: Optional[str] = None) -> None:
         self.name = name if name is not None else unique_name("sequential")
         self._layers = []
         self._input_shape = None       # the batch input shape, e.g. (None, 10, 8)
@@ -132,11 +178,27 @@ class Sequential:
 
     # -- layers ------------------------------------------------------------------
     @property
-    def layers(self):
+    def layers(self) -> List[Layer]:
+        """The layers, in order (a new list)."""
         return list(self._layers)
 
-    def add(self, layer, rebuild=True):
-        """Append a layer (or set the input shape with a ``SymbolicTensor``)."""
+    def add(self, layer: Union[Layer, SymbolicTensor], rebuild: bool = True) -> None:
+        """Append a layer (or set the input shape with a ``SymbolicTensor``).
+
+        Parameters
+        ----------
+        layer : Layer or SymbolicTensor
+            A cylstm layer with a name not yet in the model.
+        rebuild : bool, default True
+            Build the model now if its input shape is known.
+
+        Raises
+        ------
+        TypeError
+            For anything but a cylstm layer (a nested Sequential included).
+        ValueError
+            For a duplicate name, or a layer after one with several outputs.
+        """
         if isinstance(layer, SymbolicTensor):
             if self._layers:
                 raise ValueError("An input spec can only be added as the first element of a "
@@ -167,8 +229,23 @@ class Sequential:
         elif rebuild:
             self._maybe_build()
 
-    def pop(self, rebuild=True):
-        """Remove and return the last layer."""
+    def pop(self, rebuild: bool = True) -> Layer:
+        """Remove and return the last layer.
+
+        Parameters
+        ----------
+        rebuild : bool, default True
+            Accepted for Keras's signature.
+
+        Returns
+        -------
+        Layer
+
+        Raises
+        ------
+        TypeError
+            If the model has no layers.
+        """
         if not self._layers:
             raise TypeError("There are no layers in the model.")
         layer = self._layers.pop()
@@ -176,7 +253,25 @@ class Sequential:
             self.built = False
         return layer
 
-    def get_layer(self, name=None, index=None):
+    def get_layer(self, name: Optional[str] = None, index: Optional[int] = None) -> Layer:
+        """A layer by name or by index.
+
+        Parameters
+        ----------
+        name : str, optional
+            The layer's name.
+        index : int, optional
+            Its position (takes precedence over ``name``).
+
+        Returns
+        -------
+        Layer
+
+        Raises
+        ------
+        ValueError
+            If there is no such layer.
+        """
         if index is not None:
             if len(self._layers) <= index:
                 raise ValueError(f"Was asked to retrieve layer at index {index} but model only "
@@ -189,11 +284,12 @@ class Sequential:
                          f"{[l.name for l in self._layers]}.")
 
     @property
-    def trainable(self):
+    def trainable(self) -> bool:
+        """Whether training updates the weights (setting it sets every layer's)."""
         return self._trainable
 
     @trainable.setter
-    def trainable(self, value):
+    def trainable(self, value: bool) -> bool:
         self._trainable = bool(value)
         for layer in self._layers:
             layer.trainable = bool(value)
@@ -228,9 +324,20 @@ class Sequential:
         else:
             layer._output_spec = SymbolicTensor(out, layer.dtype, layer.name)
 
-    def build(self, input_shape=None):
-        """Build every layer for inputs of shape ``input_shape`` (batch axis included,
-        e.g. ``(None, 10, 8)``)."""
+    def build(self, input_shape: Optional[ShapeLike] = None) -> None:
+        """Build every layer for inputs of shape ``input_shape``.
+
+        Parameters
+        ----------
+        input_shape : tuple, optional
+            The input shape with the batch axis, e.g. ``(None, 10, 8)``; by default
+            the shape the first layer declares.
+
+        Raises
+        ------
+        ValueError
+            If no shape is given or declared, or it has no batch axis.
+        """
         if input_shape is None:
             input_shape = self._declared_shape()
             if input_shape is None:
@@ -253,14 +360,16 @@ class Sequential:
         self.built = True
 
     @property
-    def input_shape(self):
+    def input_shape(self) -> Shape:
+        """The input shape with the batch axis (AttributeError before it is known)."""
         if self._input_shape is None:
             raise AttributeError(f"The model {self.name!r} has not been built yet; it has no "
                                  "input shape.")
         return self._input_shape
 
     @property
-    def output_shape(self):
+    def output_shape(self) -> Union[Shape, List[Shape]]:
+        """The output shape of the last layer (a list for several outputs)."""
         if not self.built or not self._layers:
             raise AttributeError(f"The model {self.name!r} has not been built yet; it has no "
                                  "output shape.")
@@ -268,16 +377,29 @@ class Sequential:
         return [s.shape for s in spec] if isinstance(spec, list) else spec.shape
 
     @property
-    def input(self):
+    def input(self) -> SymbolicTensor:
+        """The symbolic input (shape and dtype), as Keras's ``model.input``."""
         return SymbolicTensor(self.input_shape, self._input_dtype or "float32", "input")
 
     @property
-    def output(self):
+    def output(self) -> Union[SymbolicTensor, List[SymbolicTensor]]:
+        """The symbolic output of the last layer, as Keras's ``model.output``."""
         if not self.built or not self._layers:
             raise AttributeError(f"The model {self.name!r} has not been built yet.")
         return self._layers[-1]._output_spec
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: ShapeLike) -> Union[Shape, List[Shape]]:
+        """The model's output shape for inputs of shape ``input_shape``.
+
+        Parameters
+        ----------
+        input_shape : tuple
+            With the batch axis.
+
+        Returns
+        -------
+        tuple or list of tuple
+        """
         shape = tuple(input_shape)
         for layer in self._layers:
             out = layer.compute_output_shape(shape)
@@ -293,13 +415,33 @@ class Sequential:
         if not self.built:
             self.build((None,) + tuple(np.shape(x)[1:]))
 
-    def __call__(self, inputs, training=False, mask=None):
+    def __call__(self, inputs: ArrayLike, training: bool = False,
+                 mask: Optional[ArrayLike] = None) -> LayerOutput:
+        """Run the layers on ``inputs``, passing each layer's output mask to the next.
+
+        Parameters
+        ----------
+        inputs : array_like
+            A batch of inputs for the first layer.
+        training : bool, default False
+            Training mode (dropout acts).
+        mask : array_like of bool, optional
+            A mask for the first layer.
+
+        Returns
+        -------
+        numpy.ndarray or list of numpy.ndarray
+            The last layer's output (a list when it returns several, e.g. an LSTM
+            with ``return_state=True``).
+        """
         x = _as_batchable(inputs, "inputs")
         self._ensure_built(x)
         out, _ = self._forward(x, mask, bool(training))
         return out
 
-    def call(self, inputs, training=False, mask=None):
+    def call(self, inputs: ArrayLike, training: bool = False,
+             mask: Optional[ArrayLike] = None) -> LayerOutput:
+        """The same as calling the model: ``model.call(x)`` is ``model(x)``."""
         return self(inputs, training=training, mask=mask)
 
     def _forward(self, x, mask=None, training=False):
@@ -320,29 +462,51 @@ class Sequential:
 
     # -- weights -----------------------------------------------------------------
     @property
-    def weights(self):
+    def weights(self) -> List[Array]:
+        """Every layer's weights, in layer order (the layers' own arrays)."""
         return [w for layer in self._layers for w in layer.weights]
 
     @property
-    def trainable_weights(self):
+    def trainable_weights(self) -> List[Array]:
+        """The weights optimizers update."""
         if not self.trainable:
             return []
         return [w for layer in self._layers for w in layer.trainable_weights]
 
     @property
-    def non_trainable_weights(self):
+    def non_trainable_weights(self) -> List[Array]:
+        """The weights optimizers do not update."""
         if not self.trainable:
             return self.weights
         return [w for layer in self._layers for w in layer.non_trainable_weights]
 
     @property
-    def variables(self):
+    def variables(self) -> List[Array]:
+        """The same list as ``weights`` (Keras's name)."""
         return self.weights
 
-    def get_weights(self):
+    def get_weights(self) -> List[Array]:
+        """Copies of every layer's weights, in layer order.
+
+        Returns
+        -------
+        list of numpy.ndarray
+        """
         return [w for layer in self._layers for w in layer.get_weights()]
 
-    def set_weights(self, weights):
+    def set_weights(self, weights: Iterable[ArrayLike]) -> None:
+        """Set every layer's weights from one list, in ``get_weights`` order.
+
+        Parameters
+        ----------
+        weights : iterable of array_like
+            As many arrays as ``get_weights`` returns, of the same shapes.
+
+        Raises
+        ------
+        ValueError
+            If the number of arrays or a shape differs.
+        """
         weights = list(weights)
         expected = sum(len(layer.weights) for layer in self._layers)
         if len(weights) != expected:
@@ -355,7 +519,18 @@ class Sequential:
                 layer.set_weights(weights[pos:pos + n])
             pos += n
 
-    def count_params(self):
+    def count_params(self) -> int:
+        """The number of weight values.
+
+        Returns
+        -------
+        int
+
+        Raises
+        ------
+        ValueError
+            If the model is not built.
+        """
         if not self.built:
             raise ValueError("You tried to call `count_params` on model "
                              f"{self.name!r}, but the model isn't built. You can build it "
@@ -370,13 +545,33 @@ class Sequential:
         return out
 
     # -- compile -----------------------------------------------------------------
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
-                weighted_metrics=None, run_eagerly=False, steps_per_execution=1,
-                jit_compile="auto", auto_scale_loss=True):
+    def compile(self, optimizer: Union[str, Mapping[str, Any], Optimizer] = "rmsprop",
+                loss: Union[str, Mapping[str, Any], Loss, Callable[..., Any], None] = None,
+                metrics: Union[_MetricLike, Sequence[_MetricLike], None] = None,
+                loss_weights: None = None,
+                weighted_metrics: None = None, run_eagerly: bool = False,
+                steps_per_execution: int = 1,
+                jit_compile: Union[bool, str] = "auto", auto_scale_loss: bool = True) -> None:
         """Set the optimizer, loss and metrics (Keras names or objects).
 
-        ``run_eagerly``, ``steps_per_execution``, ``jit_compile`` and
-        ``auto_scale_loss`` are accepted and change nothing.
+        Parameters
+        ----------
+        optimizer : str, dict or Optimizer, default "rmsprop"
+            See :func:`cylstm.optimizers.get`.
+        loss : str, dict or Loss, optional
+            See :func:`cylstm.losses.get`; ``fit`` and ``evaluate`` need one.
+        metrics : str, Metric, callable or list of them, optional
+            See :func:`cylstm.metrics.get`; ``"accuracy"`` picks binary,
+            categorical or sparse accuracy from the targets, as Keras.
+        loss_weights, weighted_metrics : None
+            Anything but None raises ``ValueError`` (single-output model).
+        run_eagerly, steps_per_execution, jit_compile, auto_scale_loss
+            Accepted and change nothing.
+
+        Raises
+        ------
+        ValueError
+            For an unknown name or a dict of metrics.
         """
         if loss_weights is not None or weighted_metrics is not None:
             raise ValueError("`loss_weights` and `weighted_metrics` are not supported by "
@@ -412,15 +607,18 @@ class Sequential:
         return self._metric_objs
 
     @property
-    def metrics_names(self):
+    def metrics_names(self) -> List[str]:
+        """``['loss', metric names...]`` in compile order."""
         return ["loss"] + [m.name if not isinstance(m, str) else m
                            for m in (self._metric_objs or self._metric_specs)]
 
     @property
-    def metrics(self):
+    def metrics(self) -> List[Metric]:
+        """The compiled metric objects (resolved at the first fit or evaluate)."""
         return self._compiled_metric_objects()
 
-    def reset_metrics(self):
+    def reset_metrics(self) -> None:
+        """Reset the state of every compiled metric."""
         for m in self._metric_objs or []:
             m.reset_state()
 
@@ -491,17 +689,67 @@ class Sequential:
         except KeyError as e:
             raise ValueError(f"`class_weight` has no weight for class {e.args[0]}.") from None
 
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
-            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
-            validation_batch_size=None, validation_freq=1):
-        """Train for ``epochs`` epochs; returns a ``History``.
+    def fit(self, x: Any = None, y: Any = None, batch_size: Optional[int] = None,
+            epochs: int = 1, verbose: Union[int, str] = "auto",
+            callbacks: Optional[Sequence[Callback]] = None,
+            validation_split: float = 0.0, validation_data: Optional[Sequence[Any]] = None,
+            shuffle: Union[bool, str] = True, class_weight: Optional[Mapping[int, float]] = None,
+            sample_weight: Optional[ArrayLike] = None, initial_epoch: int = 0,
+            steps_per_epoch: None = None, validation_steps: None = None,
+            validation_batch_size: Optional[int] = None, validation_freq: int = 1) -> History:
+        """Train for ``epochs`` epochs with minibatches.
 
         As Keras: ``validation_split`` takes the last fraction of the samples
         (before shuffling) for validation; ``validation_data=(x_val, y_val)``
         takes precedence; the last batch may be smaller; ``shuffle=True``
         reshuffles the training samples every epoch (``'batch'`` shuffles the
         order of the batches only).
+
+        Parameters
+        ----------
+        x : array_like
+            Inputs, (samples, ...) as the first layer takes them.
+        y : array_like
+            Targets, one per sample.
+        batch_size : int, optional
+            Samples per batch (default 32).
+        epochs : int, default 1
+            The number of passes over the data.
+        verbose : {"auto", 0, 1, 2}, default "auto"
+            0 silent, 1 progress bar ("auto"), 2 one line per epoch.
+        callbacks : list of Callback, optional
+            Their hooks are called (see :mod:`cylstm.callbacks`).
+        validation_split : float, default 0.0
+            Fraction of the samples held out for validation.
+        validation_data : tuple, optional
+            ``(x_val, y_val)`` or ``(x_val, y_val, sample_weight_val)``.
+        shuffle : bool or "batch", default True
+            Reshuffle every epoch.
+        class_weight : dict of int to float, optional
+            A weight per class for the loss.
+        sample_weight : array_like, optional
+            One weight per sample for the loss and metrics.
+        initial_epoch : int, default 0
+            The epoch to start counting from.
+        steps_per_epoch, validation_steps : None
+            For generators (not supported): anything but None raises ``ValueError``.
+        validation_batch_size : int, optional
+            Batch size of the validation pass (default ``batch_size``).
+        validation_freq : int, default 1
+            Validate every ``validation_freq`` epochs.
+
+        Returns
+        -------
+        History
+            ``history.history`` maps ``loss``, metric names and their ``val_``
+            forms to one value per epoch.
+
+        Raises
+        ------
+        RuntimeError
+            If the model is not compiled with a loss.
+        ValueError
+            For missing targets or mismatched sample counts.
         """
         self._check_compiled("fit")
         if steps_per_epoch is not None or validation_steps is not None:
@@ -623,10 +871,37 @@ class Sequential:
                 cb.on_test_batch_end(step, logs)
         return logs
 
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
-                 steps=None, callbacks=None, return_dict=False):
-        """Loss and metrics on (x, y): ``[loss, metric, ...]`` in compile order, a
-        float when there are no metrics, or a dict with ``return_dict=True``."""
+    def evaluate(self, x: Any = None, y: Any = None, batch_size: Optional[int] = None,
+                 verbose: Union[int, str] = "auto", sample_weight: Optional[ArrayLike] = None,
+                 steps: Optional[int] = None, callbacks: Optional[Sequence[Callback]] = None,
+                 return_dict: bool = False) -> Union[float, List[float], Dict[str, float]]:
+        """Loss and metrics on (x, y).
+
+        Parameters
+        ----------
+        x : array_like
+            Inputs, (samples, ...) as the first layer takes them.
+        y : array_like
+            Targets, one per sample.
+        batch_size : int, optional
+            Samples per batch (default 32).
+        verbose : {"auto", 0, 1, 2}, default "auto"
+            0 silent, 1 progress bar ("auto"), 2 one line per epoch.
+        sample_weight : array_like, optional
+            One weight per sample for the loss and metrics.
+        steps : None
+            For generators (not supported).
+        callbacks : list of Callback, optional
+            Their hooks are called (see :mod:`cylstm.callbacks`).
+        return_dict : bool, default False
+            Return ``{name: value}``.
+
+        Returns
+        -------
+        float, list of float or dict
+            The loss alone when there are no metrics; ``[loss, metric, ...]`` in
+            compile order; ``{name: value}`` with ``return_dict=True``.
+        """
         self._check_compiled("evaluate")
         if steps is not None:
             raise ValueError("`steps` is for generators; cylstm evaluates NumPy arrays.")
@@ -647,8 +922,29 @@ class Sequential:
         values = [logs["loss"]] + [logs[m.name] for m in self._metric_objs or []]
         return values[0] if len(values) == 1 else values
 
-    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
-        """The model's outputs for x, computed in batches of ``batch_size`` (32)."""
+    def predict(self, x: Any, batch_size: Optional[int] = None,
+                verbose: Union[int, str] = "auto", steps: Optional[int] = None,
+                callbacks: Optional[Sequence[Callback]] = None) -> LayerOutput:
+        """The model's outputs for x, computed in batches.
+
+        Parameters
+        ----------
+        x : array_like
+            Inputs, (samples, ...).
+        batch_size : int, optional
+            Samples per batch (default 32).
+        verbose : {"auto", 0, 1, 2}, default "auto"
+            0 silent, 1 progress bar ("auto"), 2 one line per epoch.
+        steps : None
+            For generators (not supported).
+        callbacks : list of Callback, optional
+            Their hooks are called (see :mod:`cylstm.callbacks`).
+
+        Returns
+        -------
+        numpy.ndarray or list of numpy.ndarray
+            The outputs for all samples (a list when the last layer returns several).
+        """
         if steps is not None:
             raise ValueError("`steps` is for generators; cylstm predicts on NumPy arrays.")
         level = _verbose_level(verbose)   # Keras passes 'auto' itself on to the callbacks
@@ -673,9 +969,30 @@ class Sequential:
             return [np.concatenate([o[i] for o in outs]) for i in range(len(outs[0]))]
         return np.concatenate(outs)
 
-    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
-                       return_dict=False):
-        """One training step on one batch; returns the loss (and metrics)."""
+    def train_on_batch(self, x: Any, y: Any = None, sample_weight: Optional[ArrayLike] = None,
+                       class_weight: Optional[Mapping[int, float]] = None,
+                       return_dict: bool = False) -> Union[float, List[float], Dict[str, float]]:
+        """One training step (forward, backward, optimizer step) on one batch.
+
+        Parameters
+        ----------
+        x : array_like
+            One batch of inputs.
+        y : array_like
+            Its targets.
+        sample_weight : array_like, optional
+            One weight per sample for the loss and metrics.
+        class_weight : dict of int to float, optional
+            A weight per class.
+        return_dict : bool, default False
+            Return ``{name: value}``.
+
+        Returns
+        -------
+        float, list of float or dict
+            The loss alone when there are no metrics; ``[loss, metric, ...]`` in
+            compile order; ``{name: value}`` with ``return_dict=True``.
+        """
         self._check_compiled("train_on_batch")
         x, y, sample_weight, _ = self._prepare_xy(x, y, sample_weight, "train_on_batch")
         if class_weight is not None:
@@ -693,7 +1010,27 @@ class Sequential:
         values = [logs["loss"]] + [logs[m.name] for m in self._metric_objs or []]
         return values[0] if len(values) == 1 else values
 
-    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+    def test_on_batch(self, x: Any, y: Any = None, sample_weight: Optional[ArrayLike] = None,
+                      return_dict: bool = False) -> Union[float, List[float], Dict[str, float]]:
+        """Loss and metrics on one batch, without training.
+
+        Parameters
+        ----------
+        x : array_like
+            One batch of inputs.
+        y : array_like
+            Its targets.
+        sample_weight : array_like, optional
+            One weight per sample for the loss and metrics.
+        return_dict : bool, default False
+            Return ``{name: value}``.
+
+        Returns
+        -------
+        float, list of float or dict
+            The loss alone when there are no metrics; ``[loss, metric, ...]`` in
+            compile order; ``{name: value}`` with ``return_dict=True``.
+        """
         self._check_compiled("test_on_batch")
         x, y, sample_weight, n = self._prepare_xy(x, y, sample_weight, "test_on_batch")
         self._ensure_built(x)
@@ -703,16 +1040,42 @@ class Sequential:
         values = [logs["loss"]] + [logs[m.name] for m in self._metric_objs or []]
         return values[0] if len(values) == 1 else values
 
-    def predict_on_batch(self, x):
+    def predict_on_batch(self, x: Any) -> LayerOutput:
+        """The model's outputs for one batch (``model(x)``).
+
+        Parameters
+        ----------
+        x : array_like
+
+        Returns
+        -------
+        numpy.ndarray or list of numpy.ndarray
+        """
         return self(x, training=False)
 
     # -- summary -----------------------------------------------------------------
-    def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
-                show_trainable=False, layer_range=None):
+    def summary(self, line_length: Optional[int] = None,
+                positions: Optional[Sequence[float]] = None,
+                print_fn: Optional[Callable[[str], Any]] = None, expand_nested: bool = False,
+                show_trainable: bool = False,
+                layer_range: Optional[Sequence[Union[str, int]]] = None) -> None:
         """Print Keras 3's summary table (plain text, no colours).
 
-        ``print_fn`` (if given) receives the whole summary as one string, as in
-        Keras 3; otherwise it is written to stdout.
+        Parameters
+        ----------
+        line_length : int, optional
+            Total width.
+        positions : sequence of float, optional
+            Column boundaries (fractions of the width, or absolute).
+        print_fn : callable, optional
+            Receives the whole summary as one string (as in Keras 3); otherwise
+            it is written to stdout.
+        expand_nested : bool, default False
+            Accepted (no nested models in cylstm).
+        show_trainable : bool, default False
+            Add a "Trainable" column.
+        layer_range : sequence of two str or int, optional
+            The first and last layer to show.
         """
         text = _summary_text(self, line_length, positions, show_trainable, layer_range)
         if print_fn is not None:
@@ -722,7 +1085,13 @@ class Sequential:
             sys.stdout.flush()
 
     # -- config and saving ---------------------------------------------------------
-    def get_config(self):
+    def get_config(self) -> Config:
+        """The model's configuration: its name and every layer's serialised config.
+
+        Returns
+        -------
+        dict
+        """
         layer_configs = []
         for layer in self._layers:
             entry = {"module": "cylstm.layers", "class_name": type(layer).__name__,
@@ -736,9 +1105,23 @@ class Sequential:
         return config
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Mapping[str, Any]) -> Self:
         """A Sequential from ``get_config()`` output (or a Keras 3 Sequential config);
-        layers are looked up by class name among cylstm's layers only."""
+        layers are looked up by class name among cylstm's layers only.
+
+        Parameters
+        ----------
+        config : dict
+
+        Returns
+        -------
+        Sequential
+
+        Raises
+        ------
+        ValueError
+            For a malformed config or a layer class cylstm does not have.
+        """
         if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
             raise ValueError("A Sequential config must be a dict with a 'layers' list; got "
                              f"{type(config).__name__}.")
@@ -764,7 +1147,18 @@ class Sequential:
             model.trainable = False
         return model
 
-    def to_json(self, **kwargs):
+    def to_json(self, **kwargs: Any) -> str:
+        """The configuration as a JSON string (``model_from_json`` reads it back).
+
+        Parameters
+        ----------
+        **kwargs
+            Passed to ``json.dumps``.
+
+        Returns
+        -------
+        str
+        """
         return json.dumps({"class_name": "Sequential", "config": self.get_config()}, **kwargs)
 
     def _get_compile_config(self):
@@ -784,13 +1178,26 @@ class Sequential:
                      else config["loss"],
                      metrics=[_metrics.deserialize(m) for m in config.get("metrics") or []])
 
-    def save(self, filepath, overwrite=True, **kwargs):
-        """Save architecture, weights, compile settings and optimizer state to one
-        file (any name, e.g. ``model.cylstm``); see docs/saving.md."""
+    def save(self, filepath: Union[str, os.PathLike[str]], overwrite: bool = True,
+             **kwargs: Any) -> None:
+        """Save architecture, weights, compile settings and optimizer state to one file.
+
+        The format is a zip of a JSON config and ``.npz`` weights (no pickle),
+        described in docs/saving.md; ``load_model`` reads it back.
+
+        Parameters
+        ----------
+        filepath : str or path-like
+            Any name, e.g. ``model.cylstm``.
+        overwrite : bool, default True
+            Replace an existing file.
+        **kwargs
+            Accepted for Keras's signature.
+        """
         from .saving import save_model
         save_model(self, filepath, overwrite=overwrite, **kwargs)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<Sequential name={self.name}, built={self.built}>"
 
 
@@ -820,8 +1227,13 @@ def _serialize_metric(metric):
     return _metrics.serialize(metric)
 
 
-def layer_registry():
-    """Class name -> class, for every layer class ``cylstm.layers`` exports."""
+def layer_registry() -> Dict[str, Type[Layer]]:
+    """Class name -> class, for every layer class ``cylstm.layers`` exports.
+
+    Returns
+    -------
+    dict of str to type
+    """
     out = {}
     for name in getattr(_layers, "__all__", []):
         obj = getattr(_layers, name, None)
@@ -830,8 +1242,23 @@ def layer_registry():
     return out
 
 
-def deserialize_layer(entry):
-    """A layer from ``{"class_name", "config"}``, only from cylstm's own classes."""
+def deserialize_layer(entry: Mapping[str, Any]) -> Layer:
+    """A layer from ``{"class_name", "config"}``, only from cylstm's own classes.
+
+    Parameters
+    ----------
+    entry : dict
+        A serialised layer, as ``Sequential.get_config`` writes them.
+
+    Returns
+    -------
+    Layer
+
+    Raises
+    ------
+    ValueError
+        For an unknown class or a config the class rejects.
+    """
     registry = layer_registry()
     class_name = entry.get("class_name")
     cls = registry.get(class_name)
@@ -849,8 +1276,17 @@ def deserialize_layer(entry):
             from None
 
 
-def model_from_config(config):
-    """A model from ``{"class_name": "Sequential", "config": ...}`` (or the inner config)."""
+def model_from_config(config: Mapping[str, Any]) -> Sequential:
+    """A model from ``{"class_name": "Sequential", "config": ...}`` (or the inner config).
+
+    Parameters
+    ----------
+    config : dict
+
+    Returns
+    -------
+    Sequential
+    """
     if isinstance(config, dict) and "class_name" in config and "config" in config:
         if config["class_name"] != "Sequential":
             raise ValueError(f"Only Sequential models are supported; got "
@@ -859,16 +1295,47 @@ def model_from_config(config):
     return Sequential.from_config(config)
 
 
-def model_from_json(json_string):
+def model_from_json(json_string: str) -> Sequential:
+    """A model from the JSON string ``Sequential.to_json`` writes.
+
+    Parameters
+    ----------
+    json_string : str
+
+    Returns
+    -------
+    Sequential
+    """
     return model_from_config(json.loads(json_string))
 
 
-def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
+def load_model(filepath: Union[str, os.PathLike[str]],
+               custom_objects: Optional[Mapping[str, Any]] = None, compile: bool = True,
+               safe_mode: bool = True) -> Sequential:
     """Load a model saved with ``model.save(filepath)`` (see docs/saving.md).
 
     Nothing in the file is executed: the config is JSON, layers come only from
-    cylstm's classes, the weights are read with ``allow_pickle=False``. A
-    corrupt, truncated or foreign file raises ``ValueError`` naming the path.
+    cylstm's classes, the weights are read with ``allow_pickle=False``.
+
+    Parameters
+    ----------
+    filepath : str or path-like
+        The saved file.
+    custom_objects : dict, optional
+        Not supported: anything non-empty raises ``ValueError``.
+    compile : bool, default True
+        Restore the optimizer, loss and metrics (and the optimizer's state).
+    safe_mode : bool, default True
+        Accepted; loading is always safe.
+
+    Returns
+    -------
+    Sequential
+
+    Raises
+    ------
+    ValueError
+        For a corrupt, truncated or foreign file (naming the path).
     """
     from .saving import load_model as _load
     if custom_objects:
@@ -877,7 +1344,18 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     return _load(filepath, compile=compile)
 
 
-def save_model(model, filepath, overwrite=True, **kwargs):
+def save_model(model: Sequential, filepath: Union[str, os.PathLike[str]],
+               overwrite: bool = True, **kwargs: Any) -> None:
+    """Save ``model`` to ``filepath`` (the same as ``model.save(filepath)``).
+
+    Parameters
+    ----------
+    model : Sequential
+    filepath : str or path-like
+    overwrite : bool, default True
+    **kwargs
+        Accepted for Keras's signature.
+    """
     from .saving import save_model as _save
     _save(model, filepath, overwrite=overwrite, **kwargs)
 

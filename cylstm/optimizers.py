@@ -15,6 +15,11 @@ variable's gradient by its own L2 norm (not the global norm, which is
 (decoupled, as Keras 3) shrinks the variable by ``var * weight_decay * lr``
 before the update.
 """
+from __future__ import annotations
+
+from typing import (TYPE_CHECKING, Any, Callable, Iterable, List, Mapping, Optional, Tuple, Type,
+                    Union)
+
 import math
 import numbers
 import re
@@ -22,6 +27,10 @@ import re
 import numpy as np
 
 from .layers.base import unique_name
+from ._typing import Array, ArrayLike, Config
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "get", "serialize", "deserialize"]
 
@@ -58,12 +67,39 @@ def _global_norm(grads):
 
 
 class Optimizer:
-    """Base class: learning rate, clipping, weight decay, iteration count, slots."""
+    """Base class: learning rate, clipping, weight decay, iteration count, slots.
+
+    ``optimizer.apply(params)`` updates the arrays of ``params`` in place from
+    their gradients, as ``model.fit`` does after every batch. Slots (momenta)
+    are kept per parameter key.
+
+    Parameters
+    ----------
+    learning_rate : float or callable, default 0.001
+        A non-negative step size, or a schedule ``lr = schedule(iterations)``.
+    weight_decay : float, optional
+        Decoupled weight decay: ``w -= w * weight_decay * lr`` before each step.
+    clipnorm : float, optional
+        Clip each gradient to this L2 norm.
+    clipvalue : float, optional
+        Clip each gradient element to ``[-clipvalue, clipvalue]``.
+    global_clipnorm : float, optional
+        Clip all gradients together to this global L2 norm (at most one of the
+        three clipping arguments).
+    name : str, optional
+        The optimizer's name (Keras's automatic names by default).
+    **kwargs
+        Keras's other arguments at their defaults (``use_ema=False``, ...);
+        ``decay`` is ignored as in Keras 3; anything else raises ``ValueError``.
+    """
 
     _slot_names = ()
 
-    def __init__(self, learning_rate=0.001, weight_decay=None, clipnorm=None, clipvalue=None,
-                 global_clipnorm=None, name=None, **kwargs):
+    def __init__(self, learning_rate: Union[float, Callable[[int], float]] = 0.001,
+                 weight_decay: Optional[float] = None, clipnorm: Optional[float] = None,
+                 clipvalue: Optional[float] = None,
+                 global_clipnorm: Optional[float] = None, name: Optional[str] = None,
+                 **kwargs: Any) -> None:
         kwargs.pop("decay", None)  # Keras 3 ignores it (with a warning)
         for key, value in list(kwargs.items()):
             if key in _UNSUPPORTED_DEFAULTS:
@@ -94,13 +130,14 @@ class Optimizer:
 
     # -- learning rate --------------------------------------------------------
     @property
-    def learning_rate(self):
+    def learning_rate(self) -> float:
+        """The current learning rate (a schedule's value at ``iterations``); settable."""
         if callable(self._learning_rate):
             return float(self._learning_rate(self.iterations))
         return self._learning_rate
 
     @learning_rate.setter
-    def learning_rate(self, value):
+    def learning_rate(self, value: Union[float, Callable[[int], float]]) -> None:
         if callable(value):
             self._learning_rate = value
         else:
@@ -108,11 +145,12 @@ class Optimizer:
 
     # -- state ------------------------------------------------------------------
     @property
-    def built(self):
+    def built(self) -> bool:
+        """Whether the optimizer has slots (after its first step)."""
         return bool(self._slots)
 
     @property
-    def variables(self):
+    def variables(self) -> List[Array]:
         """Keras's optimizer variables: iterations, learning rate, then every slot."""
         if not self._slots:
             return []
@@ -133,7 +171,7 @@ class Optimizer:
     def _slot_names_for(self):
         return self._slot_names
 
-    def reset(self):
+    def reset(self) -> None:
         """Forget every slot and the iteration count (a fresh optimizer)."""
         self._slots = {}
         self.iterations = 0
@@ -162,11 +200,21 @@ class Optimizer:
         return grads
 
     # -- applying ---------------------------------------------------------------
-    def apply(self, params):
-        """One optimizer step over ``params``, a list of ``(key, array, grad)``.
+    def apply(self, params: Iterable[Tuple[Any, Array, Optional[ArrayLike]]]) -> None:
+        """One optimizer step over ``params``, updating the arrays in place.
 
-        Arrays are updated in place; ``grad`` may be None (skipped, as Keras
-        skips variables without gradient). The iteration count grows by one.
+        Parameters
+        ----------
+        params : iterable of (key, numpy.ndarray, array_like or None)
+            ``(key, array, grad)`` triples; ``grad`` None is skipped (as Keras
+            skips variables without gradient). Slots are kept per key.
+
+        Raises
+        ------
+        ValueError
+            For an entry that is not a triple or a gradient of another shape.
+        TypeError
+            For an array that is not a floating NumPy array.
         """
         items = []
         for entry in params:
@@ -196,15 +244,23 @@ class Optimizer:
             self._update(key, var, grad, lr)
         self.iterations += 1
 
-    def apply_gradients(self, grads_and_vars):
-        """Keras's spelling: a list of ``(grad, variable)``; slots keyed by ``id(variable)``."""
+    def apply_gradients(self, grads_and_vars: Iterable[Tuple[Optional[ArrayLike], Array]]
+                        ) -> None:
+        """Keras's spelling of ``apply``: slots keyed by ``id(variable)``.
+
+        Parameters
+        ----------
+        grads_and_vars : iterable of (array_like or None, numpy.ndarray)
+            ``(grad, variable)`` pairs; the variables are updated in place.
+        """
         self.apply([(None, v, g) for g, v in grads_and_vars])
 
     def _update(self, key, var, grad, lr):
         raise NotImplementedError
 
     # -- config -----------------------------------------------------------------
-    def get_config(self):
+    def get_config(self) -> Config:
+        """The optimizer's configuration (Keras 3's keys)."""
         lr = self._learning_rate
         return {
             "name": self.name,
@@ -216,7 +272,23 @@ class Optimizer:
         }
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Mapping[str, Any]) -> Self:
+        """An optimizer from ``get_config()`` output or a Keras 3 optimizer config
+        (Keras-only keys such as ``use_ema`` are dropped).
+
+        Parameters
+        ----------
+        config : dict
+
+        Returns
+        -------
+        Optimizer
+
+        Raises
+        ------
+        ValueError
+            For a learning-rate schedule in the config.
+        """
         config = dict(config)
         for key in ("use_ema", "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
                     "gradient_accumulation_steps", "is_legacy_optimizer", "jit_compile"):
@@ -226,7 +298,7 @@ class Optimizer:
                              f"{config['learning_rate']!r}.")
         return cls(**config)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name}, learning_rate={self.learning_rate}>"
 
 
@@ -235,10 +307,37 @@ class SGD(Optimizer):
 
     ``m = momentum * m - lr * g``; ``w += m`` (or ``w += momentum * m - lr * g``
     with ``nesterov``); without momentum ``w -= lr * g``.
+
+    Parameters
+    ----------
+    learning_rate : float or callable, default 0.01
+        A non-negative step size, or a schedule ``lr = schedule(iterations)``.
+    momentum : float, default 0.0
+        In [0, 1].
+    nesterov : bool, default False
+        Nesterov momentum.
+    weight_decay : float, optional
+        Decoupled weight decay: ``w -= w * weight_decay * lr`` before each step.
+    clipnorm : float, optional
+        Clip each gradient to this L2 norm.
+    clipvalue : float, optional
+        Clip each gradient element to ``[-clipvalue, clipvalue]``.
+    global_clipnorm : float, optional
+        Clip all gradients together to this global L2 norm (at most one of the
+        three clipping arguments).
+    name : str, optional
+        The optimizer's name (Keras's automatic names by default).
+    **kwargs
+        Keras's other arguments at their defaults (``use_ema=False``, ...);
+        ``decay`` is ignored as in Keras 3; anything else raises ``ValueError``.
     """
 
-    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None,
-                 clipnorm=None, clipvalue=None, global_clipnorm=None, name=None, **kwargs):
+    def __init__(self, learning_rate: Union[float, Callable[[int], float]] = 0.01,
+                 momentum: float = 0.0, nesterov: bool = False,
+                 weight_decay: Optional[float] = None,
+                 clipnorm: Optional[float] = None, clipvalue: Optional[float] = None,
+                 global_clipnorm: Optional[float] = None, name: Optional[str] = None,
+                 **kwargs: Any) -> None:
         super().__init__(learning_rate, weight_decay=weight_decay, clipnorm=clipnorm,
                          clipvalue=clipvalue, global_clipnorm=global_clipnorm, name=name,
                          **kwargs)
@@ -267,7 +366,7 @@ class SGD(Optimizer):
             self._get_slots(key, var)
             var -= grad * lr
 
-    def get_config(self):
+    def get_config(self) -> Config:
         config = super().get_config()
         config.update({"momentum": self.momentum, "nesterov": self.nesterov})
         return config
@@ -275,11 +374,42 @@ class SGD(Optimizer):
 
 class Adam(Optimizer):
     """Adam as ``keras.optimizers.Adam`` (epsilon outside the square root, Keras's
-    bias correction folded into the step size ``alpha``)."""
+    bias correction folded into the step size ``alpha``).
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
-                 amsgrad=False, weight_decay=None, clipnorm=None, clipvalue=None,
-                 global_clipnorm=None, name=None, **kwargs):
+    Parameters
+    ----------
+    learning_rate : float or callable, default 0.001
+        A non-negative step size, or a schedule ``lr = schedule(iterations)``.
+    beta_1 : float, default 0.9
+        Decay of the first-moment estimate, in [0, 1].
+    beta_2 : float, default 0.999
+        Decay of the second-moment estimate, in [0, 1].
+    epsilon : float, default 1e-7
+        Added to the root of the second moment.
+    amsgrad : bool, default False
+        Use the maximum of past second moments (AMSGrad).
+    weight_decay : float, optional
+        Decoupled weight decay: ``w -= w * weight_decay * lr`` before each step.
+    clipnorm : float, optional
+        Clip each gradient to this L2 norm.
+    clipvalue : float, optional
+        Clip each gradient element to ``[-clipvalue, clipvalue]``.
+    global_clipnorm : float, optional
+        Clip all gradients together to this global L2 norm (at most one of the
+        three clipping arguments).
+    name : str, optional
+        The optimizer's name (Keras's automatic names by default).
+    **kwargs
+        Keras's other arguments at their defaults (``use_ema=False``, ...);
+        ``decay`` is ignored as in Keras 3; anything else raises ``ValueError``.
+    """
+
+    def __init__(self, learning_rate: Union[float, Callable[[int], float]] = 0.001,
+                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7,
+                 amsgrad: bool = False, weight_decay: Optional[float] = None,
+                 clipnorm: Optional[float] = None, clipvalue: Optional[float] = None,
+                 global_clipnorm: Optional[float] = None, name: Optional[str] = None,
+                 **kwargs: Any) -> None:
         super().__init__(learning_rate, weight_decay=weight_decay, clipnorm=clipnorm,
                          clipvalue=clipvalue, global_clipnorm=global_clipnorm, name=name,
                          **kwargs)
@@ -308,7 +438,7 @@ class Adam(Optimizer):
             v = v_hat
         var -= (m * alpha) / (np.sqrt(v) + dt(self.epsilon))
 
-    def get_config(self):
+    def get_config(self) -> Config:
         config = super().get_config()
         config.update({"beta_1": self.beta_1, "beta_2": self.beta_2,
                        "epsilon": self.epsilon, "amsgrad": self.amsgrad})
@@ -317,11 +447,42 @@ class Adam(Optimizer):
 
 class RMSprop(Optimizer):
     """RMSprop as ``keras.optimizers.RMSprop`` (epsilon inside the square root,
-    optional momentum and centering)."""
+    optional momentum and centering).
 
-    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7,
-                 centered=False, weight_decay=None, clipnorm=None, clipvalue=None,
-                 global_clipnorm=None, name=None, **kwargs):
+    Parameters
+    ----------
+    learning_rate : float or callable, default 0.001
+        A non-negative step size, or a schedule ``lr = schedule(iterations)``.
+    rho : float, default 0.9
+        Decay of the mean square, in [0, 1].
+    momentum : float, default 0.0
+        In [0, 1].
+    epsilon : float, default 1e-7
+        Added inside the square root.
+    centered : bool, default False
+        Divide by the estimated variance instead of the mean square.
+    weight_decay : float, optional
+        Decoupled weight decay: ``w -= w * weight_decay * lr`` before each step.
+    clipnorm : float, optional
+        Clip each gradient to this L2 norm.
+    clipvalue : float, optional
+        Clip each gradient element to ``[-clipvalue, clipvalue]``.
+    global_clipnorm : float, optional
+        Clip all gradients together to this global L2 norm (at most one of the
+        three clipping arguments).
+    name : str, optional
+        The optimizer's name (Keras's automatic names by default).
+    **kwargs
+        Keras's other arguments at their defaults (``use_ema=False``, ...);
+        ``decay`` is ignored as in Keras 3; anything else raises ``ValueError``.
+    """
+
+    def __init__(self, learning_rate: Union[float, Callable[[int], float]] = 0.001,
+                 rho: float = 0.9, momentum: float = 0.0, epsilon: float = 1e-7,
+                 centered: bool = False, weight_decay: Optional[float] = None,
+                 clipnorm: Optional[float] = None, clipvalue: Optional[float] = None,
+                 global_clipnorm: Optional[float] = None, name: Optional[str] = None,
+                 **kwargs: Any) -> None:
         super().__init__(learning_rate, weight_decay=weight_decay, clipnorm=clipnorm,
                          clipvalue=clipvalue, global_clipnorm=global_clipnorm, name=name,
                          **kwargs)
@@ -358,7 +519,7 @@ class RMSprop(Optimizer):
         else:
             var -= increment
 
-    def get_config(self):
+    def get_config(self) -> Config:
         config = super().get_config()
         config.update({"rho": self.rho, "momentum": self.momentum,
                        "epsilon": self.epsilon, "centered": self.centered})
@@ -369,14 +530,37 @@ _BY_NAME = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}
 _BY_CLASS = {"SGD": SGD, "Adam": Adam, "RMSprop": RMSprop}
 
 
-def serialize(optimizer):
-    """Keras 3's dict form ``{"module", "class_name", "config", "registered_name"}``."""
+def serialize(optimizer: Optimizer) -> Config:
+    """Keras 3's dict form ``{"module", "class_name", "config", "registered_name"}``.
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+
+    Returns
+    -------
+    dict
+    """
     return {"module": "keras.optimizers", "class_name": type(optimizer).__name__,
             "config": optimizer.get_config(), "registered_name": None}
 
 
-def deserialize(config):
-    """An optimizer from ``{"class_name", "config"}`` (SGD, Adam or RMSprop only)."""
+def deserialize(config: Mapping[str, Any]) -> Optimizer:
+    """An optimizer from ``{"class_name", "config"}`` (SGD, Adam or RMSprop only).
+
+    Parameters
+    ----------
+    config : dict
+
+    Returns
+    -------
+    Optimizer
+
+    Raises
+    ------
+    ValueError
+        For a malformed config or an unknown class.
+    """
     if not isinstance(config, dict) or "class_name" not in config:
         raise ValueError(f"Could not interpret optimizer config: {config!r}.")
     cls = _BY_CLASS.get(config["class_name"]) or _BY_NAME.get(str(config["class_name"]).lower())
@@ -386,10 +570,25 @@ def deserialize(config):
     return cls.from_config(dict(config.get("config") or {}))
 
 
-def get(identifier):
-    """An optimizer from a Keras name ('adam', 'sgd', 'rmsprop'), a config dict or an instance.
+def get(identifier: Union[str, Mapping[str, Any], Optimizer, Type[Optimizer]]) -> Optimizer:
+    """An optimizer from a Keras name ('adam', 'sgd', 'rmsprop'), a config dict,
+    a class or an instance.
 
-    A name gives a fresh optimizer with Keras's defaults.
+    A name gives a fresh optimizer with Keras's defaults; an instance is
+    returned as is.
+
+    Parameters
+    ----------
+    identifier : str, dict, Optimizer or Optimizer subclass
+
+    Returns
+    -------
+    Optimizer
+
+    Raises
+    ------
+    ValueError
+        For anything else.
     """
     if isinstance(identifier, Optimizer):
         return identifier

@@ -4,10 +4,15 @@
 no 1/2); ``reg.gradient(w)`` is its derivative with respect to ``w``, which the
 training code adds into the weight's gradient.
 """
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Mapping, Optional
+
 import inspect
 import math
 
 import numpy as np
+from ._typing import Array, ArrayLike, Config, IdentifierLike
 
 __all__ = ["Regularizer", "L1", "L2", "L1L2", "OrthogonalRegularizer", "l1", "l2", "l1_l2",
            "orthogonal_regularizer", "get", "serialize", "deserialize"]
@@ -25,33 +30,70 @@ def _validate_float(value, name):
 
 
 class Regularizer:
-    """Base class: ``__call__(w) -> float`` and ``gradient(w) -> ndarray``."""
+    """Base class of the weight penalties: ``reg(w) -> float`` and ``reg.gradient(w)``.
 
-    def __call__(self, w):
+    A layer adds ``reg(w)`` to its ``losses`` and ``reg.gradient(w)`` to the
+    weight's gradient during training.
+    """
+
+    def __call__(self, w: ArrayLike) -> float:
+        """The penalty of ``w``.
+
+        Parameters
+        ----------
+        w : array_like
+            A weight.
+
+        Returns
+        -------
+        float
+        """
         return 0.0
 
-    def gradient(self, w):
+    def gradient(self, w: ArrayLike) -> Array:
+        """The derivative of the penalty with respect to ``w``.
+
+        Parameters
+        ----------
+        w : array_like
+
+        Returns
+        -------
+        numpy.ndarray
+            ``w``'s shape.
+        """
         return np.zeros_like(np.asarray(w))
 
-    def get_config(self):
+    def get_config(self) -> Config:
+        """The regularizer's arguments (Keras 3's keys)."""
         raise NotImplementedError(f"{self} does not implement get_config()")
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Mapping[str, Any]) -> Any:
+        """A regularizer from ``get_config()`` output.
+
+        Parameters
+        ----------
+        config : dict
+
+        Returns
+        -------
+        Regularizer
+        """
         return cls(**config)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
 
 
 class _Penalty(Regularizer):
     # Shared by L1, L2 and L1L2, which are unrelated classes in Keras.
-    def __init__(self, l1, l2):
+    def __init__(self, l1: float, l2: float) -> None:
         self.l1 = _validate_float(l1, "l1")
         self.l2 = _validate_float(l2, "l2")
 
-    def __call__(self, w):
+    def __call__(self, w: ArrayLike) -> float:
         w = np.asarray(w)
         penalty = 0.0
         if self.l1:
@@ -60,46 +102,73 @@ class _Penalty(Regularizer):
             penalty += self.l2 * float(np.sum(np.square(w)))
         return penalty
 
-    def gradient(self, w):
+    def gradient(self, w: ArrayLike) -> Array:
         w = np.asarray(w)
         return (self.l1 * np.sign(w) + 2.0 * self.l2 * w).astype(w.dtype, copy=False)
 
 
 class L1L2(_Penalty):
-    """``l1 * sum(|w|) + l2 * sum(w**2)``."""
+    """``l1 * sum(|w|) + l2 * sum(w**2)``.
 
-    def __init__(self, l1=0.0, l2=0.0):
+    Parameters
+    ----------
+    l1 : float, default 0.0
+        Non-negative.
+    l2 : float, default 0.0
+        Non-negative.
+    """
+
+    def __init__(self, l1: float = 0.0, l2: float = 0.0) -> None:
         super().__init__(0.0 if l1 is None else l1, 0.0 if l2 is None else l2)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"l1": self.l1, "l2": self.l2}
 
 
 class L1(_Penalty):
-    """``l1 * sum(|w|)``; its gradient is the subgradient ``l1 * sign(w)``."""
+    """``l1 * sum(|w|)``; its gradient is the subgradient ``l1 * sign(w)``.
 
-    def __init__(self, l1=0.01):
+    Parameters
+    ----------
+    l1 : float, default 0.01
+        Non-negative.
+    """
+
+    def __init__(self, l1: float = 0.01) -> None:
         super().__init__(0.01 if l1 is None else l1, 0.0)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"l1": self.l1}
 
 
 class L2(_Penalty):
-    """``l2 * sum(w**2)``."""
+    """``l2 * sum(w**2)`` (no 1/2, as Keras).
 
-    def __init__(self, l2=0.01):
+    Parameters
+    ----------
+    l2 : float, default 0.01
+        Non-negative.
+    """
+
+    def __init__(self, l2: float = 0.01) -> None:
         super().__init__(0.0, 0.01 if l2 is None else l2)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"l2": self.l2}
 
 
 class OrthogonalRegularizer(Regularizer):
     """``factor * 0.5 * sum_{i != j} |<n_i, n_j>| / (size * (size - 1) / 2)`` over the
-    L2-normalised rows (``mode="rows"``) or columns of a 2-D weight."""
+    L2-normalised rows (``mode="rows"``) or columns of a 2-D weight.
 
-    def __init__(self, factor=0.01, mode="rows"):
+    Parameters
+    ----------
+    factor : float, default 0.01
+        Non-negative.
+    mode : {"rows", "columns"}, default "rows"
+    """
+
+    def __init__(self, factor: float = 0.01, mode: str = "rows") -> None:
         self.factor = _validate_float(factor, "factor")
         if mode not in ("rows", "columns"):
             raise ValueError('Invalid value for argument `mode`. Expected one of {"rows", '
@@ -123,14 +192,14 @@ class OrthogonalRegularizer(Regularizer):
     def _scale(self, size):
         return self.factor * 0.5 / (size * (size - 1.0) / 2.0)
 
-    def __call__(self, w):
+    def __call__(self, w: ArrayLike) -> float:
         x = self._rows(w)
         n = x * self._inv_norm(x)
         product = n @ n.T
         np.fill_diagonal(product, 0.0)
         return float(self._scale(x.shape[0]) * np.sum(np.abs(product)))
 
-    def gradient(self, w):
+    def gradient(self, w: ArrayLike) -> Array:
         x = self._rows(w)
         r = self._inv_norm(x)
         n = x * r
@@ -143,7 +212,7 @@ class OrthogonalRegularizer(Regularizer):
         dx = dx.astype(x.dtype, copy=False)
         return dx if self.mode == "rows" else dx.T
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"factor": self.factor, "mode": self.mode}
 
 
@@ -154,8 +223,8 @@ l1_l2 = L1L2
 orthogonal_regularizer = OrthogonalRegularizer
 
 _CLASSES = [L1, L2, L1L2, OrthogonalRegularizer]
-_BY_NAME = {**{c.__name__: c for c in _CLASSES}, "l1": L1, "l2": L2, "l1l2": L1L2,
-            "orthogonal_regularizer": OrthogonalRegularizer}
+_BY_NAME: Dict[str, Any] = {**{c.__name__: c for c in _CLASSES}, "l1": L1, "l2": L2,
+                            "l1l2": L1L2, "orthogonal_regularizer": OrthogonalRegularizer}
 # Keras 3's table spells L1L2 "l1l2" (so 'l1_l2' raises there); the tf.keras 2
 # string 'l1_l2' meant l1=l2=0.01, as Keras's L1L2 docstring still says.
 _BY_NAME["l1_l2"] = lambda: L1L2(l1=0.01, l2=0.01)
@@ -167,8 +236,22 @@ def _unknown(identifier):
                       "a Regularizer; a callable; or None.")
 
 
-def serialize(regularizer):
-    """Keras 3's dict form of a regularizer (None stays None)."""
+def serialize(regularizer: Optional[Callable[..., Any]]) -> Optional[Config]:
+    """Keras 3's dict form of a regularizer (None stays None).
+
+    Parameters
+    ----------
+    regularizer : Regularizer or None
+
+    Returns
+    -------
+    dict or None
+
+    Raises
+    ------
+    ValueError
+        For an object without ``get_config``.
+    """
     if regularizer is None:
         return None
     if not hasattr(regularizer, "get_config"):
@@ -177,8 +260,22 @@ def serialize(regularizer):
             "config": regularizer.get_config(), "registered_name": None}
 
 
-def deserialize(config):
-    """A regularizer from ``{"class_name", "config"}`` (with or without ``module``)."""
+def deserialize(config: Mapping[str, Any]) -> Any:
+    """A regularizer from ``{"class_name", "config"}`` (with or without ``module``).
+
+    Parameters
+    ----------
+    config : dict
+
+    Returns
+    -------
+    Regularizer
+
+    Raises
+    ------
+    ValueError
+        For an unknown class.
+    """
     name = config.get("class_name")
     cls = _BY_NAME.get(name) if name != "l1_l2" else L1L2
     if cls is None:
@@ -186,8 +283,23 @@ def deserialize(config):
     return cls.from_config(dict(config.get("config") or {}))
 
 
-def get(identifier):
-    """A regularizer from None, a Keras name, a config dict, an instance, a class or a callable."""
+def get(identifier: IdentifierLike) -> Optional[Callable[..., Any]]:
+    """A regularizer from None, a Keras name, a config dict, an instance, a class or a callable.
+
+    Parameters
+    ----------
+    identifier : str, dict, Regularizer, class, callable or None
+        A callable is returned as is.
+
+    Returns
+    -------
+    callable or None
+
+    Raises
+    ------
+    ValueError
+        For an unknown name or anything else.
+    """
     if identifier is None:
         return None
     if isinstance(identifier, dict):

@@ -1,5 +1,9 @@
 """Utilities with ``keras.utils`` names: ``pad_sequences``, ``to_categorical``,
 ``set_random_seed`` and the ``Progbar`` that ``fit`` prints."""
+from __future__ import annotations
+
+from typing import Any, Iterable, Optional, Sequence, Tuple
+
 import math
 import os
 import random
@@ -10,19 +14,29 @@ import numpy as np
 
 from . import initializers as _initializers
 from .preprocessing.sequence import pad_sequences
+from ._typing import Array, ArrayLike
 
 __all__ = ["pad_sequences", "to_categorical", "set_random_seed", "get_random_seed", "Progbar"]
 
 _state = {"seed": None, "rng": np.random.default_rng()}
 
 
-def set_random_seed(seed):
+def set_random_seed(seed: int) -> None:
     """Seed everything cylstm draws from, as ``keras.utils.set_random_seed``.
 
     Seeds Python's ``random``, NumPy's global generator, the generator of
     unseeded weight initializers, and the one ``fit`` shuffles with, so a
     program gives the same weights and the same training run every time.
     (Layers built with their own ``seed=`` keep using it.)
+
+    Parameters
+    ----------
+    seed : int
+
+    Raises
+    ------
+    ValueError
+        If ``seed`` is not an integer.
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ValueError("Expected `seed` argument to be an integer. "
@@ -35,8 +49,14 @@ def set_random_seed(seed):
     _state["rng"] = np.random.default_rng(seed)
 
 
-def get_random_seed():
-    """The last seed given to ``set_random_seed`` (None if never called)."""
+def get_random_seed() -> Optional[int]:
+    """The last seed given to ``set_random_seed``.
+
+    Returns
+    -------
+    int or None
+        None if it was never called.
+    """
     return _state["seed"]
 
 
@@ -45,8 +65,26 @@ def _training_rng():
     return _state["rng"]
 
 
-def to_categorical(x, num_classes=None):
-    """One-hot encode integer class vectors (float64 output, as Keras for NumPy input)."""
+def to_categorical(x: ArrayLike, num_classes: Optional[int] = None) -> Array:
+    """One-hot encode integer class vectors (float64 output, as Keras for NumPy input).
+
+    Parameters
+    ----------
+    x : array_like of int
+        Class indices; a trailing axis of size 1 is dropped.
+    num_classes : int, optional
+        Default: ``max(x) + 1``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``x.shape + (num_classes,)``.
+
+    Raises
+    ------
+    ValueError
+        For an index outside ``[0, num_classes)``.
+    """
     x = np.array(x, dtype="int64")
     input_shape = x.shape
     if input_shape and input_shape[-1] == 1 and len(input_shape) > 1:
@@ -77,10 +115,30 @@ class Progbar:
 
     verbose=1: ``n/N ━━━━━━━━━━━━━━━━━━━━ ETA/elapsed time/step - name: value``,
     redrawn in place with backspaces and ``\\r``; verbose=2: one line when done.
+
+    Parameters
+    ----------
+    target : int or None
+        The total number of steps (None if unknown).
+    width : int, default 20
+        The bar's width in characters.
+    verbose : int, default 1
+        0 silent, 1 bar, 2 one line at the end.
+    interval : float, default 0.05
+        Minimum seconds between redraws.
+    stateful_metrics : iterable of str, optional
+        Names shown as given (not averaged over steps).
+    stateless_metrics : iterable of str, optional
+        Names averaged over steps (every other name is then shown as given);
+        at most one of the two lists.
+    unit_name : str, default "step"
+        The unit in the timing text.
     """
 
-    def __init__(self, target, width=20, verbose=1, interval=0.05, stateful_metrics=None,
-                 stateless_metrics=None, unit_name="step"):
+    def __init__(self, target: Optional[int], width: int = 20, verbose: int = 1,
+                 interval: float = 0.05, stateful_metrics: Optional[Iterable[str]] = None,
+                 stateless_metrics: Optional[Iterable[str]] = None,
+                 unit_name: str = "step") -> None:
         if stateful_metrics is not None and stateless_metrics is not None:
             raise ValueError("Only one of `stateful_metrics` or `stateless_metrics` can be "
                              "provided.")
@@ -109,7 +167,19 @@ class Progbar:
         self._time_after_first_step = None
         self._prev_total_width = 0
 
-    def update(self, current, values=None, finalize=None):
+    def update(self, current: int, values: Optional[Sequence[Tuple[str, Any]]] = None,
+               finalize: Optional[bool] = None) -> None:
+        """Move the bar to step ``current``.
+
+        Parameters
+        ----------
+        current : int
+            The step reached.
+        values : list of (str, value), optional
+            Values to show (averaged over steps unless stateful).
+        finalize : bool, optional
+            Whether this is the last update (default: ``current >= target``).
+        """
         if finalize is None:
             finalize = False if self.target is None else current >= self.target
         for k, v in values or []:
@@ -195,7 +265,15 @@ class Progbar:
                 _print(info + "\n")
         self._last_update = now
 
-    def add(self, n, values=None):
+    def add(self, n: int, values: Optional[Sequence[Tuple[str, Any]]] = None) -> None:
+        """Advance the bar by ``n`` steps.
+
+        Parameters
+        ----------
+        n : int
+        values : list of (str, value), optional
+            As in ``update``.
+        """
         self.update(self._seen_so_far + n, values)
 
     @staticmethod

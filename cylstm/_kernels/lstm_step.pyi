@@ -1,23 +1,29 @@
 """Type stubs for the streaming step kernel (see lstm_step.pyx)."""
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import disjoint_base
 
-Float = npt.NDArray[np.floating]
+# Cython's typed memoryviews accept any buffer of the right dtype and rank; the
+# callers (cylstm._ops) pass C-contiguous NumPy arrays. `floating` is float32
+# or float64 (one dtype per call); `float` arguments are float32 only.
+_Float = npt.NDArray[np.floating[Any]]
+_F32 = npt.NDArray[np.float32]
 
+@disjoint_base  # a Cython extension type (cdef class)
 class StepKernel:
-    kernel: Float
-    recurrent_kernel: Float
-    bias: Float
-    projection: Optional[Float]
+    kernel: _Float
+    recurrent_kernel: _Float
+    bias: _Float
+    projection: Optional[_Float]
     batch: int
     input_dim: int
     units: int
     output_dim: int
-    def __init__(self, kernel: Float, recurrent_kernel: Float, bias: Float,
-                 projection: Optional[Float], act: int, rec_act: int, batch: int,
+    def __init__(self, kernel: _Float, recurrent_kernel: _Float, bias: _Float,
+                 projection: Optional[_Float], act: int, rec_act: int, batch: int,
                  fused: bool) -> None: ...
-    def step(self, x: Float, h: Float, c: Float) -> Optional[Tuple[Float, Float]]: ...
-    def sequence_of_one(self, x: Float, h: Float, c: Float, time_major: bool,
-                        return_sequences: bool) -> Optional[Tuple[Float, Float, Float]]: ...
+    def step(self, x: _Float, h: _Float, c: _Float) -> Optional[Tuple[_Float, _Float]]: ...
+    def sequence_of_one(self, x: _Float, h: _Float, c: _Float, time_major: bool,
+                        return_sequences: bool) -> Optional[Tuple[_Float, _Float, _Float]]: ...

@@ -12,18 +12,50 @@ A projection (``proj_size``) has no Keras equivalent.
 
     keras_layer.set_weights(torch_to_keras_weights(torch_style.state_dict()))
 """
+from __future__ import annotations
+
+from typing import Any, Dict, List, Mapping, Optional
+
 import numpy as np
 
 from ..nn.lstm import to_numpy
+from .._typing import Array, ArrayLike
 
 __all__ = ["keras_to_torch_weights", "torch_to_keras_weights"]
 
 
-def keras_to_torch_weights(kernel, recurrent_kernel, bias=None, *, layer=0, reverse=False):
+def keras_to_torch_weights(kernel: ArrayLike, recurrent_kernel: ArrayLike,
+                           bias: Optional[ArrayLike] = None, *, layer: int = 0,
+                           reverse: bool = False) -> Dict[str, Array]:
     """Keras ``[kernel (I, 4H), recurrent_kernel (H, 4H), bias (4H,)]`` -> a dict of
-    torch-named arrays for layer ``layer`` (``_reverse`` names with ``reverse``):
-    ``weight_ih_l{k}`` (4H, I), ``weight_hh_l{k}`` (4H, H), and with a bias
-    ``bias_ih_l{k}`` = bias, ``bias_hh_l{k}`` = zeros."""
+    torch-named arrays.
+
+    The gate orders agree (Keras i, f, c, o is torch's i, f, g, o).
+
+    Parameters
+    ----------
+    kernel : array_like
+        (input_dim, 4*units).
+    recurrent_kernel : array_like
+        (units, 4*units).
+    bias : array_like, optional
+        (4*units,): becomes ``bias_ih``; ``bias_hh`` is zeros.
+    layer : int, default 0
+        The layer index in the names (``_l{layer}``).
+    reverse : bool, default False
+        Use the ``_reverse`` names.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``weight_ih_l{k}`` (4H, I), ``weight_hh_l{k}`` (4H, H), and with a
+        bias ``bias_ih_l{k}``, ``bias_hh_l{k}``.
+
+    Raises
+    ------
+    ValueError
+        For shapes that do not fit together.
+    """
     kernel = to_numpy(kernel)
     recurrent_kernel = to_numpy(recurrent_kernel)
     if kernel.ndim != 2 or kernel.shape[1] % 4:
@@ -44,12 +76,33 @@ def keras_to_torch_weights(kernel, recurrent_kernel, bias=None, *, layer=0, reve
     return out
 
 
-def torch_to_keras_weights(state_dict, layer=0, reverse=False):
-    """Layer ``layer`` (its ``_reverse`` direction with ``reverse``) of a torch LSTM
-    state dict (NumPy arrays or torch tensors) -> Keras's
-    ``[kernel, recurrent_kernel, bias]`` with bias = bias_ih + bias_hh, or
-    ``[kernel, recurrent_kernel]`` for a module without biases
-    (``use_bias=False``). ``cylstm.nn.LSTMCell`` names (no ``_l{k}``) work too."""
+def torch_to_keras_weights(state_dict: Mapping[str, Any], layer: int = 0,
+                           reverse: bool = False) -> List[Array]:
+    """One layer of a torch LSTM state dict -> Keras's ``[kernel, recurrent_kernel, bias]``.
+
+    The bias is ``bias_ih + bias_hh``; without biases the list has two
+    arrays (``use_bias=False``). ``cylstm.nn.LSTMCell`` names (no ``_l{k}``)
+    work too.
+
+    Parameters
+    ----------
+    state_dict : mapping of str to array_like
+        NumPy arrays or torch tensors.
+    layer : int, default 0
+        Which layer.
+    reverse : bool, default False
+        Its ``_reverse`` direction.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        ``[kernel (I, 4H), recurrent_kernel (H, 4H), bias (4H,)]``.
+
+    Raises
+    ------
+    ValueError
+        For missing keys (a projection ``weight_hr`` has no Keras equivalent).
+    """
     suffix = f"_l{int(layer)}" + ("_reverse" if reverse else "")
     if "weight_ih" + suffix not in state_dict and "weight_ih" in state_dict \
             and layer == 0 and not reverse:

@@ -42,6 +42,10 @@ Weights-only files need the model to load into: ``from_keras(path, model=m)``.
 Legacy weights are matched to layers by name, or, when the names differ, by
 position among the layers that have weights (Keras's own rule).
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Union
+
 import io
 import json
 import os
@@ -51,6 +55,9 @@ import zlib
 
 from ..layers import Bidirectional, Dense, Dropout, Embedding, LSTM, Masking
 from ..layers.base import Layer
+
+if TYPE_CHECKING:
+    from ..models import Sequential
 
 __all__ = ["from_keras", "SUPPORTED_LAYERS"]
 
@@ -67,26 +74,39 @@ _ARCHIVE_WEIGHTS = "model.weights.h5"
 _MAX_CONFIG_BYTES = 64 * 2**20
 
 
-def from_keras(obj, model=None):
+def from_keras(obj: Any, model: Any = None) -> Union[Layer, Sequential]:
     """The cylstm equivalent of a Keras layer or model, with the same weights.
-
-    ``obj`` is either a live Keras object (an ``LSTM``, a ``Bidirectional``
-    wrapping one, another supported layer, or a ``Sequential`` of
-    ``Embedding``, ``Masking``, ``Dense``, ``Dropout``, ``LSTM`` and
-    ``Bidirectional`` layers), or a path (``str`` or ``os.PathLike``) to a Keras
-    ``.keras`` archive, a legacy ``.h5`` model file, or a weights-only
-    ``.weights.h5`` / legacy ``.h5`` file.
 
     A model gives a built ``cylstm.models.Sequential`` (not compiled); a layer
     gives the ``cylstm.layers`` layer, built when the Keras layer was. With
     ``model=`` (a built cylstm ``Sequential`` or layer), the file's weights are
     loaded into that model, which is returned; weights-only files require it.
 
-    Raises ``ValueError`` naming the Keras class of a layer cylstm cannot
-    convert (e.g. ``'Conv1D'``), and naming the path of a file that is not a
-    Keras file, is truncated or corrupt; ``FileNotFoundError`` (also a
-    ``ValueError``) for a missing file; ``ImportError`` when reading a file
-    without h5py (``pip install 'cylstm[interop]'``).
+    Parameters
+    ----------
+    obj : Keras layer or model, str or os.PathLike
+        A live Keras object (an ``LSTM``, a ``Bidirectional`` wrapping one,
+        another supported layer, or a ``Sequential`` of ``Embedding``,
+        ``Masking``, ``Dense``, ``Dropout``, ``LSTM`` and ``Bidirectional``
+        layers), or a path to a Keras ``.keras`` archive, a legacy ``.h5``
+        model file, or a weights-only ``.weights.h5`` / legacy ``.h5`` file.
+    model : Sequential or Layer, optional
+        A built cylstm model to load the weights into.
+
+    Returns
+    -------
+    Sequential or Layer
+
+    Raises
+    ------
+    ValueError
+        Naming the Keras class of a layer cylstm cannot convert (e.g.
+        ``'Conv1D'``), or the path of a file that is not a Keras file, is
+        truncated or corrupt.
+    FileNotFoundError
+        For a missing file (also a ``ValueError``).
+    ImportError
+        When reading a file without h5py (``pip install 'cylstm[interop]'``).
     """
     if isinstance(obj, (str, os.PathLike)):
         return _from_path(obj, model)

@@ -48,8 +48,11 @@ weights={...})``); calling a node whose weights are not bound raises
 ValueError naming the missing inputs. Errors name the node by its name, or
 by its index and op type (``#3 (LSTM, unnamed)``) when it has none.
 """
+from __future__ import annotations
+
 import copy
 import os
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -58,6 +61,7 @@ from .. import activations as _activations
 from .._validation import as_float_array
 from .._kernels.onnx_activations import parse_activations
 from ..nn.lstm import LSTM
+from .._typing import Array, ArrayLike
 
 __all__ = ["from_onnx", "OnnxLSTM", "node_label"]
 
@@ -279,17 +283,38 @@ class _NodeSpec:
         return out
 
 
-def from_onnx(path_or_model, node_name=None, weights=None, whole_graph=False):
-    """The ``cylstm.nn.LSTM`` (an ``OnnxLSTM``) of the first ``LSTM`` node of an
-    ONNX model, or of the one named ``node_name``: a path, an
-    ``onnx.ModelProto`` or the model's bytes.
+def from_onnx(path_or_model: Any, node_name: Optional[str] = None,
+              weights: Optional[Mapping[str, ArrayLike]] = None,
+              whole_graph: bool = False) -> Any:
+    """The ``cylstm.nn.LSTM`` (an ``OnnxLSTM``) of an ONNX ``LSTM`` node, or
+    with ``whole_graph=True`` an ``OnnxModel`` running the whole graph.
 
     W, R, B and P may be initializers, ``Constant`` outputs or graph inputs;
     graph inputs are given later by name (``run_feeds``, ``bind``) or here in
-    ``weights`` (a mapping of input name to array), which binds them once.
-    With ``whole_graph=True`` it returns an ``OnnxModel`` that runs the whole
-    graph (the ops exporters put around LSTM nodes, see
-    ``cylstm.interop.onnx_graph``): ``model.run(feeds)`` or ``model(x)``.
+    ``weights``, which binds them once. ``whole_graph=True`` runs the ops
+    exporters put around LSTM nodes (see ``cylstm.interop.onnx_graph``):
+    ``model.run(feeds)`` or ``model(x)``.
+
+    Parameters
+    ----------
+    path_or_model : str, os.PathLike, onnx.ModelProto or bytes
+        The model (needs the ``onnx`` package: ``pip install 'cylstm[onnx]'``).
+    node_name : str, optional
+        Which LSTM node; default: the first.
+    weights : mapping of str to array_like, optional
+        Values of graph inputs that hold W, R, B or P, by input name.
+    whole_graph : bool, default False
+        Return an ``OnnxModel`` of the whole graph instead of one node.
+
+    Returns
+    -------
+    OnnxLSTM or OnnxModel
+
+    Raises
+    ------
+    ValueError
+        If the graph has no such node, or uses something cylstm cannot
+        compute (the message names the node and op type).
     """
     onnx, numpy_helper = _import_onnx()
     model = _load_model(onnx, path_or_model)
@@ -357,7 +382,13 @@ class OnnxLSTM(LSTM):
 
     _module_name = "OnnxLSTM"
 
-    def __init__(self, *args, **kwargs):
+    if TYPE_CHECKING:
+        # _Module.__call__ forwards to forward(); this gives it forward's signature.
+        def __call__(self, input: ArrayLike, hx: Optional[Tuple[ArrayLike, ArrayLike]] = None,
+                     sequence_lens: Optional[ArrayLike] = None
+                     ) -> Tuple[Array, Tuple[Array, Array]]: ...
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.direction = "bidirectional" if self.bidirectional else "forward"
         self.layout = 1 if self.batch_first else 0
@@ -530,13 +561,25 @@ class OnnxLSTM(LSTM):
     def _has_stored_states(self):
         return self.default_initial_h is not None or self.default_initial_c is not None
 
-    def forward(self, input, hx=None, sequence_lens=None):
+    def forward(self, input: ArrayLike, hx: Optional[Tuple[ArrayLike, ArrayLike]] = None,
+                sequence_lens: Optional[ArrayLike] = None) -> Tuple[Array, Tuple[Array, Array]]:
         """``output, (h_n, c_n)`` in torch's shapes (input 3-D, or unbatched 2-D).
 
-        Without ``hx`` the node's stored initial states apply (zeros when it has
-        none); ``sequence_lens`` (one length per batch row, default: the node's
-        stored one) gives ONNX's per-row lengths, with zeros in ``output``
-        beyond each row's length.
+        Parameters
+        ----------
+        input : array_like
+            (L, N, I), or (N, L, I) for layout 1 (``batch_first``).
+        hx : tuple of two array_like, optional
+            ``(h_0, c_0)``; without it the node's stored initial states apply
+            (zeros when it has none).
+        sequence_lens : array_like of int, optional
+            One length per batch row (default: the node's stored one): ONNX's
+            per-row lengths, with zeros in ``output`` beyond each row's length.
+
+        Returns
+        -------
+        output : numpy.ndarray
+        (h_n, c_n) : tuple of numpy.ndarray
         """
         self._check_bound()
         x, time_major, batched, h0, c0 = self._prepare(input, hx)
@@ -551,11 +594,30 @@ class OnnxLSTM(LSTM):
             return out[:, 0], (h_n[:, 0], c_n[:, 0])
         return out, (h_n, c_n)
 
-    def forward_train(self, input, hx=None):
+    def forward_train(self, input: ArrayLike,
+                      hx: Optional[Tuple[ArrayLike, ArrayLike]] = None
+                      ) -> Tuple[Tuple[Array, Tuple[Array, Array]], Callable[[Any], Any]]:
         """As ``cylstm.nn.LSTM.forward_train``; without ``hx`` the node's stored
         initial states apply (and ``backprop`` returns dx alone). Not for a node
         with peepholes, clip, input_forget or activations other than the
-        common ones (inference only)."""
+        common ones (inference only).
+
+        Parameters
+        ----------
+        input : array_like
+        hx : tuple of two array_like, optional
+
+        Returns
+        -------
+        outputs : tuple
+            ``(output, (h_n, c_n))``.
+        backprop : callable
+
+        Raises
+        ------
+        ValueError
+            When the node stores ``sequence_lens``.
+        """
         self._check_bound()
         if self.default_sequence_lens is not None:
             raise ValueError("forward_train cannot use the stored `sequence_lens` of this ONNX "
@@ -576,11 +638,28 @@ class OnnxLSTM(LSTM):
 
         return result, backprop_dx
 
-    def run(self, X, sequence_lens=None, initial_h=None, initial_c=None):
-        """``(Y, Y_h, Y_c)`` exactly as the ONNX node computes them: layout 0
-        ``X`` [seq, batch, in] -> ``Y`` [seq, D, batch, H], states [D, batch, H];
-        layout 1 ``X`` [batch, seq, in] -> ``Y`` [batch, seq, D, H], states
-        [batch, D, H]."""
+    def run(self, X: ArrayLike, sequence_lens: Optional[ArrayLike] = None,
+            initial_h: Optional[ArrayLike] = None,
+            initial_c: Optional[ArrayLike] = None) -> Tuple[Array, Array, Array]:
+        """``(Y, Y_h, Y_c)`` exactly as the ONNX node computes them.
+
+        Layout 0: ``X`` [seq, batch, in] -> ``Y`` [seq, D, batch, H], states
+        [D, batch, H]; layout 1: ``X`` [batch, seq, in] -> ``Y`` [batch, seq, D, H],
+        states [batch, D, H].
+
+        Parameters
+        ----------
+        X : array_like
+            The node's input.
+        sequence_lens : array_like of int, optional
+            Default: the node's stored one.
+        initial_h, initial_c : array_like, optional
+            In ONNX's shapes; default: the node's stored ones, else zeros.
+
+        Returns
+        -------
+        Y, Y_h, Y_c : numpy.ndarray
+        """
         self._check_bound()
         x = as_float_array(X, self.dtype, "X")
         if x.ndim != 3:

@@ -8,6 +8,10 @@ so the kernels always see the current values without copies.
 The training contract (SPEC section 5): ``y, backprop = layer.forward_train(x)``;
 ``dx = backprop(dy)`` adds weight gradients into ``layer.grads``.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+
 import re
 import threading
 
@@ -17,8 +21,12 @@ from .. import constraints as _constraints
 from .. import initializers as _initializers
 from .. import regularizers as _regularizers
 from .._validation import standardize_dtype
+from .._typing import Array, ArrayLike, Config, DTypeLike, IdentifierLike, ShapeLike
 
-_NAME_COUNTS = {}
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+_NAME_COUNTS: Dict[str, int] = {}
 _NAME_LOCK = threading.Lock()
 
 
@@ -28,7 +36,7 @@ def _snake_case(name):
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-def unique_name(base):
+def unique_name(base: str) -> str:
     """'lstm', 'lstm_1', 'lstm_2', ... as Keras names layers."""
     with _NAME_LOCK:
         n = _NAME_COUNTS.get(base, 0)
@@ -37,25 +45,67 @@ def unique_name(base):
 
 
 class SymbolicTensor:
-    """The light symbolic output spec Keras shows as ``layer.output``."""
+    """The light symbolic output spec Keras shows as ``layer.output``.
 
-    def __init__(self, shape, dtype, name=None):
+    Parameters
+    ----------
+    shape : sequence of int or None
+        The shape, None for unknown dimensions (the batch axis).
+    dtype : str
+        The dtype name.
+    name : str, optional
+        The name of the layer that produces it.
+    """
+
+    def __init__(self, shape: ShapeLike, dtype: Any, name: Optional[str] = None) -> None:
         self.shape = tuple(shape)
         self.dtype = dtype
         self.name = name
         self.ndim = len(self.shape)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<SymbolicTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
 
 
 class Layer:
-    """Base class of cylstm's Keras-style layers."""
+    """Base class of cylstm's Keras-style layers.
+
+    A layer holds its weights as NumPy arrays (``layer.weights``, also readable
+    as attributes such as ``layer.kernel``) and their gradients in
+    ``layer.grads`` under the same names. It is built on its first call (or by
+    ``build``). ``layer(inputs, ...)`` runs ``call``; training uses
+    ``y, backprop = layer.forward_train(inputs)``, where ``backprop(dy)`` adds
+    the weight gradients into ``layer.grads`` and returns the gradient with
+    respect to the inputs.
+
+    Parameters
+    ----------
+    name : str, optional
+        The layer's name; by default the class name in snake case with a
+        counter, as Keras names layers (``lstm``, ``lstm_1``, ...).
+    dtype : str or numpy dtype, optional
+        The dtype of the weights and outputs: ``"float32"`` (default) or
+        ``"float64"``. Keras's ``DTypePolicy`` dicts are accepted.
+    trainable : bool, default True
+        Whether training updates the weights.
+    input_shape : tuple, optional
+        The shape of one sample (without the batch axis); a ``Sequential``
+        model that starts with this layer is built at once.
+    batch_input_shape : tuple, optional
+        The input shape with the batch axis.
+    input_dim : int, optional
+        The last axis of the input (with ``input_length``, the time axis).
+    **kwargs
+        ``input_length``; ``autocast`` and ``batch_size`` are accepted and
+        ignored. Any other keyword raises ``TypeError``.
+    """
 
     supports_masking = False
 
-    def __init__(self, name=None, dtype=None, trainable=True, input_shape=None,
-                 batch_input_shape=None, input_dim=None, **kwargs):
+    def __init__(self, name: Optional[str] = None, dtype: Optional[DTypeLike] = None,
+                 trainable: bool = True, input_shape: Optional[ShapeLike] = None,
+                 batch_input_shape: Optional[ShapeLike] = None,
+                 input_dim: Optional[int] = None, **kwargs: Any) -> None:
         kwargs.pop("autocast", None)
         kwargs.pop("batch_size", None)
         input_length = kwargs.pop("input_length", None)
@@ -86,8 +136,36 @@ class Layer:
             self._declared_input_shape = None
 
     # -- weights ---------------------------------------------------------
-    def add_weight(self, name, shape, initializer="zeros", regularizer=None,
-                   constraint=None, trainable=True):
+    def add_weight(self, name: str, shape: ShapeLike, initializer: IdentifierLike = "zeros",
+                   regularizer: IdentifierLike = None,
+                   constraint: IdentifierLike = None, trainable: bool = True) -> Array:
+        """Create a weight, with its gradient buffer, and register it.
+
+        Parameters
+        ----------
+        name : str
+            The weight's name (``layer.weights`` order is creation order).
+        shape : tuple of int
+            Its shape.
+        initializer : str, dict, Initializer or callable, default "zeros"
+            How to fill it (see :func:`cylstm.initializers.get`).
+        regularizer : str, dict, Regularizer or None, optional
+            A penalty added to ``layer.losses`` (see :func:`cylstm.regularizers.get`).
+        constraint : str, dict, Constraint or None, optional
+            A projection applied after every optimizer step.
+        trainable : bool, default True
+            Whether optimizers update it.
+
+        Returns
+        -------
+        numpy.ndarray
+            The new weight (the layer's own array; optimizers update it in place).
+
+        Raises
+        ------
+        ValueError
+            If the initializer returns another shape.
+        """
         init = _initializers.get(initializer)
         value = np.ascontiguousarray(init(tuple(shape), dtype=self.dtype), dtype=self.dtype)
         if value.shape != tuple(shape):
@@ -103,7 +181,7 @@ class Layer:
         self.grads[name] = np.zeros_like(value)
         return value
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Array:
         # Weights read as attributes: layer.kernel, layer.bias, ...
         params = self.__dict__.get("_params")
         if params is not None and name in params:
@@ -111,29 +189,54 @@ class Layer:
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
-    def weights(self):
+    def weights(self) -> List[Array]:
+        """All weight arrays in creation order (the layer's own arrays, not copies)."""
         return list(self._params.values())
 
     @property
-    def trainable_weights(self):
+    def trainable_weights(self) -> List[Array]:
+        """The weights optimizers update (none when ``trainable`` is False)."""
         if not self.trainable:
             return []
         return [self._params[n] for n in self._trainable_names]
 
     @property
-    def non_trainable_weights(self):
+    def non_trainable_weights(self) -> List[Array]:
+        """The weights optimizers do not update."""
         if not self.trainable:
             return self.weights
         return [v for n, v in self._params.items() if n not in self._trainable_names]
 
     @property
-    def variables(self):
+    def variables(self) -> List[Array]:
+        """The same list as ``weights`` (Keras's name)."""
         return self.weights
 
-    def get_weights(self):
+    def get_weights(self) -> List[Array]:
+        """Copies of the weights, in ``weights`` order (Keras's list and shapes).
+
+        Returns
+        -------
+        list of numpy.ndarray
+            Copies; changing them does not change the layer.
+        """
         return [w.copy() for w in self._params.values()]
 
-    def set_weights(self, weights):
+    def set_weights(self, weights: Iterable[ArrayLike]) -> None:
+        """Copy values into the weights, in ``get_weights`` order.
+
+        Parameters
+        ----------
+        weights : iterable of array_like
+            One array per weight, of the weight's shape (cast to the layer's
+            dtype). Keras or torch tensors are accepted (anything with
+            ``.numpy()`` or convertible by ``numpy.asarray``).
+
+        Raises
+        ------
+        ValueError
+            If the number of arrays or a shape differs.
+        """
         weights = list(weights)
         names = list(self._params)
         if len(weights) != len(names):
@@ -151,43 +254,70 @@ class Layer:
     def _weights_changed(self):
         """Hook for layers that keep derived copies of their weights."""
 
-    def count_params(self):
+    def count_params(self) -> int:
+        """The number of weight values.
+
+        Returns
+        -------
+        int
+
+        Raises
+        ------
+        ValueError
+            If the layer is not built yet.
+        """
         if not self.built:
             raise ValueError(f"You tried to call `count_params` on layer {self.name!r}, "
                              "but the layer isn't built. Call `build(input_shape)` first.")
         return int(sum(w.size for w in self._params.values()))
 
-    def named_parameters(self):
+    def named_parameters(self) -> List[Tuple[str, Array, Array]]:
         """(name, array, gradient) for every trainable weight, in order."""
         if not self.trainable:
             return []
         return [(n, self._params[n], self.grads[n]) for n in self._trainable_names]
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
+        """Set every gradient in ``layer.grads`` to zero (in place)."""
         for g in self.grads.values():
             g.fill(0)
 
     # -- regularization and constraints -------------------------------------
     @property
-    def losses(self):
+    def losses(self) -> List[float]:
         """Regularization penalties of the weights, as Keras's ``layer.losses``."""
         return [float(reg(self._params[n])) for n, reg in self._regularizers.items()]
 
-    def regularization_loss(self):
+    def regularization_loss(self) -> float:
+        """The sum of ``layer.losses``.
+
+        Returns
+        -------
+        float
+        """
         return float(sum(self.losses))
 
-    def add_regularization_gradients(self):
+    def add_regularization_gradients(self) -> None:
         """Add the gradient of every weight penalty into ``self.grads``."""
         for n, reg in self._regularizers.items():
             self.grads[n] += reg.gradient(self._params[n]).astype(self.dtype, copy=False)
 
-    def apply_constraints(self):
+    def apply_constraints(self) -> None:
         """Project constrained weights in place (an optimizer step calls this)."""
         for n, con in self._constraints.items():
             np.copyto(self._params[n], con(self._params[n]), casting="unsafe")
 
     # -- building and calling ---------------------------------------------
-    def build(self, input_shape):
+    def build(self, input_shape: ShapeLike) -> None:
+        """Create the weights for inputs of shape ``input_shape``.
+
+        Called by the first call; call it directly to build a layer before use.
+
+        Parameters
+        ----------
+        input_shape : tuple
+            The input shape with the batch axis (None for unknown dimensions).
+        """
         self._build_input_shape = tuple(input_shape)
         self.built = True
 
@@ -196,17 +326,52 @@ class Layer:
             self.build(tuple(input_shape))
             self._build_input_shape = (None,) + tuple(input_shape)[1:]
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: ShapeLike) -> Any:
+        """The output shape for inputs of shape ``input_shape``.
+
+        Parameters
+        ----------
+        input_shape : tuple
+            The input shape with the batch axis (None for unknown dimensions).
+
+        Returns
+        -------
+        tuple or list of tuple
+            The output shape; a list of shapes for layers that return several
+            arrays (``return_state=True``).
+        """
         return tuple(input_shape)
 
-    def compute_mask(self, inputs, mask=None):
+    def compute_mask(self, inputs: Any, mask: Optional[ArrayLike] = None) -> Any:
+        """The mask of this layer's output, as Keras propagates masks.
+
+        Parameters
+        ----------
+        inputs : array_like
+            The layer's inputs.
+        mask : array_like of bool, optional
+            The incoming mask.
+
+        Returns
+        -------
+        numpy.ndarray, list or None
+            The incoming mask for layers that support masking, else None.
+        """
         return mask if self.supports_masking else None
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the layer: ``layer(inputs, ...)`` runs ``call`` with the same arguments.
+
+        The layer is built on the first call. See ``call`` of each layer for its
+        arguments and what it returns.
+        """
         return self.call(*args, **kwargs)
 
     @property
-    def output(self):
+    def output(self) -> Union[SymbolicTensor, List[SymbolicTensor]]:
+        """The symbolic output (shape and dtype) of the last build, as Keras's
+        ``layer.output``; a list of them for several outputs.
+        """
         if self._output_spec is None:
             if self._build_input_shape is None:
                 raise AttributeError(f"Layer {self.name!r} has never been called and thus "
@@ -218,12 +383,31 @@ class Layer:
         return self._output_spec
 
     # -- config ----------------------------------------------------------
-    def get_config(self):
+    def get_config(self) -> Config:
+        """The layer's configuration, a JSON-serialisable dict (Keras's keys).
+
+        Returns
+        -------
+        dict
+            ``type(layer).from_config(config)`` makes an equal, unbuilt layer.
+        """
         return {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Mapping[str, Any]) -> Self:
+        """A layer from the dict ``get_config`` returned.
+
+        Parameters
+        ----------
+        config : dict
+            The configuration (Keras's keys).
+
+        Returns
+        -------
+        Layer
+            A new, unbuilt layer of this class.
+        """
         return cls(**config)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"

@@ -32,6 +32,11 @@ cylstm choices (to be collected in the user docs):
 - ``layer.grads`` / ``layer._params`` are views keyed ``'forward/kernel'``,
   ``'backward/bias'``, ...; the arrays are the inner layers' own.
 """
+from __future__ import annotations
+
+from typing import (TYPE_CHECKING, Any, Callable, Iterable, List, Mapping, Optional, Sequence,
+                    Tuple, Union)
+
 import copy
 
 import numpy as np
@@ -39,6 +44,10 @@ import numpy as np
 from .._validation import as_float_array
 from .base import Layer
 from .lstm import LSTM, _dtype_policy
+from .._typing import Array, ArrayLike, Config, LayerOutput, ShapeLike, StatesLike
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["Bidirectional"]
 
@@ -78,7 +87,7 @@ class _View:
     """A class attribute that reads a combined view of the two inner layers and
     ignores assignment (the base class initialises these names)."""
 
-    def __init__(self, attribute, combine):
+    def __init__(self, attribute, combine) -> None:
         self.attribute = attribute
         self.combine = combine
 
@@ -91,7 +100,7 @@ class _View:
         return self.combine([(prefix, getattr(layer, self.attribute))
                              for prefix, layer in layers])
 
-    def __set__(self, obj, value):
+    def __set__(self, obj, value: bool):
         pass
 
 
@@ -108,9 +117,39 @@ class Bidirectional(Layer):
 
     ``Bidirectional(LSTM(64, return_sequences=True), merge_mode='concat')``;
     call it as the LSTM: ``layer(x, initial_state=None, mask=None, training=False)``.
+    The wrapper runs a fresh copy of ``layer`` forward and a copy with
+    ``go_backwards=True`` (or ``backward_layer``) and merges their outputs,
+    the backward sequence put back in time order. Weights are the forward
+    layer's then the backward layer's (``forward/kernel``, ...,
+    ``backward/bias`` in ``grads``).
+
+    Parameters
+    ----------
+    layer : LSTM or dict
+        The layer to wrap (or its serialised form); it is copied, not shared.
+    merge_mode : {"concat", "sum", "mul", "ave", None}, default "concat"
+        How to combine the two outputs; None returns both as a list.
+    weights : list of array_like, optional
+        Initial weights (forward layer's, then backward layer's), set at build.
+    backward_layer : LSTM or dict, optional
+        The backward layer (must have ``go_backwards=True`` and the same
+        ``return_sequences``/``return_state``/``stateful``); by default a copy
+        of ``layer``.
+    **kwargs
+        Arguments of :class:`~cylstm.layers.Layer`.
+
+    Raises
+    ------
+    ValueError
+        If ``layer`` is not a cylstm LSTM, or for an unknown ``merge_mode``.
     """
 
     supports_masking = True
+
+    if TYPE_CHECKING:
+        # Layer.__call__ forwards to call(); this gives it call's signature.
+        def __call__(self, sequences: ArrayLike, initial_state: Optional[StatesLike] = None,
+                     mask: Optional[ArrayLike] = None, training: bool = False) -> LayerOutput: ...
 
     _params = _View("_params", _combine_dicts)
     grads = _View("grads", _combine_dicts)
@@ -118,8 +157,11 @@ class Bidirectional(Layer):
     _constraints = _View("_constraints", _combine_dicts)
     _trainable_names = _View("_trainable_names", _combine_names)
 
-    def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None,
-                 **kwargs):
+    def __init__(self, layer: Union[LSTM, Mapping[str, Any]],
+                 merge_mode: Optional[str] = "concat",
+                 weights: Optional[Sequence[ArrayLike]] = None,
+                 backward_layer: Union[LSTM, Mapping[str, Any], None] = None,
+                 **kwargs: Any) -> None:
         layer = _deserialize_layer(layer, "layer")
         backward_layer = _deserialize_layer(backward_layer, "backward_layer")
         if not isinstance(layer, LSTM):
@@ -184,11 +226,12 @@ class Bidirectional(Layer):
 
     # -- trainable propagates to the inner layers, as Keras ----------------
     @property
-    def trainable(self):
+    def trainable(self) -> bool:
+        """Whether training updates the weights (setting it sets both layers')."""
         return self.__dict__.get("_trainable", True)
 
     @trainable.setter
-    def trainable(self, value):
+    def trainable(self, value: bool) -> None:
         value = bool(value)
         self.__dict__["_trainable"] = value
         for _, inner in self.__dict__.get("_inner", ()):
@@ -197,22 +240,43 @@ class Bidirectional(Layer):
 
     # -- weights (forward layer's, then backward layer's) -------------------
     @property
-    def weights(self):
+    def weights(self) -> List[Array]:
+        """The forward layer's weights, then the backward layer's."""
         return self.forward_layer.weights + self.backward_layer.weights
 
     @property
-    def trainable_weights(self):
+    def trainable_weights(self) -> List[Array]:
+        """The weights optimizers update (both layers)."""
         return self.forward_layer.trainable_weights + self.backward_layer.trainable_weights
 
     @property
-    def non_trainable_weights(self):
+    def non_trainable_weights(self) -> List[Array]:
+        """The weights optimizers do not update (both layers)."""
         return (self.forward_layer.non_trainable_weights
                 + self.backward_layer.non_trainable_weights)
 
-    def get_weights(self):
+    def get_weights(self) -> List[Array]:
+        """Copies of the forward layer's weights, then the backward layer's.
+
+        Returns
+        -------
+        list of numpy.ndarray
+        """
         return self.forward_layer.get_weights() + self.backward_layer.get_weights()
 
-    def set_weights(self, weights):
+    def set_weights(self, weights: Iterable[ArrayLike]) -> None:
+        """Set the forward layer's weights, then the backward layer's.
+
+        Parameters
+        ----------
+        weights : iterable of array_like
+            As many arrays as ``get_weights`` returns, of the same shapes.
+
+        Raises
+        ------
+        ValueError
+            If the number of arrays or a shape differs.
+        """
         weights = list(weights)
         n_fw = len(self.forward_layer.weights)
         n_bw = len(self.backward_layer.weights)
@@ -223,46 +287,66 @@ class Bidirectional(Layer):
         self.forward_layer.set_weights(weights[:n_fw])
         self.backward_layer.set_weights(weights[n_fw:])
 
-    def count_params(self):
+    def count_params(self) -> int:
+        """The number of weight values of both layers.
+
+        Returns
+        -------
+        int
+        """
         if not self.built:
             raise ValueError(f"You tried to call `count_params` on layer {self.name!r}, "
                              "but the layer isn't built. Call `build(input_shape)` first.")
         return self.forward_layer.count_params() + self.backward_layer.count_params()
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
+        """Zero the gradients of both layers."""
         self.forward_layer.zero_grad()
         self.backward_layer.zero_grad()
 
     @property
-    def losses(self):
+    def losses(self) -> List[float]:
         return self.forward_layer.losses + self.backward_layer.losses
 
-    def add_regularization_gradients(self):
+    def add_regularization_gradients(self) -> None:
         self.forward_layer.add_regularization_gradients()
         self.backward_layer.add_regularization_gradients()
 
-    def apply_constraints(self):
+    def apply_constraints(self) -> None:
         self.forward_layer.apply_constraints()
         self.backward_layer.apply_constraints()
 
     # -- states ------------------------------------------------------------
     @property
-    def states(self):
+    def states(self) -> Optional[Tuple[Array, ...]]:
+        """The kept states of a stateful wrapper: forward h, c, backward h, c (or None)."""
         if self.forward_layer.states and self.backward_layer.states:
             return tuple(self.forward_layer.states + self.backward_layer.states)
         return None
 
-    def reset_state(self):
+    def reset_state(self) -> None:
+        """Zero the kept states of both layers (stateful wrappers only)."""
         if not self.stateful:
             raise AttributeError("Layer must be stateful.")
         self.forward_layer.reset_state()
         self.backward_layer.reset_state()
 
-    def reset_states(self):
+    def reset_states(self) -> None:
+        """Zero the kept states (Keras 2's name of ``reset_state``)."""
         self.reset_state()
 
     # -- building ----------------------------------------------------------
-    def build(self, input_shape, initial_state_shape=None):
+    def build(self, input_shape: ShapeLike,
+              initial_state_shape: Optional[Sequence[ShapeLike]] = None) -> None:
+        """Build both layers for inputs of shape ``input_shape``.
+
+        Parameters
+        ----------
+        input_shape : tuple
+            The 3-D input shape.
+        initial_state_shape : list of tuple, optional
+            Accepted for Keras's signature.
+        """
         input_shape = tuple(input_shape)
         if not self.forward_layer.built:
             self.forward_layer.build(input_shape)
@@ -283,7 +367,21 @@ class Bidirectional(Layer):
                 self._build_input_shape = ((x_shape[0], None, x_shape[2]) if self.time_major
                                            else (None,) + tuple(x_shape[1:]))
 
-    def compute_output_shape(self, input_shape, initial_state_shape=None):
+    def compute_output_shape(self, input_shape: ShapeLike,
+                             initial_state_shape: Optional[Sequence[ShapeLike]] = None) -> Any:
+        """The merged output shape (a list with ``return_state`` or ``merge_mode=None``).
+
+        Parameters
+        ----------
+        input_shape : tuple
+            The 3-D input shape.
+        initial_state_shape : list of tuple, optional
+            Not used.
+
+        Returns
+        -------
+        tuple or list of tuple
+        """
         fw = self.forward_layer.compute_output_shape(input_shape)
         bw = self.backward_layer.compute_output_shape(input_shape)
         states = []
@@ -301,7 +399,20 @@ class Bidirectional(Layer):
         out += [tuple(s) for s in states]
         return out[0] if len(out) == 1 else out
 
-    def compute_mask(self, inputs, mask=None):
+    def compute_mask(self, inputs: ArrayLike, mask: Optional[ArrayLike] = None) -> Any:
+        """The output mask: the input mask with ``return_sequences``, else None
+        (a list matching the outputs with ``return_state`` or ``merge_mode=None``).
+
+        Parameters
+        ----------
+        inputs : array_like
+        mask : array_like of bool, optional
+            (batch, timesteps).
+
+        Returns
+        -------
+        numpy.ndarray, list or None
+        """
         if isinstance(mask, (list, tuple)):
             mask = mask[0]
         if self.return_sequences:
@@ -375,7 +486,33 @@ class Bidirectional(Layer):
         self._maybe_build_from(shape)
         return self._split_state(initial_state)
 
-    def call(self, sequences, initial_state=None, mask=None, training=False):
+    def call(self, sequences: ArrayLike, initial_state: Optional[StatesLike] = None,
+             mask: Optional[ArrayLike] = None, training: bool = False) -> LayerOutput:
+        """Run both layers and merge their outputs.
+
+        Parameters
+        ----------
+        sequences : array_like
+            (batch, timesteps, features) (or time-major, as the wrapped LSTM).
+        initial_state : sequence of four array_like, optional
+            ``[forward_h, forward_c, backward_h, backward_c]``.
+        mask : array_like of bool, optional
+            (batch, timesteps); masked steps of the merged sequence are zeros.
+        training : bool, default False
+            Apply the layers' dropout.
+
+        Returns
+        -------
+        numpy.ndarray or list of numpy.ndarray
+            The merged output; with ``merge_mode=None`` the list
+            ``[forward_output, backward_output]``; with ``return_state`` the
+            outputs followed by the four final states.
+
+        Raises
+        ------
+        ValueError
+            If ``initial_state`` is not a list of four arrays.
+        """
         fw_state, bw_state = self._prepare(sequences, initial_state)
         y = self.forward_layer(sequences, initial_state=fw_state, mask=mask, training=training)
         y_rev = self.backward_layer(sequences, initial_state=bw_state, mask=mask,
@@ -383,13 +520,29 @@ class Bidirectional(Layer):
         y, y_rev, states = self._outputs(y, y_rev, self._keep(mask))
         return self._package(self._merge(y, y_rev), states)
 
-    def forward_train(self, sequences, initial_state=None, mask=None, training=True):
-        """``(y, backprop)`` with ``y`` as the call returns it.
+    def forward_train(self, sequences: ArrayLike, initial_state: Optional[StatesLike] = None,
+                      mask: Optional[ArrayLike] = None, training: bool = True
+                      ) -> Tuple[Any, Callable[[Any], Any]]:
+        """Training forward: ``(y, backprop)``, with ``y`` as ``call`` returns it.
 
-        ``backprop(dy)``: ``dy`` has the structure of ``y`` (a list when ``y`` is,
-        entries may be None); it adds the gradients of both inner layers into
-        their ``grads`` and returns ``dx``, or ``(dx, [dfh0, dfc0, dbh0, dbc0])``
+        ``backprop(dy)`` (``dy`` shaped as ``y``; with several outputs a list whose
+        entries may be None) adds the gradients of both layers into their
+        ``grads`` and returns ``dx``, or ``(dx, [dh0_f, dc0_f, dh0_b, dc0_b])``
         when ``initial_state`` was given.
+
+        Parameters
+        ----------
+        sequences : array_like
+            As in ``call``.
+        initial_state : sequence of four array_like, optional
+        mask : array_like of bool, optional
+        training : bool, default True
+            Apply dropout.
+
+        Returns
+        -------
+        y : numpy.ndarray or list of numpy.ndarray
+        backprop : callable
         """
         fw_state, bw_state = self._prepare(sequences, initial_state)
         y_fw, bp_fw = self.forward_layer.forward_train(
@@ -456,7 +609,8 @@ class Bidirectional(Layer):
         return result, backprop
 
     # -- config ------------------------------------------------------------
-    def get_config(self):
+    def get_config(self) -> Config:
+        """The wrapper's configuration (Keras 3's keys, the layers serialised)."""
         zero = self.return_sequences  # what Keras forces on the wrapped layers
         return {
             "name": self.name,
@@ -468,7 +622,17 @@ class Bidirectional(Layer):
         }
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Mapping[str, Any]) -> Self:
+        """A wrapper from ``get_config()`` output or a Keras 3 Bidirectional config.
+
+        Parameters
+        ----------
+        config : dict
+
+        Returns
+        -------
+        Bidirectional
+        """
         config = copy.deepcopy(dict(config))
         config["layer"] = _deserialize_layer(config["layer"], "layer")
         backward = config.pop("backward_layer", None)
@@ -476,6 +640,6 @@ class Bidirectional(Layer):
             config["backward_layer"] = _deserialize_layer(backward, "backward_layer")
         return cls(**config)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"<Bidirectional name={self.name}, merge_mode={self.merge_mode!r}, "
                 f"layer={self.forward_layer.name}, built={self.built}>")

@@ -30,6 +30,10 @@ collected in the user docs):
 - Gradients through an activation need a built-in one (a Python callable has
   no derivative here; ``forward_train`` raises ``TypeError``).
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Tuple
+
 import numbers
 
 import numpy as np
@@ -42,6 +46,7 @@ from .._kernels.reference import ACTIVATIONS as _DERIVATIVES
 from .._validation import as_float_array, check_bool, check_positive_int, is_cupy
 from .base import Layer
 from .lstm import _dtype_policy
+from .._typing import ActivationLike, Array, ArrayLike, Config, IdentifierLike, ShapeLike
 
 __all__ = ["Dense", "Embedding", "Masking", "Dropout"]
 
@@ -91,15 +96,47 @@ class Dense(Layer):
     Dense on every step, as Keras's ``Dense`` does on 3-D inputs).
 
     Weights: ``kernel`` ``(input_dim, units)``, ``bias`` ``(units,)``.
+
+    Parameters
+    ----------
+    units : int
+        Positive: the size of the last output axis.
+    activation : str, callable or None, optional
+        Applied to the affine output (None: linear). Gradients need a
+        built-in activation (by name, ``softmax`` included).
+    use_bias : bool, default True
+        Whether the layer has a bias.
+    kernel_initializer : str, dict, Initializer or callable, default "glorot_uniform"
+    bias_initializer : str, dict, Initializer or callable, default "zeros"
+    kernel_regularizer, bias_regularizer, activity_regularizer : str, dict, Regularizer or None
+        Penalties on the weights and (divided by the batch size) on the output.
+    kernel_constraint, bias_constraint : str, dict, Constraint or None
+        Projections applied after every optimizer step.
+    lora_rank, lora_alpha, quantization_config : None
+        Keras's LoRA and quantization; anything but None raises ``ValueError``
+        (not available in cylstm).
+    **kwargs
+        Arguments of :class:`~cylstm.layers.Layer` (``name``, ``dtype``,
+        ``input_shape``, ...).
     """
 
     supports_masking = True
 
-    def __init__(self, units, activation=None, use_bias=True,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                 kernel_constraint=None, bias_constraint=None, lora_rank=None,
-                 lora_alpha=None, quantization_config=None, **kwargs):
+    if TYPE_CHECKING:
+        # Layer.__call__ forwards to call(); this gives it call's signature.
+        def __call__(self, inputs: ArrayLike, mask: Optional[ArrayLike] = None,
+                     training: bool = False) -> Array: ...
+
+    def __init__(self, units: int, activation: ActivationLike = None, use_bias: bool = True,
+                 kernel_initializer: IdentifierLike = "glorot_uniform",
+                 bias_initializer: IdentifierLike = "zeros",
+                 kernel_regularizer: IdentifierLike = None,
+                 bias_regularizer: IdentifierLike = None,
+                 activity_regularizer: IdentifierLike = None,
+                 kernel_constraint: IdentifierLike = None,
+                 bias_constraint: IdentifierLike = None, lora_rank: Optional[int] = None,
+                 lora_alpha: Optional[float] = None, quantization_config: Any = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         _reject_unsupported("Dense", lora_rank, quantization_config)
         self.units = check_positive_int(units, "units")
@@ -114,7 +151,14 @@ class Dense(Layer):
         self.bias_constraint = _constraints.get(bias_constraint)
         self._activity_loss = 0.0
 
-    def build(self, input_shape):
+    def build(self, input_shape: ShapeLike) -> None:
+        """Create ``kernel`` and ``bias`` for inputs whose last axis is ``input_shape[-1]``.
+
+        Parameters
+        ----------
+        input_shape : tuple
+            At least 2-D; the last dimension must be known.
+        """
         input_shape = tuple(input_shape)
         if len(input_shape) < 2:
             raise ValueError(f"Input of Dense layer {self.name!r} must have at least 2 "
@@ -132,10 +176,21 @@ class Dense(Layer):
         super().build(input_shape)
 
     @property
-    def input_dim(self):
+    def input_dim(self) -> Optional[int]:
+        """The input features the layer was built for (None before it is built)."""
         return self._params["kernel"].shape[0] if self.built else None
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: ShapeLike) -> Any:
+        """``input_shape`` with its last axis replaced by ``units``.
+
+        Parameters
+        ----------
+        input_shape : tuple
+
+        Returns
+        -------
+        tuple
+        """
         return tuple(input_shape)[:-1] + (self.units,)
 
     def _check_input(self, inputs):
@@ -158,16 +213,58 @@ class Dense(Layer):
             z += self._params["bias"]
         return z.reshape(x.shape[:-1] + (self.units,))
 
-    def call(self, inputs, mask=None, training=False):
+    def call(self, inputs: ArrayLike, mask: Optional[ArrayLike] = None,
+             training: bool = False) -> Array:
+        """``activation(inputs @ kernel + bias)`` over the last axis.
+
+        Parameters
+        ----------
+        inputs : array_like
+            (batch, ..., features), cast to the layer's dtype.
+        mask : array_like, optional
+            Accepted and not used (the incoming mask passes through ``compute_mask``).
+        training : bool, default False
+            Accepted for the common call signature.
+
+        Returns
+        -------
+        numpy.ndarray
+            (batch, ..., units).
+        """
         x = self._check_input(inputs)
         y = self.activation(self._affine(x)).astype(self.dtype, copy=False)
         if self.activity_regularizer is not None:
             self._activity_loss = _activity_loss(self.activity_regularizer, y)
         return y
 
-    def forward_train(self, inputs, mask=None, training=True):
-        """``(y, backprop)``; ``backprop(dy)`` returns dx and adds into
-        ``grads['kernel']`` and ``grads['bias']``."""
+    def forward_train(self, inputs: ArrayLike, mask: Optional[ArrayLike] = None,
+                      training: bool = True) -> Tuple[Any, Callable[[Any], Any]]:
+        """Training forward: ``(y, backprop)``.
+
+        ``backprop(dy)`` adds into ``grads['kernel']`` and ``grads['bias']`` and
+        returns ``dx`` (the inputs' shape).
+
+        Parameters
+        ----------
+        inputs : array_like
+            (batch, ..., features).
+        mask : array_like, optional
+            Not used.
+        training : bool, default True
+            Not used (Dense has no training-only behaviour).
+
+        Returns
+        -------
+        y : numpy.ndarray
+            The output, as ``call``.
+        backprop : callable
+            ``backprop(dy) -> dx``.
+
+        Raises
+        ------
+        TypeError
+            If the activation is a Python callable (no gradient).
+        """
         if _activations.kernel_code(self.activation) is None \
                 and getattr(self.activation, "cylstm_name", None) != "softmax":
             raise TypeError(f"Dense layer {self.name!r} has the Python-callable activation "
@@ -197,13 +294,14 @@ class Dense(Layer):
         return y, backprop
 
     @property
-    def losses(self):
+    def losses(self) -> List[float]:
         out = super().losses
         if self.activity_regularizer is not None:
             out.append(self._activity_loss)
         return out
 
-    def get_config(self):
+    def get_config(self) -> Config:
+        """The layer's configuration (Keras 3's keys)."""
         config = {"name": self.name, "trainable": self.trainable,
                   "dtype": _dtype_policy(self.dtype)}
         if self.activity_regularizer is not None:
@@ -233,12 +331,46 @@ class Embedding(Layer):
     padding and ``compute_mask`` returns ``inputs != 0`` (``input_dim`` must
     then count the padding index, as in Keras). ``weights=[matrix]`` sets the
     embeddings at construction (pretrained vectors).
+
+    Parameters
+    ----------
+    input_dim : int
+        Positive: the number of distinct indices (vocabulary size).
+    output_dim : int
+        Positive: the size of each vector.
+    embeddings_initializer : str, dict, Initializer or callable, default "uniform"
+    embeddings_regularizer : str, dict, Regularizer or None
+    embeddings_constraint : str, dict, Constraint or None
+    mask_zero : bool, default False
+        Index 0 is padding: the layer produces the mask ``inputs != 0``.
+    weights : list of one array_like, optional
+        ``[matrix]`` of shape (input_dim, output_dim): initial embeddings.
+    activity_regularizer : str, dict, Regularizer or None
+        A penalty on the output (divided by the batch size).
+    input_length : int, optional
+        The sequence length (tf.keras 2): a ``Sequential`` model that starts
+        with this layer is built at once for inputs ``(None, input_length)``.
+    lora_rank, lora_alpha, quantization_config : None
+        Keras's LoRA and quantization; anything but None raises ``ValueError``
+        (not available in cylstm).
+    **kwargs
+        Arguments of :class:`~cylstm.layers.Layer` (``name``, ``dtype``,
+        ``input_shape``, ...).
     """
 
-    def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
-                 embeddings_regularizer=None, embeddings_constraint=None, mask_zero=False,
-                 weights=None, lora_rank=None, lora_alpha=None, quantization_config=None,
-                 activity_regularizer=None, input_length=None, **kwargs):
+    if TYPE_CHECKING:
+        # Layer.__call__ forwards to call(); this gives it call's signature.
+        def __call__(self, inputs: ArrayLike, mask: Optional[ArrayLike] = None,
+                     training: bool = False) -> Array: ...
+
+    def __init__(self, input_dim: int, output_dim: int,
+                 embeddings_initializer: IdentifierLike = "uniform",
+                 embeddings_regularizer: IdentifierLike = None,
+                 embeddings_constraint: IdentifierLike = None, mask_zero: bool = False,
+                 weights: Optional[Sequence[ArrayLike]] = None, lora_rank: Optional[int] = None,
+                 lora_alpha: Optional[float] = None, quantization_config: Any = None,
+                 activity_regularizer: IdentifierLike = None,
+                 input_length: Optional[int] = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         _reject_unsupported("Embedding", lora_rank, quantization_config)
         self.input_dim = check_positive_int(input_dim, "input_dim")
@@ -262,8 +394,15 @@ class Embedding(Layer):
                 weights = [weights]
             self.set_weights(weights)
 
-    def build(self, input_shape=None):
+    def build(self, input_shape: Optional[ShapeLike] = None) -> None:
         # The weights do not depend on the input shape; it is recorded for `output`.
+        """Create ``embeddings`` (input_dim, output_dim); the input shape is not needed.
+
+        Parameters
+        ----------
+        input_shape : tuple, optional
+            Accepted for the common signature.
+        """
         if input_shape is not None:
             self._build_input_shape = tuple(input_shape)
         if self.built:
@@ -278,10 +417,33 @@ class Embedding(Layer):
             self._build_input_shape = (None,) + tuple(input_shape)[1:]
         self.build()
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: ShapeLike) -> Any:
+        """``input_shape + (output_dim,)``.
+
+        Parameters
+        ----------
+        input_shape : tuple
+
+        Returns
+        -------
+        tuple
+        """
         return tuple(input_shape) + (self.output_dim,)
 
-    def compute_mask(self, inputs, mask=None):
+    def compute_mask(self, inputs: ArrayLike, mask: Optional[ArrayLike] = None) -> Any:
+        """``inputs != 0`` with ``mask_zero=True``, else None.
+
+        Parameters
+        ----------
+        inputs : array_like
+            The indices.
+        mask : array_like, optional
+            Ignored.
+
+        Returns
+        -------
+        numpy.ndarray of bool or None
+        """
         if not self.mask_zero:
             return None
         return np.asarray(inputs) != 0
@@ -311,16 +473,60 @@ class Embedding(Layer):
         self._maybe_build(idx.shape)
         return idx
 
-    def call(self, inputs, mask=None, training=False):
+    def call(self, inputs: ArrayLike, mask: Optional[ArrayLike] = None,
+             training: bool = False) -> Array:
+        """The vectors of the indices: ``embeddings[inputs]``.
+
+        Parameters
+        ----------
+        inputs : array_like of int
+            Indices in ``[0, input_dim)`` (floats holding whole numbers are accepted).
+        mask : array_like, optional
+            Not used.
+        training : bool, default False
+            Accepted for the common call signature.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``inputs.shape + (output_dim,)``, in the layer's dtype.
+
+        Raises
+        ------
+        TypeError
+            For non-integral floats or non-numeric inputs.
+        ValueError
+            For an index outside ``[0, input_dim)``.
+        """
         idx = self._check_indices(inputs)
         y = np.take(self._params["embeddings"], idx, axis=0)
         if self.activity_regularizer is not None:
             self._activity_loss = _activity_loss(self.activity_regularizer, y)
         return y
 
-    def forward_train(self, inputs, mask=None, training=True):
-        """``(y, backprop)``; ``backprop(dy)`` adds into ``grads['embeddings']``
-        (rows of repeated indices accumulate) and returns None."""
+    def forward_train(self, inputs: ArrayLike, mask: Optional[ArrayLike] = None,
+                      training: bool = True) -> Tuple[Any, Callable[[Any], Any]]:
+        """Training forward: ``(y, backprop)``.
+
+        ``backprop(dy)`` adds into ``grads['embeddings']`` (rows of repeated
+        indices accumulate) and returns None (integer inputs have no gradient).
+
+        Parameters
+        ----------
+        inputs : array_like of int
+            The indices.
+        mask : array_like, optional
+            Not used.
+        training : bool, default True
+            Not used.
+
+        Returns
+        -------
+        y : numpy.ndarray
+            The vectors, as ``call``.
+        backprop : callable
+            ``backprop(dy) -> None``.
+        """
         idx = self._check_indices(inputs)
         y = np.take(self._params["embeddings"], idx, axis=0)
         if self.activity_regularizer is not None:
@@ -341,13 +547,14 @@ class Embedding(Layer):
         return y, backprop
 
     @property
-    def losses(self):
+    def losses(self) -> List[float]:
         out = super().losses
         if self.activity_regularizer is not None:
             out.append(self._activity_loss)
         return out
 
-    def get_config(self):
+    def get_config(self) -> Config:
+        """The layer's configuration (Keras 3's keys)."""
         config = {
             "name": self.name, "trainable": self.trainable,
             "dtype": _dtype_policy(self.dtype),
@@ -370,11 +577,23 @@ class Masking(Layer):
 
     Output: the input with those timesteps set to 0 (Keras 3); the mask
     (``compute_mask``) is ``any(inputs != mask_value, axis=-1)``.
+
+    Parameters
+    ----------
+    mask_value : float, default 0.0
+        The value that marks a padded timestep.
+    **kwargs
+        Arguments of :class:`~cylstm.layers.Layer`.
     """
 
     supports_masking = True
 
-    def __init__(self, mask_value=0.0, **kwargs):
+    if TYPE_CHECKING:
+        # Layer.__call__ forwards to call(); this gives it call's signature.
+        def __call__(self, inputs: ArrayLike, mask: Optional[ArrayLike] = None,
+                     training: bool = False) -> Array: ...
+
+    def __init__(self, mask_value: float = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if isinstance(mask_value, bool) or not isinstance(mask_value, numbers.Real):
             raise TypeError("Received an invalid value for argument `mask_value`, expected "
@@ -385,7 +604,21 @@ class Masking(Layer):
     def _keep(self, x):
         return np.any(x != self.mask_value, axis=-1)
 
-    def compute_mask(self, inputs, mask=None):
+    def compute_mask(self, inputs: ArrayLike, mask: Optional[ArrayLike] = None) -> Any:
+        """``any(inputs != mask_value, axis=-1)``: True at the steps to keep.
+
+        Parameters
+        ----------
+        inputs : array_like
+            (batch, timesteps, features).
+        mask : array_like, optional
+            Ignored.
+
+        Returns
+        -------
+        numpy.ndarray of bool
+            (batch, timesteps).
+        """
         return self._keep(as_float_array(inputs, self.dtype))
 
     def _check_input(self, inputs):
@@ -397,12 +630,46 @@ class Masking(Layer):
             self._build_input_shape = (None,) + x.shape[1:]
         return x
 
-    def call(self, inputs, mask=None, training=False):
+    def call(self, inputs: ArrayLike, mask: Optional[ArrayLike] = None,
+             training: bool = False) -> Array:
+        """The inputs with the masked timesteps set to 0.
+
+        Parameters
+        ----------
+        inputs : array_like
+            (batch, timesteps, features), cast to the layer's dtype.
+        mask : array_like, optional
+            Not used.
+        training : bool, default False
+            Accepted for the common call signature.
+
+        Returns
+        -------
+        numpy.ndarray
+            The inputs' shape.
+        """
         x = self._check_input(inputs)
         return np.where(self._keep(x)[..., None], x, 0).astype(self.dtype, copy=False)
 
-    def forward_train(self, inputs, mask=None, training=True):
-        """``(y, backprop)``; ``backprop(dy)`` is ``dy`` at kept steps, 0 at masked ones."""
+    def forward_train(self, inputs: ArrayLike, mask: Optional[ArrayLike] = None,
+                      training: bool = True) -> Tuple[Any, Callable[[Any], Any]]:
+        """Training forward: ``(y, backprop)``; ``backprop(dy)`` is ``dy`` at kept
+        steps and 0 at masked ones.
+
+        Parameters
+        ----------
+        inputs : array_like
+            (batch, timesteps, features).
+        mask : array_like, optional
+            Not used.
+        training : bool, default True
+            Not used.
+
+        Returns
+        -------
+        y : numpy.ndarray
+        backprop : callable
+        """
         x = self._check_input(inputs)
         keep = self._keep(x)[..., None]
         y = np.where(keep, x, 0).astype(self.dtype, copy=False)
@@ -416,7 +683,8 @@ class Masking(Layer):
 
         return y, backprop
 
-    def get_config(self):
+    def get_config(self) -> Config:
+        """The layer's configuration (Keras 3's keys)."""
         return {"name": self.name, "trainable": self.trainable,
                 "dtype": _dtype_policy(self.dtype), "mask_value": self.mask_value}
 
@@ -430,11 +698,28 @@ class Dropout(Layer):
     along the axes of size 1, e.g. ``(None, 1, features)`` drops the same
     features at every timestep. ``seed`` makes the sequence of masks
     reproducible; every call draws a fresh mask.
+
+    Parameters
+    ----------
+    rate : float
+        The fraction dropped, in [0, 1].
+    noise_shape : tuple, optional
+        The shape of the keep mask, broadcast to the input.
+    seed : int, optional
+        Seed of the masks.
+    **kwargs
+        Arguments of :class:`~cylstm.layers.Layer`.
     """
 
     supports_masking = True
 
-    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+    if TYPE_CHECKING:
+        # Layer.__call__ forwards to call(); this gives it call's signature.
+        def __call__(self, inputs: ArrayLike, mask: Optional[ArrayLike] = None,
+                     training: bool = False) -> Array: ...
+
+    def __init__(self, rate: float, noise_shape: Optional[ShapeLike] = None,
+                 seed: Optional[int] = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate <= 1:
             raise ValueError("Invalid value received for argument `rate`. Expected a float "
@@ -500,7 +785,24 @@ class Dropout(Layer):
             self._build_input_shape = (None,) + x.shape[1:]
         return x
 
-    def call(self, inputs, mask=None, training=False):
+    def call(self, inputs: ArrayLike, mask: Optional[ArrayLike] = None,
+             training: bool = False) -> Array:
+        """The inputs, dropped and scaled with ``training=True``, unchanged otherwise.
+
+        Parameters
+        ----------
+        inputs : array_like
+            Any shape, cast to the layer's dtype.
+        mask : array_like, optional
+            Not used (passes through ``compute_mask``).
+        training : bool, default False
+            Drop (True) or pass through (False).
+
+        Returns
+        -------
+        numpy.ndarray
+            The inputs' shape.
+        """
         x = self._check_input(inputs)
         if training:
             keep = self._draw(x.shape)
@@ -508,8 +810,24 @@ class Dropout(Layer):
                 return x * keep
         return x
 
-    def forward_train(self, inputs, mask=None, training=True):
-        """``(y, backprop)``; ``backprop(dy)`` applies the same scaled mask to dy."""
+    def forward_train(self, inputs: ArrayLike, mask: Optional[ArrayLike] = None,
+                      training: bool = True) -> Tuple[Any, Callable[[Any], Any]]:
+        """Training forward: ``(y, backprop)``; ``backprop(dy)`` applies the same
+        scaled mask to ``dy``.
+
+        Parameters
+        ----------
+        inputs : array_like
+        mask : array_like, optional
+            Not used.
+        training : bool, default True
+            Drop (True) or pass through (False).
+
+        Returns
+        -------
+        y : numpy.ndarray
+        backprop : callable
+        """
         x = self._check_input(inputs)
         keep = self._draw(x.shape) if training else None
         y = x if keep is None else x * keep
@@ -523,7 +841,8 @@ class Dropout(Layer):
 
         return y, backprop
 
-    def get_config(self):
+    def get_config(self) -> Config:
+        """The layer's configuration (Keras 3's keys)."""
         return {"name": self.name, "trainable": self.trainable,
                 "dtype": _dtype_policy(self.dtype), "rate": self.rate, "seed": self.seed,
                 "noise_shape": None if self.noise_shape is None else list(self.noise_shape)}

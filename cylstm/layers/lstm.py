@@ -8,6 +8,10 @@ Choices where Keras is silent or cannot apply, also in docs/semantics.md:
 - ``unroll`` is accepted and changes nothing (the loop is compiled);
 - ``use_cudnn=True`` raises, as Keras does when cuDNN cannot be used.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, List, Mapping, Optional, Tuple, Union
+
 import numpy as np
 
 from .. import _ops
@@ -19,6 +23,11 @@ from .._kernels.lstm_step import StepKernel
 from .._validation import (as_float_array, check_bool, check_fraction, check_mask,
                            check_positive_int)
 from .base import Layer
+from .._typing import (ActivationLike, Array, ArrayLike, Config, IdentifierLike, LayerOutput,
+                       ShapeLike, StatesLike)
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 
 def _dtype_policy(dtype):
@@ -39,16 +48,17 @@ class _DropoutMasks:
     (4, batch, units), gates in the order i, f, c, o.
     """
 
-    def __init__(self, seed):
+    def __init__(self, seed: Optional[int]) -> None:
         self.rng = np.random.default_rng(seed)
 
-    def draw(self, rate, shape, dtype):
+    def draw(self, rate: float, shape, dtype):
         if not 0 < rate < 1:
             return None
         keep = self.rng.random(shape) >= rate
         return (keep / (1 - rate)).astype(dtype)
 
-    def for_call(self, dropout, recurrent_dropout, batch, features, units, dtype):
+    def for_call(self, dropout: float, recurrent_dropout: float, batch, features, units: int,
+                 dtype):
         """(shared input mask, per-gate input masks, recurrent mask) of one call;
         each None when not used. The input masks come first, as Keras draws them."""
         if recurrent_dropout == 0:
@@ -58,15 +68,69 @@ class _DropoutMasks:
 
 
 class LSTMCell(Layer):
-    """One LSTM step with Keras's weights: ``h, [h, c] = cell(x_t, [h, c])``."""
+    """One LSTM step with Keras's weights: ``h, [h, c] = cell(x_t, [h, c])``.
 
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
-                 use_bias=True, kernel_initializer="glorot_uniform",
-                 recurrent_initializer="orthogonal", bias_initializer="zeros",
-                 unit_forget_bias=True, kernel_regularizer=None, recurrent_regularizer=None,
-                 bias_regularizer=None, kernel_constraint=None, recurrent_constraint=None,
-                 bias_constraint=None, dropout=0.0, recurrent_dropout=0.0, seed=None,
-                 **kwargs):
+    The weights are Keras's: ``kernel`` (features, 4*units),
+    ``recurrent_kernel`` (units, 4*units), ``bias`` (4*units,), gates in the
+    order i, f, c, o.
+
+    Parameters
+    ----------
+    units : int
+        Positive: the size of the hidden and cell states (and of the output).
+    activation : str, callable or None, default "tanh"
+        The cell-input and output activation. Names run in C (``tanh``,
+        ``sigmoid``, ``hard_sigmoid``, ``relu``, ``linear``/None, ``softsign``,
+        ``elu``, ``selu``, ``gelu``, ``swish``/``silu``); a Python callable
+        runs on the NumPy twin of the kernel (slower, no gradient).
+    recurrent_activation : str, callable or None, default "sigmoid"
+        The gate activation (same choices).
+    use_bias : bool, default True
+        Whether the layer has a bias.
+    kernel_initializer : str, dict, Initializer or callable, default "glorot_uniform"
+        Initializer of ``kernel`` (see :func:`cylstm.initializers.get`).
+    recurrent_initializer : str, dict, Initializer or callable, default "orthogonal"
+        Initializer of ``recurrent_kernel``.
+    bias_initializer : str, dict, Initializer or callable, default "zeros"
+        Initializer of ``bias``.
+    unit_forget_bias : bool, default True
+        Add 1 to the forget gate's bias at initialization (Keras's default).
+    kernel_regularizer, recurrent_regularizer, bias_regularizer : str, dict, Regularizer or None
+        Weight penalties (see :func:`cylstm.regularizers.get`).
+    kernel_constraint, recurrent_constraint, bias_constraint : str, dict, Constraint or None
+        Projections applied after every optimizer step (see
+        :func:`cylstm.constraints.get`).
+    dropout : float, default 0.0
+        Fraction of the inputs dropped, in [0, 1]; acts only with ``training=True``.
+    recurrent_dropout : float, default 0.0
+        Fraction of the recurrent state dropped, in [0, 1]; acts only with
+        ``training=True``. The masks are drawn as Keras 3 draws them (one per
+        call, constant over time; per gate when ``recurrent_dropout > 0``).
+    seed : int, optional
+        Seed of the dropout masks (reproducible calls).
+    **kwargs
+        Arguments of :class:`~cylstm.layers.Layer` (``name``, ``dtype``, ...);
+        ``implementation`` is accepted and ignored.
+    """
+
+    if TYPE_CHECKING:
+        # Layer.__call__ forwards to call(); this gives it call's signature.
+        def __call__(self, inputs: ArrayLike, states: Optional[StatesLike] = None,
+                     training: bool = False) -> Tuple[Array, List[Array]]: ...
+
+    def __init__(self, units: int, activation: ActivationLike = "tanh",
+                 recurrent_activation: ActivationLike = "sigmoid",
+                 use_bias: bool = True, kernel_initializer: IdentifierLike = "glorot_uniform",
+                 recurrent_initializer: IdentifierLike = "orthogonal",
+                 bias_initializer: IdentifierLike = "zeros",
+                 unit_forget_bias: bool = True, kernel_regularizer: IdentifierLike = None,
+                 recurrent_regularizer: IdentifierLike = None,
+                 bias_regularizer: IdentifierLike = None,
+                 kernel_constraint: IdentifierLike = None,
+                 recurrent_constraint: IdentifierLike = None,
+                 bias_constraint: IdentifierLike = None, dropout: float = 0.0,
+                 recurrent_dropout: float = 0.0, seed: Optional[int] = None,
+                 **kwargs: Any) -> None:
         kwargs.pop("implementation", None)
         super().__init__(**kwargs)
         self.units = check_positive_int(units, "units")
@@ -95,7 +159,20 @@ class LSTMCell(Layer):
         self._workspace = _ops.Workspace()
         self._stepper = None
 
-    def build(self, input_shape):
+    def build(self, input_shape: ShapeLike) -> None:
+        """Create ``kernel``, ``recurrent_kernel`` and ``bias`` for inputs of shape
+        ``input_shape`` (its last axis is the number of features).
+
+        Parameters
+        ----------
+        input_shape : tuple
+            The input shape; its last dimension must be known.
+
+        Raises
+        ------
+        ValueError
+            If the last dimension is None or not a positive integer.
+        """
         input_dim = input_shape[-1]
         if input_dim is None:
             raise ValueError(f"The last dimension of the inputs to {self.name!r} must be "
@@ -120,10 +197,23 @@ class LSTMCell(Layer):
         super().build(input_shape)
 
     @property
-    def input_dim(self):
+    def input_dim(self) -> Optional[int]:
+        """The input features the cell was built for (None before it is built)."""
         return self._params["kernel"].shape[0] if self.built else None
 
-    def get_initial_state(self, batch_size=None):
+    def get_initial_state(self, batch_size: Optional[int] = None) -> List[Array]:
+        """Zero states ``[h, c]``.
+
+        Parameters
+        ----------
+        batch_size : int
+            The number of rows.
+
+        Returns
+        -------
+        list of numpy.ndarray
+            ``[h, c]``, each (batch_size, units), in the layer's dtype.
+        """
         return [np.zeros((batch_size, d), self.dtype) for d in self.state_size]
 
     def _check_states(self, states, batch, argument="states"):
@@ -168,7 +258,26 @@ class LSTMCell(Layer):
             self._stepper = k
         return k
 
-    def call(self, inputs, states=None, training=False):
+    def call(self, inputs: ArrayLike, states: Optional[StatesLike] = None,
+             training: bool = False) -> Tuple[Array, List[Array]]:
+        """One timestep.
+
+        Parameters
+        ----------
+        inputs : array_like
+            (batch, features), cast to the layer's dtype.
+        states : sequence of two array_like, optional
+            ``[h, c]``, each (batch, units); zeros when omitted.
+        training : bool, default False
+            Apply dropout (when ``dropout`` or ``recurrent_dropout`` is set).
+
+        Returns
+        -------
+        h : numpy.ndarray
+            The output, (batch, units).
+        states : list of numpy.ndarray
+            ``[h, c]``, the new states (new arrays; the inputs are not modified).
+        """
         dropping = training and (self.dropout > 0 or self.recurrent_dropout > 0)
         k = self._stepper
         if k is not None and not dropping and type(states) in (list, tuple) \
@@ -197,8 +306,30 @@ class LSTMCell(Layer):
             return_sequences=False, workspace=self._workspace)
         return h, [h, c]
 
-    def forward_train(self, inputs, states=None):
-        """((h, [h, c]), backprop): backprop((dh_out, [dh, dc])) -> (dx, [dh0, dc0])."""
+    def forward_train(self, inputs: ArrayLike,
+                      states: Optional[StatesLike] = None) -> Tuple[Any, Callable[[Any], Any]]:
+        """Training forward of one step: ``((h, [h, c]), backprop)``.
+
+        Dropout acts (training mode). ``backprop((d_h_out, [d_h, d_c]))``, where
+        ``d_h_out`` is the gradient with respect to the output ``h`` and
+        ``d_h``/``d_c`` those with respect to the returned states (entries may be
+        None), adds the weight gradients into ``cell.grads`` and returns
+        ``(dx, [dh0, dc0])``.
+
+        Parameters
+        ----------
+        inputs : array_like
+            (batch, features).
+        states : sequence of two array_like, optional
+            ``[h, c]``; zeros when omitted.
+
+        Returns
+        -------
+        outputs : tuple
+            ``(h, [h, c])`` as ``call`` returns them.
+        backprop : callable
+            The backward function, to be called once.
+        """
         x = self._check_input_2d(inputs)
         h0, c0 = self._check_states(states, x.shape[0])
         dmask, gate_masks, rec_mask = self._draw_dropout(x.shape[0], x.shape[1])
@@ -236,7 +367,8 @@ class LSTMCell(Layer):
         if self.use_bias:
             self.grads["bias"] += g["bias"]
 
-    def get_config(self):
+    def get_config(self) -> Config:
+        """The cell's configuration (Keras's keys and serialised objects)."""
         config = {
             "name": self.name,
             "trainable": self.trainable,
@@ -282,25 +414,123 @@ _CELL_ARGS = (
 class LSTM(Layer):
     """Long Short-Term Memory layer with every argument of ``keras.layers.LSTM``.
 
-    Call: ``layer(inputs, initial_state=None, mask=None, training=False)`` with
+    ``layer(inputs, initial_state=None, mask=None, training=False)`` with
     inputs (batch, timesteps, features), or (timesteps, batch, features) when
-    ``time_major``. Returns the last output (batch, units), the sequence with
-    ``return_sequences``, and ``[output, h, c]`` with ``return_state``.
-    Weights: kernel (features, 4*units), recurrent_kernel (units, 4*units),
-    bias (4*units,), gates in the order i, f, c, o as Keras.
+    ``time_major``. It returns the last output (batch, units), the whole
+    sequence with ``return_sequences``, and ``[output, h, c]`` with
+    ``return_state``. The time loop runs in C with the GIL released.
+    Weights, as Keras's: ``kernel`` (features, 4*units), ``recurrent_kernel``
+    (units, 4*units), ``bias`` (4*units,), gates in the order i, f, c, o, so
+    ``layer.set_weights(keras_layer.get_weights())`` gives Keras's outputs.
+
+    Parameters
+    ----------
+    units : int
+        Positive: the size of the hidden and cell states (and of the output).
+    activation : str, callable or None, default "tanh"
+        The cell-input and output activation. Names run in C (``tanh``,
+        ``sigmoid``, ``hard_sigmoid``, ``relu``, ``linear``/None, ``softsign``,
+        ``elu``, ``selu``, ``gelu``, ``swish``/``silu``); a Python callable
+        runs on the NumPy twin of the kernel (slower, no gradient).
+    recurrent_activation : str, callable or None, default "sigmoid"
+        The gate activation (same choices).
+    use_bias : bool, default True
+        Whether the layer has a bias.
+    kernel_initializer : str, dict, Initializer or callable, default "glorot_uniform"
+        Initializer of ``kernel`` (see :func:`cylstm.initializers.get`).
+    recurrent_initializer : str, dict, Initializer or callable, default "orthogonal"
+        Initializer of ``recurrent_kernel``.
+    bias_initializer : str, dict, Initializer or callable, default "zeros"
+        Initializer of ``bias``.
+    unit_forget_bias : bool, default True
+        Add 1 to the forget gate's bias at initialization (Keras's default).
+    kernel_regularizer, recurrent_regularizer, bias_regularizer : str, dict, Regularizer or None
+        Weight penalties (see :func:`cylstm.regularizers.get`).
+    kernel_constraint, recurrent_constraint, bias_constraint : str, dict, Constraint or None
+        Projections applied after every optimizer step (see
+        :func:`cylstm.constraints.get`).
+    dropout : float, default 0.0
+        Fraction of the inputs dropped, in [0, 1]; acts only with ``training=True``.
+    recurrent_dropout : float, default 0.0
+        Fraction of the recurrent state dropped, in [0, 1]; acts only with
+        ``training=True``. The masks are drawn as Keras 3 draws them (one per
+        call, constant over time; per gate when ``recurrent_dropout > 0``).
+    seed : int, optional
+        Seed of the dropout masks (reproducible calls).
+    activity_regularizer : str, dict, Regularizer or None
+        A penalty on the output, added to ``layer.losses`` (divided by the
+        batch size, as Keras 3).
+    return_sequences : bool, default False
+        Return the output of every step, not only the last.
+    return_state : bool, default False
+        Also return the final states: ``[output, h, c]``.
+    go_backwards : bool, default False
+        Process the sequence in reverse; the returned sequence is in processing
+        (reversed) order, as Keras.
+    stateful : bool, default False
+        Keep the final states of a call as the initial states of the next
+        (``reset_state()`` zeroes them); a call with another batch size raises
+        ``ValueError``.
+    unroll : bool, default False
+        Accepted; changes nothing (the loop is compiled).
+    use_cudnn : bool or "auto", default "auto"
+        ``True`` raises ``ValueError`` (no GPU path in this build).
+    time_major : bool, default False
+        Inputs and sequence outputs are (timesteps, batch, features).
+    zero_output_for_mask : bool, default False
+        With a mask and ``return_sequences``, masked steps output zeros
+        instead of repeating the previous output.
+    **kwargs
+        Arguments of :class:`~cylstm.layers.Layer` (``name``, ``dtype``,
+        ``trainable``, ``input_shape``, ...).
+
+    Attributes
+    ----------
+    cell : LSTMCell
+        The cell holding the weights; the cell arguments (``units``,
+        ``activation``, ``dropout``, ...) are read-only properties of the
+        layer as in Keras.
+    states : list of numpy.ndarray or None
+        The kept ``[h, c]`` of a stateful layer.
+    grads : dict of numpy.ndarray
+        The gradients ``backprop`` adds into, under the weights' names.
+
+    Examples
+    --------
+    >>> import numpy as np, cylstm
+    >>> inputs = np.random.random((32, 10, 8)).astype("float32")
+    >>> cylstm.layers.LSTM(4)(inputs).shape
+    (32, 4)
+    >>> lstm = cylstm.layers.LSTM(4, return_sequences=True, return_state=True)
+    >>> [a.shape for a in lstm(inputs)]
+    [(32, 10, 4), (32, 4), (32, 4)]
     """
 
     supports_masking = True
 
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
-                 use_bias=True, kernel_initializer="glorot_uniform",
-                 recurrent_initializer="orthogonal", bias_initializer="zeros",
-                 unit_forget_bias=True, kernel_regularizer=None, recurrent_regularizer=None,
-                 bias_regularizer=None, activity_regularizer=None, kernel_constraint=None,
-                 recurrent_constraint=None, bias_constraint=None, dropout=0.0,
-                 recurrent_dropout=0.0, seed=None, return_sequences=False,
-                 return_state=False, go_backwards=False, stateful=False, unroll=False,
-                 use_cudnn="auto", time_major=False, zero_output_for_mask=False, **kwargs):
+    if TYPE_CHECKING:
+        # Layer.__call__ forwards to call(); this gives it call's signature.
+        def __call__(self, inputs: ArrayLike, initial_state: Optional[StatesLike] = None,
+                     mask: Optional[ArrayLike] = None, training: bool = False) -> LayerOutput: ...
+
+    def __init__(self, units: int, activation: ActivationLike = "tanh",
+                 recurrent_activation: ActivationLike = "sigmoid",
+                 use_bias: bool = True, kernel_initializer: IdentifierLike = "glorot_uniform",
+                 recurrent_initializer: IdentifierLike = "orthogonal",
+                 bias_initializer: IdentifierLike = "zeros",
+                 unit_forget_bias: bool = True, kernel_regularizer: IdentifierLike = None,
+                 recurrent_regularizer: IdentifierLike = None,
+                 bias_regularizer: IdentifierLike = None,
+                 activity_regularizer: IdentifierLike = None,
+                 kernel_constraint: IdentifierLike = None,
+                 recurrent_constraint: IdentifierLike = None,
+                 bias_constraint: IdentifierLike = None, dropout: float = 0.0,
+                 recurrent_dropout: float = 0.0, seed: Optional[int] = None,
+                 return_sequences: bool = False,
+                 return_state: bool = False, go_backwards: bool = False, stateful: bool = False,
+                 unroll: bool = False,
+                 use_cudnn: Union[bool, str] = "auto", time_major: bool = False,
+                 zero_output_for_mask: bool = False, **kwargs: Any) -> None:
         kwargs.pop("implementation", None)
         super().__init__(**kwargs)
         self.cell = LSTMCell(
@@ -356,15 +586,17 @@ class LSTM(Layer):
     seed = property(lambda self: self.cell.seed)
 
     @property
-    def state_size(self):
+    def state_size(self) -> List[int]:
+        """``[units, units]``: the sizes of h and c."""
         return self.cell.state_size
 
     @property
-    def trainable(self):
+    def trainable(self) -> bool:
+        """Whether training updates the weights (setting it also sets the cell's)."""
         return self.__dict__.get("_trainable", True)
 
     @trainable.setter
-    def trainable(self, value):
+    def trainable(self, value: bool) -> None:
         # Freezing the layer (layer.trainable = False, as in Keras) freezes its
         # cell too, so backprop stops accumulating weight gradients.
         self.__dict__["_trainable"] = bool(value)
@@ -373,7 +605,20 @@ class LSTM(Layer):
             cell.trainable = bool(value)
 
     # -- building ----------------------------------------------------------
-    def build(self, input_shape):
+    def build(self, input_shape: ShapeLike) -> None:
+        """Create the weights for inputs of shape ``input_shape``.
+
+        Parameters
+        ----------
+        input_shape : tuple
+            (batch, timesteps, features), or (timesteps, batch, features) with
+            ``time_major``; features must be known.
+
+        Raises
+        ------
+        ValueError
+            If the shape is not 3-D or features is unknown.
+        """
         input_shape = tuple(input_shape)
         if len(input_shape) != 3:
             raise ValueError(f"Input of {self.name!r} must be 3-D "
@@ -383,7 +628,21 @@ class LSTM(Layer):
         self._build_input_shape = input_shape
         self.built = True
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: ShapeLike) -> Any:
+        """The output shape for inputs of shape ``input_shape``.
+
+        Parameters
+        ----------
+        input_shape : tuple
+            The 3-D input shape.
+
+        Returns
+        -------
+        tuple or list of tuple
+            (batch, units), or the sequence shape with ``return_sequences``;
+            with ``return_state`` the list ``[output shape, (batch, units),
+            (batch, units)]``.
+        """
         input_shape = tuple(input_shape)
         if self.time_major:
             timesteps, batch = input_shape[0], input_shape[1]
@@ -398,7 +657,22 @@ class LSTM(Layer):
             return [out, (batch, u), (batch, u)]
         return out
 
-    def compute_mask(self, inputs, mask=None):
+    def compute_mask(self, inputs: ArrayLike, mask: Optional[ArrayLike] = None) -> Any:
+        """The output mask: the input mask with ``return_sequences`` (transposed to
+        (batch, timesteps) with ``time_major``), else None; with ``return_state``
+        a list ``[mask, None, None]``.
+
+        Parameters
+        ----------
+        inputs : array_like
+            The layer's inputs.
+        mask : array_like of bool, optional
+            The input mask, (batch, timesteps).
+
+        Returns
+        -------
+        numpy.ndarray, list or None
+        """
         if not self.return_sequences:
             return [None, None, None] if self.return_state else None
         if mask is not None and self.time_major:
@@ -406,16 +680,29 @@ class LSTM(Layer):
         return [mask, None, None] if self.return_state else mask
 
     # -- states ------------------------------------------------------------
-    def get_initial_state(self, batch_size):
+    def get_initial_state(self, batch_size: int) -> List[Array]:
+        """Zero states ``[h, c]`` for ``batch_size`` rows.
+
+        Parameters
+        ----------
+        batch_size : int
+            The number of rows.
+
+        Returns
+        -------
+        list of numpy.ndarray
+            ``[h, c]``, each (batch_size, units).
+        """
         return self.cell.get_initial_state(batch_size)
 
-    def reset_state(self):
+    def reset_state(self) -> None:
         """Zero the states of a stateful layer."""
         if self.states is not None:
             for s in self.states:
                 s.fill(0)
 
-    def reset_states(self):
+    def reset_states(self) -> None:
+        """Zero the states of a stateful layer (Keras 2's name of ``reset_state``)."""
         self.reset_state()
 
     # -- calling -----------------------------------------------------------
@@ -528,7 +815,41 @@ class LSTM(Layer):
             return None
         return list(res) if self.return_state else res[0]
 
-    def call(self, inputs, initial_state=None, mask=None, training=False):
+    def call(self, inputs: ArrayLike, initial_state: Optional[StatesLike] = None,
+             mask: Optional[ArrayLike] = None, training: bool = False) -> LayerOutput:
+        """Run the layer over a batch of sequences.
+
+        Parameters
+        ----------
+        inputs : array_like
+            (batch, timesteps, features), or (timesteps, batch, features) with
+            ``time_major``. Any real dtype (cast to the layer's dtype); read-only
+            and non-contiguous arrays are accepted. Zero timesteps raise
+            ``ValueError``; an empty batch gives empty outputs.
+        initial_state : sequence of two array_like, optional
+            ``[h0, c0]``, each (batch, units); zeros (or the kept states of a
+            stateful layer) when omitted.
+        mask : array_like of bool, optional
+            (batch, timesteps): False marks steps to skip. A masked step repeats
+            the previous output and carries the states (zeros before the first
+            unmasked step, as Keras 3).
+        training : bool, default False
+            Apply ``dropout`` and ``recurrent_dropout``.
+
+        Returns
+        -------
+        numpy.ndarray or list of numpy.ndarray
+            The last output (batch, units); the whole sequence
+            (batch, timesteps, units) with ``return_sequences``; and
+            ``[output, h, c]`` with ``return_state``.
+
+        Raises
+        ------
+        ValueError
+            For inputs, states or a mask of the wrong shape.
+        TypeError
+            For complex, string or CuPy inputs.
+        """
         if mask is None and initial_state is None and not (
                 training and (self.dropout or self.recurrent_dropout)):
             out = self._one_step_call(inputs)
@@ -547,11 +868,36 @@ class LSTM(Layer):
         self._record_activity_loss(out if self.return_state else [out])
         return out
 
-    def forward_train(self, inputs, initial_state=None, mask=None, training=True):
-        """Training forward: ``(y, backprop)``; ``backprop(dy)`` adds the weight
-        gradients into ``self.grads`` and returns dx, or ``(dx, [dh0, dc0])``
-        when ``initial_state`` was given. With ``return_state``, ``dy`` is
-        ``[d_output, d_h, d_c]`` (entries may be None)."""
+    def forward_train(self, inputs: ArrayLike, initial_state: Optional[StatesLike] = None,
+                      mask: Optional[ArrayLike] = None, training: bool = True
+                      ) -> Tuple[Any, Callable[[Any], Any]]:
+        """Training forward: ``(y, backprop)``.
+
+        ``y`` is what ``call`` returns. ``backprop(dy)`` adds the weight gradients
+        into ``layer.grads`` and returns ``dx`` (the gradient with respect to the
+        inputs, in their layout), or ``(dx, [dh0, dc0])`` when ``initial_state``
+        was given. With ``return_state``, ``dy`` is ``[d_output, d_h, d_c]``
+        (entries may be None). The forward keeps what the backward pass needs;
+        ``backprop`` can be called once.
+
+        Parameters
+        ----------
+        inputs : array_like
+            As in ``call``.
+        initial_state : sequence of two array_like, optional
+            ``[h0, c0]``.
+        mask : array_like of bool, optional
+            (batch, timesteps).
+        training : bool, default True
+            Apply dropout.
+
+        Returns
+        -------
+        y : numpy.ndarray or list of numpy.ndarray
+            The outputs.
+        backprop : callable
+            ``backprop(dy)`` as above.
+        """
         x, h0, c0, m = self._prepare(inputs, initial_state, mask)
         (seq, last, h, c, cache), dmask = self._run(x, h0, c0, m, bool(training), True)
         y = self._package(seq, last, h, c, m)
@@ -605,17 +951,37 @@ class LSTM(Layer):
         return g
 
     @property
-    def losses(self):
+    def losses(self) -> List[float]:
         out = super().losses
         if self.activity_regularizer is not None:
             out.append(self._activity_loss)
         return out
 
-    def inner_loop(self, sequences, initial_state, mask, training=False):
+    def inner_loop(self, sequences: ArrayLike, initial_state: Optional[StatesLike],
+                   mask: Optional[ArrayLike], training: bool = False
+                   ) -> Tuple[Array, Array, List[Array]]:
         """Keras's RNN loop: ``(last_output, outputs, [h, c])``.
 
-        ``outputs`` is the whole sequence with ``return_sequences``, otherwise
-        the last output with a time axis of 1 (as Keras's backend returns).
+        Parameters
+        ----------
+        sequences : array_like
+            The inputs, as in ``call``.
+        initial_state : sequence of two array_like or None
+            ``[h0, c0]``.
+        mask : array_like of bool or None
+            (batch, timesteps).
+        training : bool, default False
+            Apply dropout.
+
+        Returns
+        -------
+        last_output : numpy.ndarray
+            (batch, units).
+        outputs : numpy.ndarray
+            The whole sequence with ``return_sequences``, otherwise the last
+            output with a time axis of 1 (as Keras's backend returns).
+        states : list of numpy.ndarray
+            ``[h, c]``.
         """
         x, h0, c0, m = self._prepare(sequences, initial_state, mask)
         (seq, last, h, c, _), _ = self._run(x, h0, c0, m, bool(training), False)
@@ -623,13 +989,27 @@ class LSTM(Layer):
             seq = last[None] if self.time_major else last[:, None]
         return last, seq, [h, c]
 
-    def step(self, inputs, states):
+    def step(self, inputs: ArrayLike, states: StatesLike) -> Tuple[Array, List[Array]]:
         """One timestep for a batch (streaming): ``h, [h, c] = layer.step(x_t, [h, c])``.
 
         Uses the layer's weights and a preallocated workspace; the states
         passed in are not modified and the results are new arrays. Per call,
         beyond the arithmetic: a few C-level argument checks (inputs that are
         C-contiguous arrays of the layer's dtype skip any conversion).
+
+        Parameters
+        ----------
+        inputs : array_like
+            (batch, features).
+        states : sequence of two array_like
+            ``[h, c]``, each (batch, units).
+
+        Returns
+        -------
+        h : numpy.ndarray
+            (batch, units).
+        states : list of numpy.ndarray
+            ``[h, c]``.
         """
         k = self.cell._stepper
         if k is not None and type(states) in (list, tuple) and len(states) == 2:
@@ -639,7 +1019,14 @@ class LSTM(Layer):
         return self.cell.call(inputs, states)
 
     # -- config ------------------------------------------------------------
-    def get_config(self):
+    def get_config(self) -> Config:
+        """The layer's configuration with Keras 3's keys (the cell's arguments
+        flattened in, as ``keras.layers.LSTM.get_config``).
+
+        Returns
+        -------
+        dict
+        """
         config = {
             "name": self.name,
             "trainable": self.trainable,
@@ -661,7 +1048,18 @@ class LSTM(Layer):
         return config
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Mapping[str, Any]) -> Self:
+        """A layer from ``get_config()`` output or a Keras 3 LSTM config.
+
+        Parameters
+        ----------
+        config : dict
+            The configuration (a nested ``cell`` entry is ignored).
+
+        Returns
+        -------
+        LSTM
+        """
         config = dict(config)
         config.pop("cell", None)
         return cls(**config)

@@ -30,6 +30,10 @@ Choices where torch and NumPy differ (also in docs/interop.md):
 - ``state_dict()`` returns the module's own arrays (views that share memory,
   as torch's tensors do): copy them for a snapshot.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Mapping, Optional, Tuple
+
 import collections
 import collections.abc
 import numbers
@@ -41,13 +45,17 @@ from .. import _ops
 from .. import activations as _activations
 from .._kernels.lstm_step import StepKernel
 from .._validation import as_float_array, standardize_dtype
+from .._typing import Array, ArrayLike, DTypeLike
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["LSTM", "LSTMCell"]
 
 IncompatibleKeys = collections.namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
 
-def to_numpy(value):
+def to_numpy(value: Any) -> Array:
     """A NumPy array from an array-like or a torch tensor (duck-typed: no torch import)."""
     if hasattr(value, "detach") and hasattr(value, "cpu"):
         t = value.detach().cpu()
@@ -87,7 +95,8 @@ class _Slot:
     __slots__ = ("kernel", "recurrent", "projection", "bias_ih", "bias_hh",
                  "g_kernel", "g_recurrent", "g_projection", "g_bias_ih", "g_bias_hh")
 
-    def __init__(self, input_size, hidden_size, proj_size, bias, dtype):
+    def __init__(self, input_size: int, hidden_size: int, proj_size: int, bias: bool,
+                 dtype: DTypeLike) -> None:
         G = 4 * hidden_size
         P = proj_size or hidden_size
         self.kernel = np.zeros((input_size, G), dtype)
@@ -130,8 +139,12 @@ class _Slot:
 
 
 class _Module:
-    """What LSTM and LSTMCell share: torch-named weights over kernel-layout
-    storage, state dicts, gradients, train/eval."""
+    """What ``cylstm.nn.LSTM`` and ``cylstm.nn.LSTMCell`` share with
+    ``torch.nn.Module``: torch-named weights (``module.weight_ih_l0``, ...)
+    over storage in the kernel's layout, state dicts, gradients
+    (``module.grads``, under the same names), ``train``/``eval``.
+    ``module(input, hx)`` runs ``forward``.
+    """
 
     _module_name = "Module"
 
@@ -146,7 +159,7 @@ class _Module:
         object.__setattr__(self, "grads", grads)
 
     # -- weights as attributes ------------------------------------------------
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Array:
         params = self.__dict__.get("_params")
         if params is not None and name in params:
             return params[name]
@@ -170,33 +183,75 @@ class _Module:
             raise TypeError(f"{name} must hold real numbers; got dtype {value.dtype}.")
         np.copyto(target, value, casting="unsafe")
 
-    def flatten_parameters(self):
+    def flatten_parameters(self) -> None:
         """Kept for torch code that calls it. The weights already live in the
         kernel layout (torch names are views of it), so there is nothing to do."""
 
     # -- torch.nn.Module surface ---------------------------------------------
-    def parameters(self):
+    def parameters(self) -> Iterator[Array]:
+        """The weight arrays in torch's order (the module's own arrays).
+
+        Returns
+        -------
+        iterator of numpy.ndarray
+        """
         return iter(list(self._params.values()))
 
-    def named_parameters(self, prefix=""):
-        """(name, array) pairs in torch's order (the arrays are the module's own)."""
+    def named_parameters(self, prefix: str = "") -> Iterator[Tuple[str, Array]]:
+        """``(name, array)`` pairs in torch's order (the arrays are the module's own).
+
+        Parameters
+        ----------
+        prefix : str, default ""
+            Put in front of every name.
+
+        Returns
+        -------
+        iterator of (str, numpy.ndarray)
+        """
         return iter([(prefix + n, v) for n, v in self._params.items()])
 
-    def state_dict(self, prefix=""):
-        """OrderedDict of the weights under torch's names, in torch's order.
+    def state_dict(self, prefix: str = "") -> Dict[str, Array]:
+        """The weights under torch's names, in torch's order.
 
         The arrays are the module's own (they share memory, as torch's
         tensors do); ``{k: v.copy() for k, v in sd.items()}`` for a snapshot.
+
+        Parameters
+        ----------
+        prefix : str, default ""
+            Put in front of every key.
+
+        Returns
+        -------
+        collections.OrderedDict of str to numpy.ndarray
         """
         return collections.OrderedDict((prefix + n, v) for n, v in self._params.items())
 
-    def load_state_dict(self, state_dict, strict=True):
-        """Copy weights in from a mapping of torch names to NumPy arrays or
-        torch tensors (any float dtype; cast to the module's dtype).
+    def load_state_dict(self, state_dict: Mapping[str, Any],
+                        strict: bool = True) -> IncompatibleKeys:
+        """Copy weights in from a mapping of torch names to arrays.
 
-        ``strict`` as torch: missing or unexpected keys raise ValueError
-        (torch: RuntimeError); with ``strict=False`` they are returned in
-        ``(missing_keys, unexpected_keys)``. A shape mismatch always raises.
+        Parameters
+        ----------
+        state_dict : mapping of str to array_like
+            NumPy arrays or torch tensors, any float dtype (cast to the module's).
+        strict : bool, default True
+            As torch: missing or unexpected keys raise ``ValueError`` (torch:
+            ``RuntimeError``); with ``strict=False`` they are only reported.
+
+        Returns
+        -------
+        IncompatibleKeys
+            The named tuple ``(missing_keys, unexpected_keys)``.
+
+        Raises
+        ------
+        ValueError
+            For a shape mismatch (always) or, with ``strict``, missing or
+            unexpected keys. No weight is written when it raises.
+        TypeError
+            If ``state_dict`` is not a mapping, or an array is not real.
         """
         if not isinstance(state_dict, collections.abc.Mapping):
             raise TypeError("load_state_dict expects a mapping of parameter names to "
@@ -224,28 +279,55 @@ class _Module:
             self._copy_into(n, value)
         return IncompatibleKeys(missing, unexpected)
 
-    def zero_grad(self, set_to_none=False):
-        """Zero ``self.grads`` (always zeroed in place; ``set_to_none`` is ignored)."""
+    def zero_grad(self, set_to_none: bool = False) -> None:
+        """Zero ``module.grads`` in place.
+
+        Parameters
+        ----------
+        set_to_none : bool, default False
+            Accepted for torch's signature; the gradients are always zeroed in place.
+        """
         for g in self.grads.values():
             g.fill(0)
 
-    def train(self, mode=True):
+    def train(self, mode: bool = True) -> Self:
+        """Set training mode (dropout between layers acts in ``forward``).
+
+        Parameters
+        ----------
+        mode : bool, default True
+            True for training, False for evaluation.
+
+        Returns
+        -------
+        module
+            The module itself.
+        """
         self.training = bool(mode)
         return self
 
-    def eval(self):
+    def eval(self) -> Self:
+        """Set evaluation mode (no dropout); the same as ``train(False)``.
+
+        Returns
+        -------
+        module
+            The module itself.
+        """
         return self.train(False)
 
-    def reset_parameters(self):
-        """torch's default init: every weight and bias ~ U(-1/sqrt(hidden_size), +...)."""
+    def reset_parameters(self) -> None:
+        """Re-draw the weights as torch does: every weight and bias ~ U(-k, k),
+        k = 1/sqrt(hidden_size)."""
         k = 1.0 / np.sqrt(self.hidden_size)
         for value in self._params.values():
             value[...] = self._rng.uniform(-k, k, size=value.shape)
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """``module(input, hx=None)``: runs ``forward``."""
         return self.forward(*args, **kwargs)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{self._module_name}({self.extra_repr()})"
 
 
@@ -265,15 +347,48 @@ class LSTM(_Module):
     hidden_size), with D = 2 if bidirectional, H_out = proj_size or
     hidden_size. Weights ``weight_ih_l{k}``, ``weight_hh_l{k}``,
     ``bias_ih_l{k}``, ``bias_hh_l{k}``, ``weight_hr_l{k}`` (and ``_reverse``),
-    gates i, f, g, o. ``dtype`` float32 (default) or float64; ``seed`` seeds
-    the initial weights and the dropout masks.
+    gates i, f, g, o, so ``lstm.load_state_dict(torch_lstm.state_dict())``
+    gives torch's outputs.
+
+    Parameters
+    ----------
+    input_size : int
+        The number of input features.
+    hidden_size : int
+        The size of the cell state (and of h without a projection).
+    num_layers : int, default 1
+        Stacked layers.
+    bias : bool, default True
+        Whether the layers have ``bias_ih``/``bias_hh``.
+    batch_first : bool, default False
+        Input and output are (N, L, ...) instead of (L, N, ...).
+    dropout : float, default 0.0
+        Dropout on the outputs of every layer but the last, in training mode.
+    bidirectional : bool, default False
+        Run every layer in both directions.
+    proj_size : int, default 0
+        If positive, h is projected to this size (``weight_hr_l{k}``);
+        must be smaller than ``hidden_size``.
+    dtype : numpy dtype, default numpy.float32
+        ``float32`` or ``float64``.
+    seed : int, optional
+        Seeds the initial weights and the dropout masks.
+    device : {"cpu", None}, optional
+        Any other device raises ``ValueError``.
     """
 
     _module_name = "LSTM"
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, proj_size=0, dtype=np.float32, seed=None,
-                 device=None):
+    if TYPE_CHECKING:
+        # _Module.__call__ forwards to forward(); this gives it forward's signature.
+        def __call__(self, input: ArrayLike, hx: Optional[Tuple[ArrayLike, ArrayLike]] = None
+                     ) -> Tuple[Array, Tuple[Array, Array]]: ...
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False,
+                 dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
+                 dtype: DTypeLike = np.float32, seed: Optional[int] = None,
+                 device: Optional[str] = None) -> None:
         if device not in (None, "cpu"):
             raise ValueError(f"cylstm.nn.LSTM runs on the CPU; got device={device!r}.")
         if (not isinstance(dropout, numbers.Number) or isinstance(dropout, bool)
@@ -327,14 +442,16 @@ class LSTM(_Module):
         self.reset_parameters()
 
     @property
-    def num_directions(self):
+    def num_directions(self) -> int:
+        """2 for a bidirectional LSTM, else 1."""
         return 2 if self.bidirectional else 1
 
     @property
     def _out_size(self):
         return self.proj_size or self.hidden_size
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
+        """The constructor arguments that differ from the defaults, as torch prints them."""
         s = f"{self.input_size}, {self.hidden_size}"
         if self.proj_size:
             s += f", proj_size={self.proj_size}"
@@ -456,15 +573,34 @@ class LSTM(_Module):
         or None for the common cell (always, for a torch-configured LSTM)."""
         return None
 
-    def forward(self, input, hx=None):
-        """``output, (h_n, c_n)``, with torch.nn.LSTM's shapes."""
+    def forward(self, input: ArrayLike, hx: Optional[Tuple[ArrayLike, ArrayLike]] = None
+                ) -> Tuple[Array, Tuple[Array, Array]]:
+        """Run the LSTM over a sequence: ``output, (h_n, c_n)``, with torch.nn.LSTM's shapes.
+
+        Parameters
+        ----------
+        input : array_like
+            (L, N, H_in), (N, L, H_in) with ``batch_first``, or unbatched (L, H_in).
+        hx : tuple of two array_like, optional
+            ``(h_0, c_0)``, each (D*num_layers, N, H_out / hidden_size)
+            (without N when unbatched); zeros when omitted.
+
+        Returns
+        -------
+        output : numpy.ndarray
+            (L, N, D*H_out) (batch first with ``batch_first``).
+        (h_n, c_n) : tuple of numpy.ndarray
+            The final states of every layer and direction.
+        """
         x, time_major, batched, h0, c0 = self._prepare(input, hx)
         out, h_n, c_n, _, _ = self._run(x, time_major, h0, c0, False)
         if not batched:
             return out[:, 0], (h_n[:, 0], c_n[:, 0])
         return out, (h_n, c_n)
 
-    def forward_train(self, input, hx=None):
+    def forward_train(self, input: ArrayLike,
+                      hx: Optional[Tuple[ArrayLike, ArrayLike]] = None
+                      ) -> Tuple[Tuple[Array, Tuple[Array, Array]], Callable[[Any], Any]]:
         """Training forward: ``((output, (h_n, c_n)), backprop)``.
 
         ``backprop((d_output, (d_h_n, d_c_n)))`` (entries may be None) adds
@@ -472,6 +608,20 @@ class LSTM(_Module):
         ``(dx, (dh0, dc0))`` when ``hx`` was given. The gradients are those of
         ``sum(output*d_output) + sum(h_n*d_h_n) + sum(c_n*d_c_n)``. Dropout
         acts as in a call (training mode only).
+
+        Parameters
+        ----------
+        input : array_like
+            As in ``forward``.
+        hx : tuple of two array_like, optional
+            ``(h_0, c_0)``; zeros when omitted.
+
+        Returns
+        -------
+        outputs : tuple
+            ``(output, (h_n, c_n))`` as ``forward`` returns them.
+        backprop : callable
+            The backward function, to be called once.
         """
         x, time_major, batched, h0, c0 = self._prepare(input, hx)
         out, h_n, c_n, caches, drop_masks = self._run(x, time_major, h0, c0, True)
@@ -527,18 +677,40 @@ class LSTM(_Module):
 
     # -- other worlds ------------------------------------------------------------
     @classmethod
-    def from_torch(cls, module_or_state_dict, *, batch_first=None, dtype=None, prefix=None):
+    def from_torch(cls, module_or_state_dict: Any, *, batch_first: Optional[bool] = None,
+                   dtype: Optional[DTypeLike] = None, prefix: Optional[str] = None) -> Self:
         """A cylstm.nn.LSTM with the weights of a ``torch.nn.LSTM`` or of its state dict.
 
         A state dict may hold torch tensors or NumPy arrays (what a server
         without torch loads from an ``.npz``); input_size, hidden_size,
         num_layers, bias, bidirectional and proj_size are inferred from its
-        names and shapes. ``batch_first`` cannot be: it comes from the module,
-        else from the ``batch_first=`` argument (default False). Keys with a
-        common prefix (``"encoder.lstm.weight_ih_l0"``, from a bigger model's
-        state dict) are found automatically when one LSTM is in it; pass
-        ``prefix=`` otherwise. ``dtype`` defaults to float64 for float64
-        weights and float32 for anything else.
+        names and shapes. Keys with a common prefix (``"encoder.lstm.weight_ih_l0"``,
+        from a bigger model's state dict) are found automatically when one LSTM
+        is in it.
+
+        Parameters
+        ----------
+        module_or_state_dict : torch.nn.LSTM or mapping
+            The module, or a mapping of torch names to arrays or tensors.
+        batch_first : bool, optional
+            Taken from the module; for a state dict (which cannot say) this
+            argument, default False.
+        dtype : numpy dtype, optional
+            Default: float64 for float64 weights, float32 for anything else.
+        prefix : str, optional
+            The key prefix of the LSTM's entries when the state dict holds several.
+
+        Returns
+        -------
+        LSTM
+            In the module's training mode (train mode for a state dict).
+
+        Raises
+        ------
+        ValueError
+            For a module that is not an LSTM or a state dict without one.
+        TypeError
+            For anything that is neither a module nor a mapping.
         """
         obj = module_or_state_dict
         module = None
@@ -570,8 +742,19 @@ class LSTM(_Module):
             lstm.train(bool(getattr(module, "training", True)))
         return lstm
 
-    def to_torch(self):
-        """A ``torch.nn.LSTM`` with this module's configuration and weights (needs torch)."""
+    def to_torch(self) -> Any:
+        """A ``torch.nn.LSTM`` with this module's configuration and weights (needs torch).
+
+        Returns
+        -------
+        torch.nn.LSTM
+
+        Raises
+        ------
+        ValueError
+            For an LSTM loaded from ONNX with a reverse-only direction or other
+            activations, which torch cannot express.
+        """
         if self._reverse_only or self._activation is not _activations.tanh \
                 or self._recurrent_activation is not _activations.sigmoid:
             raise ValueError("This LSTM (loaded from ONNX with a reverse-only direction or "
@@ -608,7 +791,7 @@ def _strip_prefix(arrays, anchor, prefix):
     return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
 
 
-def infer_lstm_config(arrays):
+def infer_lstm_config(arrays: Mapping[str, Array]) -> Dict[str, Any]:
     """torch.nn.LSTM's constructor arguments from a state dict's names and shapes."""
     if "weight_ih_l0" not in arrays:
         hint = (" (it looks like an LSTMCell's: use cylstm.nn.LSTMCell.from_torch)"
@@ -648,12 +831,33 @@ class LSTMCell(_Module):
     unbatched (input_size,), hx = (h_0, c_0) each (N, hidden_size) or
     (hidden_size,). Weights ``weight_ih`` (4H, I), ``weight_hh`` (4H, H),
     ``bias_ih``, ``bias_hh`` (4H,), gates i, f, g, o.
+
+    Parameters
+    ----------
+    input_size : int
+        The number of input features.
+    hidden_size : int
+        The size of h and c.
+    bias : bool, default True
+        Whether the cell has ``bias_ih``/``bias_hh``.
+    dtype : numpy dtype, default numpy.float32
+        ``float32`` or ``float64``.
+    seed : int, optional
+        Seeds the initial weights.
+    device : {"cpu", None}, optional
+        Any other device raises ``ValueError``.
     """
 
     _module_name = "LSTMCell"
 
-    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float32, seed=None,
-                 device=None):
+    if TYPE_CHECKING:
+        # _Module.__call__ forwards to forward(); this gives it forward's signature.
+        def __call__(self, input: ArrayLike, hx: Optional[Tuple[ArrayLike, ArrayLike]] = None
+                     ) -> Tuple[Array, Array]: ...
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 dtype: DTypeLike = np.float32, seed: Optional[int] = None,
+                 device: Optional[str] = None) -> None:
         if device not in (None, "cpu"):
             raise ValueError(f"cylstm.nn.LSTMCell runs on the CPU; got device={device!r}.")
         self.input_size = _check_size(input_size, "input_size")
@@ -670,7 +874,8 @@ class LSTMCell(_Module):
         self._register([(self._slot, "")])
         self.reset_parameters()
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
+        """The constructor arguments that differ from the defaults, as torch prints them."""
         s = f"{self.input_size}, {self.hidden_size}"
         if not self.bias:
             s += ", bias=False"
@@ -712,8 +917,22 @@ class LSTMCell(_Module):
             states.append(s)
         return x, batched, states[0], states[1]
 
-    def forward(self, input, hx=None):
-        """``(h_1, c_1)``: one LSTM step, on the streaming kernel."""
+    def forward(self, input: ArrayLike,
+                hx: Optional[Tuple[ArrayLike, ArrayLike]] = None) -> Tuple[Array, Array]:
+        """One LSTM step, on the streaming kernel: ``(h_1, c_1)``.
+
+        Parameters
+        ----------
+        input : array_like
+            (N, input_size) or unbatched (input_size,).
+        hx : tuple of two array_like, optional
+            ``(h_0, c_0)``; zeros when omitted.
+
+        Returns
+        -------
+        h_1, c_1 : numpy.ndarray
+            (N, hidden_size), or (hidden_size,) when unbatched.
+        """
         x, batched, h0, c0 = self._prepare(input, hx)
         slot = self._slot
         k = self._stepper
@@ -730,10 +949,29 @@ class LSTMCell(_Module):
             return h[0], c[0]
         return h, c
 
-    def forward_train(self, input, hx=None):
-        """``((h_1, c_1), backprop)``: ``backprop((d_h_1, d_c_1))`` (entries may be
-        None) adds the weight gradients into ``self.grads`` and returns dx, or
-        ``(dx, (dh0, dc0))`` when ``hx`` was given."""
+    def forward_train(self, input: ArrayLike,
+                      hx: Optional[Tuple[ArrayLike, ArrayLike]] = None
+                      ) -> Tuple[Tuple[Array, Array], Callable[[Any], Any]]:
+        """Training forward of one step: ``((h_1, c_1), backprop)``.
+
+        ``backprop((d_h_1, d_c_1))`` (entries may be None) adds the weight
+        gradients into ``self.grads`` and returns dx, or ``(dx, (dh0, dc0))``
+        when ``hx`` was given.
+
+        Parameters
+        ----------
+        input : array_like
+            (N, input_size) or unbatched (input_size,).
+        hx : tuple of two array_like, optional
+            ``(h_0, c_0)``; zeros when omitted.
+
+        Returns
+        -------
+        outputs : tuple
+            ``(h_1, c_1)``.
+        backprop : callable
+            The backward function, to be called once.
+        """
         x, batched, h0, c0 = self._prepare(input, hx)
         slot = self._slot
         _, _, h, c, cache = _ops.lstm_forward(
@@ -761,8 +999,23 @@ class LSTMCell(_Module):
         return result, backprop
 
     @classmethod
-    def from_torch(cls, module_or_state_dict, *, dtype=None, prefix=None):
-        """A cylstm.nn.LSTMCell with the weights of a ``torch.nn.LSTMCell`` or its state dict."""
+    def from_torch(cls, module_or_state_dict: Any, *, dtype: Optional[DTypeLike] = None,
+                   prefix: Optional[str] = None) -> Self:
+        """A cylstm.nn.LSTMCell with the weights of a ``torch.nn.LSTMCell`` or its state dict.
+
+        Parameters
+        ----------
+        module_or_state_dict : torch.nn.LSTMCell or mapping
+            The module, or a mapping of torch names to arrays or tensors.
+        dtype : numpy dtype, optional
+            Default: float64 for float64 weights, float32 for anything else.
+        prefix : str, optional
+            The key prefix of the cell's entries in a bigger state dict.
+
+        Returns
+        -------
+        LSTMCell
+        """
         obj = module_or_state_dict
         if hasattr(obj, "state_dict") and callable(obj.state_dict):
             kind = type(obj).__name__
@@ -785,8 +1038,13 @@ class LSTMCell(_Module):
         cell.load_state_dict(arrays, strict=True)
         return cell
 
-    def to_torch(self):
-        """A ``torch.nn.LSTMCell`` with the same weights (needs torch)."""
+    def to_torch(self) -> Any:
+        """A ``torch.nn.LSTMCell`` with the same weights (needs torch).
+
+        Returns
+        -------
+        torch.nn.LSTMCell
+        """
         try:
             import torch
         except ImportError as exc:

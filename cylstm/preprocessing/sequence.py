@@ -9,27 +9,46 @@ an empty list of sequences raises ``ValueError`` (no length to pad to). One
 departure: a negative or non-integer ``maxlen`` raises a ``ValueError`` that
 names it, where Keras lets NumPy fail with a message about array dimensions.
 """
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
 import numpy as np
+from .._typing import Array, ArrayLike, DTypeLike
 
 __all__ = ["pad_sequences"]
 
 
-def pad_sequences(sequences, maxlen=None, dtype="int32", padding="pre", truncating="pre",
-                  value=0.0):
-    """Pads sequences to the same length.
+def pad_sequences(sequences: Sequence[ArrayLike], maxlen: Optional[int] = None,
+                  dtype: DTypeLike = "int32", padding: str = "pre", truncating: str = "pre",
+                  value: Any = 0.0) -> Array:
+    """Pads sequences to the same length (``keras.utils.pad_sequences``).
 
-    Args:
-        sequences: list of sequences (each a list or array of ints, floats or
-            equal-shaped vectors).
-        maxlen: the length of every output row; default: the longest sequence.
-        dtype: dtype of the output (``'int32'`` by default; ``object`` for strings).
-        padding: ``'pre'`` or ``'post'``: pad before or after each sequence.
-        truncating: ``'pre'`` or ``'post'``: drop values from the start or the
-            end of sequences longer than ``maxlen``.
-        value: the padding value.
+    Parameters
+    ----------
+    sequences : sequence of array_like
+        Each a list or array of ints, floats or equal-shaped vectors.
+    maxlen : int, optional
+        The length of every output row; default: the longest sequence.
+    dtype : str or numpy dtype, default "int32"
+        dtype of the output (``object`` for strings).
+    padding : {"pre", "post"}, default "pre"
+        Pad before or after each sequence.
+    truncating : {"pre", "post"}, default "pre"
+        Drop values from the start or the end of sequences longer than ``maxlen``.
+    value : scalar, default 0.0
+        The padding value.
 
-    Returns:
-        A NumPy array of shape ``(len(sequences), maxlen) + sample_shape``.
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(len(sequences), maxlen) + sample_shape``.
+
+    Raises
+    ------
+    ValueError
+        For non-iterable sequences, a bad ``maxlen``, ``padding`` or
+        ``truncating``, or samples of different shapes.
     """
     if not hasattr(sequences, "__len__"):
         raise ValueError("`sequences` must be iterable.")
