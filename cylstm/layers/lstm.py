@@ -359,6 +359,11 @@ class LSTM(Layer):
     def state_size(self):
         return self.cell.state_size
 
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        # The layer's gradients are its cell's (one dict, as in __init__).
+        self.grads = self.cell.grads
+
     @property
     def trainable(self):
         return self.__dict__.get("_trainable", True)
