@@ -131,8 +131,6 @@ def cluster_rates(x, repeat, cpu):
 
 
 def fit_many_times(n_series, epochs):
-    from distributed import Client, LocalCluster  # noqa: F401
-
     import _data
     import cylstm
     import cylstm.dask
@@ -261,6 +259,8 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json")
+    parser.add_argument("--parts", nargs="+", default=["predict", "fit_many", "memory", "costs"],
+                        choices=["predict", "fit_many", "memory", "costs"])
     args = parser.parse_args(argv)
     if args.quick:
         args.rows, args.series, args.epochs, args.repeat = 8 * B, 4, 1, 1
@@ -279,6 +279,20 @@ def main(argv=None):
               "cylstm": cylstm.__version__, "dask": dask.__version__,
               "distributed": distributed.__version__, "numpy": np.__version__}
     print(json.dumps(report))
+    if "predict" in args.parts:
+        predict_part(args, report)
+    if "fit_many" in args.parts:
+        fit_many_part(args, report)
+    if "memory" in args.parts:
+        memory_part(report)
+    if "costs" in args.parts:
+        costs_part(report)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
+
+
+def predict_part(args, report):
     x = np.random.default_rng(0).standard_normal((args.rows, T, I)).astype("float32")
     print(f"\npredict, {args.rows} sequences of ({T}, {I}) -> LSTM({H}), batches of {B}")
     cpu = {}
@@ -299,6 +313,8 @@ def main(argv=None):
     print(f"  scaling efficiency 2 workers vs 1: {two / (2 * one):.2f}; 2 workers vs one "
           f"process on 1 thread: {two / base:.2f}x; 1 worker vs one process: {one / base:.2f}x")
 
+
+def fit_many_part(args, report):
     print(f"\nfit_many, {args.series} US employment series, {args.epochs} epochs")
     times, cpu = fit_many_times(args.series, args.epochs)
     for name, s in times.items():
@@ -312,6 +328,8 @@ def main(argv=None):
     report["fit_many scaling efficiency, 2 workers"] = f1 / (2 * f2)
     print(f"  scaling efficiency 2 workers vs 1: {f1 / (2 * f2):.2f}")
 
+
+def memory_part(report):
     print("\nresident memory of one worker process")
     memory = worker_memory()
     for name, m in memory.items():
@@ -319,14 +337,13 @@ def main(argv=None):
               f"{m['after import + one LSTM call MiB']:6.0f} MiB (+{m['added MiB']:.0f} MiB)")
     report["worker RSS"] = memory
 
+
+def costs_part(report):
     print("\nDask's own costs")
     costs = overheads()
     for name, v in costs.items():
         print(f"  {name:<44} {v:.6g}")
     report["costs"] = costs
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -123,6 +123,10 @@ def predict(model, data, *, batch_size=None, chunk_rows=None, batch_axis=None,
         raise ValueError(f"`model` has stateful layers ({', '.join(stateful)}): their state "
                          "passes from one call to the next, which chunks computed in "
                          "parallel cannot do. Use a copy built with stateful=False.")
+    if getattr(model, "training", False) and getattr(model, "dropout", 0):
+        raise ValueError(f"`model` ({type(model).__name__}) is in training mode with "
+                         f"dropout={model.dropout}: its outputs would be random. Call "
+                         "model.eval() before predict.")
     if batch_size is not None:
         _check_positive(batch_size, "batch_size")
     if chunk_rows is not None:
@@ -420,7 +424,8 @@ def _fit_one(build_fn, key, data, seed, lookback, horizon, fit_kwargs, return_mo
         with _FIT_LOCK, _thread_limit(threads):
             set_random_seed(seed)
             model = build_fn()
-            history = model.fit(x, y, verbose=0, **fit_kwargs)
+            # a copy per series: callbacks (EarlyStopping, ...) keep state
+            history = model.fit(x, y, verbose=0, **copy.deepcopy(fit_kwargs))
     except Exception as e:  # noqa: BLE001 - any failure belongs to this series only
         return SeriesFit(key, seed, error=SeriesError(
             key, type(e).__name__, f"series {key!r}: {e}", traceback.format_exc()),

@@ -52,7 +52,8 @@ def synthetic_block(block, block_info=None):
     rng = np.random.default_rng([12345, start])
     t = np.arange(LOOKBACK + 1)
     trend = rng.normal(0, 0.05, (rows, 1)) * t
-    season = rng.normal(0, 0.6, (rows, 1)) * np.sin(2 * np.pi * (t + rng.integers(0, 12, (rows, 1))) / 12)
+    phase = rng.integers(0, 12, (rows, 1))
+    season = rng.normal(0, 0.6, (rows, 1)) * np.sin(2 * np.pi * (t + phase) / 12)
     walk = np.cumsum(rng.normal(0, 0.3, (rows, LOOKBACK + 1)), axis=1)
     series = trend + season + walk
     rel = series - series[:, LOOKBACK - 1:LOOKBACK]

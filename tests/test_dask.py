@@ -154,6 +154,8 @@ def test_predict_rejects_what_it_cannot_do():
         cdask.predict(built, [[1.0]])
     with pytest.raises(ValueError, match="batch_size"):
         cdask.predict(built, x, batch_size=0)
+    with pytest.raises(ValueError, match="eval"):
+        cdask.predict(nn.LSTM(2, 3, num_layers=2, dropout=0.5), x)
     with pytest.raises(ValueError, match="no rows"):
         cdask.predict(built, da.zeros((0, 4, 2), chunks=(1, 4, 2)))
 
