@@ -13,6 +13,7 @@ attributes, and rebuilt empty on unpickling (the first call refills them):
 - ``_ops.Workspace`` (per-layer scratch and training stores),
 - the streaming kernels (``StepKernel``: packed weights and step buffers),
 - locks, thread-locals and executors (a lock cannot cross processes),
+- dicts and lists holding only such kernels or workspaces (caches: emptied),
 - attributes named in ``RESET_TO_NONE`` (caches a call rebuilds).
 
 Gradients that are all zero (the state after ``zero_grad()`` or before any
@@ -64,6 +65,11 @@ def _scratch_kind(name, value):
         return "local"
     if isinstance(value, Executor):
         return "none"
+    # A cache of kernels or workspaces (per thread, per batch size): emptied.
+    if isinstance(value, (dict, list)) and value:
+        items = value.values() if isinstance(value, dict) else value
+        if all(isinstance(v, (StepKernel, Workspace)) for v in items):
+            return type(value).__name__
     return None
 
 
@@ -77,6 +83,10 @@ def _rebuild(kind):
         return threading.RLock()
     if kind == "local":
         return threading.local()
+    if kind == "dict":
+        return {}
+    if kind == "list":
+        return []
     return None
 
 

@@ -301,3 +301,21 @@ def test_fitted_model_size_is_weights_optimizer_moments_and_config():
     moments = sum(a.nbytes for slots in model.optimizer._slots.values() for a in slots.values())
     size = len(pickle.dumps(model))
     assert weights + moments < size < weights + moments + 16384, (size, weights, moments)
+
+
+def test_caches_of_kernels_and_locks_are_left_out():
+    """Whatever scratch a layer keeps (a lock, a cache of step kernels per
+    batch size), found by type, is rebuilt empty rather than pickled."""
+    import threading
+    layer = layers.LSTM(4)
+    x = _x("float32", (3, 2, 5))
+    layer(x)
+    layer.step(x[:, 0], layer.get_initial_state(3))
+    layer._kernels_by_batch = {3: layer.cell._stepper}
+    layer._a_lock = threading.Lock()
+    layer._per_thread = threading.local()
+    copy = pickle.loads(pickle.dumps(layer))
+    assert copy._kernels_by_batch == {}
+    assert copy._a_lock.acquire(blocking=False)
+    assert isinstance(copy._per_thread, threading.local)
+    _same_output(copy(x), layer(x))
