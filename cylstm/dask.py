@@ -29,7 +29,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Hashable, List, Optional
+from typing import Any, Callable, Dict, Hashable, List, Optional, Tuple
 
 import numpy as np
 
@@ -54,8 +54,9 @@ DEFAULT_CHUNK_ROWS = 4096
 
 # -- predict -------------------------------------------------------------------------
 
-def predict(model, data, *, batch_size=None, chunk_rows=None, batch_axis=None,
-            threads_per_task=1):
+def predict(model: Any, data: Any, *, batch_size: Optional[int] = None,
+            chunk_rows: Optional[int] = None, batch_axis: Optional[int] = None,
+            threads_per_task: Optional[int] = 1) -> Any:
     """The outputs of ``model`` for ``data``, as lazily computed dask arrays.
 
     Parameters
@@ -296,7 +297,7 @@ class SeriesError:
     message: str         #: what was wrong, naming the series
     traceback: str = ""  #: where it happened (empty for the input checks)
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"series {self.key!r}: {self.type}: {self.message}"
 
 
@@ -319,11 +320,11 @@ class SeriesFit:
     seconds: float = 0.0
 
     @property
-    def ok(self):
+    def ok(self) -> bool:
         return self.error is None
 
 
-def make_windows(values, lookback, horizon=1):
+def make_windows(values: Any, lookback: int, horizon: int = 1) -> Tuple[np.ndarray, np.ndarray]:
     """Training pairs from one univariate series: ``x`` (n, lookback, 1) holds
     ``lookback`` consecutive values, ``y`` (n, horizon) the ``horizon`` values
     that follow; n = len(values) - lookback - horizon + 1."""
@@ -339,9 +340,10 @@ def make_windows(values, lookback, horizon=1):
 _FIT_LOCK = threading.Lock()
 
 
-def fit_many(build_fn: Callable[[], Any], series, *, lookback=None, horizon=1,
-             fit_kwargs=None, seed=0, return_models=True, threads_per_task=1,
-             scheduler=None) -> Dict[Hashable, SeriesFit]:
+def fit_many(build_fn: Callable[[], Any], series: Any, *, lookback: Optional[int] = None,
+             horizon: int = 1, fit_kwargs: Optional[Dict[str, Any]] = None, seed: int = 0,
+             return_models: bool = True, threads_per_task: Optional[int] = 1,
+             scheduler: Any = None) -> Dict[Hashable, SeriesFit]:
     """Train one model per series on the current Dask scheduler.
 
     Parameters
