@@ -291,3 +291,22 @@ def test_import_cylstm_does_not_import_dask():
     out = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, check=True,
                          capture_output=True, text=True).stdout.split()
     assert out == ["False", "False"]
+
+
+def test_fit_many_gives_each_series_its_own_callbacks():
+    """An EarlyStopping passed in fit_kwargs keeps state; every series gets a
+    fresh copy (also on Dask's local threads, where tasks share objects)."""
+    stop = cylstm.callbacks.EarlyStopping(monitor="loss", patience=0, min_delta=10.0)
+    kwargs = dict(epochs=5, batch_size=16, callbacks=[stop])
+    series = _series(3)
+    results = cdask.fit_many(build_forecaster, series, lookback=8, horizon=2,
+                             fit_kwargs=kwargs, scheduler="threads")
+    for i, s in enumerate(series):
+        cylstm.utils.set_random_seed(i)
+        model = build_forecaster()
+        x, y = cdask.make_windows(s, 8, 2)
+        fresh = cylstm.callbacks.EarlyStopping(monitor="loss", patience=0, min_delta=10.0)
+        history = model.fit(x, y, verbose=0, epochs=5, batch_size=16, callbacks=[fresh])
+        assert results[i].history["loss"] == history.history["loss"]
+        assert len(history.history["loss"]) == 2          # stopped by its own callback
+    assert stop.model is None and stop.best is None     # the caller's object is untouched
