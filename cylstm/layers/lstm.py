@@ -590,6 +590,11 @@ class LSTM(Layer):
         """``[units, units]``: the sizes of h and c."""
         return self.cell.state_size
 
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        # The layer's gradients are its cell's (one dict, as in __init__).
+        self.grads = self.cell.grads
+
     @property
     def trainable(self) -> bool:
         """Whether training updates the weights (setting it also sets the cell's)."""

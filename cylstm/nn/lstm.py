@@ -42,6 +42,7 @@ import warnings
 import numpy as np
 
 from .. import _ops
+from .. import _pickling
 from .. import activations as _activations
 from .._kernels.lstm_step import StepKernel
 from .._validation import as_float_array, standardize_dtype
@@ -126,6 +127,21 @@ class _Slot:
         if self.projection is not None:
             out.append(("weight_hr" + suffix, self.projection.T, self.g_projection.T))
         return out
+
+    # Pickling: the weights, and the gradients only when some are non-zero.
+    def __getstate__(self):
+        grads = ("g_kernel", "g_recurrent", "g_projection", "g_bias_ih", "g_bias_hh")
+        keep = not _pickling.all_zero(getattr(self, n) for n in grads)
+        return {n: getattr(self, n) for n in self.__slots__ if keep or n not in grads}
+
+    def __setstate__(self, state):
+        for n in self.__slots__:
+            if n in state:
+                setattr(self, n, state[n])
+            else:  # a zero gradient, shaped as its weight
+                weight = state[{"g_kernel": "kernel", "g_recurrent": "recurrent"}.get(
+                    n, n[2:])]
+                setattr(self, n, None if weight is None else np.zeros_like(weight))
 
     def accumulate(self, g):
         self.g_kernel += g["kernel"]
@@ -330,6 +346,18 @@ class _Module:
     def __repr__(self) -> str:
         return f"{self._module_name}({self.extra_repr()})"
 
+    # -- pickling (for shipping to workers; see cylstm/_pickling.py) ---------
+    def __getstate__(self):
+        # The torch-named weights and gradients are views of the slots'
+        # arrays: the slots travel, the views are made again on arrival.
+        state = _pickling.without_scratch(self.__dict__)
+        del state["_params"], state["grads"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(_pickling.rebuild_scratch(state))
+        self._register(self._slots_and_suffixes())
+
 
 def _pair(hx, argument="hx"):
     if not isinstance(hx, (tuple, list)) or len(hx) != 2:
@@ -440,6 +468,11 @@ class LSTM(_Module):
             self._slots.append(row)
         self._register(registered)
         self.reset_parameters()
+
+    def _slots_and_suffixes(self):
+        """(slot, torch name suffix) of every layer and direction, in order."""
+        return [(slot, f"_l{layer}" + ("_reverse" if d else ""))
+                for layer, row in enumerate(self._slots) for d, slot in enumerate(row)]
 
     @property
     def num_directions(self) -> int:
@@ -871,8 +904,11 @@ class LSTMCell(_Module):
         self._slot = _Slot(self.input_size, self.hidden_size, 0, self.bias, self.dtype)
         self._stepper = None
         self._step_bias = np.zeros(4 * self.hidden_size, self.dtype)
-        self._register([(self._slot, "")])
+        self._register(self._slots_and_suffixes())
         self.reset_parameters()
+
+    def _slots_and_suffixes(self):
+        return [(self._slot, "")]
 
     def extra_repr(self) -> str:
         """The constructor arguments that differ from the defaults, as torch prints them."""
