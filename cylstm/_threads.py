@@ -16,8 +16,6 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from threadpoolctl import ThreadpoolController
-
 
 @functools.lru_cache(maxsize=None)
 def _cpu_count():
@@ -40,6 +38,7 @@ def _get_controller():
     global _controller
     if _controller is None:
         import scipy.linalg.cython_blas  # noqa: F401  (load the BLAS first)
+        from threadpoolctl import ThreadpoolController  # not at import: not needed there
         _controller = ThreadpoolController()
     return _controller
 

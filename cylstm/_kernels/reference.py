@@ -15,7 +15,6 @@ input mask per gate (a mask shared by the gates is applied to ``x`` by the
 caller instead). Both are constant over time.
 """
 import numpy as np
-from scipy.special import erf
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
@@ -40,6 +39,13 @@ def _sigmoid_grad(z):
 def _tanh_grad(z):
     e = np.exp(-2 * np.abs(z))
     return np.where(np.abs(z) < 0.625, 1 - np.tanh(z) ** 2, 4 * e / (1 + e) ** 2)
+
+
+def erf(z):
+    """scipy.special.erf, imported on first use: scipy.special costs more to
+    import than numpy itself, and only gelu needs it."""
+    from scipy.special import erf as _erf
+    return _erf(z)
 
 
 def _gelu(z):
