@@ -14,7 +14,6 @@ import contextvars
 import functools
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 
 @functools.lru_cache(maxsize=None)
@@ -134,6 +133,7 @@ def run_parallel(tasks):
         return
     with _lock:
         if _pool is None:
+            from concurrent.futures import ThreadPoolExecutor  # not at import (logging, queue)
             _pool = ThreadPoolExecutor(max_workers=max(_cpu_count(), 2),
                                        thread_name_prefix="cylstm")
     futures = [_pool.submit(task) for task in tasks[1:]]
