@@ -105,6 +105,12 @@ def test_predict_model_loaded_from_a_keras_file(client):
         xd = x.astype(dtype)
         y = cdask.predict(model, da.from_array(xd, chunks=(64,) + xd.shape[1:]))
         _equal(y.compute(), model.predict(xd, verbose=0))
+    # Embedding -> LSTM -> Bidirectional -> Dense from a tf.keras .h5 file, (N, T) token ids
+    model = cylstm.from_keras(GOLDEN / "keras_files" / "embed_lstm_bidi_dense.h5")
+    with np.load(GOLDEN / "keras_files" / "embed_lstm_bidi_dense.npz") as z:
+        tokens = np.concatenate([z["x"]] * 40)
+    y = cdask.predict(model, tokens, chunk_rows=64)
+    _equal(y.compute(), model.predict(tokens, verbose=0))
 
 
 def test_the_model_is_in_the_graph_once():
