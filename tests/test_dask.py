@@ -10,6 +10,7 @@ import pickle
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -316,3 +317,29 @@ def test_fit_many_gives_each_series_its_own_callbacks():
         assert results[i].history["loss"] == history.history["loss"]
         assert len(history.history["loss"]) == 2          # stopped by its own callback
     assert stop.model is None and stop.best is None     # the caller's object is untouched
+
+
+def build_slowly():
+    time.sleep(0.4)
+    return build_forecaster()
+
+
+def test_fit_many_survives_a_killed_worker(client):
+    series = _series(8)
+    expected = cdask.fit_many(build_forecaster, series, lookback=8, horizon=2, fit_kwargs=FIT,
+                              return_models=False, scheduler="sync")
+    pids = client.run(os.getpid)
+    done = []
+    runner = threading.Thread(target=lambda: done.append(cdask.fit_many(
+        build_slowly, series, lookback=8, horizon=2, fit_kwargs=FIT, return_models=False)))
+    runner.start()
+    time.sleep(1.0)
+    assert not done                                     # 8 fits of >= 0.4 s on 2 workers
+    os.kill(pids[sorted(pids)[0]], signal.SIGKILL)
+    runner.join(timeout=120)
+    results = done[0]
+    for i in range(8):
+        assert results[i].ok
+        for a, b in zip(results[i].weights, expected[i].weights):
+            _equal(a, b)
+    client.wait_for_workers(2, timeout=60)
