@@ -16,10 +16,27 @@ import numpy as np
 from .. import constraints as _constraints
 from .. import initializers as _initializers
 from .. import regularizers as _regularizers
+from .._threads import GRADIENT_LOCK
 from .._validation import standardize_dtype
 
 _NAME_COUNTS = {}
 _NAME_LOCK = threading.Lock()
+_deferred = threading.local()
+_deferred.active = False
+
+
+class deferred_weights:
+    """Within this context (in this thread), layers that build create zero
+    weights instead of drawing them: a loader about to read every weight
+    from a file draws no random numbers it would overwrite."""
+
+    def __enter__(self):
+        self._previous = getattr(_deferred, "active", False)
+        _deferred.active = True
+        return self
+
+    def __exit__(self, *exc):
+        _deferred.active = self._previous
 
 
 def _snake_case(name):
@@ -89,7 +106,12 @@ class Layer:
     def add_weight(self, name, shape, initializer="zeros", regularizer=None,
                    constraint=None, trainable=True):
         init = _initializers.get(initializer)
-        value = np.ascontiguousarray(init(tuple(shape), dtype=self.dtype), dtype=self.dtype)
+        if getattr(_deferred, "active", False):
+            # Building from a file: the weights will be read into these arrays,
+            # so draw nothing (zeros from calloc touch no memory until written).
+            value = np.zeros(tuple(shape), self.dtype)
+        else:
+            value = np.ascontiguousarray(init(tuple(shape), dtype=self.dtype), dtype=self.dtype)
         if value.shape != tuple(shape):
             raise ValueError(f"The initializer for weight `{name}` returned shape "
                              f"{value.shape}, expected {tuple(shape)}.")
@@ -100,7 +122,7 @@ class Layer:
             self._regularizers[name] = _regularizers.get(regularizer)
         if constraint is not None:
             self._constraints[name] = _constraints.get(constraint)
-        self.grads[name] = np.zeros_like(value)
+        self.grads[name] = np.zeros(value.shape, value.dtype)  # calloc: no pages touched
         return value
 
     def __getattr__(self, name):
@@ -142,10 +164,15 @@ class Layer:
         for name, value in zip(names, weights):
             value = np.asarray(getattr(value, "numpy", lambda: value)())
             target = self._params[name]
+            if value.dtype.kind not in "biuf":
+                raise TypeError(f"Weight `{name}` of layer {self.name!r} must hold real "
+                                f"numbers; got an array of dtype {value.dtype}.")
             if value.shape != target.shape:
                 raise ValueError(f"Weight `{name}` of layer {self.name!r} has shape "
                                  f"{target.shape}; got an array of shape {value.shape}.")
-            np.copyto(target, value, casting="unsafe")
+        for name, value in zip(names, weights):   # all checked: now write
+            value = np.asarray(getattr(value, "numpy", lambda: value)())
+            np.copyto(self._params[name], value, casting="unsafe")
         self._weights_changed()
 
     def _weights_changed(self):
@@ -179,7 +206,9 @@ class Layer:
     def add_regularization_gradients(self):
         """Add the gradient of every weight penalty into ``self.grads``."""
         for n, reg in self._regularizers.items():
-            self.grads[n] += reg.gradient(self._params[n]).astype(self.dtype, copy=False)
+            g = reg.gradient(self._params[n]).astype(self.dtype, copy=False)
+            with GRADIENT_LOCK:
+                self.grads[n] += g
 
     def apply_constraints(self):
         """Project constrained weights in place (an optimizer step calls this)."""

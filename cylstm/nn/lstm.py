@@ -40,7 +40,8 @@ import numpy as np
 from .. import _ops
 from .. import activations as _activations
 from .._kernels.lstm_step import StepKernel
-from .._validation import as_float_array, standardize_dtype
+from .._threads import GRADIENT_LOCK
+from .._validation import as_float_array, check_weight_sizes, standardize_dtype
 
 __all__ = ["LSTM", "LSTMCell"]
 
@@ -119,14 +120,15 @@ class _Slot:
         return out
 
     def accumulate(self, g):
-        self.g_kernel += g["kernel"]
-        self.g_recurrent += g["recurrent_kernel"]
-        if self.bias_ih is not None:
-            # z = W x + b_ih + U h + b_hh: both biases get the gate gradient.
-            self.g_bias_ih += g["bias"]
-            self.g_bias_hh += g["bias"]
-        if self.projection is not None:
-            self.g_projection += g["projection"]
+        with GRADIENT_LOCK:   # threads training one module add up, none lost
+            self.g_kernel += g["kernel"]
+            self.g_recurrent += g["recurrent_kernel"]
+            if self.bias_ih is not None:
+                # z = W x + b_ih + U h + b_hh: both biases get the gate gradient.
+                self.g_bias_ih += g["bias"]
+                self.g_bias_hh += g["bias"]
+            if self.projection is not None:
+                self.g_projection += g["projection"]
 
 
 class _Module:
@@ -313,6 +315,7 @@ class LSTM(_Module):
 
         D = 2 if self.bidirectional else 1
         P = self.proj_size or self.hidden_size
+        check_weight_sizes(max(self.input_size, P * D), self.hidden_size, P, "nn.LSTM")
         self._slots = []
         registered = []
         for layer in range(self.num_layers):
@@ -646,6 +649,7 @@ class LSTMCell(_Module):
         self.training = True
         self._rng = np.random.default_rng(seed)
         self._workspace = _ops.Workspace()
+        check_weight_sizes(self.input_size, self.hidden_size, self.hidden_size, "nn.LSTMCell")
         self._slot = _Slot(self.input_size, self.hidden_size, 0, self.bias, self.dtype)
         self._stepper = None
         self._step_bias = np.zeros(4 * self.hidden_size, self.dtype)
@@ -759,7 +763,13 @@ class LSTMCell(_Module):
         if "weight_ih" not in arrays or "weight_hh" not in arrays:
             raise ValueError("Cannot infer an LSTMCell from this state dict: it needs "
                              f"'weight_ih' and 'weight_hh'. Keys: {sorted(arrays)[:8]}.")
-        w_ih = arrays["weight_ih"]
+        w_ih, w_hh = arrays["weight_ih"], arrays["weight_hh"]
+        if w_ih.ndim != 2 or w_ih.shape[0] % 4 or w_ih.shape[0] == 0 or w_ih.shape[1] == 0:
+            raise ValueError("'weight_ih' must have shape (4*hidden_size, input_size) with "
+                             f"both sizes positive; got {w_ih.shape}.")
+        if w_hh.shape != (w_ih.shape[0], w_ih.shape[0] // 4):
+            raise ValueError(f"'weight_hh' must have shape {(w_ih.shape[0], w_ih.shape[0] // 4)}"
+                             f" to go with 'weight_ih' of shape {w_ih.shape}; got {w_hh.shape}.")
         if dtype is None:
             dtype = np.float64 if w_ih.dtype == np.float64 else np.float32
         cell = cls(int(w_ih.shape[1]), int(w_ih.shape[0]) // 4, bias="bias_ih" in arrays,
