@@ -20,10 +20,10 @@ def standardize_dtype(dtype, argument="dtype"):
                         f"expected 'float32' or 'float64', got {dtype!r}.")
     try:
         name = np.dtype(name).name
-    except TypeError:
-        raise TypeError(f"Received an invalid value for argument `{argument}`: "
-                        f"expected 'float32' or 'float64', got {dtype!r}.") from None
-    except Exception:  # numpy's parser lets out ValueError, SyntaxError ('f4,('), ...
+    except Exception as e:  # numpy's parser lets out TypeError, SyntaxError ('f4,('), ...
+        if isinstance(e, TypeError) and not isinstance(name, str):
+            raise TypeError(f"Received an invalid value for argument `{argument}`: "
+                            f"expected 'float32' or 'float64', got {dtype!r}.") from None
         raise ValueError(f"Received an invalid value for argument `{argument}`: "
                          f"expected 'float32' or 'float64', got {dtype!r}.") from None
     if name not in FLOAT_DTYPES:
