@@ -28,15 +28,46 @@ _deferred.active = False
 class deferred_weights:
     """Within this context (in this thread), layers that build create zero
     weights instead of drawing them: a loader about to read every weight
-    from a file draws no random numbers it would overwrite."""
+    from a file draws no random numbers it would overwrite.
+
+    ``budget``: the number of weight values the file holds. Creating more
+    raises ValueError before the allocation, so a config that declares a
+    model larger than its file allocates nothing for it.
+    """
+
+    def __init__(self, budget=None):
+        self.budget = budget
 
     def __enter__(self):
-        self._previous = getattr(_deferred, "active", False)
+        self._previous = (getattr(_deferred, "active", False),
+                          getattr(_deferred, "budget", None))
         _deferred.active = True
+        _deferred.budget = self.budget
         return self
 
     def __exit__(self, *exc):
-        _deferred.active = self._previous
+        _deferred.active, _deferred.budget = self._previous
+
+
+class WeightBudgetError(ValueError):
+    """A config declares more weights than the file being loaded holds."""
+
+
+def weights_deferred():
+    """Whether layers being built now should skip drawing their weights."""
+    return getattr(_deferred, "active", False)
+
+
+def reserve_weights(count, owner):
+    """Count ``count`` new weight values against the loader's budget (if any):
+    ValueError, before anything is allocated, when the file cannot hold them."""
+    budget = getattr(_deferred, "budget", None) if weights_deferred() else None
+    if budget is None:
+        return
+    if count > budget:
+        raise WeightBudgetError(f"the config declares more weights for {owner} than the file "
+                         f"holds ({count} values more, {budget} left)")
+    _deferred.budget = budget - count
 
 
 def _snake_case(name):
@@ -106,10 +137,15 @@ class Layer:
     def add_weight(self, name, shape, initializer="zeros", regularizer=None,
                    constraint=None, trainable=True):
         init = _initializers.get(initializer)
-        if getattr(_deferred, "active", False):
+        if weights_deferred():
             # Building from a file: the weights will be read into these arrays,
             # so draw nothing (zeros from calloc touch no memory until written).
-            value = np.zeros(tuple(shape), self.dtype)
+            shape = tuple(int(d) for d in shape)
+            count = 1
+            for d in shape:
+                count *= d
+            reserve_weights(count, f"layer {self.name!r}")
+            value = np.zeros(shape, self.dtype)
         else:
             value = np.ascontiguousarray(init(tuple(shape), dtype=self.dtype), dtype=self.dtype)
         if value.shape != tuple(shape):

@@ -42,6 +42,7 @@ from .. import activations as _activations
 from .._kernels.lstm_step import StepKernel
 from .._threads import GRADIENT_LOCK
 from .._validation import as_float_array, check_weight_sizes, standardize_dtype
+from ..layers.base import reserve_weights, weights_deferred
 
 __all__ = ["LSTM", "LSTMCell"]
 
@@ -316,6 +317,11 @@ class LSTM(_Module):
         D = 2 if self.bidirectional else 1
         P = self.proj_size or self.hidden_size
         check_weight_sizes(max(self.input_size, P * D), self.hidden_size, P, "nn.LSTM")
+        G = 4 * self.hidden_size
+        per_direction = [(I + P + 2 * self.bias) * G + (self.hidden_size * P if self.proj_size
+                                                        else 0)
+                         for I in [self.input_size] + [P * D] * (self.num_layers - 1)]
+        reserve_weights(D * sum(per_direction), "nn.LSTM")
         self._slots = []
         registered = []
         for layer in range(self.num_layers):
@@ -327,7 +333,8 @@ class LSTM(_Module):
                 registered.append((slot, f"_l{layer}" + ("_reverse" if d else "")))
             self._slots.append(row)
         self._register(registered)
-        self.reset_parameters()
+        if not weights_deferred():   # a loader fills them: draw nothing
+            self.reset_parameters()
 
     @property
     def num_directions(self):
@@ -650,11 +657,14 @@ class LSTMCell(_Module):
         self._rng = np.random.default_rng(seed)
         self._workspace = _ops.Workspace()
         check_weight_sizes(self.input_size, self.hidden_size, self.hidden_size, "nn.LSTMCell")
+        reserve_weights((self.input_size + self.hidden_size + 2 * self.bias)
+                        * 4 * self.hidden_size, "nn.LSTMCell")
         self._slot = _Slot(self.input_size, self.hidden_size, 0, self.bias, self.dtype)
         self._stepper = None
         self._step_bias = np.zeros(4 * self.hidden_size, self.dtype)
         self._register([(self._slot, "")])
-        self.reset_parameters()
+        if not weights_deferred():   # a loader fills them: draw nothing
+            self.reset_parameters()
 
     def extra_repr(self):
         s = f"{self.input_size}, {self.hidden_size}"
