@@ -1,0 +1,143 @@
+"""Checks of an HDF5 file's structure before libhdf5 is asked for any data.
+
+``from_keras`` reads Keras ``.h5`` / ``.weights.h5`` files. A corrupt or
+crafted file can declare a dataset far larger than the file (chunks never
+written read as fill values), keep its data in another file (external
+storage, external links), point a soft link anywhere, or nest groups without
+end. Every object is visited through hard links only, to a bounded depth and
+count, and every dataset's layout, filters and stored size are checked
+against its declared size and the file's size. What passes is the only
+structure the loader then reads.
+
+Not excludable from Python: libhdf5 itself can loop on some corrupt internal
+structures (B-trees, heaps) while these checks walk the file. For files from
+untrusted sources, ``from_keras(path, timeout=seconds)`` first runs the same
+reads in a child process and refuses the file when that does not finish in
+time (docs/security.md).
+"""
+import numpy as np
+
+# A Keras model file of LSTM layers has a few dozen objects, nested a few
+# levels deep; far beyond that is not a Keras file.
+MAX_DEPTH = 24
+MAX_OBJECTS = 100_000
+# Declared data may exceed what is stored by at most deflate's ratio.
+MAX_EXPANSION = 1100
+MAX_ATTRIBUTE_BYTES = 16 * 2**20
+# Filters libhdf5 applies that Keras/h5py files use: gzip, shuffle,
+# fletcher32, lzf. Anything else (szip, n-bit, scale-offset, plugins) is refused.
+ALLOWED_FILTERS = {1, 2, 3, 32000}
+
+
+class HDF5StructureError(ValueError):
+    """The HDF5 file's structure is not one from_keras reads (the caller adds the file)."""
+
+
+def check_dataset(ds, where, file_size):
+    """Refuse a dataset whose declared size its storage cannot hold, stored
+    elsewhere, virtual, or of a non-numeric type."""
+    import h5py
+
+    dtype = ds.dtype
+    if dtype.kind not in "biuf" or dtype.fields is not None or dtype.subdtype is not None:
+        raise HDF5StructureError(f"dataset {where!r} has dtype {dtype}; Keras weights are "
+                                 "numbers")
+    if ds.is_virtual:
+        raise HDF5StructureError(f"dataset {where!r} is a virtual dataset (data in other files)")
+    plist = ds.id.get_create_plist()
+    if plist.get_external_count() > 0:
+        raise HDF5StructureError(f"dataset {where!r} keeps its data in external files")
+    for k in range(plist.get_nfilters()):
+        code = plist.get_filter(k)[0]
+        if code not in ALLOWED_FILTERS:
+            raise HDF5StructureError(f"dataset {where!r} uses HDF5 filter {code}; only gzip, "
+                                     "shuffle, fletcher32 and lzf are read")
+    shape = ds.shape
+    if shape is None:
+        raise HDF5StructureError(f"dataset {where!r} has no shape (a null dataspace)")
+    count = 1
+    for d in shape:
+        count *= int(d)
+    nbytes = count * dtype.itemsize
+    stored = ds.id.get_storage_size()
+    if stored > file_size:
+        raise HDF5StructureError(f"dataset {where!r} claims {stored} stored bytes in a file of "
+                                 f"{file_size}")
+    layout = plist.get_layout()
+    if layout == h5py.h5d.CONTIGUOUS and nbytes and stored != nbytes:
+        raise HDF5StructureError(f"dataset {where!r} declares shape {shape} of {dtype} "
+                                 f"({nbytes} bytes) but stores {stored}")
+    if nbytes > MAX_EXPANSION * stored + 4096:
+        raise HDF5StructureError(f"dataset {where!r} declares shape {shape} of {dtype} "
+                                 f"({nbytes} bytes) from {stored} stored bytes; the file does "
+                                 "not hold its data")
+    return count
+
+
+def check_attribute(obj, name, where):
+    """Refuse an attribute whose stored size is beyond any Keras attribute."""
+    attr = obj.attrs.get_id(name)
+    try:
+        stored = attr.get_storage_size()
+    except Exception:  # noqa: BLE001 - h5py raises on an empty attribute's 0
+        stored = 0
+    if stored > MAX_ATTRIBUTE_BYTES:
+        raise HDF5StructureError(f"attribute {name!r} of {where!r} is {stored} bytes, "
+                                 "larger than any Keras attribute")
+    kind = attr.dtype.kind
+    if kind not in "biufSUO":
+        raise HDF5StructureError(f"attribute {name!r} of {where!r} has dtype {attr.dtype}")
+
+
+def check_structure(root, file_size):
+    """Walk every object under ``root`` through hard links only; check each
+    dataset and attribute. Returns the number of values in float datasets
+    (what the file can hold as weights)."""
+    import h5py
+
+    state = {"objects": 0, "values": 0}
+
+    def visit(group, path, depth):
+        if depth > MAX_DEPTH:
+            raise HDF5StructureError(f"groups are nested more than {MAX_DEPTH} deep at "
+                                     f"{path!r} (a cycle of hard links?)")
+        for name in list(group.attrs):
+            check_attribute(group, name, path)
+        for name in group:
+            where = f"{path.rstrip('/')}/{name}"
+            link = group.get(name, getlink=True)
+            if not isinstance(link, h5py.HardLink):
+                raise HDF5StructureError(f"{where!r} is a {type(link).__name__}; Keras files "
+                                         "hold only hard links")
+            state["objects"] += 1
+            if state["objects"] > MAX_OBJECTS:
+                raise HDF5StructureError(f"the file holds more than {MAX_OBJECTS} objects")
+            obj = group.get(name)
+            if isinstance(obj, h5py.Group):
+                visit(obj, where, depth + 1)
+            elif isinstance(obj, h5py.Dataset):
+                for attr in list(obj.attrs):
+                    check_attribute(obj, attr, where)
+                count = check_dataset(obj, where, file_size)
+                if obj.dtype.kind == "f":
+                    state["values"] += count
+            else:
+                raise HDF5StructureError(f"{where!r} is a {type(obj).__name__}; Keras files "
+                                         "hold groups and datasets only")
+
+    visit(root, root.name or "/", 0)
+    return state["values"]
+
+
+def read_weight(ds, shape, where):
+    """The float array of dataset ``ds``, after checking it has ``shape``."""
+    import h5py
+
+    if not isinstance(ds, h5py.Dataset):
+        raise HDF5StructureError(f"{where!r} is not a dataset")
+    if ds.dtype.kind != "f":
+        raise HDF5StructureError(f"weight {where!r} has dtype {ds.dtype}; expected floats")
+    if tuple(ds.shape or ()) != tuple(shape):
+        raise HDF5StructureError(f"weight {where!r} has shape {ds.shape}; the layer needs "
+                                 f"{tuple(shape)}")
+    return np.asarray(ds[()])
