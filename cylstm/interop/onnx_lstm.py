@@ -40,8 +40,10 @@ import os
 import numpy as np
 
 from .. import activations as _activations
-from .._validation import as_float_array
+from .._loading import file_errors
+from .._validation import as_float_array, check_weight_sizes
 from ..nn.lstm import LSTM
+from .onnx_tensors import LazyConstants, check_lstm_dims
 
 __all__ = ["from_onnx", "OnnxLSTM"]
 
@@ -70,31 +72,31 @@ def _import_onnx():
 
 
 def _load_model(onnx, path_or_model):
+    """(ModelProto, folder of its external data or None). External data is
+    not read here: onnx_tensors reads the tensors from_onnx needs, checked."""
     if isinstance(path_or_model, onnx.ModelProto):
-        return path_or_model
+        return path_or_model, None
     if isinstance(path_or_model, (bytes, bytearray)):
-        return onnx.load_from_string(bytes(path_or_model))
+        return onnx.load_from_string(bytes(path_or_model)), None
     if isinstance(path_or_model, (str, os.PathLike)):
         path = os.fspath(path_or_model)
         if not os.path.exists(path):
             raise FileNotFoundError(f"No ONNX file at {path!r}.")
+        if not os.path.isfile(path):
+            raise ValueError(f"{path!r} is not a regular file; not an ONNX model.")
         try:
-            return onnx.load(path)
+            model = onnx.load(path, load_external_data=False)
         except Exception as exc:  # protobuf raises DecodeError and friends
-            raise ValueError(f"{path!r} is not a readable ONNX model: {exc}") from exc
+            raise ValueError(f"{path!r} is not a readable ONNX model: {exc}") from None
+        return model, os.path.dirname(os.path.abspath(path))
     raise TypeError("from_onnx expects a path, an onnx.ModelProto or the model's bytes; got "
                     f"{type(path_or_model).__name__}.")
 
 
-def _constants(graph, numpy_helper):
-    """Arrays known at load time: initializers and Constant nodes' values."""
-    values = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant" and node.output:
-            for attr in node.attribute:
-                if attr.name == "value":
-                    values[node.output[0]] = numpy_helper.to_array(attr.t)
-    return values
+def _constants(graph, onnx, numpy_helper, base_dir):
+    """Arrays known at load time: initializers and Constant nodes' values, each
+    converted (and its size checked) only when asked for."""
+    return LazyConstants(graph, onnx, numpy_helper, base_dir)
 
 
 def _attributes(onnx, node):
@@ -138,9 +140,31 @@ def _activation_names(attrs, num_directions, node_name):
 def from_onnx(path_or_model, node_name=None):
     """The ``cylstm.nn.LSTM`` (an ``OnnxLSTM``) of the first ``LSTM`` node of an
     ONNX model, or of the one named ``node_name``: a path, an
-    ``onnx.ModelProto`` or the model's bytes."""
+    ``onnx.ModelProto`` or the model's bytes.
+
+    Whatever is wrong with the model raises ``ValueError`` naming it (a missing
+    path: ``FileNotFoundError``). Only the tensors the node uses are read, each
+    after its declared size is checked (docs/security.md)."""
+    onnx, _ = _import_onnx()
+    if not isinstance(path_or_model, (str, os.PathLike, bytes, bytearray, onnx.ModelProto)):
+        raise TypeError("from_onnx expects a path, an onnx.ModelProto or the model's bytes; "
+                        f"got {type(path_or_model).__name__}.")
+    if isinstance(path_or_model, (str, os.PathLike)):
+        source = repr(os.fspath(path_or_model))
+    elif isinstance(path_or_model, (bytes, bytearray)):
+        source = f"(ONNX model of {len(path_or_model)} bytes)"
+    else:
+        source = "(ONNX model)"
+    if isinstance(path_or_model, (str, os.PathLike)) \
+            and not os.path.exists(os.fspath(path_or_model)):
+        raise FileNotFoundError(f"No ONNX file at {source}.")
+    with file_errors(source, "Cannot load the ONNX model"):
+        return _from_onnx(path_or_model, node_name)
+
+
+def _from_onnx(path_or_model, node_name=None):
     onnx, numpy_helper = _import_onnx()
-    model = _load_model(onnx, path_or_model)
+    model, base_dir = _load_model(onnx, path_or_model)
     graph = model.graph
     nodes = [n for n in graph.node if n.op_type == "LSTM" and n.domain in ("", "ai.onnx")]
     if node_name is not None:
@@ -152,7 +176,7 @@ def from_onnx(path_or_model, node_name=None):
     node = nodes[0]
     label = node.name or (node.output[0] if node.output else "LSTM")
     attrs = _attributes(onnx, node)
-    consts = _constants(graph, numpy_helper)
+    consts = _constants(graph, onnx, numpy_helper, base_dir)
     names = list(node.input) + [""] * (8 - len(node.input))
     x_name, w_name, r_name, b_name, lens_name, h_name, c_name, p_name = names[:8]
 
@@ -177,6 +201,7 @@ def from_onnx(path_or_model, node_name=None):
                              "initializer or a Constant to be loaded.")
         return consts[name]
 
+    check_lstm_dims(consts, w_name, r_name, b_name, label, check_weight_sizes)
     W = const(w_name, "W")
     R = const(r_name, "R")
     B = const(b_name, "B") if b_name else None
