@@ -33,6 +33,7 @@ Choices where torch and NumPy differ (also in docs/interop.md):
 import collections
 import collections.abc
 import numbers
+import os
 import warnings
 
 import numpy as np
@@ -42,7 +43,9 @@ from .. import activations as _activations
 from .._kernels.lstm_step import StepKernel
 from .._threads import GRADIENT_LOCK
 from .._validation import as_float_array, check_weight_sizes, standardize_dtype
-from ..layers.base import reserve_weights, weights_deferred
+from .._loading import file_errors
+from .._npz import NpzReader
+from ..layers.base import deferred_weights, reserve_weights, weights_deferred
 
 __all__ = ["LSTM", "LSTMCell"]
 
@@ -533,6 +536,9 @@ class LSTM(_Module):
         weights and float32 for anything else.
         """
         obj = module_or_state_dict
+        if _is_npz(obj):
+            return _from_npz(cls, obj, "weight_ih_l0", dict(batch_first=batch_first,
+                                                             dtype=dtype, prefix=prefix))
         module = None
         if hasattr(obj, "state_dict") and callable(obj.state_dict):
             module = obj
@@ -583,6 +589,37 @@ class LSTM(_Module):
                                     for k, v in self._params.items()})
         module.train(self.training)
         return module
+
+
+def _is_npz(obj):
+    return isinstance(obj, (str, os.PathLike, np.lib.npyio.NpzFile))
+
+
+def _from_npz(cls, obj, anchor, kwargs):
+    """``cls.from_torch`` of a state dict saved with ``np.savez``: a path or an
+    open NpzFile. Every header is checked first; the module is built from the
+    declared shapes (stand-ins that hold no memory, no random weights drawn),
+    and only the arrays it uses are read."""
+    if isinstance(obj, np.lib.npyio.NpzFile):
+        source, fileobj = "(the .npz state dict)", obj.fid
+        if fileobj is None:
+            fileobj = obj.zip.fp
+    else:
+        fileobj = os.fspath(obj)
+        source = repr(fileobj)
+        if not os.path.isfile(fileobj):
+            raise FileNotFoundError(f"No .npz state dict at {source}.")
+    with file_errors(source, "Cannot load the state dict"):
+        with NpzReader(fileobj) as npz:
+            stand_ins = {k: np.broadcast_to(np.zeros((), h.dtype), h.shape)
+                         for k, h in npz.headers.items()}
+            names = _strip_prefix({k: k for k in npz.headers}, anchor, kwargs.get("prefix"))
+            budget = sum(h.size for h in npz.headers.values())
+            with deferred_weights(budget):
+                module = cls.from_torch(stand_ins, **kwargs)
+            for n in module._params:
+                module._copy_into(n, npz.read(names[n]))
+    return module
 
 
 def _strip_prefix(arrays, anchor, prefix):
@@ -758,8 +795,11 @@ class LSTMCell(_Module):
 
     @classmethod
     def from_torch(cls, module_or_state_dict, *, dtype=None, prefix=None):
-        """A cylstm.nn.LSTMCell with the weights of a ``torch.nn.LSTMCell`` or its state dict."""
+        """A cylstm.nn.LSTMCell with the weights of a ``torch.nn.LSTMCell`` or its state dict
+        (a mapping, an ``.npz`` path or an open ``numpy.load`` result)."""
         obj = module_or_state_dict
+        if _is_npz(obj):
+            return _from_npz(cls, obj, "weight_ih", dict(dtype=dtype, prefix=prefix))
         if hasattr(obj, "state_dict") and callable(obj.state_dict):
             kind = type(obj).__name__
             if kind != "LSTMCell":
