@@ -14,7 +14,20 @@ structures (B-trees, heaps) while these checks walk the file. For files from
 untrusted sources, ``from_keras(path, timeout=seconds)`` first runs the same
 reads in a child process and refuses the file when that does not finish in
 time (docs/security.md).
+
+Known libhdf5 loop, excluded here before the file is opened: a global heap
+collection (the ``GCOL`` blocks that hold variable-length strings, such as
+Keras's ``model_config``) whose objects do not advance -- a free-space
+object of size 0, or sizes that wrap around -- makes libhdf5 1.14 spin in
+``H5HG__cache_heap_deserialize`` when a string in it is read.
+``check_global_heaps`` parses every collection the file holds the way
+libhdf5 will and refuses those.
 """
+import mmap
+import os
+import re
+import struct
+
 import numpy as np
 
 # A Keras model file of LSTM layers has a few dozen objects, nested a few
@@ -141,3 +154,57 @@ def read_weight(ds, shape, where):
         raise HDF5StructureError(f"weight {where!r} has shape {ds.shape}; the layer needs "
                                  f"{tuple(shape)}")
     return np.asarray(ds[()])
+
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _size_of_lengths(data):
+    """The superblock's 'size of lengths' (bytes per length field): 8 for
+    files h5py and Keras write, 4 or 2 possible; None if no superblock."""
+    for base in (0, 512, 1024, 2048, 4096):
+        if data[base:base + 8] == _HDF5_SIGNATURE:
+            version = data[base + 8]
+            at = base + (14 if version in (0, 1) else 10)
+            if at < len(data):
+                return data[at]
+    return None
+
+
+def check_global_heaps(data):
+    """Refuse the file (bytes or mmap) if any global heap collection in it would
+    make libhdf5's parser loop (see the module docstring)."""
+    lengths = _size_of_lengths(data) or 8
+    if lengths not in (2, 4, 8):
+        raise HDF5StructureError(f"the superblock declares {lengths}-byte lengths")
+    fmt = {2: "<H", 4: "<I", 8: "<Q"}[lengths]
+    header = 8 + lengths            # signature, version, 3 reserved, collection size
+    obj_header = 8 + lengths        # index, refcount, 4 reserved, object size
+    for m in re.finditer(b"GCOL\x01", data):
+        start = m.start()
+        if start + header > len(data):
+            continue
+        size = struct.unpack(fmt, data[start + 8:start + 8 + lengths])[0]
+        end = start + size
+        p = start + header
+        while p < end:
+            if p + obj_header > end:
+                break            # the tail is free space
+            if p + obj_header > len(data):
+                break            # libhdf5 cannot read past the file: it fails, not loops
+            idx = struct.unpack("<H", data[p:p + 2])[0]
+            obj_size = struct.unpack(fmt, data[p + 8:p + 8 + lengths])[0]
+            need = obj_header + ((obj_size + 7) // 8) * 8 if idx > 0 else obj_size
+            if need == 0 or need >= 2**63:
+                raise HDF5StructureError(
+                    f"the global heap collection at byte {start} has an object of size "
+                    f"{obj_size} that libhdf5's parser would loop on")
+            p += need
+
+
+def check_global_heaps_in_file(path):
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            return
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            check_global_heaps(data)
