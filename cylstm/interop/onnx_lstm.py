@@ -42,6 +42,7 @@ import numpy as np
 from .. import activations as _activations
 from .._loading import file_errors
 from .._validation import as_float_array, check_weight_sizes
+from ..layers.base import deferred_weights
 from ..nn.lstm import LSTM
 from .onnx_tensors import LazyConstants, check_lstm_dims
 
@@ -226,8 +227,9 @@ def _from_onnx(path_or_model, node_name=None):
     recurrent_activation, activation = _activation_names(attrs, D, label)
 
     dtype = np.float64 if W.dtype == np.float64 else np.float32
-    lstm = OnnxLSTM(I, H, num_layers=1, bias=B is not None, batch_first=layout == 1,
-                    bidirectional=D == 2, dtype=dtype)
+    with deferred_weights(W.size + R.size + (B.size if B is not None else 0)):
+        lstm = OnnxLSTM(I, H, num_layers=1, bias=B is not None, batch_first=layout == 1,
+                        bidirectional=D == 2, dtype=dtype)
     state = {}
     for d in range(D):
         suffix = "_l0_reverse" if d == 1 else "_l0"
