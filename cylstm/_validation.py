@@ -119,3 +119,23 @@ def check_sequence_sizes(T, B, I, H, P):
     _check_products([("timesteps", T), ("batch", B), ("timesteps*batch", T * B),
                      ("batch*max(features, 4*units)", B * widest)],
                     f"An LSTM call on {T} timesteps x {B} rows x {I} features")
+
+
+def check_input_sizes(inputs, units, output_size=None, time_major=False, two_d="cell"):
+    """``check_sequence_sizes`` on the raw input's shape, before it is converted
+    and before any state is allocated for it. A 2-D input is one step of a
+    batch (``two_d='cell'``) or an unbatched sequence (``two_d='sequence'``)."""
+    shape = getattr(inputs, "shape", None)
+    if not isinstance(shape, tuple):
+        try:
+            shape = np.shape(inputs)
+        except Exception:  # noqa: BLE001 - ragged input: the conversion reports it
+            return
+    if len(shape) == 3:
+        T, B = (shape[0], shape[1]) if time_major else (shape[1], shape[0])
+    elif len(shape) == 2:
+        T, B = (1, shape[0]) if two_d == "cell" else (shape[0], 1)
+    else:
+        return
+    check_sequence_sizes(int(T), int(B), int(shape[-1]), int(units),
+                         int(output_size or units))

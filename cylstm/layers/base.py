@@ -191,12 +191,15 @@ class Layer:
     def get_weights(self):
         return [w.copy() for w in self._params.values()]
 
-    def set_weights(self, weights):
+    def _checked_weights(self, weights):
+        """The arrays ``set_weights`` would write, all checked (count, dtype,
+        shape) before any is written."""
         weights = list(weights)
         names = list(self._params)
         if len(weights) != len(names):
             raise ValueError(f"Layer {self.name!r} expects {len(names)} weight arrays "
                              f"({', '.join(names)}), got {len(weights)}.")
+        values = []
         for name, value in zip(names, weights):
             value = np.asarray(getattr(value, "numpy", lambda: value)())
             target = self._params[name]
@@ -206,8 +209,12 @@ class Layer:
             if value.shape != target.shape:
                 raise ValueError(f"Weight `{name}` of layer {self.name!r} has shape "
                                  f"{target.shape}; got an array of shape {value.shape}.")
-        for name, value in zip(names, weights):   # all checked: now write
-            value = np.asarray(getattr(value, "numpy", lambda: value)())
+            values.append(value)
+        return values
+
+    def set_weights(self, weights):
+        values = self._checked_weights(weights)
+        for name, value in zip(self._params, values):   # all checked: now write
             np.copyto(self._params[name], value, casting="unsafe")
         self._weights_changed()
 

@@ -18,7 +18,7 @@ from .. import regularizers as _regularizers
 from .._kernels.lstm_step import StepKernel
 from .._threads import GRADIENT_LOCK
 from .._validation import (as_float_array, check_bool, check_fraction, check_mask,
-                           check_positive_int, check_weight_sizes)
+                           check_input_sizes, check_positive_int, check_weight_sizes)
 from .base import Layer
 
 
@@ -147,6 +147,7 @@ class LSTMCell(Layer):
         return out
 
     def _check_input_2d(self, inputs):
+        check_input_sizes(inputs, self.units)
         x = as_float_array(inputs, self.dtype)
         if x.ndim != 2:
             raise ValueError(f"Input of {self.name!r} must be 2-D (batch, features); "
@@ -432,6 +433,7 @@ class LSTM(Layer):
     # -- calling -----------------------------------------------------------
     def _prepare(self, inputs, initial_state, mask):
         """Validated (x, h0, c0, mask) in (batch, timesteps) terms."""
+        check_input_sizes(inputs, self.units, time_major=self.time_major)
         x = as_float_array(inputs, self.dtype)
         if x.ndim != 3:
             raise ValueError(

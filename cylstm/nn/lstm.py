@@ -42,7 +42,8 @@ from .. import _ops
 from .. import activations as _activations
 from .._kernels.lstm_step import StepKernel
 from .._threads import GRADIENT_LOCK
-from .._validation import as_float_array, check_weight_sizes, standardize_dtype
+from .._validation import (as_float_array, check_input_sizes, check_weight_sizes,
+                           standardize_dtype)
 from .._loading import file_errors
 from .._npz import NpzReader
 from ..layers.base import deferred_weights, reserve_weights, weights_deferred
@@ -370,6 +371,8 @@ class LSTM(_Module):
     # -- argument checks -------------------------------------------------------
     def _prepare(self, input, hx):
         """(x in the kernel's layout, time_major, batched, h0, c0) with h0, c0 3-D."""
+        check_input_sizes(input, self.hidden_size, self._out_size * self.num_directions,
+                          time_major=not self.batch_first, two_d="sequence")
         x = as_float_array(input, self.dtype, "input")
         if x.ndim not in (2, 3):
             raise ValueError(f"LSTM: Expected input to be 2D or 3D, got {x.ndim}D instead")
@@ -712,6 +715,7 @@ class LSTMCell(_Module):
         return s
 
     def _prepare(self, input, hx):
+        check_input_sizes(input, self.hidden_size)
         x = as_float_array(input, self.dtype, "input")
         if x.ndim not in (1, 2):
             raise ValueError(f"LSTMCell: Expected input to be 1D or 2D, got {x.ndim}D instead")
