@@ -158,7 +158,8 @@ def from_onnx(path_or_model, node_name=None):
         source = "(ONNX model)"
     if isinstance(path_or_model, (str, os.PathLike)) \
             and not os.path.exists(os.fspath(path_or_model)):
-        raise FileNotFoundError(f"No ONNX file at {source}.")
+        from ..saving import ModelFileNotFoundError
+        raise ModelFileNotFoundError(f"No ONNX file at {source}.")
     with file_errors(source, "Cannot load the ONNX model"):
         return _from_onnx(path_or_model, node_name)
 

@@ -611,7 +611,8 @@ def _from_npz(cls, obj, anchor, kwargs):
         fileobj = os.fspath(obj)
         source = repr(fileobj)
         if not os.path.isfile(fileobj):
-            raise FileNotFoundError(f"No .npz state dict at {source}.")
+            from ..saving import ModelFileNotFoundError
+            raise ModelFileNotFoundError(f"No .npz state dict at {source}.")
     with file_errors(source, "Cannot load the state dict"):
         with NpzReader(fileobj) as npz:
             stand_ins = {k: np.broadcast_to(np.zeros((), h.dtype), h.shape)
