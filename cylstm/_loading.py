@@ -29,5 +29,5 @@ def file_errors(source, what="Cannot load"):
             raise
         raise ValueError(f"{what} {source}: {e}") from None
     except Exception as e:  # noqa: BLE001 - the contract: any malformed input is ValueError
-        raise ValueError(f"{what} {source}: the file is malformed or corrupt "
+        raise ValueError(f"{what} {source}: the file is malformed, truncated or corrupt "
                          f"({type(e).__name__}: {e}).") from None

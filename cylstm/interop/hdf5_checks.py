@@ -22,6 +22,13 @@ object of size 0, or sizes that wrap around -- makes libhdf5 1.14 spin in
 ``H5HG__cache_heap_deserialize`` when a string in it is read.
 ``check_global_heaps`` parses every collection the file holds the way
 libhdf5 will and refuses those.
+
+Known libhdf5 allocation of a declared size at open: the superblock's driver
+information block, object headers (version 1 header size, version 2 first
+chunk size) and local heaps declare lengths that libhdf5 allocates before it
+reads them (a 17 KB file allocated 4 GB). ``check_metadata_lengths`` finds
+those structures (from the superblock, and by signature) and refuses a length
+larger than the file.
 """
 import mmap
 import os
@@ -202,9 +209,75 @@ def check_global_heaps(data):
             p += need
 
 
-def check_global_heaps_in_file(path):
+def check_file(path):
+    """``check_file_bytes`` on a file, mapped rather than read."""
     with open(path, "rb") as f:
         if os.fstat(f.fileno()).st_size == 0:
             return
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            check_global_heaps(data)
+            check_file_bytes(data)
+
+
+def _superblock(data):
+    for base in (0, 512, 1024, 2048, 4096, 8192):
+        if data[base:base + 8] == _HDF5_SIGNATURE:
+            return base
+    return None
+
+
+def _read_uint(data, at, width):
+    if at < 0 or at + width > len(data):
+        return None
+    return int.from_bytes(data[at:at + width], "little")
+
+
+def check_metadata_lengths(data):
+    """Refuse the file (bytes or mmap) if a superblock driver block, object
+    header or local heap declares a length larger than the file: libhdf5
+    would allocate it before reading (see the module docstring)."""
+    size = len(data)
+    base = _superblock(data)
+    if base is None or size < base + 96:
+        return   # no superblock, or a truncated one: libhdf5 reports it
+    version = data[base + 8]
+
+    def too_long(what, length):
+        if length is not None and length > size:
+            raise HDF5StructureError(f"the {what} declares {length} bytes in a file of {size}")
+
+    def v1_header(addr, what):
+        if addr is None or addr >= size:
+            return
+        at = base + addr
+        if _read_uint(data, at, 1) == 1:
+            too_long(what, _read_uint(data, at + 8, 4))
+
+    if version in (0, 1):
+        offsets, lengths = data[base + 13], data[base + 14]
+        if offsets not in (2, 4, 8) or lengths not in (2, 4, 8):
+            raise HDF5StructureError(f"the superblock declares {offsets}-byte addresses and "
+                                     f"{lengths}-byte lengths")
+        at = base + (24 if version == 0 else 28)
+        driver = _read_uint(data, at + 3 * offsets, offsets)
+        if driver is not None and driver != (1 << (8 * offsets)) - 1:
+            too_long("driver information block", _read_uint(data, base + driver + 4, 4))
+        root = _read_uint(data, at + 4 * offsets + offsets, offsets)
+        v1_header(root, "root group's object header")
+        entry = 2 * offsets + 24
+        for m in re.finditer(b"SNOD\x01", data):
+            count = _read_uint(data, m.start() + 6, 2) or 0
+            for k in range(min(count, 1024)):
+                addr = _read_uint(data, m.start() + 8 + k * entry + offsets, offsets)
+                v1_header(addr, "object header of a group member")
+        for m in re.finditer(b"HEAP\x00", data):
+            too_long("local heap", _read_uint(data, m.start() + 8, lengths))
+    for m in re.finditer(b"OHDR\x02", data):
+        flags = _read_uint(data, m.start() + 5, 1) or 0
+        at = m.start() + 6 + (16 if flags & 0x20 else 0) + (4 if flags & 0x10 else 0)
+        too_long("object header", _read_uint(data, at, 1 << (flags & 3)))
+
+
+def check_file_bytes(data):
+    """The byte-level checks made before libhdf5 opens the file."""
+    check_metadata_lengths(data)
+    check_global_heaps(data)

@@ -57,8 +57,8 @@ from .._loading import file_errors
 from .._npz import NpzError, check_member_sizes
 from ..layers import Bidirectional, Dense, Dropout, Embedding, LSTM, Masking
 from ..layers.base import Layer, WeightBudgetError, deferred_weights
-from .hdf5_checks import (check_attribute, check_global_heaps, check_global_heaps_in_file,
-                          check_structure, read_weight)
+from .hdf5_checks import (check_attribute, check_file, check_file_bytes, check_structure,
+                          read_weight)
 
 __all__ = ["from_keras", "SUPPORTED_LAYERS"]
 
@@ -516,7 +516,7 @@ def _from_archive(path, source, model):
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as e:
         raise ValueError(f"{source}: cannot read the .keras archive; it is truncated or "
                          f"corrupt ({e}).") from None
-    check_global_heaps(weights)
+    check_file_bytes(weights)
     try:
         with h5py.File(io.BytesIO(weights), "r") as f:
             check_structure(f, len(weights))
@@ -540,7 +540,7 @@ def _from_folder(path, source, model):
     weights_size = os.path.getsize(weights_path)
     if model is None:
         model = _model_from_config(config, source, budget=weights_size // 2)
-    check_global_heaps_in_file(weights_path)
+    check_file(weights_path)
     try:
         with h5py.File(weights_path, "r") as f:
             check_structure(f, weights_size)
@@ -564,7 +564,7 @@ def _hdf5_layout(f):
 def _from_hdf5(path, source, model):
     """A legacy ``.h5`` model, or a weights-only file (Keras 3 or legacy layout)."""
     h5py = _require_h5py()
-    check_global_heaps_in_file(path)
+    check_file(path)
     try:
         with h5py.File(path, "r") as f:
             size = os.path.getsize(path)

@@ -200,6 +200,16 @@ def test_global_heap_loop_is_refused():
     assert "global heap" in detail
 
 
+@needs_fork
+def test_hdf5_metadata_length_past_the_file_is_refused():
+    """Found by the from_keras_h5 fuzz target: a 17 KB file whose superblock
+    points its driver information block at bytes declaring 4 GB made libhdf5
+    allocate that much while opening the file."""
+    outcome, detail = cases.run_case(DATA / "driver_block_4gb.h5", timeout=60)
+    assert outcome == "refused", (outcome, detail)
+    assert "driver information block declares 4294967295 bytes" in detail
+
+
 @pytest.mark.parametrize("suffix", [".h5", ".weights.h5"])
 def test_h5_links_and_external_storage_refused(seeds, tmp_path, suffix):
     make_corpus.h5_files(seeds[suffix[1:]], tmp_path, suffix)
