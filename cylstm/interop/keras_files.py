@@ -687,29 +687,52 @@ def _from_live(obj):
 # -- time-bounded reading --------------------------------------------------------------
 
 def _probe(path):
-    """Everything libhdf5 is asked while loading ``path``, in this process:
-    the structure walk and every dataset read. Exit status 0 whatever the
-    verdict on the file; the parent loads it again and reports errors."""
+    """Everything libhdf5 is asked while loading ``path``, in this (child)
+    process, under an address-space cap of its size now plus 10 times the
+    file's size plus 1 GiB. Exit status: 0 loaded, 10 refused (the
+    ValueError's message on stdout), 12 out of memory."""
     try:
-        _from_path(path, None)
-    except Exception:  # noqa: BLE001 - the parent reports it
-        pass
+        import resource
+
+        with open("/proc/self/status") as f:
+            vm = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+        cap = vm + 10 * os.path.getsize(path) + 2**30
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    except (ImportError, OSError, StopIteration, ValueError):
+        pass   # no cap where the platform has none; the timeout still holds
+    try:
+        from_keras(path)
+    except MemoryError:
+        sys.exit(12)
+    except ValueError as e:
+        sys.stdout.write(str(e))
+        sys.stdout.flush()
+        sys.exit(10)
+    sys.exit(0)
 
 
 def _probe_in_child(path, timeout):
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
         raise ValueError(f"`timeout` must be a positive number of seconds; got {timeout!r}.")
+    if not os.path.exists(path):
+        return   # the in-process load reports it
     package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(os.environ)
     env["PYTHONPATH"] = package_root + os.pathsep + env.get("PYTHONPATH", "")
     code = "import sys; from cylstm.interop.keras_files import _probe; _probe(sys.argv[1])"
     try:
         done = subprocess.run([sys.executable, "-c", code, path], env=env, timeout=timeout,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         raise ValueError(f"Cannot load the Keras file {path!r}: reading it did not finish "
                          f"within {timeout} s (a corrupt HDF5 structure can make libhdf5 "
                          "loop); refused.") from None
+    if done.returncode == 10:
+        raise ValueError(done.stdout.decode("utf-8", "replace").strip()
+                         or f"Cannot load the Keras file {path!r}.")
+    if done.returncode == 12:
+        raise ValueError(f"Cannot load the Keras file {path!r}: reading it needed more than "
+                         "10 times the file's size plus 1 GiB of memory; refused.")
     if done.returncode != 0:
         raise ValueError(f"Cannot load the Keras file {path!r}: reading it ended the reading "
                          f"process with status {done.returncode}; refused.")
