@@ -305,6 +305,8 @@ def load_model(filepath, compile=True):
     if os.path.isdir(path):
         raise ValueError(f"Cannot load a cylstm model from {path!r}: it is a directory (a "
                          "TensorFlow SavedModel?), not a cylstm model file.")
+    if not os.path.isfile(path):
+        raise ValueError(f"Cannot load a cylstm model from {path!r}: it is not a regular file.")
     source = repr(path)
     try:
         with file_errors(source, "Cannot load a cylstm model from"):

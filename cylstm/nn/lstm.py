@@ -610,9 +610,11 @@ def _from_npz(cls, obj, anchor, kwargs):
     else:
         fileobj = os.fspath(obj)
         source = repr(fileobj)
-        if not os.path.isfile(fileobj):
+        if not os.path.exists(fileobj):
             from ..saving import ModelFileNotFoundError
             raise ModelFileNotFoundError(f"No .npz state dict at {source}.")
+        if not os.path.isfile(fileobj):
+            raise ValueError(f"Cannot load the state dict {source}: it is not a regular file.")
     with file_errors(source, "Cannot load the state dict"):
         with NpzReader(fileobj) as npz:
             stand_ins = {k: np.broadcast_to(np.zeros((), h.dtype), h.shape)

@@ -182,6 +182,22 @@ def test_from_keras_truncated_archive(seeds, tmp_path):
             cylstm.from_keras(str(out))
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+@pytest.mark.parametrize("load", [cylstm.models.load_model, cylstm.from_keras,
+                                  cylstm.from_onnx, nn.LSTM.from_torch])
+def test_non_regular_files_are_refused(load):
+    with pytest.raises(ValueError, match="not a regular file"):
+        load("/dev/zero")
+
+
+def test_missing_files(tmp_path):
+    from cylstm.saving import ModelFileNotFoundError
+    for load in (cylstm.models.load_model, cylstm.from_keras, cylstm.from_onnx,
+                 nn.LSTM.from_torch, nn.LSTMCell.from_torch):
+        with pytest.raises(ModelFileNotFoundError):
+            load(str(tmp_path / "missing.bin"))
+
+
 def test_argument_errors_stay_type_errors(seeds):
     with pytest.raises(TypeError):
         cylstm.from_keras(str(seeds["weights.h5"]), model="not a model")
