@@ -4,7 +4,7 @@
     python -m tests.fuzz.run --seconds 600 --target load_model
     # the malformed-file corpus, each file in a child with a timeout and a memory cap
     python -m tests.fuzz.run --corpus
-    # CI: the corpus pass plus a few seconds of every target (about a minute)
+    # CI: the corpus pass plus 3 s of each target (about a minute and a half)
     python -m tests.fuzz.run --ci
 
 Targets: load_model (.cylstm), from_keras (.keras), from_keras_h5 (.h5),
@@ -43,7 +43,7 @@ def seeds_for(target, corpus_dir):
     return work
 
 
-def fuzz_target(target, seconds, corpus_dir, artifacts, rss_limit_mb=2048, timeout=20):
+def fuzz_target(target, seconds, corpus_dir, artifacts, rss_limit_mb=1024, timeout=20):
     """Run one atheris target for ``seconds``; returns (ok, summary line)."""
     work = seeds_for(target, corpus_dir)
     prefix = pathlib.Path(artifacts) / f"{target}-"
@@ -60,12 +60,14 @@ def fuzz_target(target, seconds, corpus_dir, artifacts, rss_limit_mb=2048, timeo
                           timeout=seconds + 4 * timeout + 120)
     elapsed = time.monotonic() - start
     log = proc.stderr
-    runs = [line for line in log.splitlines() if "stat::number_of_executed_units" in line]
-    executed = runs[-1].split(":")[-1].strip() if runs else "?"
+    def stat(name):
+        found = [line for line in log.splitlines() if f"stat::{name}" in line]
+        return found[-1].split(":")[-1].strip() if found else "?"
+    executed, peak = stat("number_of_executed_units"), stat("peak_rss_mb")
     shutil.rmtree(work, ignore_errors=True)
     ok = proc.returncode == 0
     summary = (f"{target}: {'ok' if ok else 'FAILED'} after {elapsed:.0f} s, "
-               f"{executed} inputs executed")
+               f"{executed} inputs executed, peak RSS {peak} MB")
     if not ok:
         summary += "\n" + log[-6000:]
     return ok, summary
@@ -89,7 +91,7 @@ def main(argv=None):
                         help="atheris: seconds per target")
     parser.add_argument("--corpus", action="store_true", help="run the corpus pass")
     parser.add_argument("--ci", action="store_true",
-                        help="corpus pass + 5 s of each target (about a minute)")
+                        help="corpus pass + 3 s of each target")
     parser.add_argument("--random", type=int, default=20, help="random mutants per seed")
     parser.add_argument("--case-timeout", type=float, default=20.0)
     parser.add_argument("--artifacts", default="fuzz-artifacts")
@@ -97,7 +99,7 @@ def main(argv=None):
     ok = True
     if args.ci:
         args.corpus = True
-        args.seconds = args.seconds or 5
+        args.seconds = args.seconds or 3
         args.random = min(args.random, 10)
     if args.corpus:
         good, text = corpus(args.random, args.case_timeout)
