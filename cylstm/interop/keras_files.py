@@ -496,11 +496,18 @@ def _from_archive(path, source, model):
             config = _parse_json(zf.read(_ARCHIVE_CONFIG), source, "'config.json'")
             weights_size = (zf.getinfo(_ARCHIVE_WEIGHTS).file_size
                             if _ARCHIVE_WEIGHTS in names else 0)
-            if model is None:
+            if model is None and _ARCHIVE_WEIGHTS in names:
                 # Unsupported layers fail first; no config declares more values
                 # than the weights file can hold (2 bytes each at least).
-                model = _model_from_config(config, source, budget=weights_size // 2
-                                           if _ARCHIVE_WEIGHTS in names else None)
+                model = _model_from_config(config, source, budget=weights_size // 2)
+            elif model is None:
+                # No weights to load: check the config (unsupported layers are
+                # named first) without allocating any weight for it.
+                try:
+                    with deferred_weights(0):
+                        _convert_model_config(config, source)
+                except WeightBudgetError:
+                    pass
             if _ARCHIVE_WEIGHTS not in names:
                 other = sorted(n for n in names if n.startswith("model.weights"))
                 raise ValueError(f"{source}: no '{_ARCHIVE_WEIGHTS}' in the archive"

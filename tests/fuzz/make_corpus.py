@@ -159,6 +159,13 @@ def keras_files(seed, out):
     config = json.loads(members["config.json"])
     for label, raw in _config_mutants(config):
         _replace(seed, out / f"cfg_{label}.keras", "config.json", raw)
+    # no weights member, and a config declaring a large model (found by fuzzing:
+    # it was built, random weights and all, before the missing member was noticed)
+    big = re.sub(r'"units": \d+', '"units": 30000', members["config.json"].decode())
+    _write_zip(out / "no_weights_big_config.keras",
+               [("config.json", big.encode(), zipfile.ZIP_DEFLATED),
+                ("metadata.json", members["metadata.json"], zipfile.ZIP_STORED),
+                ("model.weights.h2", members["model.weights.h5"], zipfile.ZIP_STORED)])
     _replace(seed, out / "extra_member_bomb.keras", "config.json", members["config.json"],
              extra=[("padding.bin", bytes(64 * 2**20), zipfile.ZIP_DEFLATED)])
     _write_zip(out / "weights_bomb.keras",
