@@ -14,7 +14,6 @@ import json
 import os
 import tempfile
 import zipfile
-import zlib
 
 import numpy as np
 

@@ -14,7 +14,6 @@ process under a timeout and a memory cap.
 import argparse
 import io
 import json
-import os
 import pathlib
 import random
 import re
@@ -153,8 +152,6 @@ def cylstm_files(seed, out):
 
 
 def keras_files(seed, out):
-    import h5py
-
     members = dict((i.filename, d) for i, d in _zip_members(seed))
     config = json.loads(members["config.json"])
     for label, raw in _config_mutants(config):
@@ -276,7 +273,6 @@ def h5_files(seed, out, suffix):
 
 def onnx_files(seed, out):
     import onnx
-    from onnx import numpy_helper
 
     model = onnx.load(seed)
 
@@ -288,7 +284,6 @@ def onnx_files(seed, out):
         m.CopyFrom(model)
         fn(m)
         return m
-    w = model.graph.initializer[0]
 
     def external(location, length=None, offset=None):
         def fn(m):
@@ -364,7 +359,6 @@ def onnx_files(seed, out):
     data = model.SerializeToString()
     (out / "truncated.onnx").write_bytes(data[: len(data) // 2])
     (out / "garbage.onnx").write_bytes(b"\x0a\xff\xff\xff\xff\x0f" + data)
-    del w, numpy_helper
 
 
 def npz_files(seed, out):

@@ -4,7 +4,6 @@
 The memory cases run in a forked child under an address-space cap
 (tests/fuzz/cases.py), so an allocation the loader should not make fails
 the test instead of the machine."""
-import io
 import json
 import os
 import pathlib
