@@ -29,7 +29,15 @@ chunk size) and local heaps declare lengths that libhdf5 allocates before it
 reads them (a 17 KB file allocated 4 GB). ``check_metadata_lengths`` finds
 those structures (from the superblock, and by signature) and refuses a length
 larger than the file.
+
+Known libhdf5 allocation of a declared size on read: a variable-length string
+attribute (Keras's ``model_config``) keeps, in the attribute's data, a
+4-byte length that libhdf5 allocates before it fetches the string (a 20 KB
+file allocated 4 GB). ``check_vlen_attribute`` finds the attribute's message
+in the file's bytes by name and refuses lengths larger than the file; an
+attribute whose message cannot be found is not read.
 """
+import contextlib
 import mmap
 import os
 import re
@@ -94,8 +102,13 @@ def check_dataset(ds, where, file_size):
     return count
 
 
-def check_attribute(obj, name, where):
-    """Refuse an attribute whose stored size is beyond any Keras attribute."""
+def check_attribute(obj, name, where, data=None):
+    """Refuse an attribute whose stored size is beyond any Keras attribute, or a
+    variable-length one whose declared lengths ``data`` (the file's bytes)
+    does not vouch for. The loaders pass ``data`` for every attribute of the
+    file (``check_structure``) before reading any."""
+    import h5py
+
     attr = obj.attrs.get_id(name)
     try:
         stored = attr.get_storage_size()
@@ -107,12 +120,17 @@ def check_attribute(obj, name, where):
     kind = attr.dtype.kind
     if kind not in "biufSUO":
         raise HDF5StructureError(f"attribute {name!r} of {where!r} has dtype {attr.dtype}")
+    vlen = isinstance(attr.get_type(), h5py.h5t.TypeVlenID) or (
+        isinstance(attr.get_type(), h5py.h5t.TypeStringID) and attr.get_type().is_variable_str())
+    if vlen and data is not None:
+        check_vlen_attribute(data, name)
 
 
-def check_structure(root, file_size):
+def check_structure(root, file_size, data=None):
     """Walk every object under ``root`` through hard links only; check each
-    dataset and attribute. Returns the number of values in float datasets
-    (what the file can hold as weights)."""
+    dataset and attribute (``data``: the file's bytes, for variable-length
+    attributes). Returns the number of values in float datasets (what the
+    file can hold as weights)."""
     import h5py
 
     state = {"objects": 0, "values": 0}
@@ -122,7 +140,7 @@ def check_structure(root, file_size):
             raise HDF5StructureError(f"groups are nested more than {MAX_DEPTH} deep at "
                                      f"{path!r} (a cycle of hard links?)")
         for name in list(group.attrs):
-            check_attribute(group, name, path)
+            check_attribute(group, name, path, data)
         for name in group:
             where = f"{path.rstrip('/')}/{name}"
             link = group.get(name, getlink=True)
@@ -137,7 +155,7 @@ def check_structure(root, file_size):
                 visit(obj, where, depth + 1)
             elif isinstance(obj, h5py.Dataset):
                 for attr in list(obj.attrs):
-                    check_attribute(obj, attr, where)
+                    check_attribute(obj, attr, where, data)
                 count = check_dataset(obj, where, file_size)
                 if obj.dtype.kind == "f":
                     state["values"] += count
@@ -209,13 +227,15 @@ def check_global_heaps(data):
             p += need
 
 
-def check_file(path):
-    """``check_file_bytes`` on a file, mapped rather than read."""
+@contextlib.contextmanager
+def mapped(path):
+    """The file's bytes, mapped rather than read (b"" for an empty file)."""
     with open(path, "rb") as f:
         if os.fstat(f.fileno()).st_size == 0:
+            yield b""
             return
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            check_file_bytes(data)
+            yield data
 
 
 def _superblock(data):
@@ -281,3 +301,65 @@ def check_file_bytes(data):
     """The byte-level checks made before libhdf5 opens the file."""
     check_metadata_lengths(data)
     check_global_heaps(data)
+
+
+def _vlen_lengths(data, at, name_size, version):
+    """The declared lengths of the elements of the attribute message whose
+    name starts at ``at``, or None when the bytes there are not one."""
+    lengths = _size_of_lengths(data) or 8
+    if version == 1:
+        header = at - 8
+        pad = lambda n: (n + 7) // 8 * 8  # noqa: E731 - version 1 pads to 8 bytes
+    elif version == 2:
+        header = at - 8
+        pad = lambda n: n  # noqa: E731
+    else:
+        header = at - 9
+        pad = lambda n: n  # noqa: E731
+    if header < 0 or _read_uint(data, header, 1) != version \
+            or _read_uint(data, header + 2, 2) != name_size:
+        return None
+    dt_size = _read_uint(data, header + 4, 2)
+    ds_size = _read_uint(data, header + 6, 2)
+    dt = at + pad(name_size)
+    ds = dt + pad(dt_size)
+    values = ds + pad(ds_size)
+    if _read_uint(data, dt, 1) is None or (data[dt] & 0x0F) != 9:
+        return None   # not a variable-length type
+    rank = _read_uint(data, ds + 1, 1)
+    ds_version = _read_uint(data, ds, 1)
+    if rank is None or ds_version not in (1, 2) or rank > 32:
+        return None
+    dims_at = ds + (8 if ds_version == 1 else 4)
+    count = 1
+    for k in range(rank):
+        d = _read_uint(data, dims_at + k * lengths, lengths)
+        if d is None:
+            return None
+        count *= d
+    offsets = 8
+    element = 4 + offsets + 4
+    if count > len(data) // element:
+        return [len(data) + 1]   # more elements than the file can hold
+    return [_read_uint(data, values + k * element, 4) for k in range(count)]
+
+
+def check_vlen_attribute(data, name):
+    """Refuse a variable-length attribute whose message (found by its name in
+    the file's bytes) declares a length beyond the file, or cannot be found."""
+    key = name.encode("utf-8") + b"\x00"
+    found = False
+    for m in re.finditer(re.escape(key), data):
+        for version in (1, 2, 3):
+            lengths = _vlen_lengths(data, m.start(), len(key), version)
+            if lengths is None:
+                continue
+            found = True
+            for n in lengths:
+                if n is None or n > len(data):
+                    raise HDF5StructureError(f"attribute {name!r} declares a "
+                                             f"variable-length value of {n} bytes in a file "
+                                             f"of {len(data)}")
+    if not found:
+        raise HDF5StructureError(f"attribute {name!r} is variable-length and its message "
+                                 "is not where HDF5 keeps it; not read")

@@ -57,8 +57,7 @@ from .._loading import file_errors
 from .._npz import NpzError, check_member_sizes
 from ..layers import Bidirectional, Dense, Dropout, Embedding, LSTM, Masking
 from ..layers.base import Layer, WeightBudgetError, deferred_weights
-from .hdf5_checks import (check_attribute, check_file, check_file_bytes, check_structure,
-                          read_weight)
+from .hdf5_checks import check_file_bytes, check_structure, mapped, read_weight
 
 __all__ = ["from_keras", "SUPPORTED_LAYERS"]
 
@@ -373,13 +372,12 @@ def _load_keras3_weights(f, layers, source):
 
 def _attr_strings(group, name):
     """A list-of-strings attribute, joining Keras's chunks ``name0``, ``name1``, ..."""
+    # Every attribute of the file passed check_structure before this reads it.
     if name in group.attrs:
-        check_attribute(group, name, group.name)
         values = list(np.atleast_1d(group.attrs[name]))
     else:
         values, i = [], 0
         while f"{name}{i}" in group.attrs:
-            check_attribute(group, f"{name}{i}", group.name)
             values.extend(np.atleast_1d(group.attrs[f"{name}{i}"]))
             i += 1
     return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values]
@@ -526,7 +524,7 @@ def _from_archive(path, source, model):
     check_file_bytes(weights)
     try:
         with h5py.File(io.BytesIO(weights), "r") as f:
-            check_structure(f, len(weights))
+            check_structure(f, len(weights), weights)
             return _finish(config, lambda layers: _load_keras3_weights(f, layers, source),
                            model, source)
     except (OSError, KeyError, RuntimeError) as e:
@@ -547,10 +545,15 @@ def _from_folder(path, source, model):
     weights_size = os.path.getsize(weights_path)
     if model is None:
         model = _model_from_config(config, source, budget=weights_size // 2)
-    check_file(weights_path)
+    with mapped(weights_path) as data:
+        check_file_bytes(data)
+        return _finish_folder(h5py, weights_path, weights_size, data, config, model, source)
+
+
+def _finish_folder(h5py, weights_path, weights_size, data, config, model, source):
     try:
         with h5py.File(weights_path, "r") as f:
-            check_structure(f, weights_size)
+            check_structure(f, weights_size, data)
             return _finish(config, lambda layers: _load_keras3_weights(f, layers, source),
                            model, source)
     except (OSError, KeyError, RuntimeError) as e:
@@ -571,11 +574,16 @@ def _hdf5_layout(f):
 def _from_hdf5(path, source, model):
     """A legacy ``.h5`` model, or a weights-only file (Keras 3 or legacy layout)."""
     h5py = _require_h5py()
-    check_file(path)
+    with mapped(path) as data:
+        check_file_bytes(data)
+        return _read_hdf5(h5py, path, data, source, model)
+
+
+def _read_hdf5(h5py, path, data, source, model):
     try:
         with h5py.File(path, "r") as f:
             size = os.path.getsize(path)
-            budget = check_structure(f, size)
+            budget = check_structure(f, size, data)
             layout = _hdf5_layout(f)
             if layout is None:
                 raise ValueError(f"{source}: an HDF5 file, but not a Keras model or weights "

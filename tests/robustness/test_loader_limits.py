@@ -234,6 +234,16 @@ def test_hdf5_metadata_length_past_the_file_is_refused():
     assert "driver information block declares 4294967295 bytes" in detail
 
 
+@needs_fork
+def test_hdf5_vlen_attribute_length_past_the_file_is_refused():
+    """Found by the from_keras_h5 fuzz target: a variable-length string
+    attribute (layer_names) declaring a 4 GB string made libhdf5 allocate it
+    before finding the string was not there."""
+    outcome, detail = cases.run_case(DATA / "vlen_length_4gb.h5", timeout=60)
+    assert outcome == "refused", (outcome, detail)
+    assert "declares a variable-length value of 4244635655 bytes" in detail
+
+
 @pytest.mark.parametrize("suffix", [".h5", ".weights.h5"])
 def test_h5_links_and_external_storage_refused(seeds, tmp_path, suffix):
     make_corpus.h5_files(seeds[suffix[1:]], tmp_path, suffix)
