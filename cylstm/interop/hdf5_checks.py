@@ -102,7 +102,7 @@ def check_dataset(ds, where, file_size):
     return count
 
 
-def check_attribute(obj, name, where, data=None):
+def check_attribute(obj, name, where, data=None, checked=None):
     """Refuse an attribute whose stored size is beyond any Keras attribute, or a
     variable-length one whose declared lengths ``data`` (the file's bytes)
     does not vouch for. The loaders pass ``data`` for every attribute of the
@@ -122,8 +122,10 @@ def check_attribute(obj, name, where, data=None):
         raise HDF5StructureError(f"attribute {name!r} of {where!r} has dtype {attr.dtype}")
     vlen = isinstance(attr.get_type(), h5py.h5t.TypeVlenID) or (
         isinstance(attr.get_type(), h5py.h5t.TypeStringID) and attr.get_type().is_variable_str())
-    if vlen and data is not None:
-        check_vlen_attribute(data, name)
+    if vlen and data is not None and (checked is None or name not in checked):
+        check_vlen_attribute(data, name)   # every message of that name at once
+        if checked is not None:
+            checked.add(name)
 
 
 def check_structure(root, file_size, data=None):
@@ -134,13 +136,14 @@ def check_structure(root, file_size, data=None):
     import h5py
 
     state = {"objects": 0, "values": 0}
+    checked = set()
 
     def visit(group, path, depth):
         if depth > MAX_DEPTH:
             raise HDF5StructureError(f"groups are nested more than {MAX_DEPTH} deep at "
                                      f"{path!r} (a cycle of hard links?)")
         for name in list(group.attrs):
-            check_attribute(group, name, path, data)
+            check_attribute(group, name, path, data, checked)
         for name in group:
             where = f"{path.rstrip('/')}/{name}"
             link = group.get(name, getlink=True)
@@ -155,7 +158,7 @@ def check_structure(root, file_size, data=None):
                 visit(obj, where, depth + 1)
             elif isinstance(obj, h5py.Dataset):
                 for attr in list(obj.attrs):
-                    check_attribute(obj, attr, where, data)
+                    check_attribute(obj, attr, where, data, checked)
                 count = check_dataset(obj, where, file_size)
                 if obj.dtype.kind == "f":
                     state["values"] += count
