@@ -22,6 +22,7 @@ import numpy as np
 
 from . import activations as _activations
 from ._kernels import reference
+from ._validation import check_sequence_sizes
 from ._threads import current_threads, one_blas_thread, run_parallel, split
 
 
@@ -238,6 +239,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, *, projection=None,
     H = c0.shape[1]
     P = h0.shape[1]
     G = 4 * H
+    check_sequence_sizes(T, B, I, H, P)
     if bias is None:
         bias = np.zeros(G, dtype)
     mask8 = _as_mask(mask, B, T, time_major)
@@ -258,7 +260,12 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, *, projection=None,
     if return_sequences:
         seq = np.empty((T, B, P) if time_major else (B, T, P), dtype)
     if B == 0:
-        return seq, last, h, c, None
+        cache = None
+        if training:   # nothing to backpropagate: zero gradients of the right shapes
+            cache = ForwardCache(None, None, dict(
+                kernel=kernel, recurrent_kernel=recurrent_kernel, projection=projection,
+                time_major=time_major, shape=(T, B, I, H, P), dtype=dtype))
+        return seq, last, h, c, cache
     slices = row_slices(B, T * B * G * (I + P))
     fused = _fused_gates(dtype, act_code, rec_code)
 
@@ -517,6 +524,15 @@ def lstm_backward(cache, d_seq=None, d_last=None, d_h=None, d_c=None, need_dx=Tr
     T, B, I, H, P = opt["shape"]
     dtype = opt["dtype"]
     time_major = opt["time_major"]
+
+    if B == 0:   # an empty batch: every gradient is zero
+        proj = opt["projection"]
+        return dict(
+            dx=np.zeros((T, 0, I) if time_major else (0, T, I), dtype) if need_dx else None,
+            dh0=np.zeros((0, P), dtype), dc0=np.zeros((0, H), dtype),
+            kernel=np.zeros_like(opt["kernel"]),
+            recurrent_kernel=np.zeros_like(opt["recurrent_kernel"]),
+            bias=np.zeros(4 * H, dtype), projection=None if proj is None else np.zeros_like(proj))
 
     if cache.reference_cache is not None:
         seq = None
