@@ -4,7 +4,7 @@
     python -m tests.fuzz.run --seconds 600 --target load_model
     # the malformed-file corpus, each file in a child with a timeout and a memory cap
     python -m tests.fuzz.run --corpus
-    # CI: the corpus pass plus 3 s of each target (about a minute and a half)
+    # CI: the corpus pass plus 3 s of each target (under a minute)
     python -m tests.fuzz.run --ci
 
 Targets: load_model (.cylstm), from_keras (.keras), from_keras_h5 (.h5),
