@@ -101,8 +101,9 @@ def predict(model: Any, data: Any, *, batch_size: Optional[int] = None,
         (``dask.compute(out, h, c)``) so that each chunk runs once.
 
     Bit for bit: each chunk's rows are computed by the same calls as in one
-    process: ``predict`` results equal ``model.predict(x,
-    batch_size=batch_size)``. A called model's rows equal ``model(x)`` in
+    process: ``predict`` results equal
+    ``model.predict(x, batch_size=batch_size)``. A called model's rows equal
+    ``model(x)`` in
     float64 always; in float32 cylstm picks its recurrent product by the
     number of rows in a call (1 row, 4-256 rows, more), so the rows equal
     those of ``model(x)`` when the chunks and ``x`` fall in the same range
