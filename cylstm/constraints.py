@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
-import inspect
 import re
 
 import numpy as np

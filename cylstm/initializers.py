@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, Optional, Sequence, Tuple, Type, Union
 
-import inspect
 import math
 import numbers
 import re
