@@ -22,14 +22,45 @@ import numpy as np
 
 from . import activations as _activations
 from ._kernels import reference
-from ._kernels.lstm_backward import lstm_backward_steps as _backward_steps_kernel
-from ._kernels.lstm_backward import lstm_backward_weights as _backward_weights_kernel
-from ._kernels.lstm_forward import lstm_forward as _forward_kernel
-from ._kernels.lstm_forward import lstm_forward_ext as _forward_ext_kernel
-from ._kernels.lstm_forward import pack_recurrent
-from ._kernels.lstm_forward import project_inputs as _project_kernel
-from ._kernels.lstm_forward import project_inputs_gates as _project_gates_kernel
 from ._threads import current_threads, one_blas_thread, run_parallel, split
+
+
+# The compiled kernels load on their first call, not with `import cylstm`:
+# they import scipy.linalg (for its BLAS), which takes longer than numpy.
+def _backward_steps_kernel(*args, **kwargs):
+    from ._kernels.lstm_backward import lstm_backward_steps
+    return lstm_backward_steps(*args, **kwargs)
+
+
+def _backward_weights_kernel(*args, **kwargs):
+    from ._kernels.lstm_backward import lstm_backward_weights
+    return lstm_backward_weights(*args, **kwargs)
+
+
+def _forward_kernel(*args, **kwargs):
+    from ._kernels.lstm_forward import lstm_forward
+    return lstm_forward(*args, **kwargs)
+
+
+def _forward_ext_kernel(*args, **kwargs):
+    from ._kernels.lstm_forward import lstm_forward_ext
+    return lstm_forward_ext(*args, **kwargs)
+
+
+def pack_recurrent(*args, **kwargs):
+    from ._kernels.lstm_forward import pack_recurrent
+    return pack_recurrent(*args, **kwargs)
+
+
+def _project_kernel(*args, **kwargs):
+    from ._kernels.lstm_forward import project_inputs
+    return project_inputs(*args, **kwargs)
+
+
+def _project_gates_kernel(*args, **kwargs):
+    from ._kernels.lstm_forward import project_inputs_gates
+    return project_inputs_gates(*args, **kwargs)
+
 
 # Elements of the gate block of one chunk of timesteps (inference). Keeps the
 # input projection's output in cache and memory flat in T.

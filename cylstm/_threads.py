@@ -18,9 +18,6 @@ import contextvars
 import functools
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
-
-from threadpoolctl import ThreadpoolController
 
 
 @functools.lru_cache(maxsize=None)
@@ -44,6 +41,7 @@ def _get_controller():
     global _controller
     if _controller is None:
         import scipy.linalg.cython_blas  # noqa: F401  (load the BLAS first)
+        from threadpoolctl import ThreadpoolController  # not at import: not needed there
         _controller = ThreadpoolController()
     return _controller
 
@@ -180,6 +178,7 @@ def run_parallel(tasks):
         return
     with _lock:
         if _pool is None:
+            from concurrent.futures import ThreadPoolExecutor  # not at import (logging, queue)
             _pool = ThreadPoolExecutor(max_workers=max(_cpu_count(), 2),
                                        thread_name_prefix="cylstm")
     futures = [_pool.submit(task) for task in tasks[1:]]

@@ -14,7 +14,6 @@ import numbers
 import re
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 from ._serialization import Registry
 from ._typing import Array, ArrayLike, Config, DTypeLike, IdentifierLike, ShapeLike
 
@@ -413,6 +412,7 @@ class Orthogonal(RandomInitializer):
         a = _normal(_rng(self.seed), (max(rows, cols), min(rows, cols)), 0.0, 1.0, dtype)
         # One BLAS thread: a threaded QR leaves NumPy's BLAS threads spinning
         # for a while, on the cores the layer's first calls then want.
+        from threadpoolctl import threadpool_limits  # not at import: only this needs it
         with threadpool_limits(limits=1, user_api="blas"):
             q, r = np.linalg.qr(a)
         # Fix the signs so that Q is uniformly (Haar) distributed.

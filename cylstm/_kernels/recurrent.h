@@ -20,7 +20,10 @@
 
 #include <string.h>
 
-#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+/* The kernels need GCC/clang's target attribute and __builtin_cpu_supports
+ * on x86-64 (Linux glibc or musl, macOS); MSVC and clang-cl (_MSC_VER) lack
+ * them, and aarch64 has neither instruction set: those use scipy's gemm. */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(_MSC_VER)
 #define CYL_HAVE_X86_KERNELS 1
 #include <immintrin.h>
 #else

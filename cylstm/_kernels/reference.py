@@ -21,7 +21,6 @@ ONNX's extras (inference only, the twin of ``lstm_forward_ext``):
 and ``input_forget`` (f = 1 - i).
 """
 import numpy as np
-from scipy.special import erf
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
@@ -46,6 +45,13 @@ def _sigmoid_grad(z):
 def _tanh_grad(z):
     e = np.exp(-2 * np.abs(z))
     return np.where(np.abs(z) < 0.625, 1 - np.tanh(z) ** 2, 4 * e / (1 + e) ** 2)
+
+
+def erf(z):
+    """scipy.special.erf, imported on first use: scipy.special costs more to
+    import than numpy itself, and only gelu needs it."""
+    from scipy.special import erf as _erf
+    return _erf(z)
 
 
 def _gelu(z):

@@ -19,7 +19,6 @@ from .. import activations as _activations
 from .. import constraints as _constraints
 from .. import initializers as _initializers
 from .. import regularizers as _regularizers
-from .._kernels.lstm_step import StepKernel
 from .._validation import (as_float_array, check_bool, check_fraction, check_mask,
                            check_positive_int)
 from .base import Layer
@@ -253,6 +252,7 @@ class LSTMCell(Layer):
             if act is None or rec is None:
                 return None
             bias = self._params["bias"] if self.use_bias else np.zeros(4 * self.units, self.dtype)
+            from .._kernels.lstm_step import StepKernel  # loads scipy.linalg: not at import
             k = StepKernel(self._params["kernel"], self._params["recurrent_kernel"], bias, None,
                            act, rec, batch, _ops._fused_gates(np.dtype(self.dtype), act, rec))
             self._stepper = k

@@ -44,7 +44,6 @@ import numpy as np
 from .. import _ops
 from .. import _pickling
 from .. import activations as _activations
-from .._kernels.lstm_step import StepKernel
 from .._validation import as_float_array, standardize_dtype
 from .._typing import Array, ArrayLike, DTypeLike
 
@@ -974,6 +973,7 @@ class LSTMCell(_Module):
         k = self._stepper
         if k is None or k.batch != x.shape[0]:
             tanh, sigmoid = _activations.KERNEL_CODES["tanh"], _activations.KERNEL_CODES["sigmoid"]
+            from .._kernels.lstm_step import StepKernel  # loads scipy.linalg: not at import
             k = self._stepper = StepKernel(
                 slot.kernel, slot.recurrent, self._step_bias, None, tanh, sigmoid, x.shape[0],
                 _ops._fused_gates(self.dtype, tanh, sigmoid))

@@ -19,6 +19,8 @@ SECTION = "## Serving a PyTorch-trained LSTM"
 
 def _blocks(name):
     """The two python blocks of the serving section: (save, serve)."""
+    if not (ROOT / name).is_file():  # tests run from an installed wheel, out of a checkout
+        pytest.skip(f"needs {name} of a cylstm checkout")
     text = (ROOT / name).read_text(encoding="utf-8")
     start = text.index(SECTION)
     end = text.find("\n## ", start + len(SECTION))
