@@ -36,6 +36,10 @@ _global = None
 _controller = None
 _lock = threading.Lock()
 _pool = None
+# Held while a backward pass adds its weight gradients into a layer's grads:
+# threads training one layer (or one model) at once then lose no update.
+# One lock for all layers: the adds are short next to the backward pass.
+GRADIENT_LOCK = threading.Lock()
 
 
 def _get_controller():

@@ -12,13 +12,20 @@ def standardize_dtype(dtype, argument="dtype"):
     if dtype is None:
         return "float32"
     if isinstance(dtype, dict):  # Keras 3 writes {"class_name": "DTypePolicy", "config": {"name": ...}}
-        dtype = dtype.get("config", {}).get("name", dtype.get("name"))
+        inner = dtype.get("config")
+        dtype = inner.get("name") if isinstance(inner, dict) else dtype.get("name")
     name = getattr(dtype, "name", dtype)
+    if not isinstance(name, (str, type, np.dtype)):
+        raise TypeError(f"Received an invalid value for argument `{argument}`: "
+                        f"expected 'float32' or 'float64', got {dtype!r}.")
     try:
         name = np.dtype(name).name
-    except TypeError:
-        raise TypeError(f"Received an invalid value for argument `{argument}`: "
-                        f"expected 'float32' or 'float64', got {dtype!r}.") from None
+    except Exception as e:  # numpy's parser lets out TypeError, SyntaxError ('f4,('), ...
+        if isinstance(e, TypeError) and not isinstance(name, str):
+            raise TypeError(f"Received an invalid value for argument `{argument}`: "
+                            f"expected 'float32' or 'float64', got {dtype!r}.") from None
+        raise ValueError(f"Received an invalid value for argument `{argument}`: "
+                         f"expected 'float32' or 'float64', got {dtype!r}.") from None
     if name not in FLOAT_DTYPES:
         raise ValueError(f"Received an invalid value for argument `{argument}`: expected "
                          f"'float32' or 'float64', got {name!r}. Mixed precision is not supported.")
@@ -80,3 +87,55 @@ def check_mask(mask, expected_shape, argument="mask"):
     if m.shape != tuple(expected_shape):
         raise ValueError(f"`{argument}` must have shape {tuple(expected_shape)}, got {m.shape}.")
     return m.astype(bool, copy=False)
+
+
+# The compiled kernels index with C int: every count and every product of
+# counts that sizes one array or one loop must stay below 2**31.
+C_INT_MAX = 2**31 - 1
+
+
+def _check_products(named, what):
+    for label, value in named:
+        if value > C_INT_MAX:
+            raise ValueError(f"{what}: {label} = {value} exceeds the kernels' limit of "
+                             f"{C_INT_MAX} (2**31 - 1) per array or loop.")
+
+
+def check_weight_sizes(input_size, units, output_size, name="layer"):
+    """ValueError (before any allocation) when an LSTM of these sizes has a
+    weight matrix or a gate row the kernels cannot index."""
+    G = 4 * int(units)
+    _check_products([("4*units", G), ("input_size*4*units", int(input_size) * G),
+                     ("output_size*4*units", int(output_size) * G),
+                     ("units*output_size", int(units) * int(output_size))],
+                    f"LSTM {name!r} is too large")
+
+
+def check_sequence_sizes(T, B, I, H, P):
+    """ValueError (before any allocation) when a call of T steps over B rows
+    has a size the kernels cannot index."""
+    G = 4 * H
+    widest = max(I, G, P, 1)
+    _check_products([("timesteps", T), ("batch", B), ("timesteps*batch", T * B),
+                     ("batch*max(features, 4*units)", B * widest)],
+                    f"An LSTM call on {T} timesteps x {B} rows x {I} features")
+
+
+def check_input_sizes(inputs, units, output_size=None, time_major=False, two_d="cell"):
+    """``check_sequence_sizes`` on the raw input's shape, before it is converted
+    and before any state is allocated for it. A 2-D input is one step of a
+    batch (``two_d='cell'``) or an unbatched sequence (``two_d='sequence'``)."""
+    shape = getattr(inputs, "shape", None)
+    if not isinstance(shape, tuple):
+        try:
+            shape = np.shape(inputs)
+        except Exception:  # noqa: BLE001 - ragged input: the conversion reports it
+            return
+    if len(shape) == 3:
+        T, B = (shape[0], shape[1]) if time_major else (shape[1], shape[0])
+    elif len(shape) == 2:
+        T, B = (1, shape[0]) if two_d == "cell" else (shape[0], 1)
+    else:
+        return
+    check_sequence_sizes(int(T), int(B), int(shape[-1]), int(units),
+                         int(output_size or units))

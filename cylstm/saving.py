@@ -14,9 +14,11 @@ import json
 import os
 import tempfile
 import zipfile
-import zlib
 
 import numpy as np
+
+from ._loading import file_errors
+from ._npz import NpzError, NpzReader, check_member_sizes
 
 __all__ = ["save_model", "load_model", "FORMAT_NAME", "FORMAT_VERSION"]
 
@@ -24,7 +26,7 @@ FORMAT_NAME = "cylstm.model"
 FORMAT_VERSION = 1
 CONFIG_MEMBER = "config.json"
 WEIGHTS_MEMBER = "weights.npz"
-MAX_CONFIG_BYTES = 64 * 2**20   # a config larger than this is not ours
+MAX_CONFIG_BYTES = 16 * 2**20   # a config larger than this is not ours
 
 
 class ModelFileNotFoundError(FileNotFoundError, ValueError):
@@ -145,7 +147,7 @@ def save_model(model, filepath, overwrite=True, **kwargs):
 
 # -- reading -------------------------------------------------------------------------
 
-class _Bad(Exception):
+class _Bad(ValueError):
     """Internal: what is wrong with the file (turned into ValueError with the path)."""
 
 
@@ -171,6 +173,8 @@ def _parse_config(raw):
         config = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise _Bad(f"config.json is not valid JSON ({e})") from None
+    except RecursionError:
+        raise _Bad("config.json is nested too deeply to be a cylstm config") from None
     if not isinstance(config, dict):
         raise _Bad("config.json does not hold a JSON object")
     if config.get("format") != FORMAT_NAME:
@@ -191,81 +195,103 @@ def _parse_config(raw):
     return config
 
 
-def _load_arrays(raw):
-    try:
-        with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
-    except ValueError as e:
-        raise _Bad(f"weights.npz holds data that cannot be read without unpickling or is "
-                   f"malformed ({e})") from None
-    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
-        raise _Bad(f"weights.npz is corrupt ({e})") from None
+def _weight_names(config):
+    """The array names the index needs: per layer, and per optimizer slot."""
+    index = config["weights"]
+    entries = index.get("layers")
+    if not isinstance(entries, list):
+        raise _Bad("the weights index has no list of layers")
+    layers = []
+    for k, entry in enumerate(entries):
+        names = entry.get("weights") if isinstance(entry, dict) else None
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise _Bad(f"the weights index entry of layer {k} is malformed")
+        layers.append(names)
+    slots = []
+    state = index.get("optimizer")
+    if state:
+        if not isinstance(state, dict) or not isinstance(state.get("slots"), list):
+            raise _Bad("the optimizer state is malformed")
+        for entry in state["slots"]:
+            arrays = entry.get("arrays") if isinstance(entry, dict) else None
+            if not isinstance(arrays, dict) or not isinstance(entry.get("key"), str) \
+                    or not all(isinstance(m, str) for m in arrays.values()):
+                raise _Bad("the optimizer state is malformed")
+            slots.append(entry)
+    return layers, slots
 
 
-def _restore(config, arrays, compile):
+def _restore(config, npz, compile):
+    """Build the model of ``config`` and read its weights from ``npz`` (an
+    NpzReader): every declared shape is checked before anything is read."""
+    from .layers.base import WeightBudgetError, deferred_weights
     from .models import model_from_config
     model_cfg = config["model"]
     if model_cfg.get("class_name") != "Sequential":
         raise _Bad(f"unsupported model class {model_cfg.get('class_name')!r}")
+    layer_names, slots = _weight_names(config)
+    needed = {n for names in layer_names for n in names}
+    needed |= {m for entry in slots for m in entry["arrays"].values()}
+    missing = sorted(needed - set(npz.headers))
+    if missing:
+        raise _Bad(f"weights.npz lacks weights the index lists: {missing[:5]}")
+    extra = sorted(set(npz.headers) - needed)
+    if extra:
+        raise _Bad(f"weights.npz holds arrays {extra[:5]} that the weights index does not use")
+    budget = sum(npz.headers[n].size for names in layer_names for n in names)
     try:
-        model = model_from_config(model_cfg)
+        # No random weights drawn, and none beyond what the file holds.
+        with deferred_weights(budget):
+            model = model_from_config(model_cfg)
+    except WeightBudgetError as e:
+        raise _Bad(f"the weights in weights.npz do not fit the model's config ({e})") from None
     except (ValueError, TypeError, KeyError) as e:
         raise _Bad(f"the model config cannot be rebuilt ({e})") from None
-    index = config["weights"]
-    entries = index.get("layers")
-    if not isinstance(entries, list) or len(entries) != len(model.layers):
-        raise _Bad(f"the weights index lists {len(entries) if isinstance(entries, list) else 0} "
-                   f"layers but the config has {len(model.layers)}")
-    for layer, entry in zip(model.layers, entries):
-        names = entry.get("weights") if isinstance(entry, dict) else None
-        if not isinstance(names, list):
-            raise _Bad(f"the weights index entry of layer {layer.name!r} is malformed")
-        try:
-            values = [arrays[n] for n in names]
-        except (KeyError, TypeError):
-            raise _Bad(f"weights.npz lacks weights of layer {layer.name!r}") from None
-        for n, v in zip(names, values):
-            if v.dtype.kind != "f":
-                raise _Bad(f"weight {n!r} of layer {layer.name!r} has dtype {v.dtype}, "
-                           "expected float32 or float64")
-        if not layer.built and values:
+    if len(layer_names) != len(model.layers):
+        raise _Bad(f"the weights index lists {len(layer_names)} layers but the config has "
+                   f"{len(model.layers)}")
+    for layer, names in zip(model.layers, layer_names):
+        if not layer.built and names:
             raise _Bad(f"layer {layer.name!r} has weights but the config does not give the "
                        "model's input shape")
-        try:
-            layer.set_weights(values)
-        except ValueError as e:
-            raise _Bad(f"the weights of layer {layer.name!r} do not fit it ({e})") from None
+        targets = layer.weights
+        shapes = [npz.headers[n].shape for n in names]
+        if shapes != [w.shape for w in targets]:
+            raise _Bad(f"the weights of layer {layer.name!r} do not fit it: the file has "
+                       f"shapes {shapes}, the layer needs {[w.shape for w in targets]}")
+    for layer, names in zip(model.layers, layer_names):
+        if names:
+            layer.set_weights([npz.read(n) for n in names])
     compile_config = config.get("compile_config")
     if compile and compile_config:
         try:
             model._compile_from_config(compile_config)
         except (ValueError, TypeError, KeyError) as e:
             raise _Bad(f"the compile config cannot be restored ({e})") from None
-        _restore_optimizer(model, index.get("optimizer"), arrays)
+        _restore_optimizer(model, config["weights"].get("optimizer"), slots, npz)
     return model
 
 
-def _restore_optimizer(model, state, arrays):
+def _restore_optimizer(model, state, slots, npz):
     if not state:
         return
     opt = model.optimizer
     params = {key: var for key, var, _ in model._parameters()}
-    try:
-        iterations = int(state["iterations"])
-        slots = {}
-        for entry in state["slots"]:
-            key = entry["key"]
-            var = params.get(key)
-            restored = {}
-            for name, member in entry["arrays"].items():
-                arr = arrays[member]
-                if var is None or arr.shape != var.shape:
-                    raise _Bad(f"optimizer slot {name!r} of {key!r} does not match the model")
-                restored[name] = arr.astype(var.dtype).copy()
-            slots[key] = restored
-    except (KeyError, TypeError, ValueError) as e:
-        raise _Bad(f"the optimizer state is malformed ({e})") from None
-    opt._slots = slots
+    iterations = state.get("iterations")
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
+        raise _Bad(f"the optimizer state is malformed (iterations {iterations!r})")
+    restored_slots = {}
+    for entry in slots:   # check every shape, then read
+        var = params.get(entry["key"])
+        for name, member in entry["arrays"].items():
+            if var is None or npz.headers[member].shape != var.shape:
+                raise _Bad(f"optimizer slot {name!r} of {entry['key']!r} does not match the "
+                           "model")
+    for entry in slots:
+        var = params[entry["key"]]
+        restored_slots[entry["key"]] = {name: npz.read(member).astype(var.dtype)
+                                        for name, member in entry["arrays"].items()}
+    opt._slots = restored_slots
     opt.iterations = iterations
 
 
@@ -278,27 +304,50 @@ def load_model(filepath, compile=True):
     if os.path.isdir(path):
         raise ValueError(f"Cannot load a cylstm model from {path!r}: it is a directory (a "
                          "TensorFlow SavedModel?), not a cylstm model file.")
+    if not os.path.isfile(path):
+        raise ValueError(f"Cannot load a cylstm model from {path!r}: it is not a regular file.")
+    source = repr(path)
     try:
-        try:
-            zf = zipfile.ZipFile(path)
-        except zipfile.BadZipFile:
-            raise _Bad("it is not a zip archive (corrupt or truncated, or not a model file)") \
-                from None
-        with zf:
-            names = set(zf.namelist())
-            if CONFIG_MEMBER not in names or WEIGHTS_MEMBER not in names:
-                foreign = _foreign_description(names)
-                if foreign:
-                    raise _Bad(foreign)
-                missing = [m for m in (CONFIG_MEMBER, WEIGHTS_MEMBER) if m not in names]
-                raise _Bad(f"the archive has no {' or '.join(map(repr, missing))} member; "
-                           "it is not a cylstm model file")
-            config = _parse_config(_read_member(zf, CONFIG_MEMBER, MAX_CONFIG_BYTES))
-            arrays = _load_arrays(_read_member(zf, WEIGHTS_MEMBER))
-        return _restore(config, arrays, compile)
+        with file_errors(source, "Cannot load a cylstm model from"):
+            return _load(path, compile)
     except _Bad as e:
-        raise ValueError(f"Cannot load a cylstm model from {path!r}: {e}.") from None
-    except (zipfile.BadZipFile, EOFError, zlib.error, OSError, NotImplementedError,
-            RuntimeError) as e:
-        raise ValueError(f"Cannot load a cylstm model from {path!r}: the file is corrupt or "
-                         f"truncated ({type(e).__name__}: {e}).") from None
+        raise ValueError(f"Cannot load a cylstm model from {source}: {e}.") from None
+
+
+def _load(path, compile):
+    try:
+        zf = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        raise _Bad("it is not a zip archive (corrupt or truncated, or not a model file)") \
+            from None
+    with zf:
+        infos = zf.infolist()
+        names = [i.filename for i in infos]
+        if CONFIG_MEMBER not in names or WEIGHTS_MEMBER not in names:
+            foreign = _foreign_description(set(names))
+            if foreign:
+                raise _Bad(foreign)
+            missing = [m for m in (CONFIG_MEMBER, WEIGHTS_MEMBER) if m not in names]
+            raise _Bad(f"the archive has no {' or '.join(map(repr, missing))} member; "
+                       "it is not a cylstm model file")
+        if len(names) != 2:
+            others = sorted(set(n for n in names if n not in (CONFIG_MEMBER, WEIGHTS_MEMBER)))
+            raise _Bad(f"the archive holds members other than {CONFIG_MEMBER!r} and "
+                       f"{WEIGHTS_MEMBER!r} ({others[:5] or 'duplicates'}); a cylstm model "
+                       "file has exactly these two")
+        for info in infos:
+            try:
+                check_member_sizes(info, repr(info.filename))
+            except NpzError as e:
+                raise _Bad(str(e)) from None
+        config = _parse_config(_read_member(zf, CONFIG_MEMBER, MAX_CONFIG_BYTES))
+        with zf.open(WEIGHTS_MEMBER) as wf:
+            try:
+                npz = NpzReader(wf)
+            except NpzError as e:
+                raise _Bad(f"weights.npz: {e}") from None
+            with npz:
+                try:
+                    return _restore(config, npz, compile)
+                except NpzError as e:
+                    raise _Bad(f"weights.npz: {e}") from None

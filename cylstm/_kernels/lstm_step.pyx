@@ -4,6 +4,8 @@
 # comparisons. Per call: z = bias + x @ W + h @ U (two gemv/gemm), the fused
 # gate loop, then c and h. Notation as in lstm_forward.pyx.
 cimport numpy as cnp
+from cpython.pythread cimport (NOWAIT_LOCK, PyThread_acquire_lock, PyThread_allocate_lock,
+                               PyThread_free_lock, PyThread_release_lock, PyThread_type_lock)
 from cython cimport floating
 from libc.string cimport memcpy
 
@@ -78,14 +80,35 @@ cdef class StepKernel:
     returns new arrays ``(h_new, c_new)``; it returns None when an argument is
     not a C-contiguous ndarray of the expected shape and dtype, so the caller
     can convert (or raise) and try again.
+
+    Thread safety: the gate workspace is leased per call (a non-blocking
+    lock, a few ns uncontended). A call that finds it busy -- another thread
+    is stepping the same kernel -- uses private scratch for that call, so
+    concurrent calls on one layer give the serial results.
     """
     cdef readonly object kernel, recurrent_kernel, bias, projection
     cdef readonly int batch, input_dim, units, output_dim
     cdef int act, rec_act, typenum, is_float
     cdef object _gates, _m, _sel
+    cdef PyThread_type_lock _busy
+
+    def __cinit__(self, *args, **kwargs):
+        self._busy = PyThread_allocate_lock()
+        if self._busy == NULL:
+            raise MemoryError("cannot allocate the step kernel's workspace lock")
+
+    def __dealloc__(self):
+        if self._busy != NULL:
+            PyThread_free_lock(self._busy)
 
     def __init__(self, kernel, recurrent_kernel, bias, projection, int act, int rec_act,
-                 int batch, bint fused):
+                 Py_ssize_t batch, bint fused):
+        # The kernel indexes rows with C int: every size product must fit.
+        cdef Py_ssize_t limit = 2147483647
+        cdef Py_ssize_t widest = max(kernel.shape[0], recurrent_kernel.shape[0], kernel.shape[1])
+        if batch < 0 or kernel.shape[1] > limit or batch > limit // max(widest, 1):
+            raise ValueError(f"batch size {batch} with weights of shape {kernel.shape} "
+                             f"exceeds the step kernel's limit of {limit} values per array.")
         self.kernel = kernel
         self.recurrent_kernel = recurrent_kernel
         self.bias = bias
@@ -155,8 +178,13 @@ cdef class StepKernel:
         cdef void* pWr = NULL
         if self.projection is not None:
             pWr = cnp.PyArray_DATA(<cnp.ndarray>self.projection)
-        cdef void* pg = cnp.PyArray_DATA(<cnp.ndarray>self._gates)
-        cdef void* pm = cnp.PyArray_DATA(<cnp.ndarray>self._m)
+        # Lease the shared workspace; if another thread holds it, use private
+        # scratch (released GIL below: two calls must never share it).
+        cdef bint owned = PyThread_acquire_lock(self._busy, NOWAIT_LOCK) == 1
+        cdef object gates = self._gates if owned else np.empty_like(self._gates)
+        cdef object mscratch = self._m if owned else np.empty_like(self._m)
+        cdef void* pg = cnp.PyArray_DATA(<cnp.ndarray>gates)
+        cdef void* pm = cnp.PyArray_DATA(<cnp.ndarray>mscratch)
         cdef float* psel = NULL
         if self._sel is not None:
             psel = <float*>cnp.PyArray_DATA(<cnp.ndarray>self._sel)
@@ -173,4 +201,6 @@ cdef class StepKernel:
                                   <double*>pc, <double*>pW, <double*>pU, <double*>pb,
                                   <double*>pWr, self.act, self.rec_act, <double*>pg,
                                   <double*>pm, NULL, <double*>pho, <double*>pco)
+            if owned:
+                PyThread_release_lock(self._busy)
         return h_out, c_out

@@ -30,6 +30,7 @@ import numpy as np
 from .. import activations as _activations
 from .._kernels import reference
 from .._threads import current_threads, one_blas_thread, run_parallel, split
+from .._validation import check_sequence_sizes
 from .base import Backend, LSTMGrads, LSTMProblem, ReferenceCache
 
 __all__ = ["CpuBackend", "Workspace", "ForwardCache"]
@@ -297,6 +298,8 @@ class CpuBackend(Backend):
     def lstm_forward(self, problem: LSTMProblem) -> Tuple[Tuple[Any, Any, Any, Any], Any]:
         p = problem
         if not self.compiled(p):
+            T, B, I = p.x.shape if p.time_major else (p.x.shape[1], p.x.shape[0], p.x.shape[2])
+            check_sequence_sizes(T, B, I, p.c0.shape[1], p.h0.shape[1])
             dtype = p.x.dtype
             with one_blas_thread(all_blas=True):
                 (seq, last, h, c), cache = super().lstm_forward(p)
@@ -366,6 +369,7 @@ class CpuBackend(Backend):
         H = c0.shape[1]
         P = h0.shape[1]
         G = 4 * H
+        check_sequence_sizes(T, B, I, H, P)
         if bias is None:
             bias = np.zeros(G, dtype)
         mask8 = _as_mask(mask, B, T, time_major)
@@ -380,7 +384,12 @@ class CpuBackend(Backend):
         if return_sequences:
             seq = np.empty((T, B, P) if time_major else (B, T, P), dtype)
         if B == 0:
-            return seq, last, h, c, None
+            cache = None
+            if training:   # nothing to backpropagate: zero gradients of the right shapes
+                cache = ForwardCache(None, dict(
+                    kernel=kernel, recurrent_kernel=recurrent_kernel, projection=projection,
+                    time_major=time_major, shape=(T, B, I, H, P), dtype=dtype))
+            return seq, last, h, c, cache
         slices = self.row_slices(B, T * B * G * (I + P))
         fused = _fused_gates(dtype, act_code, rec_code)
 
@@ -550,6 +559,16 @@ class CpuBackend(Backend):
         T, B, I, H, P = opt["shape"]
         dtype = opt["dtype"]
         time_major = opt["time_major"]
+
+        if B == 0:   # an empty batch: every gradient is zero
+            proj = opt["projection"]
+            return dict(
+                dx=np.zeros((T, 0, I) if time_major else (0, T, I), dtype) if need_dx else None,
+                dh0=np.zeros((0, P), dtype), dc0=np.zeros((0, H), dtype),
+                kernel=np.zeros_like(opt["kernel"]),
+                recurrent_kernel=np.zeros_like(opt["recurrent_kernel"]),
+                bias=np.zeros(4 * H, dtype),
+                projection=None if proj is None else np.zeros_like(proj))
 
         a = cache.arrays
         kernel = opt["kernel"]

@@ -44,17 +44,24 @@ position among the layers that have weights (Keras's own rule).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import io
 import json
 import os
 import re
+import subprocess
+import sys
 import zipfile
 import zlib
 
+import numpy as np
+
+from .._loading import file_errors
+from .._npz import NpzError, check_member_sizes
 from ..layers import Bidirectional, Dense, Dropout, Embedding, LSTM, Masking
-from ..layers.base import Layer
+from ..layers.base import Layer, WeightBudgetError, deferred_weights
+from .hdf5_checks import check_file_bytes, check_structure, mapped, read_weight
 
 if TYPE_CHECKING:
     from ..models import Sequential
@@ -71,10 +78,16 @@ _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _ZIP_SIGNATURE = b"PK\x03\x04"
 _ARCHIVE_CONFIG = "config.json"
 _ARCHIVE_WEIGHTS = "model.weights.h5"
-_MAX_CONFIG_BYTES = 64 * 2**20
+_MAX_CONFIG_BYTES = 16 * 2**20
+# model.weights.h5 of a .keras archive holds the weights, the optimizer's
+# variables (Adam: two per weight) and HDF5's overhead: anything much larger
+# than that is not read into memory.
+_WEIGHTS_FILE_FACTOR = 4
+_WEIGHTS_FILE_SLACK = 4 * 2**20
 
 
-def from_keras(obj: Any, model: Any = None) -> Union[Layer, Sequential]:
+def from_keras(obj: Any, model: Any = None, timeout: Optional[float] = None
+               ) -> Union[Layer, Sequential]:
     """The cylstm equivalent of a Keras layer or model, with the same weights.
 
     A model gives a built ``cylstm.models.Sequential`` (not compiled); a layer
@@ -92,6 +105,12 @@ def from_keras(obj: Any, model: Any = None) -> Union[Layer, Sequential]:
         model file, or a weights-only ``.weights.h5`` / legacy ``.h5`` file.
     model : Sequential or Layer, optional
         A built cylstm model to load the weights into.
+    timeout : float, optional
+        Seconds, files only: first read the file in a child process and
+        refuse it (ValueError) if that does not finish in time or crashes.
+        libhdf5 can loop forever on some corrupt files, which no check made
+        from Python excludes; pass a timeout for files from untrusted sources
+        (docs/security.md). It costs one extra read of the file.
 
     Returns
     -------
@@ -109,7 +128,13 @@ def from_keras(obj: Any, model: Any = None) -> Union[Layer, Sequential]:
         When reading a file without h5py (``pip install 'cylstm[interop]'``).
     """
     if isinstance(obj, (str, os.PathLike)):
-        return _from_path(obj, model)
+        if model is not None:
+            _model_layers_type_check(model)
+        if timeout is not None:
+            _probe_in_child(os.fspath(obj), timeout)
+        source = repr(os.fspath(obj))
+        with file_errors(source, "Cannot load the Keras file"):
+            return _from_path(obj, model)
     if isinstance(obj, bytes):
         raise TypeError("from_keras takes a path as str or os.PathLike, not bytes.")
     if model is not None:
@@ -165,11 +190,17 @@ def _layer_from_entry(entry):
                          f"(class {entry['class_name']!r}) from its config: {e}") from None
 
 
-def _model_from_config(config, source):
+def _model_from_config(config, source, budget=None):
     """A built cylstm Sequential from a Keras model config (``{"class_name", "config"}``);
-    errors name ``source``."""
+    errors name ``source``. With ``budget`` (the values a file holds), no weights
+    are drawn and a config declaring more than that fails before allocating."""
     try:
-        return _convert_model_config(config, source)
+        if budget is None:
+            return _convert_model_config(config, source)
+        with deferred_weights(budget):
+            return _convert_model_config(config, source)
+    except WeightBudgetError as e:
+        raise ValueError(f"{source}: the file's weights do not fit its config ({e}).") from None
     except ValueError as e:
         message = str(e)
         if message.startswith(source):
@@ -225,6 +256,8 @@ def _convert_model_config(config, source):
             model.build(tuple(build_shape))
         else:
             model._maybe_build()
+    except WeightBudgetError:
+        raise
     except (TypeError, ValueError) as e:
         raise ValueError(f"{source}: could not build the converted model: {e}") from None
     if not inner.get("trainable", True):
@@ -234,12 +267,32 @@ def _convert_model_config(config, source):
 
 # -- weights ---------------------------------------------------------------------------
 
+def _is_dataset(value):
+    h5py = sys.modules.get("h5py")
+    return h5py is not None and isinstance(value, h5py.Dataset)
+
+
 def _set_layer_weights(layer, arrays, source, where):
     if not arrays and not layer.weights:
         return
     if not layer.built:
         raise ValueError(f"{source}: cannot load weights into layer {layer.name!r}, which is "
                          "not built; build the model first (give it an input shape).")
+    if any(_is_dataset(a) for a in arrays):
+        # Datasets of a file: count and shapes are checked before any is read.
+        targets = layer.weights
+        if len(arrays) != len(targets):
+            raise ValueError(f"{source}: the weights of {where} do not fit layer "
+                             f"{layer.name!r}: it has {len(targets)} weights, the file "
+                             f"{len(arrays)}.")
+        names = list(layer._params)
+        for k, (a, t) in enumerate(zip(arrays, targets)):
+            if tuple(a.shape or ()) != t.shape:
+                name = names[k] if len(names) == len(targets) else str(k)
+                raise ValueError(f"{source}: the weights of {where} do not fit layer "
+                                 f"{layer.name!r}: weight `{name}` has shape {t.shape}; got "
+                                 f"an array of shape {a.shape}.")
+        arrays = [read_weight(a, t.shape, a.name) for a, t in zip(arrays, targets)]
     try:
         layer.set_weights(arrays)
     except ValueError as e:
@@ -262,6 +315,16 @@ def _model_layers(model, source):
                     f"{type(model).__name__}.")
 
 
+def _model_layers_type_check(model):
+    """TypeError for a `model=` argument that is neither a Sequential nor a layer
+    (an argument error, raised before the file is read)."""
+    from ..models import Sequential
+
+    if not isinstance(model, (Sequential, Layer)):
+        raise TypeError("`model` must be a cylstm Sequential model or layer; got "
+                        f"{type(model).__name__}.")
+
+
 def _keras3_keys(layers):
     """Keras 3's group name of each layer: snake-case class name, ``_1``, ``_2``, ... from
     the second layer of a class on (``saving_lib._save_container_state``)."""
@@ -280,15 +343,13 @@ def _keras3_keys(layers):
 
 
 def _vars(group):
-    """The datasets ``vars/0``, ``vars/1``, ... of a group, in order."""
-    import numpy as np
-
+    """The datasets ``vars/0``, ``vars/1``, ... of a group, in order (not read yet)."""
     out = []
     v = group.get("vars") if group is not None else None
     if v is None:
         return out
-    while str(len(out)) in v:
-        out.append(np.asarray(v[str(len(out))]))
+    while str(len(out)) in v and len(out) < 64:
+        out.append(v[str(len(out))])
     return out
 
 
@@ -332,25 +393,31 @@ def _load_keras3_weights(f, layers, source):
 
 def _attr_strings(group, name):
     """A list-of-strings attribute, joining Keras's chunks ``name0``, ``name1``, ..."""
+    # Every attribute of the file passed check_structure before this reads it.
     if name in group.attrs:
-        values = list(group.attrs[name])
+        values = list(np.atleast_1d(group.attrs[name]))
     else:
         values, i = [], 0
         while f"{name}{i}" in group.attrs:
-            values.extend(group.attrs[f"{name}{i}"])
+            values.extend(np.atleast_1d(group.attrs[f"{name}{i}"]))
             i += 1
     return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values]
 
 
 def _load_legacy_weights(root, layers, source):
-    import numpy as np
+    import h5py
 
     stored = []
     for name in _attr_strings(root, "layer_names"):
-        if name not in root:
+        if name not in root or not isinstance(root[name], h5py.Group):
             raise ValueError(f"{source}: layer group {name!r} is listed but missing.")
         g = root[name]
-        arrays = [np.asarray(g[w]) for w in _attr_strings(g, "weight_names")]
+        arrays = []
+        for w in _attr_strings(g, "weight_names"):
+            if w not in g or not isinstance(g[w], h5py.Dataset):
+                raise ValueError(f"{source}: weight {w!r} of layer group {name!r} is listed "
+                                 "but missing.")
+            arrays.append(g[w])
         stored.append((name, arrays))
     by_name = dict(stored)
     weighted = [l for l in layers if l.weights]
@@ -402,20 +469,25 @@ def _require_h5py():
 
 def _parse_json(raw, source, what):
     try:
+        if isinstance(raw, np.ndarray) and raw.shape == ():
+            raw = raw[()]
         return json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
-    except (UnicodeDecodeError, ValueError) as e:
+    except (UnicodeDecodeError, ValueError, TypeError) as e:
         raise ValueError(f"{source}: the {what} is not valid JSON ({e}); the file is "
                          "corrupt or not a Keras file.") from None
+    except RecursionError:
+        raise ValueError(f"{source}: the {what} is nested too deeply to be a Keras "
+                         "config.") from None
 
 
-def _finish(config, weights_reader, model, source):
+def _finish(config, weights_reader, model, source, budget=None):
     """Build from ``config`` (unless ``model``) and load the weights into it."""
     if model is None:
         if config is None:
             raise ValueError(f"{source} holds weights only, no model config; build the same "
                              "architecture in cylstm and pass it: "
                              "cylstm.from_keras(path, model=model).")
-        model = _model_from_config(config, source)
+        model = _model_from_config(config, source, budget)
     weights_reader(_model_layers(model, source))
     return model
 
@@ -432,22 +504,48 @@ def _from_archive(path, source, model):
             if _ARCHIVE_CONFIG not in names:
                 raise ValueError(f"{source} is not a Keras .keras file: it is a zip archive "
                                  "without 'config.json'.")
+            for name in (_ARCHIVE_CONFIG, _ARCHIVE_WEIGHTS):
+                if name in names:
+                    try:
+                        check_member_sizes(zf.getinfo(name), repr(name))
+                    except NpzError as e:
+                        raise ValueError(f"{source}: {e}.") from None
             if zf.getinfo(_ARCHIVE_CONFIG).file_size > _MAX_CONFIG_BYTES:
                 raise ValueError(f"{source}: 'config.json' is too large for a Keras config.")
             config = _parse_json(zf.read(_ARCHIVE_CONFIG), source, "'config.json'")
-            if model is None:
-                model = _model_from_config(config, source)   # unsupported layers fail first
+            weights_size = (zf.getinfo(_ARCHIVE_WEIGHTS).file_size
+                            if _ARCHIVE_WEIGHTS in names else 0)
+            if model is None and _ARCHIVE_WEIGHTS in names:
+                # Unsupported layers fail first; no config declares more values
+                # than the weights file can hold (2 bytes each at least).
+                model = _model_from_config(config, source, budget=weights_size // 2)
+            elif model is None:
+                # No weights to load: check the config (unsupported layers are
+                # named first) without allocating any weight for it.
+                try:
+                    with deferred_weights(0):
+                        _convert_model_config(config, source)
+                except WeightBudgetError:
+                    pass
             if _ARCHIVE_WEIGHTS not in names:
                 other = sorted(n for n in names if n.startswith("model.weights"))
                 raise ValueError(f"{source}: no '{_ARCHIVE_WEIGHTS}' in the archive"
                                  + (f" (it has {other}: only HDF5 weights are read)"
                                     if other else "") + ".")
+            layers = _model_layers(model, source)
+            limit = (_WEIGHTS_FILE_FACTOR * 8 * sum(w.size for l in layers for w in l.weights)
+                     + _WEIGHTS_FILE_SLACK)
+            if weights_size > limit:
+                raise ValueError(f"{source}: '{_ARCHIVE_WEIGHTS}' is {weights_size} bytes, far "
+                                 "more than the model's weights need; not read.")
             weights = zf.read(_ARCHIVE_WEIGHTS)
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as e:
         raise ValueError(f"{source}: cannot read the .keras archive; it is truncated or "
                          f"corrupt ({e}).") from None
+    check_file_bytes(weights)
     try:
         with h5py.File(io.BytesIO(weights), "r") as f:
+            check_structure(f, len(weights), weights)
             return _finish(config, lambda layers: _load_keras3_weights(f, layers, source),
                            model, source)
     except (OSError, KeyError, RuntimeError) as e:
@@ -465,10 +563,18 @@ def _from_folder(path, source, model):
                          f"'{_ARCHIVE_WEIGHTS}'; not an unzipped Keras model.")
     with open(config_path, "rb") as fh:
         config = _parse_json(fh.read(_MAX_CONFIG_BYTES), source, "'config.json'")
+    weights_size = os.path.getsize(weights_path)
     if model is None:
-        model = _model_from_config(config, source)
+        model = _model_from_config(config, source, budget=weights_size // 2)
+    with mapped(weights_path) as data:
+        check_file_bytes(data)
+        return _finish_folder(h5py, weights_path, weights_size, data, config, model, source)
+
+
+def _finish_folder(h5py, weights_path, weights_size, data, config, model, source):
     try:
         with h5py.File(weights_path, "r") as f:
+            check_structure(f, weights_size, data)
             return _finish(config, lambda layers: _load_keras3_weights(f, layers, source),
                            model, source)
     except (OSError, KeyError, RuntimeError) as e:
@@ -489,8 +595,16 @@ def _hdf5_layout(f):
 def _from_hdf5(path, source, model):
     """A legacy ``.h5`` model, or a weights-only file (Keras 3 or legacy layout)."""
     h5py = _require_h5py()
+    with mapped(path) as data:
+        check_file_bytes(data)
+        return _read_hdf5(h5py, path, data, source, model)
+
+
+def _read_hdf5(h5py, path, data, source, model):
     try:
         with h5py.File(path, "r") as f:
+            size = os.path.getsize(path)
+            budget = check_structure(f, size, data)
             layout = _hdf5_layout(f)
             if layout is None:
                 raise ValueError(f"{source}: an HDF5 file, but not a Keras model or weights "
@@ -501,7 +615,7 @@ def _from_hdf5(path, source, model):
                 config = _parse_json(f.attrs["model_config"], source,
                                      "'model_config' attribute")
                 if model is None:
-                    model = _model_from_config(config, source)
+                    model = _model_from_config(config, source, budget=budget)
             return _finish(config, lambda layers: _load_h5_weights(f, layers, source),
                            model, source)
     except (OSError, KeyError, RuntimeError) as e:
@@ -519,6 +633,9 @@ def _from_path(path, model):
                                      "archive or an .h5 file.")
     if os.path.isdir(path):
         return _from_folder(path, source, model)
+    if not os.path.isfile(path):
+        raise ValueError(f"{source} is not a regular file; from_keras reads a .keras archive, "
+                         "an .h5 file or an unzipped .keras folder.")
     with open(path, "rb") as fh:
         head = fh.read(4096)
     if head.startswith(_ZIP_SIGNATURE) or head.startswith(b"PK\x05\x06"):
@@ -601,3 +718,57 @@ def _from_live(obj):
     _build_live(layer, obj, weights)
     _set_layer_weights(layer, weights, source, f"Keras layer {getattr(obj, 'name', '?')!r}")
     return layer
+
+
+# -- time-bounded reading --------------------------------------------------------------
+
+def _probe(path):
+    """Everything libhdf5 is asked while loading ``path``, in this (child)
+    process, under an address-space cap of its size now plus 10 times the
+    file's size plus 1 GiB. Exit status: 0 loaded, 10 refused (the
+    ValueError's message on stdout), 12 out of memory."""
+    try:
+        import resource
+
+        with open("/proc/self/status") as f:
+            vm = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+        cap = vm + 10 * os.path.getsize(path) + 2**30
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    except (ImportError, OSError, StopIteration, ValueError):
+        pass   # no cap where the platform has none; the timeout still holds
+    try:
+        from_keras(path)
+    except MemoryError:
+        sys.exit(12)
+    except ValueError as e:
+        sys.stdout.write(str(e))
+        sys.stdout.flush()
+        sys.exit(10)
+    sys.exit(0)
+
+
+def _probe_in_child(path, timeout):
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ValueError(f"`timeout` must be a positive number of seconds; got {timeout!r}.")
+    if not os.path.exists(path):
+        return   # the in-process load reports it
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = package_root + os.pathsep + env.get("PYTHONPATH", "")
+    code = "import sys; from cylstm.interop.keras_files import _probe; _probe(sys.argv[1])"
+    try:
+        done = subprocess.run([sys.executable, "-c", code, path], env=env, timeout=timeout,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise ValueError(f"Cannot load the Keras file {path!r}: reading it did not finish "
+                         f"within {timeout} s (a corrupt HDF5 structure can make libhdf5 "
+                         "loop); refused.") from None
+    if done.returncode == 10:
+        raise ValueError(done.stdout.decode("utf-8", "replace").strip()
+                         or f"Cannot load the Keras file {path!r}.")
+    if done.returncode == 12:
+        raise ValueError(f"Cannot load the Keras file {path!r}: reading it needed more than "
+                         "10 times the file's size plus 1 GiB of memory; refused.")
+    if done.returncode != 0:
+        raise ValueError(f"Cannot load the Keras file {path!r}: reading it ended the reading "
+                         f"process with status {done.returncode}; refused.")

@@ -191,10 +191,10 @@ class OnnxModel:
     def __init__(self, path_or_model, weights=None):
         onnx, numpy_helper = _import_onnx()
         self._numpy_helper = numpy_helper
-        model = _load_model(onnx, path_or_model)
+        model, base_dir = _load_model(onnx, path_or_model)
         graph = model.graph
         self.opset = _opset(model) or 1
-        self._consts = _constants(graph, numpy_helper)
+        self._consts = _constants(graph, onnx, numpy_helper, base_dir)
         init_names = {t.name for t in graph.initializer}
         self.input_names = [i.name for i in graph.input if i.name not in init_names]
         self.output_names = [o.name for o in graph.output]

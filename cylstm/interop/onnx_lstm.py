@@ -58,9 +58,12 @@ import numpy as np
 
 from .. import _ops
 from .. import activations as _activations
-from .._validation import as_float_array
+from .._loading import file_errors
+from .._validation import as_float_array, check_weight_sizes
 from .._kernels.onnx_activations import parse_activations
+from ..layers.base import deferred_weights
 from ..nn.lstm import LSTM
+from .onnx_tensors import LazyConstants, check_lstm_dims
 from .._typing import Array, ArrayLike
 
 __all__ = ["from_onnx", "OnnxLSTM", "node_label"]
@@ -100,34 +103,34 @@ def _import_onnx():
 
 
 def _load_model(onnx, path_or_model):
+    """(ModelProto, folder of its external data or None). External data is
+    not read here: onnx_tensors reads the tensors from_onnx needs, checked."""
     if isinstance(path_or_model, onnx.ModelProto):
-        return path_or_model
+        return path_or_model, None
     if isinstance(path_or_model, (bytes, bytearray)):
         try:
-            return onnx.load_from_string(bytes(path_or_model))
+            return onnx.load_from_string(bytes(path_or_model)), None
         except Exception as exc:  # protobuf's DecodeError
-            raise ValueError(f"The bytes given are not a readable ONNX model: {exc}") from exc
+            raise ValueError(f"The bytes given are not a readable ONNX model: {exc}") from None
     if isinstance(path_or_model, (str, os.PathLike)):
         path = os.fspath(path_or_model)
         if not os.path.exists(path):
             raise FileNotFoundError(f"No ONNX file at {path!r}.")
+        if not os.path.isfile(path):
+            raise ValueError(f"{path!r} is not a regular file; not an ONNX model.")
         try:
-            return onnx.load(path)
+            model = onnx.load(path, load_external_data=False)
         except Exception as exc:  # protobuf raises DecodeError and friends
-            raise ValueError(f"{path!r} is not a readable ONNX model: {exc}") from exc
+            raise ValueError(f"{path!r} is not a readable ONNX model: {exc}") from None
+        return model, os.path.dirname(os.path.abspath(path))
     raise TypeError("from_onnx expects a path, an onnx.ModelProto or the model's bytes; got "
                     f"{type(path_or_model).__name__}.")
 
 
-def _constants(graph, numpy_helper):
-    """Arrays known at load time: initializers and Constant nodes' values."""
-    values = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant" and node.output:
-            for attr in node.attribute:
-                if attr.name == "value":
-                    values[node.output[0]] = numpy_helper.to_array(attr.t)
-    return values
+def _constants(graph, onnx, numpy_helper, base_dir=None):
+    """Arrays known at load time: initializers and Constant nodes' values, each
+    converted (and its size checked) only when asked for."""
+    return LazyConstants(graph, onnx, numpy_helper, base_dir)
 
 
 def _attributes(onnx, node):
@@ -231,11 +234,12 @@ class _NodeSpec:
             raise ValueError(f"{where}: {exc}") from None
         hidden = attrs.get("hidden_size")
         # Sizes: from W when it is known now, else from the declared input shape.
-        given = dict(consts)
-        given.update(weights or {})
-        if self.w_name in given:
-            value = np.asarray(given[self.w_name])
+        # Declared dims first: nothing is read before the sizes are checked.
+        if weights and self.w_name in weights:
+            value = np.asarray(weights[self.w_name])
             wshape, dtype = list(value.shape), value.dtype
+        elif self.w_name in consts:
+            wshape, dtype = list(consts.dims(self.w_name)), consts.dtype(self.w_name)
         else:
             wshape, elem = _declared_shape(graph, self.w_name)
             dtype = np.float64 if elem == onnx.TensorProto.DOUBLE else np.float32
@@ -254,6 +258,7 @@ class _NodeSpec:
         if hidden is not None and int(hidden) != self.H:
             raise ValueError(f"{where}: hidden_size {hidden} disagrees with W {wshape} "
                              f"(4*hidden_size = {wshape[1]}).")
+        check_weight_sizes(self.I, self.H, self.H, label)
         self.dtype = np.float64 if dtype == np.float64 else np.float32
         self.output_names = list(node.output)
 
@@ -316,11 +321,30 @@ def from_onnx(path_or_model: Any, node_name: Optional[str] = None,
         If the graph has no such node, or uses something cylstm cannot
         compute (the message names the node and op type).
     """
+    onnx, _ = _import_onnx()
+    if not isinstance(path_or_model, (str, os.PathLike, bytes, bytearray, onnx.ModelProto)):
+        raise TypeError("from_onnx expects a path, an onnx.ModelProto or the model's bytes; "
+                        f"got {type(path_or_model).__name__}.")
+    if isinstance(path_or_model, (str, os.PathLike)):
+        source = repr(os.fspath(path_or_model))
+    elif isinstance(path_or_model, (bytes, bytearray)):
+        source = f"(ONNX model of {len(path_or_model)} bytes)"
+    else:
+        source = "(ONNX model)"
+    if isinstance(path_or_model, (str, os.PathLike)) \
+            and not os.path.exists(os.fspath(path_or_model)):
+        from ..saving import ModelFileNotFoundError
+        raise ModelFileNotFoundError(f"No ONNX file at {source}.")
+    with file_errors(source, "Cannot load the ONNX model"):
+        return _from_onnx(path_or_model, node_name, weights, whole_graph)
+
+
+def _from_onnx(path_or_model, node_name, weights, whole_graph):
     onnx, numpy_helper = _import_onnx()
-    model = _load_model(onnx, path_or_model)
     if whole_graph:
         from .onnx_graph import OnnxModel
-        return OnnxModel(model, weights)
+        return OnnxModel(path_or_model, weights)
+    model, base_dir = _load_model(onnx, path_or_model)
     graph = model.graph
     found = [(i, n) for i, n in enumerate(graph.node)
              if n.op_type == "LSTM" and n.domain in ("", "ai.onnx")]
@@ -331,15 +355,27 @@ def from_onnx(path_or_model: Any, node_name: Optional[str] = None,
         which = f"named {node_name!r} " if node_name is not None else ""
         raise ValueError(f"The ONNX graph has no LSTM node {which}(its ops: {ops}).")
     index, node = found[0]
-    consts = _constants(graph, numpy_helper)
+    consts = _constants(graph, onnx, numpy_helper, base_dir)
     return lstm_from_node(onnx, graph, node, index, consts, _opset(model), weights)
 
 
 def lstm_from_node(onnx, graph, node, index, consts, opset, weights=None):
     """The OnnxLSTM of one checked node (also used by the whole-graph importer)."""
     spec = _NodeSpec(onnx, graph, node, index, consts, opset, weights)
-    lstm = OnnxLSTM(spec.I, spec.H, num_layers=1, bias=bool(spec.b_name),
-                    batch_first=spec.layout == 1, bidirectional=spec.D == 2, dtype=spec.dtype)
+    names = [n for n in (spec.w_name, spec.r_name, spec.b_name, spec.p_name) if n]
+    check_lstm_dims(consts, spec.w_name, spec.r_name, spec.b_name, spec.label,
+                    check_weight_sizes)
+    # Build without drawing weights; when the values are known, allocate no
+    # more than they hold (a file cannot declare a model larger than itself).
+    budget = None
+    if all(n in consts or (weights and n in weights) for n in names if n != spec.p_name):
+        budget = sum(int(np.prod(consts.dims(n))) if n in consts
+                     else int(np.asarray(weights[n]).size)
+                     for n in names if n != spec.p_name)
+    with deferred_weights(budget):
+        lstm = OnnxLSTM(spec.I, spec.H, num_layers=1, bias=bool(spec.b_name),
+                        batch_first=spec.layout == 1, bidirectional=spec.D == 2,
+                        dtype=spec.dtype)
     lstm.eval()
     lstm._spec = spec
     lstm._reverse_only = spec.direction == "reverse"
@@ -355,8 +391,7 @@ def lstm_from_node(onnx, graph, node, index, consts, opset, weights=None):
     lstm.clip = spec.clip
     lstm.input_forget = bool(spec.input_forget)
     lstm.activations = [tuple(a) for a in spec.acts]
-    known = {k: v for k, v in consts.items()
-             if k in (spec.w_name, spec.r_name, spec.b_name, spec.p_name)}
+    known = {n: consts[n] for n in names if n in consts}
     lstm.weight_inputs = [n for n in (spec.w_name, spec.r_name, spec.b_name, spec.p_name)
                           if n and n not in known]
     if weights is not None:

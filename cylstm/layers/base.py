@@ -21,6 +21,7 @@ from .. import _pickling
 from .. import constraints as _constraints
 from .. import initializers as _initializers
 from .. import regularizers as _regularizers
+from .._threads import GRADIENT_LOCK
 from .._validation import standardize_dtype
 from .._typing import Array, ArrayLike, Config, DTypeLike, IdentifierLike, ShapeLike
 
@@ -29,6 +30,53 @@ if TYPE_CHECKING:
 
 _NAME_COUNTS: Dict[str, int] = {}
 _NAME_LOCK = threading.Lock()
+_deferred = threading.local()
+_deferred.active = False
+
+
+class deferred_weights:
+    """Within this context (in this thread), layers that build create zero
+    weights instead of drawing them: a loader about to read every weight
+    from a file draws no random numbers it would overwrite.
+
+    ``budget``: the number of weight values the file holds. Creating more
+    raises ValueError before the allocation, so a config that declares a
+    model larger than its file allocates nothing for it.
+    """
+
+    def __init__(self, budget=None):
+        self.budget = budget
+
+    def __enter__(self):
+        self._previous = (getattr(_deferred, "active", False),
+                          getattr(_deferred, "budget", None))
+        _deferred.active = True
+        _deferred.budget = self.budget
+        return self
+
+    def __exit__(self, *exc):
+        _deferred.active, _deferred.budget = self._previous
+
+
+class WeightBudgetError(ValueError):
+    """A config declares more weights than the file being loaded holds."""
+
+
+def weights_deferred():
+    """Whether layers being built now should skip drawing their weights."""
+    return getattr(_deferred, "active", False)
+
+
+def reserve_weights(count, owner):
+    """Count ``count`` new weight values against the loader's budget (if any):
+    ValueError, before anything is allocated, when the file cannot hold them."""
+    budget = getattr(_deferred, "budget", None) if weights_deferred() else None
+    if budget is None:
+        return
+    if count > budget:
+        raise WeightBudgetError(f"the config declares more weights for {owner} than the file "
+                         f"holds ({count} values more, {budget} left)")
+    _deferred.budget = budget - count
 
 
 def _snake_case(name):
@@ -168,7 +216,17 @@ class Layer:
             If the initializer returns another shape.
         """
         init = _initializers.get(initializer)
-        value = np.ascontiguousarray(init(tuple(shape), dtype=self.dtype), dtype=self.dtype)
+        if weights_deferred():
+            # Building from a file: the weights will be read into these arrays,
+            # so draw nothing (zeros from calloc touch no memory until written).
+            shape = tuple(int(d) for d in shape)
+            count = 1
+            for d in shape:
+                count *= d
+            reserve_weights(count, f"layer {self.name!r}")
+            value = np.zeros(shape, self.dtype)
+        else:
+            value = np.ascontiguousarray(init(tuple(shape), dtype=self.dtype), dtype=self.dtype)
         if value.shape != tuple(shape):
             raise ValueError(f"The initializer for weight `{name}` returned shape "
                              f"{value.shape}, expected {tuple(shape)}.")
@@ -179,7 +237,7 @@ class Layer:
             self._regularizers[name] = _regularizers.get(regularizer)
         if constraint is not None:
             self._constraints[name] = _constraints.get(constraint)
-        self.grads[name] = np.zeros_like(value)
+        self.grads[name] = np.zeros(value.shape, value.dtype)  # calloc: no pages touched
         return value
 
     def __getattr__(self, name: str) -> Array:
@@ -223,6 +281,27 @@ class Layer:
         """
         return [w.copy() for w in self._params.values()]
 
+    def _checked_weights(self, weights):
+        """The arrays ``set_weights`` would write, all checked (count, dtype,
+        shape) before any is written."""
+        weights = list(weights)
+        names = list(self._params)
+        if len(weights) != len(names):
+            raise ValueError(f"Layer {self.name!r} expects {len(names)} weight arrays "
+                             f"({', '.join(names)}), got {len(weights)}.")
+        values = []
+        for name, value in zip(names, weights):
+            value = np.asarray(getattr(value, "numpy", lambda: value)())
+            target = self._params[name]
+            if value.dtype.kind not in "biuf":
+                raise TypeError(f"Weight `{name}` of layer {self.name!r} must hold real "
+                                f"numbers; got an array of dtype {value.dtype}.")
+            if value.shape != target.shape:
+                raise ValueError(f"Weight `{name}` of layer {self.name!r} has shape "
+                                 f"{target.shape}; got an array of shape {value.shape}.")
+            values.append(value)
+        return values
+
     def set_weights(self, weights: Iterable[ArrayLike]) -> None:
         """Copy values into the weights, in ``get_weights`` order.
 
@@ -237,19 +316,12 @@ class Layer:
         ------
         ValueError
             If the number of arrays or a shape differs.
+        TypeError
+            If an array does not hold real numbers (complex, strings, objects).
         """
-        weights = list(weights)
-        names = list(self._params)
-        if len(weights) != len(names):
-            raise ValueError(f"Layer {self.name!r} expects {len(names)} weight arrays "
-                             f"({', '.join(names)}), got {len(weights)}.")
-        for name, value in zip(names, weights):
-            value = np.asarray(getattr(value, "numpy", lambda: value)())
-            target = self._params[name]
-            if value.shape != target.shape:
-                raise ValueError(f"Weight `{name}` of layer {self.name!r} has shape "
-                                 f"{target.shape}; got an array of shape {value.shape}.")
-            np.copyto(target, value, casting="unsafe")
+        values = self._checked_weights(weights)
+        for name, value in zip(self._params, values):   # all checked: now write
+            np.copyto(self._params[name], value, casting="unsafe")
         self._weights_changed()
 
     def _weights_changed(self):
@@ -301,7 +373,9 @@ class Layer:
     def add_regularization_gradients(self) -> None:
         """Add the gradient of every weight penalty into ``self.grads``."""
         for n, reg in self._regularizers.items():
-            self.grads[n] += reg.gradient(self._params[n]).astype(self.dtype, copy=False)
+            g = reg.gradient(self._params[n]).astype(self.dtype, copy=False)
+            with GRADIENT_LOCK:
+                self.grads[n] += g
 
     def apply_constraints(self) -> None:
         """Project constrained weights in place (an optimizer step calls this)."""

@@ -284,8 +284,11 @@ class Bidirectional(Layer):
             raise ValueError(f"Layer {self.name!r} expects {n_fw + n_bw} weight arrays "
                              f"({n_fw} for {self.forward_layer.name!r}, then {n_bw} for "
                              f"{self.backward_layer.name!r}), got {len(weights)}.")
-        self.forward_layer.set_weights(weights[:n_fw])
-        self.backward_layer.set_weights(weights[n_fw:])
+        # Check both halves before writing either: a refused call changes nothing.
+        fw = self.forward_layer._checked_weights(weights[:n_fw])
+        bw = self.backward_layer._checked_weights(weights[n_fw:])
+        self.forward_layer.set_weights(fw)
+        self.backward_layer.set_weights(bw)
 
     def count_params(self) -> int:
         """The number of weight values of both layers.

@@ -43,6 +43,7 @@ from .. import constraints as _constraints
 from .. import initializers as _initializers
 from .. import regularizers as _regularizers
 from .._kernels.reference import ACTIVATIONS as _DERIVATIVES
+from .._threads import GRADIENT_LOCK
 from .._validation import as_float_array, check_bool, check_positive_int, is_cupy
 from .base import Layer
 from .lstm import _dtype_policy
@@ -286,9 +287,11 @@ class Dense(Layer):
             dz = _activation_backward(self.activation, z, y, dy).astype(self.dtype, copy=False)
             dz2 = dz.reshape(-1, self.units)
             if self.trainable:
-                self.grads["kernel"] += x.reshape(-1, x.shape[-1]).T @ dz2
-                if self.use_bias:
-                    self.grads["bias"] += dz2.sum(axis=0)
+                dk = x.reshape(-1, x.shape[-1]).T @ dz2
+                with GRADIENT_LOCK:
+                    self.grads["kernel"] += dk
+                    if self.use_bias:
+                        self.grads["bias"] += dz2.sum(axis=0)
             return (dz2 @ self._params["kernel"].T).reshape(x.shape)
 
         return y, backprop
@@ -540,8 +543,9 @@ class Embedding(Layer):
             if self.activity_regularizer is not None:
                 dy = dy + _activity_gradient(self.activity_regularizer, y, self.dtype)
             if self.trainable:
-                np.add.at(self.grads["embeddings"], idx.reshape(-1),
-                          dy.reshape(-1, self.output_dim))
+                with GRADIENT_LOCK:
+                    np.add.at(self.grads["embeddings"], idx.reshape(-1),
+                              dy.reshape(-1, self.output_dim))
             return None
 
         return y, backprop

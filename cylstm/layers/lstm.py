@@ -19,8 +19,9 @@ from .. import activations as _activations
 from .. import constraints as _constraints
 from .. import initializers as _initializers
 from .. import regularizers as _regularizers
+from .._threads import GRADIENT_LOCK
 from .._validation import (as_float_array, check_bool, check_fraction, check_mask,
-                           check_positive_int)
+                           check_input_sizes, check_positive_int, check_weight_sizes)
 from .base import Layer
 from .._typing import (ActivationLike, Array, ArrayLike, Config, IdentifierLike, LayerOutput,
                        ShapeLike, StatesLike)
@@ -178,6 +179,8 @@ class LSTMCell(Layer):
                              f"known; got input_shape={tuple(input_shape)}.")
         input_dim = check_positive_int(input_dim, "input_shape[-1]")
         u = self.units
+        check_weight_sizes(input_dim, u, u, self.name)
+        self._stepper = None   # a rebuilt cell has new weight arrays
         self.add_weight("kernel", (input_dim, 4 * u), self.kernel_initializer,
                         self.kernel_regularizer, self.kernel_constraint)
         self.add_weight("recurrent_kernel", (u, 4 * u), self.recurrent_initializer,
@@ -233,6 +236,7 @@ class LSTMCell(Layer):
         return out
 
     def _check_input_2d(self, inputs):
+        check_input_sizes(inputs, self.units)
         x = as_float_array(inputs, self.dtype)
         if x.ndim != 2:
             raise ValueError(f"Input of {self.name!r} must be 2-D (batch, features); "
@@ -362,10 +366,11 @@ class LSTMCell(Layer):
     def _accumulate(self, g):
         if not self.trainable:
             return
-        self.grads["kernel"] += g["kernel"]
-        self.grads["recurrent_kernel"] += g["recurrent_kernel"]
-        if self.use_bias:
-            self.grads["bias"] += g["bias"]
+        with GRADIENT_LOCK:   # threads training one layer add up, none lost
+            self.grads["kernel"] += g["kernel"]
+            self.grads["recurrent_kernel"] += g["recurrent_kernel"]
+            if self.use_bias:
+                self.grads["bias"] += g["bias"]
 
     def get_config(self) -> Config:
         """The cell's configuration (Keras's keys and serialised objects)."""
@@ -629,7 +634,14 @@ class LSTM(Layer):
             raise ValueError(f"Input of {self.name!r} must be 3-D "
                              f"({'timesteps, batch' if self.time_major else 'batch, timesteps'}"
                              f", features); got input_shape={input_shape}.")
-        self.cell.build(input_shape)
+        if self.cell.built:
+            # Built by step() (or by hand): keep its weights, as Keras does.
+            if input_shape[-1] is not None and input_shape[-1] != self.cell.input_dim:
+                raise ValueError(f"Input of {self.name!r} must have {self.cell.input_dim} "
+                                 f"features (last axis), as the layer was built with; got "
+                                 f"input_shape={input_shape}.")
+        else:
+            self.cell.build(input_shape)
         self._build_input_shape = input_shape
         self.built = True
 
@@ -713,6 +725,7 @@ class LSTM(Layer):
     # -- calling -----------------------------------------------------------
     def _prepare(self, inputs, initial_state, mask):
         """Validated (x, h0, c0, mask) in (batch, timesteps) terms."""
+        check_input_sizes(inputs, self.units, time_major=self.time_major)
         x = as_float_array(inputs, self.dtype)
         if x.ndim != 3:
             raise ValueError(
@@ -735,7 +748,10 @@ class LSTM(Layer):
             raise ValueError("use_cudnn=True was specified, but cuDNN is not available to "
                              "cylstm in this build. Use use_cudnn='auto' or False.")
         mask_shape = (T, B) if self.time_major else (B, T)
-        m = check_mask(mask[0] if isinstance(mask, (list, tuple)) else mask, mask_shape)
+        if isinstance(mask, (list, tuple)) and mask and (mask[0] is None
+                                                         or np.ndim(mask[0]) == 2):
+            mask = mask[0]   # Keras passes [mask, None, None] along with states
+        m = check_mask(mask, mask_shape)
         if initial_state is not None:
             # A stateful layer uses the given state for this call, as Keras.
             if not isinstance(initial_state, (list, tuple)):
@@ -1021,6 +1037,12 @@ class LSTM(Layer):
             out = k.step(inputs, states[0], states[1])
             if out is not None:
                 return out[0], [out[0], out[1]]
+        if not self.built:
+            # Build the layer, not only its cell, so that a later sequence call
+            # keeps these weights (and whatever set_weights puts in them).
+            x = as_float_array(inputs, self.dtype)
+            if x.ndim == 2:
+                self.build((None, None, x.shape[1]))
         return self.cell.call(inputs, states)
 
     # -- config ------------------------------------------------------------

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Mapping, Option
 import collections
 import collections.abc
 import numbers
+import os
 import warnings
 
 import numpy as np
@@ -44,8 +45,13 @@ import numpy as np
 from .. import _ops
 from .. import _pickling
 from .. import activations as _activations
-from .._validation import as_float_array, standardize_dtype
+from .._threads import GRADIENT_LOCK
+from .._validation import (as_float_array, check_input_sizes, check_weight_sizes,
+                           standardize_dtype)
+from .._loading import file_errors
+from .._npz import NpzReader
 from .._typing import Array, ArrayLike, DTypeLike
+from ..layers.base import deferred_weights, reserve_weights, weights_deferred
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -143,14 +149,15 @@ class _Slot:
                 setattr(self, n, None if weight is None else np.zeros_like(weight))
 
     def accumulate(self, g):
-        self.g_kernel += g["kernel"]
-        self.g_recurrent += g["recurrent_kernel"]
-        if self.bias_ih is not None:
-            # z = W x + b_ih + U h + b_hh: both biases get the gate gradient.
-            self.g_bias_ih += g["bias"]
-            self.g_bias_hh += g["bias"]
-        if self.projection is not None:
-            self.g_projection += g["projection"]
+        with GRADIENT_LOCK:   # threads training one module add up, none lost
+            self.g_kernel += g["kernel"]
+            self.g_recurrent += g["recurrent_kernel"]
+            if self.bias_ih is not None:
+                # z = W x + b_ih + U h + b_hh: both biases get the gate gradient.
+                self.g_bias_ih += g["bias"]
+                self.g_bias_hh += g["bias"]
+            if self.projection is not None:
+                self.g_projection += g["projection"]
 
 
 class _Module:
@@ -455,6 +462,12 @@ class LSTM(_Module):
 
         D = 2 if self.bidirectional else 1
         P = self.proj_size or self.hidden_size
+        check_weight_sizes(max(self.input_size, P * D), self.hidden_size, P, "nn.LSTM")
+        G = 4 * self.hidden_size
+        per_direction = [(I + P + 2 * self.bias) * G + (self.hidden_size * P if self.proj_size
+                                                        else 0)
+                         for I in [self.input_size] + [P * D] * (self.num_layers - 1)]
+        reserve_weights(D * sum(per_direction), "nn.LSTM")
         self._slots = []
         registered = []
         for layer in range(self.num_layers):
@@ -466,7 +479,8 @@ class LSTM(_Module):
                 registered.append((slot, f"_l{layer}" + ("_reverse" if d else "")))
             self._slots.append(row)
         self._register(registered)
-        self.reset_parameters()
+        if not weights_deferred():   # a loader fills them: draw nothing
+            self.reset_parameters()
 
     def _slots_and_suffixes(self):
         """(slot, torch name suffix) of every layer and direction, in order."""
@@ -506,6 +520,8 @@ class LSTM(_Module):
     # -- argument checks -------------------------------------------------------
     def _prepare(self, input, hx):
         """(x in the kernel's layout, time_major, batched, h0, c0) with h0, c0 3-D."""
+        check_input_sizes(input, self.hidden_size, self._out_size * self.num_directions,
+                          time_major=not self.batch_first, two_d="sequence")
         x = as_float_array(input, self.dtype, "input")
         if x.ndim not in (2, 3):
             raise ValueError(f"LSTM: Expected input to be 2D or 3D, got {x.ndim}D instead")
@@ -745,6 +761,9 @@ class LSTM(_Module):
             For anything that is neither a module nor a mapping.
         """
         obj = module_or_state_dict
+        if _is_npz(obj):
+            return _from_npz(cls, obj, "weight_ih_l0", dict(batch_first=batch_first,
+                                                             dtype=dtype, prefix=prefix))
         module = None
         if hasattr(obj, "state_dict") and callable(obj.state_dict):
             module = obj
@@ -806,6 +825,40 @@ class LSTM(_Module):
                                     for k, v in self._params.items()})
         module.train(self.training)
         return module
+
+
+def _is_npz(obj):
+    return isinstance(obj, (str, os.PathLike, np.lib.npyio.NpzFile))
+
+
+def _from_npz(cls, obj, anchor, kwargs):
+    """``cls.from_torch`` of a state dict saved with ``np.savez``: a path or an
+    open NpzFile. Every header is checked first; the module is built from the
+    declared shapes (stand-ins that hold no memory, no random weights drawn),
+    and only the arrays it uses are read."""
+    if isinstance(obj, np.lib.npyio.NpzFile):
+        source, fileobj = "(the .npz state dict)", obj.fid
+        if fileobj is None:
+            fileobj = obj.zip.fp
+    else:
+        fileobj = os.fspath(obj)
+        source = repr(fileobj)
+        if not os.path.exists(fileobj):
+            from ..saving import ModelFileNotFoundError
+            raise ModelFileNotFoundError(f"No .npz state dict at {source}.")
+        if not os.path.isfile(fileobj):
+            raise ValueError(f"Cannot load the state dict {source}: it is not a regular file.")
+    with file_errors(source, "Cannot load the state dict"):
+        with NpzReader(fileobj) as npz:
+            stand_ins = {k: np.broadcast_to(np.zeros((), h.dtype), h.shape)
+                         for k, h in npz.headers.items()}
+            names = _strip_prefix({k: k for k in npz.headers}, anchor, kwargs.get("prefix"))
+            budget = sum(h.size for h in npz.headers.values())
+            with deferred_weights(budget):
+                module = cls.from_torch(stand_ins, **kwargs)
+            for n in module._params:
+                module._copy_into(n, npz.read(names[n]))
+    return module
 
 
 def _strip_prefix(arrays, anchor, prefix):
@@ -900,11 +953,15 @@ class LSTMCell(_Module):
         self.training = True
         self._rng = np.random.default_rng(seed)
         self._workspace = _ops.Workspace()
+        check_weight_sizes(self.input_size, self.hidden_size, self.hidden_size, "nn.LSTMCell")
+        reserve_weights((self.input_size + self.hidden_size + 2 * self.bias)
+                        * 4 * self.hidden_size, "nn.LSTMCell")
         self._slot = _Slot(self.input_size, self.hidden_size, 0, self.bias, self.dtype)
         self._stepper = None
         self._step_bias = np.zeros(4 * self.hidden_size, self.dtype)
         self._register(self._slots_and_suffixes())
-        self.reset_parameters()
+        if not weights_deferred():   # a loader fills them: draw nothing
+            self.reset_parameters()
 
     def _slots_and_suffixes(self):
         return [(self._slot, "")]
@@ -919,6 +976,7 @@ class LSTMCell(_Module):
         return s
 
     def _prepare(self, input, hx):
+        check_input_sizes(input, self.hidden_size)
         x = as_float_array(input, self.dtype, "input")
         if x.ndim not in (1, 2):
             raise ValueError(f"LSTMCell: Expected input to be 1D or 2D, got {x.ndim}D instead")
@@ -1041,8 +1099,9 @@ class LSTMCell(_Module):
 
         Parameters
         ----------
-        module_or_state_dict : torch.nn.LSTMCell or mapping
-            The module, or a mapping of torch names to arrays or tensors.
+        module_or_state_dict : torch.nn.LSTMCell, mapping, str or NpzFile
+            The module, a mapping of torch names to arrays or tensors, an
+            ``.npz`` path or an open ``numpy.load`` result.
         dtype : numpy dtype, optional
             Default: float64 for float64 weights, float32 for anything else.
         prefix : str, optional
@@ -1053,6 +1112,8 @@ class LSTMCell(_Module):
         LSTMCell
         """
         obj = module_or_state_dict
+        if _is_npz(obj):
+            return _from_npz(cls, obj, "weight_ih", dict(dtype=dtype, prefix=prefix))
         if hasattr(obj, "state_dict") and callable(obj.state_dict):
             kind = type(obj).__name__
             if kind != "LSTMCell":
@@ -1066,7 +1127,13 @@ class LSTMCell(_Module):
         if "weight_ih" not in arrays or "weight_hh" not in arrays:
             raise ValueError("Cannot infer an LSTMCell from this state dict: it needs "
                              f"'weight_ih' and 'weight_hh'. Keys: {sorted(arrays)[:8]}.")
-        w_ih = arrays["weight_ih"]
+        w_ih, w_hh = arrays["weight_ih"], arrays["weight_hh"]
+        if w_ih.ndim != 2 or w_ih.shape[0] % 4 or w_ih.shape[0] == 0 or w_ih.shape[1] == 0:
+            raise ValueError("'weight_ih' must have shape (4*hidden_size, input_size) with "
+                             f"both sizes positive; got {w_ih.shape}.")
+        if w_hh.shape != (w_ih.shape[0], w_ih.shape[0] // 4):
+            raise ValueError(f"'weight_hh' must have shape {(w_ih.shape[0], w_ih.shape[0] // 4)}"
+                             f" to go with 'weight_ih' of shape {w_ih.shape}; got {w_hh.shape}.")
         if dtype is None:
             dtype = np.float64 if w_ih.dtype == np.float64 else np.float32
         cell = cls(int(w_ih.shape[1]), int(w_ih.shape[0]) // 4, bias="bias_ih" in arrays,
