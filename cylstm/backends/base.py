@@ -211,7 +211,7 @@ class ReferenceCache:
 
     __slots__ = ("steps", "x", "kernel", "recurrent_kernel", "projection", "recurrent_mask",
                  "input_mask", "act", "rec", "time_major", "go_backwards", "processing_order",
-                 "dtype", "used")
+                 "dtype", "used", "backend")
 
     def __init__(self, **kw: Any) -> None:
         for k, v in kw.items():
@@ -284,7 +284,23 @@ class Backend:
         except KeyError:
             return activation, None
 
+    def workspace(self) -> Any:
+        """Scratch a layer keeps between calls (None: the reference needs none)."""
+        return None
+
     # -- the LSTM ----------------------------------------------------------------------
+    def lstm_forward_ext(self, *args: Any, **kwargs: Any) -> Any:
+        """ONNX's full LSTM cell (peepholes, clip, three activations): the CPU
+        backend's alone for now.
+
+        Raises
+        ------
+        NotImplementedError
+        """
+        raise NotImplementedError(f"ONNX's extended LSTM cell (peepholes, clip, input_forget, "
+                                  f"a separate cell activation) runs on the 'cpu' backend "
+                                  f"only, not on {self.name!r}.")
+
     def lstm_forward(self, problem: LSTMProblem) -> Tuple[Tuple[Any, Any, Any, Any], Any]:
         """Run an LSTM.
 
@@ -296,7 +312,7 @@ class Backend:
         -------
         ((sequence or None, last_output, h, c), cache or None)
             The sequence has the layout of x; the cache (training only) is
-            for ``lstm_backward``.
+            for ``lstm_backward`` of the backend in its ``backend`` attribute.
         """
         xp = self.xp
         p = problem
@@ -366,7 +382,7 @@ class Backend:
                 steps=steps, x=x, kernel=W, recurrent_kernel=U, projection=Wr,
                 recurrent_mask=rec_mask, input_mask=in_mask, act=(act, act_grad),
                 rec=(rec, rec_grad), time_major=p.time_major, go_backwards=p.go_backwards,
-                processing_order=p.output_order == "processing", dtype=dtype)
+                processing_order=p.output_order == "processing", dtype=dtype, backend=self)
         return (seq, prev_out, h, c), cache
 
     def lstm_backward(self, cache: Any, grads: LSTMGrads) -> Dict[str, Any]:
@@ -484,19 +500,29 @@ class Backend:
 
     def stepper(self, kernel: Any, recurrent_kernel: Any, bias: Any, projection: Any,
                 activation: Any, recurrent_activation: Any, batch: int) -> "ReferenceStepper":
-        """A one-timestep runner for streaming inference with these weights
-        (used in place: weight updates show in the next step).
+        """A one-timestep runner for streaming inference with these weights and
+        batch size (used in place: weight updates show in the next step).
 
         Returns
         -------
-        object with ``step(x, h, c) -> (h_new, c_new)``
+        object
+            With ``batch``, ``step(x, h, c)`` and ``sequence_of_one(x, h, c,
+            time_major, return_sequences)``, both None for arguments that do
+            not fit (see ``ReferenceStepper``).
         """
         return ReferenceStepper(self, kernel, recurrent_kernel, bias, projection, activation,
                                 recurrent_activation, batch)
 
 
 class ReferenceStepper:
-    """One LSTM timestep on a backend's namespace (the twin of ``StepKernel``)."""
+    """One LSTM timestep on a backend's namespace: the twin of the compiled
+    ``StepKernel`` (``cylstm/_kernels/lstm_step.pyx``), with its contract.
+
+    ``step`` and ``sequence_of_one`` return None when an argument is not an
+    array of this backend of the expected shape and dtype (C-contiguous
+    ``numpy.ndarray`` itself on NumPy), so that the caller converts (or
+    raises) and tries again. The weights are used in place.
+    """
 
     def __init__(self, backend: Backend, kernel: Any, recurrent_kernel: Any, bias: Any,
                  projection: Any, activation: Any, recurrent_activation: Any,
@@ -509,17 +535,56 @@ class ReferenceStepper:
         self.act = backend._activation(activation)[0]
         self.rec = backend._activation(recurrent_activation)[0]
         self.batch = batch
+        self.input_dim = kernel.shape[0]
+        self.units = kernel.shape[1] // 4
+        self.output_dim = recurrent_kernel.shape[0]
 
-    def step(self, x: Any, h: Any, c: Any) -> Optional[Tuple[Any, Any]]:
-        """``(h_new, c_new)`` after one step from x (B, I), h (B, P), c (B, H)."""
-        H = c.shape[1]
-        z = x @ self.kernel + h @ self.recurrent_kernel
+    def _fits(self, a: Any, shape: Tuple[int, ...]) -> bool:
+        if self.backend.xp is np:
+            return (type(a) is np.ndarray and a.shape == shape and a.dtype == self.kernel.dtype
+                    and a.flags.c_contiguous)
+        return self.backend.owns(a) and tuple(a.shape) == shape and a.dtype == self.kernel.dtype
+
+    def _run(self, x: Any, h: Any, c: Any) -> Tuple[Any, Any]:
+        H = self.units
+        z = x @ self.kernel
         if self.bias is not None:
             z = z + self.bias
+        z = z + h @ self.recurrent_kernel
         i = self.rec(z[:, :H])
         f = self.rec(z[:, H:2 * H])
         g = self.act(z[:, 2 * H:3 * H])
         o = self.rec(z[:, 3 * H:])
         c_new = f * c + i * g
         m = o * self.act(c_new)
-        return (m if self.projection is None else m @ self.projection), c_new
+        h_new = m if self.projection is None else m @ self.projection
+        dtype = self.kernel.dtype
+        if h_new.dtype != dtype or c_new.dtype != dtype:   # a callable may change it
+            h_new, c_new = self.backend._astype(h_new, dtype), self.backend._astype(c_new, dtype)
+        return h_new, c_new
+
+    def step(self, x: Any, h: Any, c: Any) -> Optional[Tuple[Any, Any]]:
+        """``(h_new, c_new)`` from x (batch, input_dim), h (batch, output_dim),
+        c (batch, units); None if an argument does not fit."""
+        B = self.batch
+        if not (self._fits(x, (B, self.input_dim)) and self._fits(h, (B, self.output_dim))
+                and self._fits(c, (B, self.units))):
+            return None
+        return self._run(x, h, c)
+
+    def sequence_of_one(self, x: Any, h: Any, c: Any, time_major: bool,
+                        return_sequences: bool) -> Optional[Tuple[Any, Any, Any]]:
+        """A whole layer call on one timestep: x (batch, 1, I), or (1, batch, I)
+        when time-major; ``(output, h_new, c_new)`` with the output (batch, 1,
+        P) / (1, batch, P) when ``return_sequences``, else h_new. None if an
+        argument does not fit."""
+        B = self.batch
+        one = (1, B, self.input_dim) if time_major else (B, 1, self.input_dim)
+        if not (self._fits(x, one) and self._fits(h, (B, self.output_dim))
+                and self._fits(c, (B, self.units))):
+            return None
+        h_new, c_new = self._run(self.backend.xp.reshape(x, (B, self.input_dim)), h, c)
+        if not return_sequences:
+            return h_new, h_new, c_new
+        shape = (1, B, self.output_dim) if time_major else (B, 1, self.output_dim)
+        return self.backend.xp.reshape(h_new, shape), h_new, c_new

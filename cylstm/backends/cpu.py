@@ -139,11 +139,12 @@ class _Lease:
 class ForwardCache:
     """What the backward pass needs from a training forward pass."""
 
-    __slots__ = ("arrays", "options", "used", "workspace", "shapes")
+    __slots__ = ("arrays", "options", "used", "workspace", "shapes", "backend")
 
     def __init__(self, arrays, options, workspace=None, shapes=None):
         self.arrays = arrays
         self.options = options
+        self.backend = None   # the backend whose lstm_backward takes it
         self.used = False
         self.workspace = workspace
         self.shapes = shapes
@@ -313,6 +314,8 @@ class CpuBackend(Backend):
             recurrent_activation=p.recurrent_activation, time_major=p.time_major,
             return_sequences=p.return_sequences, output_order=p.output_order,
             training=p.training, workspace=p.workspace)
+        if cache is not None:
+            cache.backend = self
         return (seq, last, h, c), cache
 
     def lstm_backward(self, cache: Any, grads: LSTMGrads) -> Dict[str, Any]:

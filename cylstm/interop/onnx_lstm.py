@@ -37,7 +37,7 @@ consumption, see cylstm/_kernels/onnx_activations.py), and different
 activations per direction. A node that uses none of these beyond f = Sigmoid
 and one of Tanh/Relu/Softsign for g and h runs on the common kernel path (and
 trains); any other runs on the extended compiled kernel
-(``_ops.lstm_forward_ext``), for inference only: ``forward_train`` and
+(``CpuBackend.lstm_forward_ext``), for inference only: ``forward_train`` and
 ``to_torch`` raise ValueError for it. An all-zero ``P`` counts as none.
 
 Weights: W, R, B, P may be initializers, ``Constant`` outputs or graph inputs.
@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Tuple
 
 import numpy as np
 
-from .. import _ops
+from ..backends.cpu import Workspace
 from .. import activations as _activations
 from .._loading import file_errors
 from .._validation import as_float_array, check_weight_sizes
@@ -476,7 +476,7 @@ class OnnxLSTM(LSTM):
         if self._spec is None:
             raise ValueError("bind() is for an LSTM loaded with cylstm.from_onnx.")
         new = copy.copy(self)
-        object.__setattr__(new, "_workspace", _ops.Workspace())
+        object.__setattr__(new, "_workspace", Workspace())
         slots = [[_copy_slot(slot) for slot in row] for row in self._slots]
         object.__setattr__(new, "_slots", slots)
         new._register([(slot, "_l0" + ("_reverse" if d else ""))
