@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, Mapping, Optional
 
 from ._typing import Config
 
-__all__ = ["Registry"]
+__all__ = ["Registry", "MODELS"]
 
 _Message = Callable[[Any], Exception]
 
@@ -171,6 +171,24 @@ class Registry:
                 return self.callable_fallback(identifier)
         raise self.unknown(identifier)
 
+    def register(self, cls: type, name: Optional[str] = None) -> type:
+        """Add ``cls`` under ``name`` (default: its class name); returns ``cls``,
+        so that it can decorate a class.
+
+        Parameters
+        ----------
+        cls : type
+        name : str, optional
+
+        Returns
+        -------
+        type
+        """
+        key = name or cls.__name__
+        self.names[key] = cls
+        self.classes[key] = cls
+        return cls
+
     def _function_class(self, fn):
         try:
             return self.functions.get(fn)
@@ -179,6 +197,13 @@ class Registry:
 
     def __repr__(self) -> str:
         return f"<Registry {self.kind}: {len(self.names)} names>"
+
+
+# Model classes register themselves here when their module is imported
+# (cylstm.models); saving rebuilds models through it without importing them.
+MODELS = Registry(
+    "model", "cylstm.models", {}, strict_config=True,
+    unknown=lambda identifier: ValueError(f"Unknown model {identifier!r}."))
 
 
 def keras_entry(module: str, obj: Any) -> Config:

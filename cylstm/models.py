@@ -32,7 +32,7 @@ by ``cylstm/_summary.py``; layers are (de)serialised by
 from __future__ import annotations
 
 from typing import (TYPE_CHECKING, Any, Callable, Iterable, List, Mapping, Optional,
-                    Sequence, Union)
+                    Sequence, Tuple, Union)
 
 import json
 import sys
@@ -42,6 +42,7 @@ import numpy as np
 from .layers.base import Layer, SymbolicTensor, unique_name
 # layer_registry and deserialize_layer stay importable from here, as before the split.
 from .layers._registry import deserialize_layer, layer_registry, serialize_layer  # noqa: F401
+from ._serialization import MODELS
 from ._summary import summary_text
 from ._training import Trainer, _as_batchable
 from ._typing import Array, ArrayLike, Config, LayerOutput, Shape, ShapeLike
@@ -474,12 +475,20 @@ class Sequential(Trainer):
                              "manually via: `model.build(batch_input_shape)`.")
         return int(sum(w.size for w in self.weights))
 
-    def _parameters(self):
-        """(key, array, grad) of every trainable weight; keys are 'layer/weight'."""
+    def named_parameters(self) -> List[Tuple[str, Array, Array]]:
+        """``(key, array, grad)`` of every trainable weight, keys ``'layer/weight'``
+        (the keys the optimizer's slots and saved files use).
+
+        Returns
+        -------
+        list of tuple
+        """
         out = []
         for layer in self._layers:
             out.extend(_named_parameters(layer, layer.name))
         return out
+
+    _parameters = named_parameters   # the training loop's name for it
 
     # -- summary -----------------------------------------------------------------
     def summary(self, line_length: Optional[int] = None,
@@ -618,6 +627,9 @@ def _named_parameters(layer, prefix):
         if isinstance(inner, Layer) and layer.trainable:
             out.extend(_named_parameters(inner, f"{prefix}/{attr}"))
     return out
+
+
+MODELS.register(Sequential)
 
 
 def model_from_config(config: Mapping[str, Any]) -> Sequential:

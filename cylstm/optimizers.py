@@ -17,8 +17,8 @@ before the update.
 """
 from __future__ import annotations
 
-from typing import (TYPE_CHECKING, Any, Callable, Iterable, List, Mapping, Optional, Tuple, Type,
-                    Union)
+from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple,
+                    Type, Union)
 
 import math
 import numbers
@@ -160,6 +160,31 @@ class Optimizer:
         for slots in self._slots.values():
             out.extend(slots.values())
         return out
+
+    def get_slots(self) -> Dict[str, Dict[str, Array]]:
+        """The slots (moments, velocities) of every variable keyed by name,
+        ``{key: {slot name: array}}`` (the arrays themselves, not copies).
+        Variables keyed by ``id()`` (no name) are left out: their keys mean
+        nothing in another process.
+
+        Returns
+        -------
+        dict
+        """
+        return {k: v for k, v in self._slots.items() if isinstance(k, str)}
+
+    def set_slots(self, slots: Mapping[str, Mapping[str, Array]], iterations: int) -> None:
+        """Replace every slot and the iteration count (a restored optimizer).
+
+        Parameters
+        ----------
+        slots : dict
+            ``{key: {slot name: array}}``, as ``get_slots`` returns it.
+        iterations : int
+            The number of steps taken.
+        """
+        self._slots = {key: dict(arrays) for key, arrays in slots.items()}
+        self.iterations = int(iterations)
 
     def _get_slots(self, key, variable):
         slots = self._slots.get(key)

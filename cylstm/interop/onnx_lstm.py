@@ -339,11 +339,18 @@ def from_onnx(path_or_model: Any, node_name: Optional[str] = None,
         return _from_onnx(path_or_model, node_name, weights, whole_graph)
 
 
+# The whole-graph importer (``onnx_graph.OnnxModel``) sets itself here when it
+# is imported (``cylstm.interop`` imports it): it builds on this module, so
+# this module does not import it.
+whole_graph_importer: Optional[Callable[..., Any]] = None
+
+
 def _from_onnx(path_or_model, node_name, weights, whole_graph):
     onnx, numpy_helper = _import_onnx()
     if whole_graph:
-        from .onnx_graph import OnnxModel
-        return OnnxModel(path_or_model, weights)
+        if whole_graph_importer is None:
+            raise RuntimeError("cylstm.interop.onnx_graph is not imported: import cylstm.")
+        return whole_graph_importer(path_or_model, weights)
     model, base_dir = _load_model(onnx, path_or_model)
     graph = model.graph
     found = [(i, n) for i, n in enumerate(graph.node)
