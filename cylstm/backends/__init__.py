@@ -118,7 +118,7 @@ def get_backend(*arrays: Any) -> Backend:
     if forced is not None:
         return forced
     for a in arrays:
-        if a is None or isinstance(a, (np.ndarray, np.generic)):
+        if a is None or type(a) is np.ndarray or isinstance(a, (np.ndarray, np.generic)):
             continue
         namespace = getattr(a, "__array_namespace__", None)
         if namespace is None:
@@ -138,7 +138,7 @@ def get_backend(*arrays: Any) -> Backend:
                 found = Backend(xp, name=getattr(xp, "__name__", str(xp)))
             _BY_NAMESPACE[id(xp)] = found
         return found
-    return backend_named(DEFAULT)
+    return _INSTANCES.get(DEFAULT) or backend_named(DEFAULT)
 
 
 @contextlib.contextmanager

@@ -298,7 +298,9 @@ class CpuBackend(Backend):
 
     def lstm_forward(self, problem: LSTMProblem) -> Tuple[Tuple[Any, Any, Any, Any], Any]:
         p = problem
-        if not self.compiled(p):
+        act_code = _activations.kernel_code(p.activation)
+        rec_code = _activations.kernel_code(p.recurrent_activation)
+        if act_code is None or rec_code is None:
             T, B, I = p.x.shape if p.time_major else (p.x.shape[1], p.x.shape[0], p.x.shape[2])
             check_sequence_sizes(T, B, I, p.c0.shape[1], p.h0.shape[1])
             dtype = p.x.dtype
@@ -313,7 +315,7 @@ class CpuBackend(Backend):
             go_backwards=p.go_backwards, activation=p.activation,
             recurrent_activation=p.recurrent_activation, time_major=p.time_major,
             return_sequences=p.return_sequences, output_order=p.output_order,
-            training=p.training, workspace=p.workspace)
+            training=p.training, workspace=p.workspace, codes=(act_code, rec_code))
         if cache is not None:
             cache.backend = self
         return (seq, last, h, c), cache
@@ -346,7 +348,7 @@ class CpuBackend(Backend):
                      mask=None, recurrent_mask=None, input_mask=None, go_backwards=False,
                      activation=_activations.tanh, recurrent_activation=_activations.sigmoid,
                      time_major=False, return_sequences=True, output_order="processing",
-                     training=False, workspace=None):
+                     training=False, workspace=None, codes=None):
         """Run an LSTM over ``x`` (B, T, I), or (T, B, I) when ``time_major``.
 
         ``h0`` (B, P) and ``c0`` (B, H) are not modified. ``mask`` (B, T) (or
@@ -376,8 +378,10 @@ class CpuBackend(Backend):
         if bias is None:
             bias = np.zeros(G, dtype)
         mask8 = _as_mask(mask, B, T, time_major)
-        act_code = _activations.kernel_code(activation)
-        rec_code = _activations.kernel_code(recurrent_activation)
+        if codes is None:
+            codes = (_activations.kernel_code(activation),
+                     _activations.kernel_code(recurrent_activation))
+        act_code, rec_code = codes
         processing_order = output_order == "processing"
 
         h = np.array(h0, dtype=dtype, order="C", copy=True)
