@@ -222,3 +222,29 @@ def test_registry_and_selection():
     a = strict.asarray([1.0, 2.0])
     assert get_backend(a) is backend_named("array_api_strict")
     assert get_backend(np.ones(2), a) is backend_named("array_api_strict")
+
+
+@pytest.mark.parametrize("time_major", [False, True])
+@pytest.mark.parametrize("name", BACKENDS)
+def test_stepper_sequence_of_one_and_refusals(name, time_major):
+    """StepKernel's contract, for every backend's stepper: a sequence of one
+    step gives the forward's outputs; arguments that do not fit give None."""
+    backend = backend_named(name)
+    arrays, options = _problem(np.random.default_rng(4), "float64", T=1, time_major=time_major)
+    want, _ = _run(backend_named("numpy"), arrays, options, training=False)
+    conv = {k: None if v is None else backend.asarray(v) for k, v in arrays.items()}
+    step = backend.stepper(conv["kernel"], conv["recurrent_kernel"], conv["bias"], None,
+                           A.tanh, A.sigmoid, 3)
+    assert step.batch == 3
+    out, h, c = step.sequence_of_one(conv["x"], conv["h0"], conv["c0"], time_major, True)
+    np.testing.assert_allclose(backend.to_numpy(out), want["seq"], rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(backend.to_numpy(h), want["h"], rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(backend.to_numpy(c), want["c"], rtol=1e-12, atol=1e-13)
+    last, h2, _ = step.sequence_of_one(conv["x"], conv["h0"], conv["c0"], time_major, False)
+    np.testing.assert_allclose(backend.to_numpy(last), want["last"], rtol=1e-12, atol=1e-13)
+    x2 = conv["x"][0, ...] if time_major else conv["x"][:, 0, ...]
+    x2 = np.ascontiguousarray(x2) if backend.xp is np else x2
+    assert step.step(x2[:2, ...], conv["h0"], conv["c0"]) is None          # wrong batch
+    assert step.step(arrays["x"][:, 0, :].tolist(), conv["h0"], conv["c0"]) is None  # a list
+    assert step.step(backend.asarray(arrays["h0"].astype("float32")), conv["h0"],
+                     conv["c0"]) is None                                   # wrong dtype
