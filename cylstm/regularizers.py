@@ -236,7 +236,8 @@ def _unknown(identifier):
                       "a Regularizer; a callable; or None.")
 
 
-_REGISTRY = Registry("regularizer", MODULE, _BY_NAME, classes={**_BY_NAME, "l1_l2": L1L2}, optional=True,
+_REGISTRY = Registry("regularizer", MODULE, _BY_NAME, classes={**_BY_NAME, "l1_l2": L1L2},
+                     optional=True,
                      callable_fallback=lambda fn: fn, unknown=_unknown)
 
 

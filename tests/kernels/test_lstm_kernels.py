@@ -53,7 +53,8 @@ def test_kernel_matches_reference_fuzz(B, T, I, H, proj, with_mask, go_backwards
     P = max(1, H - 2) if proj else H
     p = _problem(rng, B, T, I, H, P, dtype, proj=proj, with_mask=with_mask,
                  rec_drop=with_mask and proj)
-    assert_kernel_matches_reference(p, dtype, rng, go_backwards=go_backwards, act=act, rec=rec, time_major=time_major)
+    assert_kernel_matches_reference(p, dtype, rng, go_backwards=go_backwards, act=act, rec=rec,
+                                    time_major=time_major)
 
 
 def test_long_sequence_is_chunked_and_exact(rng, monkeypatch):

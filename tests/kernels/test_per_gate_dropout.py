@@ -34,7 +34,8 @@ def _problem(rng, B, T, I, H, P, dtype, proj=False, with_mask=False, rec="gates"
 def test_per_gate_matches_reference(dtype, rng, rec, inp, go_backwards, with_mask, proj):
     p = _problem(rng, 4, 7, 3, 5, 3 if proj else 5, dtype, proj=proj,
                  with_mask=with_mask, rec=rec, inp=inp)
-    assert_kernel_matches_reference(p, dtype, rng, compiled=True, go_backwards=go_backwards, time_major=go_backwards)
+    assert_kernel_matches_reference(p, dtype, rng, compiled=True, go_backwards=go_backwards,
+                                    time_major=go_backwards)
 
 
 @pytest.mark.parametrize("proj", [False, True])
@@ -47,7 +48,8 @@ def test_per_gate_step_kernel_sizes(rng, proj, go_backwards):
                  with_mask=True)
     assert _ops._use_packed(p["recurrent_kernel"], [(0, 8)])
     assert _ops._use_packed(np.ascontiguousarray(p["recurrent_kernel"].T), [(0, 8)])
-    assert_kernel_matches_reference(p, "float32", rng, compiled=True, go_backwards=go_backwards, scale=5)
+    assert_kernel_matches_reference(p, "float32", rng, compiled=True, go_backwards=go_backwards,
+                                    scale=5)
 
 
 @pytest.mark.parametrize("act,rec", [("tanh", "sigmoid"), ("relu", "hard_sigmoid")])
