@@ -4,7 +4,7 @@
     lstm = cylstm.layers.LSTM(4, return_sequences=True, return_state=True)
     whole_seq_output, final_memory_state, final_carry_state = lstm(inputs)
 """
-__version__ = "0.1.0"
+from ._version import __version__
 
 from . import activations, constraints, initializers, layers, regularizers
 from ._threads import blas_info, get_num_threads, set_num_threads, threads

@@ -10,7 +10,7 @@ generators, stateful states, optimizer moments, gradients that are not all
 zero) and nothing else. Left out, by type, wherever they sit in an object's
 attributes, and rebuilt empty on unpickling (the first call refills them):
 
-- ``_ops.Workspace`` (per-layer scratch and training stores),
+- ``backends.cpu.Workspace`` (per-layer scratch and training stores),
 - the streaming kernels (``StepKernel``: packed weights and step buffers),
 - locks, thread-locals and executors (a lock cannot cross processes),
 - dicts and lists holding only such kernels or workspaces (caches: emptied),
@@ -51,7 +51,7 @@ class Fresh:
 def _scratch_kind(name, value):
     """The kind of scratch ``value`` is (None when it must be pickled)."""
     from ._kernels.lstm_step import StepKernel
-    from ._ops import Workspace
+    from .backends.cpu import Workspace
 
     if name in RESET_TO_NONE or isinstance(value, StepKernel):
         return "none"
@@ -75,7 +75,7 @@ def _scratch_kind(name, value):
 
 def _rebuild(kind):
     if kind == "workspace":
-        from ._ops import Workspace
+        from .backends.cpu import Workspace
         return Workspace()
     if kind == "lock":
         return threading.Lock()

@@ -4,8 +4,9 @@ Large calls split their batch rows into up to ``n`` slices that run the
 whole time loop in parallel (no barrier per step), and split the big weight
 products of training the same way; BLAS itself always runs on one thread
 inside cylstm's calls (see ``one_blas_thread``). Small calls run on one
-thread. ``threads(n)`` applies to
-the current thread (and task) only; ``set_num_threads(n)`` to the process.
+thread. The count ``threads(n)`` sets applies to the current thread (and
+task) only, ``set_num_threads(n)``'s to the process; both also set the BLAS
+libraries' own thread limit, which is process-wide (see ``threads``).
 The compiled loops release the GIL, so layers called from several Python
 threads also run in parallel.
 """
@@ -116,8 +117,18 @@ def get_num_threads() -> int:
 def threads(n: int) -> Iterator[None]:
     """Run the block with ``n`` threads, then restore the previous setting.
 
-    Use as ``with cylstm.threads(2): ...``. The setting is local to the
-    current thread (and asyncio task), so concurrent blocks do not interfere.
+    Use as ``with cylstm.threads(2): ...``. Two things change inside the block:
+
+    - how many threads cylstm's own calls split their work over: this count
+      is local to the current thread (and asyncio task), so concurrent
+      blocks in other threads do not see it;
+    - the thread limit of the BLAS libraries (through threadpoolctl), for
+      BLAS calls made outside cylstm's kernels (NumPy's ``@``, for instance).
+      BLAS libraries have one setting per process, so this limit is
+      process-wide while the block runs: other threads' BLAS calls see it too,
+      and overlapping blocks in several threads restore it in the order they
+      exit. cylstm's kernels are not affected: they always run BLAS on one
+      thread per slice (see ``one_blas_thread``).
 
     Parameters
     ----------

@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping, Optional, Union
 import numpy as np
 
 from ._kernels.reference import ACTIVATIONS
+from ._serialization import Registry
 from ._typing import ActivationLike, Array, ArrayLike
 
 __all__ = ["get", "serialize", "kernel_code", "tanh", "sigmoid", "hard_sigmoid", "relu",
@@ -77,6 +78,15 @@ softmax.cylstm_name = "softmax"  # type: ignore[attr-defined]
 
 _BY_NAME = {name: globals()[name] for name in KERNEL_CODES}
 _BY_NAME["softmax"] = softmax
+# Names map to the functions themselves (nothing to instantiate); Keras writes
+# an activation as its name, so there is no dict form to deserialize.
+_REGISTRY = Registry(
+    "activation", "keras.activations", _BY_NAME, instantiate=False,
+    unknown_name=lambda identifier: ValueError(
+        f"Unknown activation {identifier!r}; expected one of "
+        f"{sorted(list(_BY_NAME) + ['silu'])}, None or a callable."),
+    unknown=lambda identifier: TypeError(
+        f"Could not interpret activation {identifier!r}: expected a name, None or a callable."))
 
 
 def get(identifier: Union[ActivationLike, Mapping[str, Any]]) -> Callable[..., Any]:
@@ -106,13 +116,11 @@ def get(identifier: Union[ActivationLike, Mapping[str, Any]]) -> Callable[..., A
     name = ALIASES.get(identifier, identifier)
     if isinstance(name, str):
         if name not in _BY_NAME:
-            raise ValueError(
-                f"Unknown activation {identifier!r}; expected one of "
-                f"{sorted(list(_BY_NAME) + ['silu'])}, None or a callable.")
-        return _BY_NAME[name]
+            raise _REGISTRY.unknown_name(identifier)
+        return _REGISTRY.by_name(name)
     if callable(identifier):
         return identifier
-    raise TypeError(f"Could not interpret activation {identifier!r}: expected a name, None or a callable.")
+    raise _REGISTRY.unknown(identifier)
 
 
 def serialize(activation: Callable[..., Any]) -> str:

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
-import inspect
 import re
 
 import numpy as np
+from ._serialization import Registry
 from ._typing import Array, ArrayLike, Config, IdentifierLike
 
 __all__ = ["Constraint", "MaxNorm", "NonNeg", "UnitNorm", "MinMaxNorm", "max_norm", "non_neg",
@@ -173,6 +173,10 @@ def _unknown(identifier):
                       "a Constraint; a callable; or None.")
 
 
+_REGISTRY = Registry("constraint", MODULE, _BY_NAME, classes=_BY_NAME, optional=True,
+                     callable_fallback=lambda fn: fn, unknown=_unknown)
+
+
 def serialize(constraint: Optional[Callable[..., Any]]) -> Optional[Config]:
     """Keras 3's dict form of a constraint (None stays None).
 
@@ -189,12 +193,7 @@ def serialize(constraint: Optional[Callable[..., Any]]) -> Optional[Config]:
     ValueError
         For an object without ``get_config``.
     """
-    if constraint is None:
-        return None
-    if not hasattr(constraint, "get_config"):
-        raise ValueError(f"Cannot serialize {constraint!r}: it has no get_config().")
-    return {"module": MODULE, "class_name": type(constraint).__name__,
-            "config": constraint.get_config(), "registered_name": None}
+    return _REGISTRY.serialize(constraint)
 
 
 def deserialize(config: Mapping[str, Any]) -> Any:
@@ -213,10 +212,7 @@ def deserialize(config: Mapping[str, Any]) -> Any:
     ValueError
         For an unknown class.
     """
-    cls = _BY_NAME.get(config.get("class_name"))
-    if cls is None:
-        raise _unknown(config)
-    return cls.from_config(dict(config.get("config") or {}))
+    return _REGISTRY.deserialize(config)
 
 
 def get(identifier: IdentifierLike) -> Optional[Callable[..., Any]]:
@@ -236,16 +232,4 @@ def get(identifier: IdentifierLike) -> Optional[Callable[..., Any]]:
     ValueError
         For an unknown name or anything else.
     """
-    if identifier is None:
-        return None
-    if isinstance(identifier, dict):
-        return deserialize(identifier)
-    if isinstance(identifier, str):
-        if identifier not in _BY_NAME:
-            raise _unknown(identifier)
-        return _BY_NAME[identifier]()
-    if inspect.isclass(identifier):
-        return identifier()
-    if callable(identifier):
-        return identifier
-    raise _unknown(identifier)
+    return _REGISTRY.get(identifier)

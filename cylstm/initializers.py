@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, Optional, Sequence, Tuple, Type, Union
 
-import inspect
 import math
 import numbers
 import re
 
 import numpy as np
+from ._serialization import Registry
 from ._typing import Array, ArrayLike, Config, DTypeLike, IdentifierLike, ShapeLike
 
 __all__ = [
@@ -444,6 +444,10 @@ def _unknown(identifier):
                       "an Initializer; or a callable.")
 
 
+_REGISTRY = Registry("initializer", MODULE, _BY_NAME, classes=_BY_NAME, optional=True,
+                     callable_fallback=lambda fn: fn, unknown=_unknown)
+
+
 def serialize(initializer: Optional[Callable[..., Any]]) -> Optional[Config]:
     """Keras 3's dict form of an initializer (None stays None).
 
@@ -460,12 +464,7 @@ def serialize(initializer: Optional[Callable[..., Any]]) -> Optional[Config]:
     ValueError
         For an object without ``get_config``.
     """
-    if initializer is None:
-        return None
-    if not hasattr(initializer, "get_config"):
-        raise ValueError(f"Cannot serialize {initializer!r}: it has no get_config().")
-    return {"module": MODULE, "class_name": type(initializer).__name__,
-            "config": initializer.get_config(), "registered_name": None}
+    return _REGISTRY.serialize(initializer)
 
 
 def deserialize(config: Mapping[str, Any]) -> Any:
@@ -484,10 +483,7 @@ def deserialize(config: Mapping[str, Any]) -> Any:
     ValueError
         For an unknown class.
     """
-    cls = _BY_NAME.get(config.get("class_name"))
-    if cls is None:
-        raise _unknown(config)
-    return cls.from_config(dict(config.get("config") or {}))
+    return _REGISTRY.deserialize(config)
 
 
 def get(identifier: Union[IdentifierLike, Array]) -> Optional[Callable[..., Any]]:
@@ -508,14 +504,6 @@ def get(identifier: Union[IdentifierLike, Array]) -> Optional[Callable[..., Any]
     ValueError
         For an unknown name or anything else.
     """
-    if identifier is None:
-        return None
-    if isinstance(identifier, dict):
-        return deserialize(identifier)
-    if isinstance(identifier, str):
-        if identifier not in _BY_NAME:
-            raise _unknown(identifier)
-        return _BY_NAME[identifier]()
     if isinstance(identifier, (np.ndarray, np.generic)):
         value = np.asarray(identifier)
 
@@ -525,8 +513,4 @@ def get(identifier: Union[IdentifierLike, Array]) -> Optional[Callable[..., Any]
                                  f"initializer. Received shape={shape}")
             return value.astype(dtype or "float32")
         return initialize_fn
-    if inspect.isclass(identifier):
-        return identifier()
-    if callable(identifier):
-        return identifier
-    raise _unknown(identifier)
+    return _REGISTRY.get(identifier)

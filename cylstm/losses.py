@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Tuple, Type,
 import numpy as np
 
 from .layers.base import unique_name
+from ._serialization import Registry
 from ._typing import Array, ArrayLike, Config
 
 if TYPE_CHECKING:
@@ -729,6 +730,17 @@ _BY_FUNCTION = {mean_squared_error: MeanSquaredError, mean_absolute_error: MeanA
                 categorical_crossentropy: CategoricalCrossentropy,
                 sparse_categorical_crossentropy: SparseCategoricalCrossentropy}
 
+_REGISTRY = Registry(
+    "loss", "keras.losses", _BY_NAME, classes=_BY_CLASS, base=Loss, functions=_BY_FUNCTION,
+    keep_names=True, strict_config=True,
+    unknown_name=lambda identifier: ValueError(
+        f"Could not interpret loss identifier: {identifier!r}. Expected one of "
+        f"{sorted(_BY_NAME)} or a cylstm.losses.Loss."),
+    unknown=lambda identifier: ValueError(
+        f"Could not interpret loss identifier: {identifier!r}. cylstm trains with its own "
+        "losses (they provide gradients): pass a name such as 'mse' or a cylstm.losses.Loss "
+        "instance."))
+
 
 def serialize(loss: Union[str, Loss]) -> Union[str, Config]:
     """A loss given by name stays a string; a loss object becomes Keras 3's dict form.
@@ -741,10 +753,7 @@ def serialize(loss: Union[str, Loss]) -> Union[str, Config]:
     -------
     str or dict
     """
-    if isinstance(loss, str):
-        return loss
-    return {"module": "keras.losses", "class_name": type(loss).__name__,
-            "config": loss.get_config(), "registered_name": None}
+    return _REGISTRY.serialize(loss)
 
 
 def deserialize(config: Union[str, Mapping[str, Any]]) -> Loss:
@@ -765,13 +774,7 @@ def deserialize(config: Union[str, Mapping[str, Any]]) -> Loss:
     """
     if isinstance(config, str):
         return get(config)
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(f"Could not interpret loss config: {config!r}.")
-    cls = _BY_CLASS.get(config["class_name"])
-    if cls is None:
-        raise ValueError(f"Unknown loss class {config['class_name']!r}; cylstm has "
-                         f"{sorted(_BY_CLASS)}.")
-    return cls.from_config(dict(config.get("config") or {}))
+    return _REGISTRY.deserialize(config)
 
 
 def get(identifier: Union[str, Mapping[str, Any], Loss, Type[Loss], Callable[..., Any]]) -> Loss:
@@ -794,20 +797,4 @@ def get(identifier: Union[str, Mapping[str, Any], Loss, Type[Loss], Callable[...
     ValueError
         For anything else.
     """
-    if isinstance(identifier, Loss):
-        return identifier
-    if isinstance(identifier, str):
-        cls = _BY_NAME.get(identifier)
-        if cls is None:
-            raise ValueError(f"Could not interpret loss identifier: {identifier!r}. Expected "
-                             f"one of {sorted(_BY_NAME)} or a cylstm.losses.Loss.")
-        return cls()
-    if isinstance(identifier, dict):
-        return deserialize(identifier)
-    if isinstance(identifier, type) and issubclass(identifier, Loss):
-        return identifier()
-    if callable(identifier) and identifier in _BY_FUNCTION:
-        return _BY_FUNCTION[identifier]()
-    raise ValueError(f"Could not interpret loss identifier: {identifier!r}. cylstm trains "
-                     "with its own losses (they provide gradients): pass a name such as "
-                     "'mse' or a cylstm.losses.Loss instance.")
+    return _REGISTRY.get(identifier)

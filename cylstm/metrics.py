@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Tuple, Type,
 import numpy as np
 
 from . import losses as _losses
+from ._serialization import Registry
 from ._typing import Array, ArrayLike, Config
 
 if TYPE_CHECKING:
@@ -458,6 +459,16 @@ _BY_FUNCTION = {binary_accuracy: BinaryAccuracy, categorical_accuracy: Categoric
                 sparse_categorical_accuracy: SparseCategoricalAccuracy,
                 mean_absolute_error: MeanAbsoluteError, mean_squared_error: MeanSquaredError}
 
+_REGISTRY = Registry(
+    "metric", "keras.metrics", _BY_NAME, classes=_BY_CLASS, base=Metric,
+    functions=_BY_FUNCTION, keep_names=True, only_registered=True, strict_config=True,
+    callable_fallback=lambda fn: MeanMetricWrapper(fn),
+    unknown_name=lambda identifier: ValueError(
+        f"Could not interpret metric identifier: {identifier!r}. Expected 'accuracy' or one "
+        f"of {sorted(_BY_NAME)}."),
+    unknown=lambda identifier: ValueError(
+        f"Could not interpret metric identifier: {identifier!r}."))
+
 
 def is_binary_or_sparse_categorical(y_true: ArrayLike, y_pred: ArrayLike) -> Tuple[bool, bool]:
     """Keras's choice for ``"accuracy"``: ``(is_binary, is_sparse)`` from the shapes.
@@ -528,13 +539,7 @@ def serialize(metric: Union[str, Metric, Callable[..., Any]]) -> Union[str, Conf
     ValueError
         For a metric that is not one of cylstm's classes.
     """
-    if isinstance(metric, str):
-        return metric
-    if type(metric).__name__ not in _BY_CLASS:
-        raise ValueError(f"Cannot serialize metric {metric!r}: only cylstm's metric classes "
-                         "and names can be saved.")
-    return {"module": "keras.metrics", "class_name": type(metric).__name__,
-            "config": metric.get_config(), "registered_name": None}
+    return _REGISTRY.serialize(metric)
 
 
 def deserialize(config: Union[str, Mapping[str, Any]]) -> Union[str, Metric]:
@@ -550,13 +555,7 @@ def deserialize(config: Union[str, Mapping[str, Any]]) -> Union[str, Metric]:
     """
     if isinstance(config, str):
         return config
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(f"Could not interpret metric config: {config!r}.")
-    cls = _BY_CLASS.get(config["class_name"])
-    if cls is None:
-        raise ValueError(f"Unknown metric class {config['class_name']!r}; cylstm has "
-                         f"{sorted(_BY_CLASS)}.")
-    return cls.from_config(dict(config.get("config") or {}))
+    return _REGISTRY.deserialize(config)
 
 
 def get(identifier: Union[str, Mapping[str, Any], Metric, Type[Metric], Callable[..., Any]]
@@ -577,25 +576,8 @@ def get(identifier: Union[str, Mapping[str, Any], Metric, Type[Metric], Callable
     ValueError
         For an unknown name.
     """
-    if isinstance(identifier, Metric):
-        return identifier
-    if isinstance(identifier, dict):
-        return deserialize(identifier)
-    if isinstance(identifier, str):
-        if identifier.lower() in ("accuracy", "acc"):
-            raise ValueError("'accuracy' depends on the targets' and predictions' shapes; "
-                             "use metrics.resolve(identifier, y_true, y_pred) or pass it "
-                             "to Sequential.compile.")
-        cls = _BY_NAME.get(identifier)
-        if cls is None:
-            raise ValueError(f"Could not interpret metric identifier: {identifier!r}. "
-                             f"Expected 'accuracy' or one of {sorted(_BY_NAME)}.")
-        return cls()
-    if isinstance(identifier, type) and issubclass(identifier, Metric):
-        return identifier()
-    if callable(identifier):
-        cls = _BY_FUNCTION.get(identifier)
-        if cls is not None:
-            return cls()
-        return MeanMetricWrapper(identifier)
-    raise ValueError(f"Could not interpret metric identifier: {identifier!r}.")
+    if isinstance(identifier, str) and identifier.lower() in ("accuracy", "acc"):
+        raise ValueError("'accuracy' depends on the targets' and predictions' shapes; "
+                         "use metrics.resolve(identifier, y_true, y_pred) or pass it "
+                         "to Sequential.compile.")
+    return _REGISTRY.get(identifier)

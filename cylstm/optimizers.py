@@ -17,8 +17,8 @@ before the update.
 """
 from __future__ import annotations
 
-from typing import (TYPE_CHECKING, Any, Callable, Iterable, List, Mapping, Optional, Tuple, Type,
-                    Union)
+from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple,
+                    Type, Union)
 
 import math
 import numbers
@@ -27,6 +27,7 @@ import re
 import numpy as np
 
 from .layers.base import unique_name
+from ._serialization import Registry
 from ._typing import Array, ArrayLike, Config
 
 if TYPE_CHECKING:
@@ -159,6 +160,31 @@ class Optimizer:
         for slots in self._slots.values():
             out.extend(slots.values())
         return out
+
+    def get_slots(self) -> Dict[str, Dict[str, Array]]:
+        """The slots (moments, velocities) of every variable keyed by name,
+        ``{key: {slot name: array}}`` (the arrays themselves, not copies).
+        Variables keyed by ``id()`` (no name) are left out: their keys mean
+        nothing in another process.
+
+        Returns
+        -------
+        dict
+        """
+        return {k: v for k, v in self._slots.items() if isinstance(k, str)}
+
+    def set_slots(self, slots: Mapping[str, Mapping[str, Array]], iterations: int) -> None:
+        """Replace every slot and the iteration count (a restored optimizer).
+
+        Parameters
+        ----------
+        slots : dict
+            ``{key: {slot name: array}}``, as ``get_slots`` returns it.
+        iterations : int
+            The number of steps taken.
+        """
+        self._slots = {key: dict(arrays) for key, arrays in slots.items()}
+        self.iterations = int(iterations)
 
     def _get_slots(self, key, variable):
         slots = self._slots.get(key)
@@ -537,6 +563,16 @@ class RMSprop(Optimizer):
 _BY_NAME = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}
 _BY_CLASS = {"SGD": SGD, "Adam": Adam, "RMSprop": RMSprop}
 
+_REGISTRY = Registry(
+    "optimizer", "keras.optimizers", _BY_NAME, classes=_BY_CLASS, base=Optimizer,
+    normalize=str.lower, strict_config=True,
+    unknown_name=lambda identifier: ValueError(
+        f"Could not interpret optimizer identifier: {identifier!r}. Expected one of "
+        f"{sorted(_BY_NAME)} or an optimizer instance."),
+    unknown=lambda identifier: ValueError(
+        f"Could not interpret optimizer identifier: {identifier!r}. Expected one of "
+        f"{sorted(_BY_NAME)} or a cylstm.optimizers.Optimizer."))
+
 
 def serialize(optimizer: Optimizer) -> Config:
     """Keras 3's dict form ``{"module", "class_name", "config", "registered_name"}``.
@@ -549,8 +585,7 @@ def serialize(optimizer: Optimizer) -> Config:
     -------
     dict
     """
-    return {"module": "keras.optimizers", "class_name": type(optimizer).__name__,
-            "config": optimizer.get_config(), "registered_name": None}
+    return _REGISTRY.serialize(optimizer)
 
 
 def deserialize(config: Mapping[str, Any]) -> Optimizer:
@@ -569,13 +604,7 @@ def deserialize(config: Mapping[str, Any]) -> Optimizer:
     ValueError
         For a malformed config or an unknown class.
     """
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(f"Could not interpret optimizer config: {config!r}.")
-    cls = _BY_CLASS.get(config["class_name"]) or _BY_NAME.get(str(config["class_name"]).lower())
-    if cls is None:
-        raise ValueError(f"Unknown optimizer class {config['class_name']!r}; cylstm has "
-                         f"{sorted(_BY_CLASS)}.")
-    return cls.from_config(dict(config.get("config") or {}))
+    return _REGISTRY.deserialize(config)
 
 
 def get(identifier: Union[str, Mapping[str, Any], Optimizer, Type[Optimizer]]) -> Optimizer:
@@ -598,17 +627,4 @@ def get(identifier: Union[str, Mapping[str, Any], Optimizer, Type[Optimizer]]) -
     ValueError
         For anything else.
     """
-    if isinstance(identifier, Optimizer):
-        return identifier
-    if isinstance(identifier, dict):
-        return deserialize(identifier)
-    if isinstance(identifier, str):
-        cls = _BY_NAME.get(identifier.lower())
-        if cls is None:
-            raise ValueError(f"Could not interpret optimizer identifier: {identifier!r}. "
-                             f"Expected one of {sorted(_BY_NAME)} or an optimizer instance.")
-        return cls()
-    if isinstance(identifier, type) and issubclass(identifier, Optimizer):
-        return identifier()
-    raise ValueError(f"Could not interpret optimizer identifier: {identifier!r}. Expected "
-                     f"one of {sorted(_BY_NAME)} or a cylstm.optimizers.Optimizer.")
+    return _REGISTRY.get(identifier)

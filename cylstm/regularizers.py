@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Mapping, Optional
 
-import inspect
 import math
 
 import numpy as np
+from ._serialization import Registry
 from ._typing import Array, ArrayLike, Config, IdentifierLike
 
 __all__ = ["Regularizer", "L1", "L2", "L1L2", "OrthogonalRegularizer", "l1", "l2", "l1_l2",
@@ -236,6 +236,11 @@ def _unknown(identifier):
                       "a Regularizer; a callable; or None.")
 
 
+_REGISTRY = Registry("regularizer", MODULE, _BY_NAME, classes={**_BY_NAME, "l1_l2": L1L2},
+                     optional=True,
+                     callable_fallback=lambda fn: fn, unknown=_unknown)
+
+
 def serialize(regularizer: Optional[Callable[..., Any]]) -> Optional[Config]:
     """Keras 3's dict form of a regularizer (None stays None).
 
@@ -252,12 +257,7 @@ def serialize(regularizer: Optional[Callable[..., Any]]) -> Optional[Config]:
     ValueError
         For an object without ``get_config``.
     """
-    if regularizer is None:
-        return None
-    if not hasattr(regularizer, "get_config"):
-        raise ValueError(f"Cannot serialize {regularizer!r}: it has no get_config().")
-    return {"module": MODULE, "class_name": type(regularizer).__name__,
-            "config": regularizer.get_config(), "registered_name": None}
+    return _REGISTRY.serialize(regularizer)
 
 
 def deserialize(config: Mapping[str, Any]) -> Any:
@@ -276,11 +276,7 @@ def deserialize(config: Mapping[str, Any]) -> Any:
     ValueError
         For an unknown class.
     """
-    name = config.get("class_name")
-    cls = _BY_NAME.get(name) if name != "l1_l2" else L1L2
-    if cls is None:
-        raise _unknown(config)
-    return cls.from_config(dict(config.get("config") or {}))
+    return _REGISTRY.deserialize(config)
 
 
 def get(identifier: IdentifierLike) -> Optional[Callable[..., Any]]:
@@ -300,16 +296,4 @@ def get(identifier: IdentifierLike) -> Optional[Callable[..., Any]]:
     ValueError
         For an unknown name or anything else.
     """
-    if identifier is None:
-        return None
-    if isinstance(identifier, dict):
-        return deserialize(identifier)
-    if isinstance(identifier, str):
-        if identifier not in _BY_NAME:
-            raise _unknown(identifier)
-        return _BY_NAME[identifier]()
-    if inspect.isclass(identifier):
-        return identifier()
-    if callable(identifier):
-        return identifier
-    raise _unknown(identifier)
+    return _REGISTRY.get(identifier)

@@ -4,7 +4,8 @@ The format (version 1) is documented in docs/saving.md. Writing is atomic (a
 temporary file in the target's folder, then ``os.replace``), so a crash never
 leaves a half-written model under the target name. Reading never executes
 anything from the file: the config is parsed with ``json``, layers are rebuilt
-only from cylstm's own classes (``models.layer_registry``), and arrays are read
+only from cylstm's own classes (``cylstm/layers/_registry.py``, through the model
+registry of ``cylstm/_serialization.py``), and arrays are read
 with ``np.load(..., allow_pickle=False)``. Whatever is wrong with a file
 (not a zip, truncated, a Keras ``.keras`` file, a missing member, a bad config,
 weights of the wrong shape) raises ``ValueError`` naming the path and the problem.
@@ -19,6 +20,8 @@ import numpy as np
 
 from ._loading import file_errors
 from ._npz import NpzError, NpzReader, check_member_sizes
+from ._serialization import MODELS
+from ._version import __version__
 
 __all__ = ["save_model", "load_model", "FORMAT_NAME", "FORMAT_VERSION"]
 
@@ -60,9 +63,7 @@ def _weights_and_index(model):
     opt = model.optimizer
     if model.compiled and opt is not None and opt.built:
         slots = []
-        for s, (key, slot) in enumerate(opt._slots.items()):
-            if not isinstance(key, str):
-                continue   # keyed by id(): meaningless in another process
+        for s, (key, slot) in enumerate(opt.get_slots().items()):
             entry = {"key": key, "arrays": {}}
             for name, arr in slot.items():
                 member = f"optimizer.{s}.{name}"
@@ -85,14 +86,12 @@ def _file_mode(path):
 
 def save_model(model, filepath, overwrite=True, **kwargs):
     """Write ``model`` to ``filepath`` (any name) atomically; see docs/saving.md."""
-    from . import __version__
-    from .models import Sequential
     if kwargs:
         unknown = sorted(k for k in kwargs if k not in ("zipped", "include_optimizer",
                                                          "save_format"))
         if unknown:
             raise ValueError(f"Unknown argument(s) to save: {unknown}.")
-    if not isinstance(model, Sequential):
+    if not isinstance(model, tuple(MODELS.classes.values())):
         raise TypeError(f"Only cylstm.Sequential models can be saved; got "
                         f"{type(model).__name__}.")
     path = _fspath(filepath)
@@ -110,7 +109,7 @@ def save_model(model, filepath, overwrite=True, **kwargs):
         "format_version": FORMAT_VERSION,
         "cylstm_version": __version__,
         "model": {"class_name": "Sequential", "config": model.get_config()},
-        "compile_config": model._get_compile_config(),
+        "compile_config": model.get_compile_config(),
         "weights": index,
     }
     try:
@@ -225,7 +224,6 @@ def _restore(config, npz, compile):
     """Build the model of ``config`` and read its weights from ``npz`` (an
     NpzReader): every declared shape is checked before anything is read."""
     from .layers.base import WeightBudgetError, deferred_weights
-    from .models import model_from_config
     model_cfg = config["model"]
     if model_cfg.get("class_name") != "Sequential":
         raise _Bad(f"unsupported model class {model_cfg.get('class_name')!r}")
@@ -242,7 +240,7 @@ def _restore(config, npz, compile):
     try:
         # No random weights drawn, and none beyond what the file holds.
         with deferred_weights(budget):
-            model = model_from_config(model_cfg)
+            model = MODELS.deserialize(model_cfg)
     except WeightBudgetError as e:
         raise _Bad(f"the weights in weights.npz do not fit the model's config ({e})") from None
     except (ValueError, TypeError, KeyError) as e:
@@ -265,7 +263,7 @@ def _restore(config, npz, compile):
     compile_config = config.get("compile_config")
     if compile and compile_config:
         try:
-            model._compile_from_config(compile_config)
+            model.compile_from_config(compile_config)
         except (ValueError, TypeError, KeyError) as e:
             raise _Bad(f"the compile config cannot be restored ({e})") from None
         _restore_optimizer(model, config["weights"].get("optimizer"), slots, npz)
@@ -276,7 +274,7 @@ def _restore_optimizer(model, state, slots, npz):
     if not state:
         return
     opt = model.optimizer
-    params = {key: var for key, var, _ in model._parameters()}
+    params = {key: var for key, var, _ in model.named_parameters()}
     iterations = state.get("iterations")
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
         raise _Bad(f"the optimizer state is malformed (iterations {iterations!r})")
@@ -291,8 +289,7 @@ def _restore_optimizer(model, state, slots, npz):
         var = params[entry["key"]]
         restored_slots[entry["key"]] = {name: npz.read(member).astype(var.dtype)
                                         for name, member in entry["arrays"].items()}
-    opt._slots = restored_slots
-    opt.iterations = iterations
+    opt.set_slots(restored_slots, iterations)
 
 
 def load_model(filepath, compile=True):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from cylstm import constraints, initializers, regularizers
+from ._helpers import numerical_gradient_at
 
 KERAS_CONFIG = pathlib.Path(__file__).parent / "golden" / "keras_lstm" / "keras_written_config.json"
 
@@ -161,12 +162,7 @@ def test_gradient_matches_finite_differences(reg, rng):
     w = rng.standard_normal((4, 5))
     grad = reg.gradient(w)
     assert grad.shape == w.shape and grad.dtype == w.dtype
-    eps = 1e-6
-    numeric = np.empty_like(w)
-    for i in np.ndindex(w.shape):
-        step = np.zeros_like(w)
-        step[i] = eps
-        numeric[i] = (reg(w + step) - reg(w - step)) / (2 * eps)
+    numeric = numerical_gradient_at(reg, w)
     np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
 
 

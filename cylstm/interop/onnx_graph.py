@@ -23,6 +23,7 @@ inputs are fed by name too (or bound once with ``model.bind(feeds)``).
 """
 import numpy as np
 
+from . import onnx_lstm
 from .onnx_lstm import (_attributes, _constants, _import_onnx, _load_model, _opset,
                         lstm_from_node, node_label)
 
@@ -293,3 +294,6 @@ class OnnxModel:
                              f"{self.input_names}; got {len(inputs)}. Use run(feeds).")
         out = self.run(dict(zip(self.input_names, inputs)))
         return out[0] if len(out) == 1 else out
+
+
+onnx_lstm.whole_graph_importer = OnnxModel   # from_onnx(..., whole_graph=True)

@@ -37,7 +37,7 @@ consumption, see cylstm/_kernels/onnx_activations.py), and different
 activations per direction. A node that uses none of these beyond f = Sigmoid
 and one of Tanh/Relu/Softsign for g and h runs on the common kernel path (and
 trains); any other runs on the extended compiled kernel
-(``_ops.lstm_forward_ext``), for inference only: ``forward_train`` and
+(``CpuBackend.lstm_forward_ext``), for inference only: ``forward_train`` and
 ``to_torch`` raise ValueError for it. An all-zero ``P`` counts as none.
 
 Weights: W, R, B, P may be initializers, ``Constant`` outputs or graph inputs.
@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Tuple
 
 import numpy as np
 
-from .. import _ops
+from ..backends.cpu import Workspace
 from .. import activations as _activations
 from .._loading import file_errors
 from .._validation import as_float_array, check_weight_sizes
@@ -339,11 +339,18 @@ def from_onnx(path_or_model: Any, node_name: Optional[str] = None,
         return _from_onnx(path_or_model, node_name, weights, whole_graph)
 
 
+# The whole-graph importer (``onnx_graph.OnnxModel``) sets itself here when it
+# is imported (``cylstm.interop`` imports it): it builds on this module, so
+# this module does not import it.
+whole_graph_importer: Optional[Callable[..., Any]] = None
+
+
 def _from_onnx(path_or_model, node_name, weights, whole_graph):
     onnx, numpy_helper = _import_onnx()
     if whole_graph:
-        from .onnx_graph import OnnxModel
-        return OnnxModel(path_or_model, weights)
+        if whole_graph_importer is None:
+            raise RuntimeError("cylstm.interop.onnx_graph is not imported: import cylstm.")
+        return whole_graph_importer(path_or_model, weights)
     model, base_dir = _load_model(onnx, path_or_model)
     graph = model.graph
     found = [(i, n) for i, n in enumerate(graph.node)
@@ -476,7 +483,7 @@ class OnnxLSTM(LSTM):
         if self._spec is None:
             raise ValueError("bind() is for an LSTM loaded with cylstm.from_onnx.")
         new = copy.copy(self)
-        object.__setattr__(new, "_workspace", _ops.Workspace())
+        object.__setattr__(new, "_workspace", Workspace())
         slots = [[_copy_slot(slot) for slot in row] for row in self._slots]
         object.__setattr__(new, "_slots", slots)
         new._register([(slot, "_l0" + ("_reverse" if d else ""))

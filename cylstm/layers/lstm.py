@@ -1,7 +1,8 @@
 """Keras-style LSTM: ``LSTMCell`` (weights + one step) and ``LSTM`` (the sequence layer).
 
-Both run on the compiled kernels through ``cylstm._ops``; this file holds only
-Keras semantics (arguments, shapes, states, masks, dropout, config).
+Both run on the backend of their arrays (``cylstm.backends.get_backend``: the
+compiled kernels for NumPy arrays); this file holds only Keras semantics
+(arguments, shapes, states, masks, dropout, config).
 Choices where Keras is silent or cannot apply, also in docs/semantics.md:
 - inputs of any real dtype are cast to the layer's dtype (float32 default);
 - an empty batch returns empty outputs; zero timesteps raise ValueError;
@@ -14,8 +15,8 @@ from typing import TYPE_CHECKING, Any, Callable, List, Mapping, Optional, Tuple,
 
 import numpy as np
 
-from .. import _ops
 from .. import activations as _activations
+from ..backends import LSTMGrads, LSTMProblem, get_backend
 from .. import constraints as _constraints
 from .. import initializers as _initializers
 from .. import regularizers as _regularizers
@@ -156,7 +157,7 @@ class LSTMCell(Layer):
         self.state_size = [self.units, self.units]
         self.output_size = self.units
         self._dropout_masks = _DropoutMasks(seed)
-        self._workspace = _ops.Workspace()
+        self._workspace = get_backend().workspace()
         self._stepper = None
 
     def build(self, input_shape: ShapeLike) -> None:
@@ -248,17 +249,13 @@ class LSTMCell(Layer):
         return x
 
     def _stepper_for(self, batch):
-        """The streaming kernel for this batch size (None for Python activations)."""
+        """The backend's streaming stepper for this batch size (see ``Backend.stepper``)."""
         k = self._stepper
         if k is None or k.batch != batch:
-            act = _activations.kernel_code(self.activation)
-            rec = _activations.kernel_code(self.recurrent_activation)
-            if act is None or rec is None:
-                return None
+            kernel = self._params["kernel"]
             bias = self._params["bias"] if self.use_bias else np.zeros(4 * self.units, self.dtype)
-            from .._kernels.lstm_step import StepKernel  # loads scipy.linalg: not at import
-            k = StepKernel(self._params["kernel"], self._params["recurrent_kernel"], bias, None,
-                           act, rec, batch, _ops._fused_gates(np.dtype(self.dtype), act, rec))
+            k = get_backend(kernel).stepper(kernel, self._params["recurrent_kernel"], bias, None,
+                                            self.activation, self.recurrent_activation, batch)
             self._stepper = k
         return k
 
@@ -303,11 +300,11 @@ class LSTMCell(Layer):
             dmask, gate_masks, rec_mask = self._draw_dropout(x.shape[0], x.shape[1])
             if dmask is not None:
                 x = x * dmask
-        _, h, h, c, _ = _ops.lstm_forward(
+        (_, h, h, c), _ = get_backend(x).lstm_forward(LSTMProblem(
             x[None], self.kernel, self.recurrent_kernel, self._bias_or_none(), h0, c0,
             recurrent_mask=rec_mask, input_mask=gate_masks, activation=self.activation,
             recurrent_activation=self.recurrent_activation, time_major=True,
-            return_sequences=False, workspace=self._workspace)
+            return_sequences=False, workspace=self._workspace))
         return h, [h, c]
 
     def forward_train(self, inputs: ArrayLike,
@@ -338,16 +335,16 @@ class LSTMCell(Layer):
         h0, c0 = self._check_states(states, x.shape[0])
         dmask, gate_masks, rec_mask = self._draw_dropout(x.shape[0], x.shape[1])
         xd = x if dmask is None else x * dmask
-        _, h, h, c, cache = _ops.lstm_forward(
+        (_, h, h, c), cache = get_backend(x).lstm_forward(LSTMProblem(
             xd[None], self.kernel, self.recurrent_kernel, self._bias_or_none(), h0, c0,
             recurrent_mask=rec_mask, input_mask=gate_masks, activation=self.activation,
             recurrent_activation=self.recurrent_activation, time_major=True,
-            return_sequences=False, training=True)
+            return_sequences=False, training=True))
 
         def backprop(dy):
             d_out, (d_h, d_c) = dy
             d_h = _sum_grads(d_out, d_h)
-            g = _ops.lstm_backward(cache, d_h=d_h, d_c=d_c)
+            g = cache.backend.lstm_backward(cache, LSTMGrads(d_h=d_h, d_c=d_c))
             self._accumulate(g)
             dx = g["dx"][0]
             if dmask is not None:
@@ -568,7 +565,7 @@ class LSTM(Layer):
         self.use_cudnn = use_cudnn
         self.states = None
         self._activity_loss = 0.0
-        self._workspace = _ops.Workspace()
+        self._workspace = get_backend().workspace()
         self._zero_states = None
 
     # Cell arguments read through the layer, as Keras's LSTM properties.
@@ -782,13 +779,14 @@ class LSTM(Layer):
         xd = x
         if dmask is not None:
             xd = x * (dmask[None] if self.time_major else dmask[:, None])
-        result = _ops.lstm_forward(
+        (seq, last, h, c), cache = get_backend(xd).lstm_forward(LSTMProblem(
             xd, self.cell.kernel, self.cell.recurrent_kernel, self.cell._bias_or_none(),
             h0, c0, mask=mask, recurrent_mask=rec_mask, input_mask=gate_masks,
             go_backwards=self.go_backwards,
             activation=self.activation, recurrent_activation=self.recurrent_activation,
             time_major=self.time_major, return_sequences=self.return_sequences,
-            training=kernel_training, workspace=self._workspace)
+            training=kernel_training, workspace=self._workspace))
+        result = (seq, last, h, c, cache)
         if self.stateful:
             self.states = [result[2].copy(), result[3].copy()]
         return result, dmask
@@ -950,9 +948,9 @@ class LSTM(Layer):
             keep = self._output_keep(m)
             if d_out is not None and keep is not None:
                 d_out = d_out * keep
-            g = _ops.lstm_backward(
-                cache, d_seq=d_out if self.return_sequences else None,
-                d_last=None if self.return_sequences else d_out, d_h=d_h, d_c=d_c)
+            g = cache.backend.lstm_backward(cache, LSTMGrads(
+                d_seq=d_out if self.return_sequences else None,
+                d_last=None if self.return_sequences else d_out, d_h=d_h, d_c=d_c))
             self.cell._accumulate(g)
             dx = g["dx"]
             if dmask is not None:

@@ -2,7 +2,7 @@
 
 Same constructor arguments, call, shapes, weight names and gate order
 (i, f, g, o) as ``torch.nn.LSTM`` / ``torch.nn.LSTMCell``, on the compiled
-kernels of ``cylstm._ops``. This file holds only PyTorch semantics.
+kernels (through ``cylstm.backends``). This file holds only PyTorch semantics.
 
 Weight storage (the "flattened" layout, derived at no cost):
 - every weight matrix is stored once, in the kernel's layout, and the
@@ -42,9 +42,9 @@ import warnings
 
 import numpy as np
 
-from .. import _ops
 from .. import _pickling
 from .. import activations as _activations
+from ..backends import LSTMGrads, LSTMProblem, get_backend
 from .._threads import GRADIENT_LOCK
 from .._validation import (as_float_array, check_input_sizes, check_weight_sizes,
                            standardize_dtype)
@@ -454,7 +454,7 @@ class LSTM(_Module):
         self.seed = seed
         self.training = True
         self._rng = np.random.default_rng(seed)
-        self._workspace = _ops.Workspace()
+        self._workspace = get_backend().workspace()
         # Not in torch: set by cylstm.from_onnx for ONNX nodes torch cannot express.
         self._reverse_only = False
         self._activation = _activations.tanh
@@ -586,18 +586,18 @@ class LSTM(_Module):
                             "This LSTM uses ONNX's peepholes, clip, input_forget or "
                             "activations with alpha/beta, which cylstm runs for inference "
                             "only; training it is not supported.")
-                    seq, _, h, c, cache = _ops.lstm_forward_ext(
+                    seq, _, h, c, cache = get_backend(layer_input).lstm_forward_ext(
                         layer_input, slot.kernel, slot.recurrent, slot.bias(), h0[idx],
                         c0[idx], mask=mask, go_backwards=backwards, time_major=time_major,
                         output_order="time", workspace=self._workspace, **ext)
                 else:
-                    seq, _, h, c, cache = _ops.lstm_forward(
+                    (seq, _, h, c), cache = get_backend(layer_input).lstm_forward(LSTMProblem(
                         layer_input, slot.kernel, slot.recurrent, slot.bias(), h0[idx], c0[idx],
                         projection=slot.projection, mask=mask, go_backwards=backwards,
                         activation=self._activation,
                         recurrent_activation=self._recurrent_activation,
                         time_major=time_major, return_sequences=True, output_order="time",
-                        training=kernel_training, workspace=self._workspace)
+                        training=kernel_training, workspace=self._workspace))
                 if zero_masked and mask is not None:
                     seq *= mask[..., None]
                 h_n[idx] = h
@@ -617,7 +617,7 @@ class LSTM(_Module):
         return layer_input, h_n, c_n, caches, drop_masks
 
     def _extended_cell(self, index):
-        """Options of ``_ops.lstm_forward_ext`` for layer-direction ``index``,
+        """Options of ``CpuBackend.lstm_forward_ext`` for layer-direction ``index``,
         or None for the common cell (always, for a torch-configured LSTM)."""
         return None
 
@@ -703,10 +703,10 @@ class LSTM(_Module):
                     part = d_seq
                     if d_seq is not None and D == 2:
                         part = d_seq[..., d * P:(d + 1) * P]
-                    g = _ops.lstm_backward(
-                        caches[layer][d], d_seq=part,
-                        d_h=None if d_hn is None else d_hn[idx],
-                        d_c=None if d_cn is None else d_cn[idx])
+                    cache = caches[layer][d]
+                    g = cache.backend.lstm_backward(cache, LSTMGrads(
+                        d_seq=part, d_h=None if d_hn is None else d_hn[idx],
+                        d_c=None if d_cn is None else d_cn[idx]))
                     slot.accumulate(g)
                     dh0[idx] = g["dh0"]
                     dc0[idx] = g["dc0"]
@@ -952,7 +952,7 @@ class LSTMCell(_Module):
         self.seed = seed
         self.training = True
         self._rng = np.random.default_rng(seed)
-        self._workspace = _ops.Workspace()
+        self._workspace = get_backend().workspace()
         check_weight_sizes(self.input_size, self.hidden_size, self.hidden_size, "nn.LSTMCell")
         reserve_weights((self.input_size + self.hidden_size + 2 * self.bias)
                         * 4 * self.hidden_size, "nn.LSTMCell")
@@ -1030,11 +1030,9 @@ class LSTMCell(_Module):
         slot = self._slot
         k = self._stepper
         if k is None or k.batch != x.shape[0]:
-            tanh, sigmoid = _activations.KERNEL_CODES["tanh"], _activations.KERNEL_CODES["sigmoid"]
-            from .._kernels.lstm_step import StepKernel  # loads scipy.linalg: not at import
-            k = self._stepper = StepKernel(
-                slot.kernel, slot.recurrent, self._step_bias, None, tanh, sigmoid, x.shape[0],
-                _ops._fused_gates(self.dtype, tanh, sigmoid))
+            k = self._stepper = get_backend(slot.kernel).stepper(
+                slot.kernel, slot.recurrent, self._step_bias, None, _activations.tanh,
+                _activations.sigmoid, x.shape[0])
         if slot.bias_ih is not None:
             np.add(slot.bias_ih, slot.bias_hh, out=self._step_bias)
         h, c = k.step(np.ascontiguousarray(x), np.ascontiguousarray(h0),
@@ -1068,9 +1066,9 @@ class LSTMCell(_Module):
         """
         x, batched, h0, c0 = self._prepare(input, hx)
         slot = self._slot
-        _, _, h, c, cache = _ops.lstm_forward(
+        (_, _, h, c), cache = get_backend(x).lstm_forward(LSTMProblem(
             x[None], slot.kernel, slot.recurrent, slot.bias(), h0, c0, time_major=True,
-            return_sequences=False, training=True)
+            return_sequences=False, training=True))
         result = (h, c) if batched else (h[0], c[0])
         given_state = hx is not None
 
@@ -1081,7 +1079,7 @@ class LSTMCell(_Module):
             if not batched:
                 d_h = None if d_h is None else d_h[None]
                 d_c = None if d_c is None else d_c[None]
-            g = _ops.lstm_backward(cache, d_h=d_h, d_c=d_c)
+            g = cache.backend.lstm_backward(cache, LSTMGrads(d_h=d_h, d_c=d_c))
             slot.accumulate(g)
             dx, dh0, dc0 = g["dx"][0], g["dh0"], g["dc0"]
             if not batched:

@@ -11,6 +11,7 @@ import pytest
 import cylstm
 from cylstm.interop.onnx_lstm import OnnxLSTM
 from tests.conftest import GOLDEN, TOL, golden_cases, load_golden
+from .._helpers import numerical_gradient
 
 onnx = pytest.importorskip("onnx")
 
@@ -151,29 +152,17 @@ def test_forward_train_of_a_reverse_only_node_matches_finite_differences():
         out, (h, _) = lstm(x)
         return float(np.sum(out * d_out) + np.sum(h * d_h))
 
-    eps = 1e-6
     for name in ("weight_hh_l0", "bias_ih_l0"):
         param = getattr(lstm, name)
-        numeric = np.zeros_like(param)
-        for idx in list(np.ndindex(param.shape))[::7]:
-            keep = param[idx]
-            param[idx] = keep + eps
-            up = objective()
-            param[idx] = keep - eps
-            down = objective()
-            param[idx] = keep
-            numeric[idx] = (up - down) / (2 * eps)
+        indices = list(np.ndindex(param.shape))[::7]
+        numeric = numerical_gradient(objective, param, indices=indices)
+        for idx in indices:
             np.testing.assert_allclose(lstm.grads[name][idx], numeric[idx], rtol=1e-5,
                                        atol=1e-7, err_msg=f"{name}{idx}")
-    numeric_x = np.zeros_like(x)
-    for idx in list(np.ndindex(x.shape))[::5]:
-        keep = x[idx]
-        x[idx] = keep + eps
-        up = objective()
-        x[idx] = keep - eps
-        down = objective()
-        x[idx] = keep
-        np.testing.assert_allclose(dx[idx], (up - down) / (2 * eps), rtol=1e-5, atol=1e-7)
+    indices = list(np.ndindex(x.shape))[::5]
+    numeric_x = numerical_gradient(objective, x, indices=indices)
+    for idx in indices:
+        np.testing.assert_allclose(dx[idx], numeric_x[idx], rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("path", EXPORTS, ids=lambda p: p.stem)

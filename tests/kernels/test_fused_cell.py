@@ -10,7 +10,8 @@ import pytest
 
 from cylstm import _ops
 
-from .test_lstm_kernels import _check, _problem
+from .._helpers import assert_kernel_matches_reference
+from .test_lstm_kernels import _problem
 
 
 @pytest.mark.parametrize("H", [16, 37])
@@ -20,7 +21,7 @@ from .test_lstm_kernels import _check, _problem
 def test_fused_cell_matches_reference(rng, H, with_mask, proj, go_backwards):
     p = _problem(rng, 5, 6, 4, H, 11 if proj else H, "float32", proj=proj,
                  with_mask=with_mask, rec_drop=with_mask)
-    _check(p, "float32", rng, go_backwards=go_backwards)
+    assert_kernel_matches_reference(p, "float32", rng, go_backwards=go_backwards)
 
 
 def test_fused_cell_keeps_masked_rows_state(rng):

@@ -8,9 +8,10 @@ from cylstm import _ops
 from cylstm import activations as A
 from cylstm._kernels import reference
 
+from .._helpers import (KERNEL_ATOL as ATOL, KERNEL_RTOL as RTOL,
+                       assert_kernel_matches_reference, assert_matches_finite_differences)
+
 ACTS = sorted(A.KERNEL_CODES)
-RTOL = {"float32": 2e-5, "float64": 1e-12}
-ATOL = {"float32": 2e-6, "float64": 1e-13}
 
 
 def _problem(rng, B, T, I, H, P, dtype, proj=False, with_mask=False, rec_drop=False):
@@ -24,45 +25,6 @@ def _problem(rng, B, T, I, H, P, dtype, proj=False, with_mask=False, rec_drop=Fa
     )
 
 
-def _both(p, go_backwards=False, act="tanh", rec="sigmoid", time_major=False):
-    kw = dict(projection=p["projection"], mask=p["mask"], recurrent_mask=p["recurrent_mask"],
-              go_backwards=go_backwards, activation=A.get(act),
-              recurrent_activation=A.get(rec))
-    x = p["x"].transpose(1, 0, 2).copy() if time_major else p["x"]
-    mask = None if p["mask"] is None else (p["mask"].T if time_major else p["mask"])
-    kw["mask"] = mask
-    got = _ops.lstm_forward(x, p["kernel"], p["recurrent_kernel"], p["bias"], p["h0"],
-                            p["c0"], time_major=time_major, training=True, **kw)
-    ref = reference.lstm_forward(
-        p["x"].transpose(1, 0, 2), p["kernel"], p["recurrent_kernel"], p["bias"], p["h0"],
-        p["c0"], Wr=p["projection"], mask=p["mask"], rec_mask=p["recurrent_mask"],
-        go_backwards=go_backwards, activation=act, recurrent_activation=rec, training=True)
-    return got, ref
-
-
-def _check(p, dtype, rng, **kw):
-    (seq, last, h, c, cache), (rseq, rlast, rh, rc, rcache) = _both(p, **kw)
-    tm = kw.get("time_major", False)
-    tol = dict(rtol=RTOL[dtype], atol=ATOL[dtype])
-    np.testing.assert_allclose(seq, rseq if tm else rseq.transpose(1, 0, 2), **tol)
-    for a, b in ((last, rlast), (h, rh), (c, rc)):
-        np.testing.assert_allclose(a, b, **tol)
-    d_seq = rng.standard_normal(seq.shape).astype(dtype)
-    d_last, d_h = (rng.standard_normal(h.shape).astype(dtype) for _ in range(2))
-    d_c = rng.standard_normal(c.shape).astype(dtype)
-    g = _ops.lstm_backward(cache, d_seq, d_last, d_h, d_c)
-    r = reference.lstm_backward(rcache, d_seq if tm else d_seq.transpose(1, 0, 2),
-                                d_last, d_h, d_c)
-    gtol = dict(rtol=RTOL[dtype] * 10, atol=ATOL[dtype] * 10)
-    np.testing.assert_allclose(g["dx"], r["dx"] if tm else r["dx"].transpose(1, 0, 2), **gtol)
-    for mine, theirs in (("kernel", "dW"), ("recurrent_kernel", "dU"), ("bias", "db"),
-                         ("dh0", "dh0"), ("dc0", "dc0"), ("projection", "dWr")):
-        if r[theirs] is None:
-            assert g[mine] is None
-        else:
-            np.testing.assert_allclose(g[mine], r[theirs], **gtol)
-
-
 @pytest.mark.parametrize("go_backwards", [False, True])
 @pytest.mark.parametrize("with_mask", [False, True])
 @pytest.mark.parametrize("proj", [False, True])
@@ -70,14 +32,14 @@ def _check(p, dtype, rng, **kw):
 def test_kernel_matches_reference_grid(dtype, rng, go_backwards, with_mask, proj, time_major):
     p = _problem(rng, 4, 7, 3, 5, 3 if proj else 5, dtype, proj=proj, with_mask=with_mask,
                  rec_drop=with_mask)
-    _check(p, dtype, rng, go_backwards=go_backwards, time_major=time_major)
+    assert_kernel_matches_reference(p, dtype, rng, go_backwards=go_backwards, time_major=time_major)
 
 
 @pytest.mark.parametrize("act", ACTS)
 def test_every_activation_matches_reference(rng, act):
     for rec in ("sigmoid", act):
         p = _problem(rng, 3, 4, 2, 3, 3, "float64", with_mask=True)
-        _check(p, "float64", rng, act=act, rec=rec)
+        assert_kernel_matches_reference(p, "float64", rng, act=act, rec=rec)
 
 
 @settings(max_examples=40, deadline=None)
@@ -91,12 +53,13 @@ def test_kernel_matches_reference_fuzz(B, T, I, H, proj, with_mask, go_backwards
     P = max(1, H - 2) if proj else H
     p = _problem(rng, B, T, I, H, P, dtype, proj=proj, with_mask=with_mask,
                  rec_drop=with_mask and proj)
-    _check(p, dtype, rng, go_backwards=go_backwards, act=act, rec=rec, time_major=time_major)
+    assert_kernel_matches_reference(p, dtype, rng, go_backwards=go_backwards, act=act, rec=rec,
+                                    time_major=time_major)
 
 
 def test_long_sequence_is_chunked_and_exact(rng, monkeypatch):
     # A tiny chunk forces many input-projection blocks.
-    monkeypatch.setattr(_ops, "CHUNK_ELEMENTS", 64)
+    monkeypatch.setattr(_ops.cpu(), "CHUNK_ELEMENTS", 64)
     p = _problem(rng, 3, 40, 4, 4, 4, "float64", with_mask=True)
     for gb in (False, True):
         seq, last, h, c, _ = _ops.lstm_forward(p["x"], p["kernel"], p["recurrent_kernel"],
@@ -140,27 +103,6 @@ def test_gradients_match_finite_differences(rng, act, rec, proj, go_backwards):
         g, p, weights, lambda: _loss(p, weights, act, rec, go_backwards))
 
 
-def assert_matches_finite_differences(g, p, weights, loss, eps=1e-6):
-    """The backward pass's gradients `g` against central differences of
-    `loss()` (which reads `p["x"]` and `weights`, perturbed in place)."""
-    targets = dict(kernel="kernel", recurrent_kernel="recurrent_kernel", bias="bias",
-                   h0="dh0", c0="dc0", projection="projection", x="dx")
-    for name, gname in targets.items():
-        arr = p["x"] if name == "x" else weights[name]
-        if arr is None:
-            continue
-        num = np.zeros_like(arr)
-        for idx in np.ndindex(arr.shape):
-            old = arr[idx]
-            arr[idx] = old + eps
-            up = loss()
-            arr[idx] = old - eps
-            down = loss()
-            arr[idx] = old
-            num[idx] = (up - down) / (2 * eps)
-        np.testing.assert_allclose(g[gname], num, rtol=1e-5, atol=1e-7, err_msg=name)
-
-
 def test_backprop_twice_raises(rng):
     p = _problem(rng, 2, 3, 2, 2, 2, "float64")
     *_, cache = _ops.lstm_forward(p["x"], p["kernel"], p["recurrent_kernel"], p["bias"],
@@ -179,7 +121,7 @@ def test_batch_split_over_threads_matches_one_slice(rng, monkeypatch, go_backwar
               go_backwards=go_backwards, training=True)
     results = []
     for min_work, n in ((10**18, 1), (0, 3)):
-        monkeypatch.setattr(_ops, "PARALLEL_MIN_WORK", min_work)
+        monkeypatch.setattr(_ops.cpu(), "PARALLEL_MIN_WORK", min_work)
         with cylstm.threads(n):
             assert len(_ops.row_slices(7, 1)) == n
             seq, last, h, c, cache = _ops.lstm_forward(*args, **kw)
@@ -244,7 +186,7 @@ def test_per_gate_masks_all_equal_match_the_compiled_shared_masks(dtype, rng, pr
                                recurrent_mask=p["recurrent_mask"], **kw)
     gated = _ops.lstm_forward(p["x"], *args, recurrent_mask=np.stack([p["recurrent_mask"]] * 4),
                               input_mask=np.stack([in_mask] * 4), **kw)
-    assert shared[4].reference_cache is None and gated[4].reference_cache is None
+    assert isinstance(shared[4], _ops.ForwardCache) and isinstance(gated[4], _ops.ForwardCache)
     tol = dict(rtol=RTOL[dtype], atol=ATOL[dtype])
     for a, b in zip(shared[:4], gated[:4]):
         np.testing.assert_allclose(b, a, **tol)

@@ -5,15 +5,11 @@ import pytest
 
 import cylstm
 from cylstm import _ops
-from cylstm import activations as A
-from cylstm._kernels import reference
 
-from .test_lstm_kernels import assert_matches_finite_differences
+from .._helpers import (KERNEL_ATOL as ATOL, KERNEL_RTOL as RTOL, LSTM_GRADS as GRADS,
+                       assert_kernel_matches_reference, assert_matches_finite_differences,
+                       kernel_and_reference)
 
-RTOL = {"float32": 2e-5, "float64": 1e-12}
-ATOL = {"float32": 2e-6, "float64": 1e-13}
-GRADS = (("dx", "dx"), ("kernel", "dW"), ("recurrent_kernel", "dU"), ("bias", "db"),
-         ("dh0", "dh0"), ("dc0", "dc0"), ("projection", "dWr"))
 
 
 def _problem(rng, B, T, I, H, P, dtype, proj=False, with_mask=False, rec="gates",
@@ -30,49 +26,6 @@ def _problem(rng, B, T, I, H, P, dtype, proj=False, with_mask=False, rec="gates"
     )
 
 
-def _run(p, go_backwards=False, time_major=False, training=True, act="tanh", rec="sigmoid"):
-    x = p["x"].transpose(1, 0, 2).copy() if time_major else p["x"]
-    mask = None if p["mask"] is None else (p["mask"].T if time_major else p["mask"])
-    got = _ops.lstm_forward(
-        x, p["kernel"], p["recurrent_kernel"], p["bias"], p["h0"], p["c0"],
-        projection=p["projection"], mask=mask, recurrent_mask=p["recurrent_mask"],
-        input_mask=p["input_mask"], go_backwards=go_backwards, activation=A.get(act),
-        recurrent_activation=A.get(rec), time_major=time_major, training=training)
-    ref = reference.lstm_forward(
-        p["x"].transpose(1, 0, 2), p["kernel"], p["recurrent_kernel"], p["bias"], p["h0"],
-        p["c0"], Wr=p["projection"], mask=p["mask"], rec_mask=p["recurrent_mask"],
-        in_mask=p["input_mask"], go_backwards=go_backwards, activation=act,
-        recurrent_activation=rec, training=True)
-    return got, ref
-
-
-def _check(p, dtype, rng, time_major=False, scale=1, **kw):
-    """`scale` widens the tolerances for larger sums (float32 rounding grows
-    with them: the NumPy twin and the kernel then differ from float64 by
-    about the same amount)."""
-    (seq, last, h, c, cache), (rseq, rlast, rh, rc, rcache) = _run(
-        p, time_major=time_major, **kw)
-    assert cache.reference_cache is None     # the compiled path ran
-    tol = dict(rtol=RTOL[dtype] * scale, atol=ATOL[dtype] * scale)
-    np.testing.assert_allclose(seq, rseq if time_major else rseq.transpose(1, 0, 2), **tol)
-    for a, b in ((last, rlast), (h, rh), (c, rc)):
-        np.testing.assert_allclose(a, b, **tol)
-    d_seq = rng.standard_normal(seq.shape).astype(dtype)
-    d_last, d_h = (rng.standard_normal(h.shape).astype(dtype) for _ in range(2))
-    d_c = rng.standard_normal(c.shape).astype(dtype)
-    g = _ops.lstm_backward(cache, d_seq, d_last, d_h, d_c)
-    r = reference.lstm_backward(rcache, d_seq if time_major else d_seq.transpose(1, 0, 2),
-                                d_last, d_h, d_c)
-    if not time_major:
-        r["dx"] = r["dx"].transpose(1, 0, 2)
-    gtol = dict(rtol=RTOL[dtype] * 10 * scale, atol=ATOL[dtype] * 10 * scale)
-    for mine, theirs in GRADS:
-        if r[theirs] is None:
-            assert g[mine] is None
-        else:
-            np.testing.assert_allclose(g[mine], r[theirs], err_msg=mine, **gtol)
-
-
 @pytest.mark.parametrize("rec,inp", [("gates", True), ("gates", False), ("shared", True),
                                      (None, True)])
 @pytest.mark.parametrize("go_backwards", [False, True])
@@ -81,7 +34,8 @@ def _check(p, dtype, rng, time_major=False, scale=1, **kw):
 def test_per_gate_matches_reference(dtype, rng, rec, inp, go_backwards, with_mask, proj):
     p = _problem(rng, 4, 7, 3, 5, 3 if proj else 5, dtype, proj=proj,
                  with_mask=with_mask, rec=rec, inp=inp)
-    _check(p, dtype, rng, go_backwards=go_backwards, time_major=go_backwards)
+    assert_kernel_matches_reference(p, dtype, rng, compiled=True, go_backwards=go_backwards,
+                                    time_major=go_backwards)
 
 
 @pytest.mark.parametrize("proj", [False, True])
@@ -94,14 +48,15 @@ def test_per_gate_step_kernel_sizes(rng, proj, go_backwards):
                  with_mask=True)
     assert _ops._use_packed(p["recurrent_kernel"], [(0, 8)])
     assert _ops._use_packed(np.ascontiguousarray(p["recurrent_kernel"].T), [(0, 8)])
-    _check(p, "float32", rng, go_backwards=go_backwards, scale=5)
+    assert_kernel_matches_reference(p, "float32", rng, compiled=True, go_backwards=go_backwards,
+                                    scale=5)
 
 
 @pytest.mark.parametrize("act,rec", [("tanh", "sigmoid"), ("relu", "hard_sigmoid")])
 def test_per_gate_inference_matches_reference(dtype, rng, act, rec):
     for inp in (True, False):
         p = _problem(rng, 3, 6, 4, 5, 5, dtype, with_mask=True, inp=inp)
-        (seq, last, h, c, cache), (rseq, rlast, rh, rc, _) = _run(
+        (seq, last, h, c, cache), (rseq, rlast, rh, rc, _) = kernel_and_reference(
             p, training=False, act=act, rec=rec)
         assert cache is None
         tol = dict(rtol=RTOL[dtype], atol=ATOL[dtype])
@@ -115,9 +70,9 @@ def test_per_gate_batch_split_over_threads_matches_one_slice(rng, monkeypatch, g
     p = _problem(rng, 7, 6, 3, 4, 2, "float64", proj=True, with_mask=True)
     results = []
     for min_work, n in ((10**18, 1), (0, 3)):
-        monkeypatch.setattr(_ops, "PARALLEL_MIN_WORK", min_work)
+        monkeypatch.setattr(_ops.cpu(), "PARALLEL_MIN_WORK", min_work)
         with cylstm.threads(n):
-            (seq, last, h, c, cache), _ = _run(p, go_backwards=go_backwards)
+            (seq, last, h, c, cache), _ = kernel_and_reference(p, go_backwards=go_backwards)
             g = _ops.lstm_backward(cache, np.ones_like(seq), None, h, c)
         results.append((seq, last, h, c, g))
     (a, b) = results
@@ -150,6 +105,6 @@ def test_per_gate_gradients_match_finite_differences(rng, proj, go_backwards):
         p["x"], p["kernel"], p["recurrent_kernel"], p["bias"], p["h0"], p["c0"],
         projection=p["projection"], mask=p["mask"], recurrent_mask=p["recurrent_mask"],
         input_mask=p["input_mask"], go_backwards=go_backwards, training=True)
-    assert cache.reference_cache is None
+    assert isinstance(cache, _ops.ForwardCache)   # the compiled path ran
     g = _ops.lstm_backward(cache, p["w_seq"], p["w_last"], p["w_h"], p["w_c"])
     assert_matches_finite_differences(g, p, weights, lambda: _loss(p, weights, go_backwards))

@@ -38,8 +38,8 @@ def test_recurrent_product_matches_float64(isa, n, K, N):
 
 
 def test_lstm_forward_with_step_kernel_matches_reference(isa, rng, monkeypatch):
-    monkeypatch.setattr(_ops, "RECURRENT_KERNEL_ROWS", (2, 10**6))
-    monkeypatch.setattr(_ops, "RECURRENT_KERNEL_MIN_SIZE", 0)
+    monkeypatch.setattr(_ops.cpu(), "RECURRENT_KERNEL_ROWS", (2, 10**6))
+    monkeypatch.setattr(_ops.cpu(), "RECURRENT_KERNEL_MIN_SIZE", 0)
     B, T, I, H = 13, 6, 7, 9
     r = lambda *s: rng.uniform(-0.5, 0.5, s).astype(np.float32)
     x, W, U, bias, h0, c0 = r(B, T, I), r(I, 4 * H), r(H, 4 * H), r(4 * H), r(B, H), r(B, H)

@@ -8,6 +8,7 @@ import pytest
 import cylstm
 from cylstm.layers import LSTM, Bidirectional, Dense, Masking
 from tests.conftest import TOL, golden_cases, load_golden
+from .._helpers import numerical_gradient
 
 BIDI = golden_cases("keras_layers", "bidi_*.npz")
 PIPELINE = golden_cases("keras_layers", "seq_*.npz")
@@ -132,18 +133,7 @@ def test_masking_bidirectional_dense_pipeline_matches_keras(path):
 
 
 # -- finite differences (float64) ------------------------------------------
-def _fd(loss, array, eps=1e-6):
-    g = np.zeros_like(array)
-    flat, gflat = array.reshape(-1), g.reshape(-1)
-    for i in range(flat.size):
-        v = flat[i]
-        flat[i] = v + eps
-        lp = loss()
-        flat[i] = v - eps
-        lm = loss()
-        flat[i] = v
-        gflat[i] = (lp - lm) / (2 * eps)
-    return g
+_fd = numerical_gradient
 
 
 @pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul", "ave", None])

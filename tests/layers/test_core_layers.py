@@ -12,6 +12,7 @@ import pytest
 import cylstm
 from cylstm.layers import Dense, Dropout, Embedding, Masking
 from tests.conftest import TOL, golden_cases, load_golden
+from .._helpers import numerical_gradient
 
 DENSE = golden_cases("keras_layers", "dense_*.npz")
 EMBEDDING = golden_cases("keras_layers", "embedding_*.npz")
@@ -39,16 +40,7 @@ def _dense(arrays, cfg):
 def _fd_check(loss, params, analytic, eps=1e-6, rtol=1e-6, atol=1e-8):
     """Central differences of loss() w.r.t. each array in params (modified in place)."""
     for name, p in params.items():
-        fd = np.zeros_like(p)
-        flat, gflat = p.reshape(-1), fd.reshape(-1)
-        for i in range(flat.size):
-            v = flat[i]
-            flat[i] = v + eps
-            lp = loss()
-            flat[i] = v - eps
-            lm = loss()
-            flat[i] = v
-            gflat[i] = (lp - lm) / (2 * eps)
+        fd = numerical_gradient(loss, p, eps)
         np.testing.assert_allclose(analytic[name], fd, rtol=rtol, atol=atol, err_msg=name)
 
 

@@ -6,6 +6,7 @@ import pytest
 
 import cylstm
 from cylstm.layers import LSTM, LSTMCell
+from .._helpers import numerical_gradient_at
 
 
 def _x(rng, shape=(3, 6, 4), dtype="float32"):
@@ -344,13 +345,7 @@ def test_activity_regularizer_penalty_and_gradient(rng):
 
     y, backprop = layer.forward_train(x)
     dx = backprop([None, None, None])
-    eps = 1e-6
-    num = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        xp, xm = x.copy(), x.copy()
-        xp[idx] += eps
-        xm[idx] -= eps
-        num[idx] = (total(xp) - total(xm)) / (2 * eps)
+    num = numerical_gradient_at(total, x)
     np.testing.assert_allclose(dx, num, rtol=1e-5, atol=1e-8)
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from cylstm.layers import LSTM, LSTMCell
 from tests.conftest import TOL, golden_cases, load_golden
+from .._helpers import numerical_gradient
 
 DROPOUT = golden_cases("keras_dropout")
 
@@ -109,17 +110,7 @@ def test_cell_draws_and_applies_the_same_masks_as_the_layer(rng):
 
 # -- finite differences in float64 --------------------------------------------
 
-def _num_grad(f, arr, eps=1e-6):
-    num = np.zeros_like(arr)
-    for idx in np.ndindex(arr.shape):
-        old = arr[idx]
-        arr[idx] = old + eps
-        up = f()
-        arr[idx] = old - eps
-        down = f()
-        arr[idx] = old
-        num[idx] = (up - down) / (2 * eps)
-    return num
+_num_grad = numerical_gradient
 
 
 OPTIONS = [

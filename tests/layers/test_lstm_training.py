@@ -5,6 +5,7 @@ import pytest
 
 import cylstm
 from cylstm.layers import LSTM
+from .._helpers import numerical_gradient_at
 
 
 def _fresh(seed, weights, **kw):
@@ -49,13 +50,7 @@ def test_dropout_gradient_matches_finite_differences(rng, kw):
         y, _ = _fresh(11, w, **kw).forward_train(xv)
         return np.sum(y * dy)
 
-    eps = 1e-6
-    num = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        xp, xm = x.copy(), x.copy()
-        xp[idx] += eps
-        xm[idx] -= eps
-        num[idx] = (loss(xp) - loss(xm)) / (2 * eps)
+    num = numerical_gradient_at(loss, x)
     np.testing.assert_allclose(dx, num, rtol=1e-6, atol=1e-9)
 
 

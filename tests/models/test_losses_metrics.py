@@ -6,6 +6,7 @@ import pytest
 from cylstm import losses, metrics
 
 from .conftest import case_params, load_cases
+from .._helpers import numerical_gradient_at
 
 LOSS_TOL = dict(rtol=2e-5, atol=2e-6)
 
@@ -44,13 +45,7 @@ def test_loss_gradient_matches_finite_differences_in_float64(case, arrays):
     if case["cls"] in ("MeanAbsoluteError", "Huber"):
         y_pred = y_pred + 1e-3 * (np.abs(y_pred - y_true.reshape(y_pred.shape)) < 1e-3)
     _, grad = loss.value_and_grad(y_true, y_pred, **kwargs)
-    eps = 1e-6
-    fd = np.zeros_like(y_pred)
-    for i in range(y_pred.size):
-        up, down = y_pred.copy(), y_pred.copy()
-        up.flat[i] += eps
-        down.flat[i] -= eps
-        fd.flat[i] = (loss(y_true, up, **kwargs) - loss(y_true, down, **kwargs)) / (2 * eps)
+    fd = numerical_gradient_at(lambda yp: loss(y_true, yp, **kwargs), y_pred)
     np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-7)
 
 

@@ -9,6 +9,7 @@ import pytest
 import cylstm
 from cylstm.nn import LSTM, LSTMCell
 from tests.conftest import GOLDEN, TOL, golden_cases, load_golden
+from .._helpers import numerical_gradient_at
 
 CASES = golden_cases("torch_lstm", "*_f*.npz")
 # cylstm raises ValueError where torch raises RuntimeError (SPEC section 8).
@@ -399,13 +400,7 @@ def test_dropout_gradients_match_finite_differences():
     lstm._rng.bit_generator.state = state
     _, backprop = lstm.forward_train(x)
     dx = backprop((d_out, None))
-    eps = 1e-6
-    numeric = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        xp, xm = x.copy(), x.copy()
-        xp[idx] += eps
-        xm[idx] -= eps
-        numeric[idx] = (objective(xp) - objective(xm)) / (2 * eps)
+    numeric = numerical_gradient_at(objective, x)
     np.testing.assert_allclose(dx, numeric, rtol=1e-6, atol=1e-8)
 
 

@@ -1,0 +1,638 @@
+"""The CPU backend: the compiled Cython kernels over scipy's BLAS, on NumPy arrays.
+
+``CpuBackend`` overrides the reference methods of ``Backend`` with the
+compiled paths: it normalises the layout, applies the threading policy and
+the thresholds (attributes of the backend, chosen from benchmark runs),
+leases workspaces and calls the kernels of ``cylstm/_kernels/``. What has no
+compiled path -- a Python-callable activation -- runs the reference methods
+of ``Backend`` (whole-array per step), with BLAS on one thread per call as
+the compiled path uses it. Layers never see BLAS; kernels never see Keras or
+PyTorch. Weights use the kernel layout: kernel (I, 4H), recurrent_kernel
+(P, 4H), bias (4H,) or None, projection (H, P) or None, gates in the order
+i, f, g(c), o.
+
+Training memory: the forward pass keeps, per (batch row, step), 4H gate
+values (pre-activations, or the activations themselves on the fused float32
+tanh/sigmoid path), P + 2H state values (plus H with a projection) and a
+time-major copy of the input: 4H + P + 2H + I values. The backward pass
+writes the gate gradients over the gate store, so a training forward can be
+backpropagated once; the stores then return to the layer's workspace for the
+next step.
+"""
+from __future__ import annotations
+
+import threading
+from functools import partial
+from typing import Any, Dict, Tuple
+
+import numpy as np
+
+from .. import activations as _activations
+from .._kernels import reference
+from .._threads import current_threads, one_blas_thread, run_parallel, split
+from .._validation import check_sequence_sizes
+from .base import Backend, LSTMGrads, LSTMProblem, ReferenceCache
+
+__all__ = ["CpuBackend", "Workspace", "ForwardCache"]
+
+
+# The compiled kernels load on their first call, not with `import cylstm`:
+# they import scipy.linalg (for its BLAS), which takes longer than numpy.
+def _backward_steps_kernel(*args, **kwargs):
+    from .._kernels.lstm_backward import lstm_backward_steps
+    return lstm_backward_steps(*args, **kwargs)
+
+
+def _backward_weights_kernel(*args, **kwargs):
+    from .._kernels.lstm_backward import lstm_backward_weights
+    return lstm_backward_weights(*args, **kwargs)
+
+
+def _forward_kernel(*args, **kwargs):
+    from .._kernels.lstm_forward import lstm_forward
+    return lstm_forward(*args, **kwargs)
+
+
+def _forward_ext_kernel(*args, **kwargs):
+    from .._kernels.lstm_forward import lstm_forward_ext
+    return lstm_forward_ext(*args, **kwargs)
+
+
+def pack_recurrent(*args, **kwargs):
+    from .._kernels.lstm_forward import pack_recurrent
+    return pack_recurrent(*args, **kwargs)
+
+
+def _project_kernel(*args, **kwargs):
+    from .._kernels.lstm_forward import project_inputs
+    return project_inputs(*args, **kwargs)
+
+
+def _project_gates_kernel(*args, **kwargs):
+    from .._kernels.lstm_forward import project_inputs_gates
+    return project_inputs_gates(*args, **kwargs)
+
+
+def _fused_gates(dtype, act_code, rec_code):
+    """Whether the fused float32 sigmoid/tanh gate loop applies."""
+    return (dtype == np.float32 and act_code == _activations.KERNEL_CODES["tanh"]
+            and rec_code == _activations.KERNEL_CODES["sigmoid"])
+
+
+class Workspace:
+    """Scratch buffers reused across calls of one layer.
+
+    A call takes the workspace with ``acquire()``; a second thread calling the
+    same layer at the same time gets private buffers instead of waiting.
+    """
+
+    def __init__(self):
+        self._buffers = {}
+        self._lock = threading.Lock()
+        self._free_stores = []
+        self._stores_lock = threading.Lock()
+
+    def take_stores(self, shapes, dtype):
+        """Training stores of these shapes: a set a finished backward pass gave
+        back, or new arrays. Reuse saves the page faults of fresh large
+        allocations on every training step."""
+        key = (tuple(sorted(shapes.items())), np.dtype(dtype))
+        with self._stores_lock:
+            for i, (k, arrays) in enumerate(self._free_stores):
+                if k == key:
+                    del self._free_stores[i]
+                    return arrays
+        return {name: None if shape is None else np.empty(shape, dtype)
+                for name, shape in shapes.items()}
+
+    def give_back_stores(self, shapes, dtype, arrays):
+        key = (tuple(sorted(shapes.items())), np.dtype(dtype))
+        with self._stores_lock:
+            self._free_stores = [(key, arrays)] + self._free_stores[:1]
+
+    def acquire(self):
+        if self._lock.acquire(blocking=False):
+            return _Lease(self, owned=True)
+        return _Lease(Workspace(), owned=False)
+
+    def get(self, name, size, dtype):
+        buf = self._buffers.get(name)
+        if buf is None or buf.dtype != dtype or buf.size < size:
+            buf = np.empty(max(size, 1), dtype=dtype)
+            self._buffers[name] = buf
+        return buf[:max(size, 1)]
+
+
+class _Lease:
+    def __init__(self, workspace, owned):
+        self.workspace = workspace
+        self.owned = owned
+
+    def __enter__(self):
+        return self.workspace
+
+    def __exit__(self, *exc):
+        if self.owned:
+            self.workspace._lock.release()
+
+
+class ForwardCache:
+    """What the backward pass needs from a training forward pass."""
+
+    __slots__ = ("arrays", "options", "used", "workspace", "shapes", "backend")
+
+    def __init__(self, arrays, options, workspace=None, shapes=None):
+        self.arrays = arrays
+        self.options = options
+        self.backend = None   # the backend whose lstm_backward takes it
+        self.used = False
+        self.workspace = workspace
+        self.shapes = shapes
+
+
+def _as_mask(mask, B, T, time_major):
+    if mask is None:
+        return None
+    m = np.asarray(mask)
+    if time_major:
+        m = m.T
+    return np.ascontiguousarray(m.astype(bool, copy=False)).view(np.uint8)
+
+
+def _project_gates(x, kernel, bias, input_mask, z, parts):
+    """z (T, B, G)[..., gate k] = (x * input_mask[k]) @ kernel[:, k] + bias[k]:
+    the input projection under per-gate input dropout, gates split over
+    ``parts`` threads."""
+    run_parallel([partial(_project_gates_kernel, x, kernel, bias, input_mask, z,
+                          np.empty_like(x), k0, k1)
+                  for k0, k1 in split(4, min(parts, 4))])
+
+
+def _gate_weight_products(a, kernel, input_mask, rec_gates, dh_store, dx, grads,
+                          gates, proj_cols, times):
+    """The products after the backward time loop under per-gate dropout masks:
+    dW[:, k] = (X * in_k)^T dZ_k, dU[:, k] = (Hprev * r_k)^T dZ_k and db[k] for
+    the gates in ``gates``; dWr for columns ``proj_cols``; dX = sum_k
+    (dZ_k W_k^T) * in_k for the time indices ``times``. Without input masks
+    (or recurrent ones) the plain products stand in, on the stored X (Hprev)."""
+    T, B, I = a["x"].shape
+    P = a["hprev"].shape[2]
+    G = kernel.shape[1]
+    H = G // 4
+    TB = T * B
+    X = a["x"].reshape(TB, I)
+    Hp = a["hprev"].reshape(TB, P)
+    Z = a["z"].reshape(TB, G)
+    xm = None if input_mask is None else np.empty_like(a["x"])
+    hm = None if rec_gates is None else np.empty_like(a["hprev"])
+    for k in range(*gates):
+        cols = slice(k * H, (k + 1) * H)
+        if xm is not None:
+            np.multiply(a["x"], input_mask[k], out=xm)
+        xk = X if xm is None else xm.reshape(TB, I)
+        np.matmul(xk.T, Z[:, cols], out=grads["kernel"][:, cols])
+        if hm is not None:
+            np.multiply(a["hprev"], rec_gates[k], out=hm)
+        hk = Hp if hm is None else hm.reshape(TB, P)
+        np.matmul(hk.T, Z[:, cols], out=grads["recurrent_kernel"][:, cols])
+        np.sum(Z[:, cols], axis=0, out=grads["bias"][cols])
+    p0, p1 = proj_cols
+    if grads["projection"] is not None and p1 > p0:
+        np.matmul(a["m"].reshape(TB, -1).T, dh_store.reshape(TB, P)[:, p0:p1],
+                  out=grads["projection"][:, p0:p1])
+    t0, t1 = times
+    if dx is None or t1 <= t0:
+        return
+    n = (t1 - t0) * B
+    z = Z[t0 * B:t1 * B]
+    dx2 = dx[t0:t1].reshape(n, I)
+    if input_mask is None:
+        np.matmul(z, kernel.T, out=dx2)
+        return
+    dx2[:] = 0
+    part = np.empty((t1 - t0, B, I), dx.dtype)
+    for k in range(4):
+        cols = slice(k * H, (k + 1) * H)
+        np.matmul(z[:, cols], kernel[:, cols].T, out=part.reshape(n, I))
+        part *= input_mask[k]
+        dx2 += part.reshape(n, I)
+
+
+class CpuBackend(Backend):
+    """Compiled kernels on NumPy arrays: the default backend.
+
+    The class attributes below decide how a call runs; set them on an
+    instance (``backend_named("cpu")``) to change them for that backend.
+    """
+
+    # Elements of the gate block of one chunk of timesteps (inference). Keeps the
+    # input projection's output in cache and memory flat in T.
+    CHUNK_ELEMENTS = 1 << 18
+
+    # Multiply-adds of a whole call below which splitting the batch over threads
+    # costs more (thread hand-off, ~20 us) than it saves; and the fewest rows a
+    # slice gets. Chosen from benchmarks/ runs on the 2-core machine.
+    PARALLEL_MIN_WORK = 4_000_000
+    PARALLEL_MIN_ROWS = 2
+
+    # Where the float32 step kernel (recurrent.h) beats scipy's sgemm, measured
+    # per call on this project's 2-core AVX-512 machine: up to 256 rows, for
+    # recurrent kernels of at least 16K values (below, packing costs little),
+    # from 4 rows, or from 2 once U has 512K values. gemm re-packs U on every step,
+    # which at few rows costs more than the product: at 8 rows and 256 units it
+    # took 2.8x the kernel's time, at 2-4 rows and 512 units 2.5-3x; at 2-3 rows
+    # and 256 units gemm is ahead (by up to 20 %), at one row gemv.
+    RECURRENT_KERNEL_ROWS = (4, 256)
+    RECURRENT_KERNEL_FEW_ROWS = (2, 1 << 19)
+    RECURRENT_KERNEL_MIN_SIZE = 16384
+
+    def _use_packed(self, matrix, slices):
+        """Whether the step kernel, rather than BLAS, multiplies by ``matrix``."""
+        rows = min(b1 - b0 for b0, b1 in slices)
+        lo, hi = self.RECURRENT_KERNEL_ROWS
+        few_rows, large = self.RECURRENT_KERNEL_FEW_ROWS
+        if matrix.size >= large:
+            lo = few_rows
+        return (matrix.dtype == np.float32 and lo <= rows <= hi
+                and matrix.size >= self.RECURRENT_KERNEL_MIN_SIZE)
+
+
+    def _packed(self, matrix, slices):
+        """The step kernel's packed copy of ``matrix``, or None to use BLAS."""
+        return pack_recurrent(matrix) if self._use_packed(matrix, slices) else None
+
+
+    def _packed_blocks(self, matrix, blocks, slices):
+        """The packed copies of the blocks (4, K, N) of ``matrix``, stacked, or
+        None to use BLAS. The choice follows the whole matrix: the step makes the
+        four block products back to back, as one product of the whole."""
+        if not self._use_packed(matrix, slices):
+            return None
+        packed = [pack_recurrent(block) for block in blocks]
+        return None if packed[0] is None else np.stack(packed)
+
+    def _product_parts(self, work):
+        """How many threads share one large product of `work` multiply-adds."""
+        return current_threads() if work >= self.PARALLEL_MIN_WORK else 1
+
+
+    def row_slices(self, B, work):
+        """Split batch rows into contiguous slices, one per thread, when worth it."""
+        n = min(current_threads(), B // self.PARALLEL_MIN_ROWS)
+        if n <= 1 or work < self.PARALLEL_MIN_WORK:
+            return [(0, B)]
+        return split(B, n)
+
+    def __init__(self) -> None:
+        super().__init__(np, name="cpu")
+
+    @staticmethod
+    def compiled(problem: LSTMProblem) -> bool:
+        """Whether the compiled kernels run this problem (built-in activations)."""
+        return (_activations.kernel_code(problem.activation) is not None
+                and _activations.kernel_code(problem.recurrent_activation) is not None)
+
+    def workspace(self) -> "Workspace":
+        """Scratch buffers a layer keeps between calls."""
+        return Workspace()
+
+    def lstm_forward(self, problem: LSTMProblem) -> Tuple[Tuple[Any, Any, Any, Any], Any]:
+        p = problem
+        act_code = _activations.kernel_code(p.activation)
+        rec_code = _activations.kernel_code(p.recurrent_activation)
+        if act_code is None or rec_code is None:
+            T, B, I = p.x.shape if p.time_major else (p.x.shape[1], p.x.shape[0], p.x.shape[2])
+            check_sequence_sizes(T, B, I, p.c0.shape[1], p.h0.shape[1])
+            dtype = p.x.dtype
+            with one_blas_thread(all_blas=True):
+                (seq, last, h, c), cache = super().lstm_forward(p)
+            seq = None if seq is None else np.ascontiguousarray(seq, dtype)
+            return (seq, last.astype(dtype, copy=False), h.astype(dtype, copy=False),
+                    c.astype(dtype, copy=False)), cache
+        seq, last, h, c, cache = self._compiled_forward(
+            p.x, p.kernel, p.recurrent_kernel, p.bias, p.h0, p.c0, projection=p.projection,
+            mask=p.mask, recurrent_mask=p.recurrent_mask, input_mask=p.input_mask,
+            go_backwards=p.go_backwards, activation=p.activation,
+            recurrent_activation=p.recurrent_activation, time_major=p.time_major,
+            return_sequences=p.return_sequences, output_order=p.output_order,
+            training=p.training, workspace=p.workspace, codes=(act_code, rec_code))
+        if cache is not None:
+            cache.backend = self
+        return (seq, last, h, c), cache
+
+    def lstm_backward(self, cache: Any, grads: LSTMGrads) -> Dict[str, Any]:
+        if isinstance(cache, ReferenceCache):
+            with one_blas_thread(all_blas=True):
+                out = super().lstm_backward(cache, grads)
+            if out["dx"] is not None:
+                out["dx"] = np.ascontiguousarray(out["dx"], cache.dtype)
+            return out
+        return self._compiled_backward(cache, grads.d_seq, grads.d_last, grads.d_h,
+                                       grads.d_c, need_dx=grads.need_dx)
+
+    def stepper(self, kernel: Any, recurrent_kernel: Any, bias: Any, projection: Any,
+                activation: Any, recurrent_activation: Any, batch: int) -> Any:
+        act = _activations.kernel_code(activation)
+        rec = _activations.kernel_code(recurrent_activation)
+        if act is None or rec is None:
+            return super().stepper(kernel, recurrent_kernel, bias, projection, activation,
+                                   recurrent_activation, batch)
+        from .._kernels.lstm_step import StepKernel  # loads scipy.linalg: not at import
+        if bias is None:
+            bias = np.zeros(kernel.shape[1], kernel.dtype)
+        return StepKernel(kernel, recurrent_kernel, bias, projection, act, rec, batch,
+                          _fused_gates(np.dtype(kernel.dtype), act, rec))
+
+
+    def _compiled_forward(self, x, kernel, recurrent_kernel, bias, h0, c0, *, projection=None,
+                     mask=None, recurrent_mask=None, input_mask=None, go_backwards=False,
+                     activation=_activations.tanh, recurrent_activation=_activations.sigmoid,
+                     time_major=False, return_sequences=True, output_order="processing",
+                     training=False, workspace=None, codes=None):
+        """Run an LSTM over ``x`` (B, T, I), or (T, B, I) when ``time_major``.
+
+        ``h0`` (B, P) and ``c0`` (B, H) are not modified. ``mask`` (B, T) (or
+        (T, B) when time_major) of bools. Dropout: ``recurrent_mask`` (B, P) is
+        shared by the four gates, or (4, B, P) one per gate i, f, g, o;
+        ``input_mask`` (4, B, I) gives each gate its own input mask (a mask shared
+        by the gates is applied to ``x`` by the caller). Per-gate masks are Keras 3
+        with ``recurrent_dropout > 0``: the input masks only change the input
+        projection, made here gate by gate; the recurrent ones go to the kernels
+        (four block products per step). ``output_order`` 'processing' puts the
+        output of processing step s at position s (Keras ``go_backwards``);
+        'time' puts it at the time index it came from (PyTorch/ONNX reverse).
+
+        Returns ``(sequence or None, last_output, h, c, cache or None)``; the
+        sequence has the layout of ``x``. Built-in activations only (the caller,
+        ``lstm_forward``, sends Python callables to the reference).
+        """
+        dtype = x.dtype
+        if time_major:
+            T, B, I = x.shape
+        else:
+            B, T, I = x.shape
+        H = c0.shape[1]
+        P = h0.shape[1]
+        G = 4 * H
+        check_sequence_sizes(T, B, I, H, P)
+        if bias is None:
+            bias = np.zeros(G, dtype)
+        mask8 = _as_mask(mask, B, T, time_major)
+        if codes is None:
+            codes = (_activations.kernel_code(activation),
+                     _activations.kernel_code(recurrent_activation))
+        act_code, rec_code = codes
+        processing_order = output_order == "processing"
+
+        h = np.array(h0, dtype=dtype, order="C", copy=True)
+        c = np.array(c0, dtype=dtype, order="C", copy=True)
+        last = np.zeros((B, P), dtype)
+        seq = None
+        if return_sequences:
+            seq = np.empty((T, B, P) if time_major else (B, T, P), dtype)
+        if B == 0:
+            cache = None
+            if training:   # nothing to backpropagate: zero gradients of the right shapes
+                cache = ForwardCache(None, dict(
+                    kernel=kernel, recurrent_kernel=recurrent_kernel, projection=projection,
+                    time_major=time_major, shape=(T, B, I, H, P), dtype=dtype))
+            return seq, last, h, c, cache
+        slices = self.row_slices(B, T * B * G * (I + P))
+        fused = _fused_gates(dtype, act_code, rec_code)
+
+        rec_gates = u_gates = u_gates_packed = None
+        if recurrent_mask is not None and recurrent_mask.ndim == 3:
+            rec_gates = np.ascontiguousarray(recurrent_mask, dtype)
+            recurrent_mask = None
+            # U's gate column blocks (4, P, H), each contiguous for the step product.
+            u_gates = np.ascontiguousarray(recurrent_kernel.reshape(P, 4, H).transpose(1, 0, 2))
+            u_gates_packed = self._packed_blocks(recurrent_kernel, u_gates, slices)
+        elif recurrent_mask is not None:
+            recurrent_mask = np.ascontiguousarray(recurrent_mask, dtype)
+        if input_mask is not None:
+            input_mask = np.ascontiguousarray(input_mask, dtype)
+        # Per-gate input masks need the whole input projection made up front,
+        # which only the kernel's training layout takes; an inference call with
+        # them fills the training stores and gives them back at the end.
+        kernel_training = training or input_mask is not None
+
+        if workspace is None:
+            workspace = Workspace()
+        arrays = None
+        with workspace.acquire() as ws, one_blas_thread():
+            if kernel_training:
+                # The backward pass needs a time-major input for its dW/dX gemms,
+                # and the projection of all steps is one gemm up front.
+                store_shapes = dict(
+                    x=(T, B, I), z=(T, B, G), hprev=(T, B, P), cprev=(T, B, H), c=(T, B, H),
+                    m=(T, B, H) if projection is not None else None)
+                arrays = workspace.take_stores(store_shapes, dtype)
+                xk = arrays["x"]
+                np.copyto(xk, x if time_major else x.transpose(1, 0, 2))
+                x_time_major = True
+                chunk = T
+                if input_mask is None:
+                    run_parallel([partial(_project_kernel, xk, kernel, bias, arrays["z"], r0, r1)
+                                  for r0, r1 in split(T * B, self._product_parts(T * B * G * I))])
+                else:
+                    _project_gates(xk, kernel, bias, input_mask, arrays["z"],
+                                   self._product_parts(T * B * G * I))
+            else:
+                xk = np.ascontiguousarray(x)
+                x_time_major = time_major
+                chunk = int(max(1, min(T, self.CHUNK_ELEMENTS // max(B * G, 1))))
+
+            u_packed = self._packed(recurrent_kernel, slices) if rec_gates is None else None
+
+            def run(i, b0, b1):
+                nb = b1 - b0
+                gbuf = None if kernel_training else ws.get(f"gates{i}", chunk * nb * G, dtype)
+                _forward_kernel(
+                    xk, x_time_major, kernel, recurrent_kernel, u_packed, bias, projection, mask8,
+                    recurrent_mask, rec_gates, u_gates, u_gates_packed,
+                    go_backwards, act_code, rec_code, h, c, last,
+                    seq, time_major, processing_order,
+                    arrays["z"] if kernel_training else None,
+                    arrays["hprev"] if kernel_training else None,
+                    arrays["cprev"] if kernel_training else None,
+                    arrays["c"] if kernel_training else None,
+                    arrays["m"] if kernel_training else None,
+                    gbuf, chunk, ws.get(f"x{i}", 1 if kernel_training else chunk * nb * I, dtype),
+                    ws.get(f"act{i}", nb * G if kernel_training else 1, dtype),
+                    ws.get(f"h{i}", nb * P, dtype), ws.get(f"m{i}", nb * H, dtype),
+                    ws.get(f"sel{i}", nb * G, np.float32) if fused else None, b0, b1)
+
+            run_parallel([partial(run, i, b0, b1) for i, (b0, b1) in enumerate(slices)])
+        cache = None
+        if kernel_training and not training:
+            workspace.give_back_stores(store_shapes, dtype, arrays)
+        elif training:
+            cache = ForwardCache(arrays, dict(
+                kernel=kernel, recurrent_kernel=recurrent_kernel, projection=projection,
+                mask=mask8, recurrent_mask=recurrent_mask, recurrent_mask_gates=rec_gates,
+                input_mask=input_mask, go_backwards=go_backwards,
+                act=act_code, rec=rec_code, time_major=time_major,
+                processing_order=processing_order, shape=(T, B, I, H, P), dtype=dtype,
+                slices=slices, fused=fused), workspace, store_shapes)
+        return seq, last, h, c, cache
+
+    def lstm_forward_ext(self, x, kernel, recurrent_kernel, bias, h0, c0, *, gate_activation,
+                         candidate_activation, cell_activation, peephole=None, clip=None,
+                         input_forget=False, mask=None, go_backwards=False, time_major=False,
+                         return_sequences=True, output_order="processing", workspace=None):
+        """ONNX's full LSTM cell, inference only: ``lstm_forward`` (no projection,
+        no dropout) with three activations -- ``gate_activation`` (i, f, o),
+        ``candidate_activation`` (g), ``cell_activation`` (on c_t) -- each an
+        ``OnnxActivation`` (compiled, with its alpha/beta) or a Python callable
+        (the NumPy twin), ``peephole`` (3, H) for i, f, o, ``clip`` (a positive
+        number or None) and ``input_forget``. Returns ``(sequence or None,
+        last_output, h, c, None)`` as ``lstm_forward`` does.
+        """
+        dtype = x.dtype
+        if time_major:
+            T, B, I = x.shape
+        else:
+            B, T, I = x.shape
+        H = c0.shape[1]
+        G = 4 * H
+        if bias is None:
+            bias = np.zeros(G, dtype)
+        if peephole is not None:
+            peephole = np.ascontiguousarray(peephole, dtype).reshape(3, H)
+        mask8 = _as_mask(mask, B, T, time_major)
+        acts = (gate_activation, candidate_activation, cell_activation)
+        processing_order = output_order == "processing"
+        if not all(isinstance(getattr(a, "code", None), int) and hasattr(a, "alpha")
+                   for a in acts):
+            xt = x if time_major else x.transpose(1, 0, 2)
+            with one_blas_thread(all_blas=True):
+                outs, last, h, c, _ = reference.lstm_forward(
+                    xt, kernel, recurrent_kernel, bias, h0, c0,
+                    mask=None if mask8 is None else mask8.astype(bool), go_backwards=go_backwards,
+                    activation=candidate_activation, recurrent_activation=gate_activation,
+                    cell_activation=cell_activation, peephole=peephole, clip=clip,
+                    input_forget=input_forget)
+            seq = None
+            if return_sequences:
+                if go_backwards and not processing_order:
+                    outs = outs[::-1]
+                seq = np.ascontiguousarray(outs if time_major else outs.transpose(1, 0, 2), dtype)
+            return seq, last.astype(dtype), h.astype(dtype), c.astype(dtype), None
+
+        codes = np.array([a.code for a in acts], np.intc)
+        alphas = np.array([a.alpha for a in acts], dtype)
+        betas = np.array([a.beta for a in acts], dtype)
+        h = np.array(h0, dtype=dtype, order="C", copy=True)
+        c = np.array(c0, dtype=dtype, order="C", copy=True)
+        last = np.zeros((B, H), dtype)
+        seq = None
+        if return_sequences:
+            seq = np.zeros((T, B, H) if time_major else (B, T, H), dtype)
+        if B == 0:
+            return seq, last, h, c, None
+        slices = self.row_slices(B, T * B * G * (I + H))
+        xk = np.ascontiguousarray(x)
+        chunk = int(max(1, min(T, self.CHUNK_ELEMENTS // max(B * G, 1))))
+        if workspace is None:
+            workspace = Workspace()
+        with workspace.acquire() as ws, one_blas_thread():
+            u_packed = self._packed(recurrent_kernel, slices)
+
+            def run(i, b0, b1):
+                nb = b1 - b0
+                _forward_ext_kernel(
+                    xk, time_major, kernel, recurrent_kernel, u_packed, bias, mask8, go_backwards,
+                    codes, alphas, betas, peephole, clip is not None,
+                    0.0 if clip is None else float(clip), bool(input_forget), h, c, last, seq,
+                    time_major, processing_order, ws.get(f"gates{i}", chunk * nb * G, dtype), chunk,
+                    ws.get(f"x{i}", chunk * nb * I, dtype), ws.get(f"m{i}", nb * H, dtype), b0, b1)
+
+            run_parallel([partial(run, i, b0, b1) for i, (b0, b1) in enumerate(slices)])
+        return seq, last, h, c, None
+
+    def _compiled_backward(self, cache, d_seq=None, d_last=None, d_h=None, d_c=None, need_dx=True):
+        """Gradients of the forward pass that made ``cache``.
+
+        ``d_seq`` has the layout and order of the forward's sequence output;
+        ``d_last``, ``d_h``, ``d_c`` are the gradients of the last output and final
+        states. Any of them may be None (zero). Returns a dict: dx (layout of x),
+        dh0, dc0, kernel, recurrent_kernel, bias, projection (None if absent).
+        """
+        if cache.used:
+            raise RuntimeError("backprop was already called for this forward pass; "
+                               "run forward_train again to backpropagate again.")
+        cache.used = True
+        opt = cache.options
+        T, B, I, H, P = opt["shape"]
+        dtype = opt["dtype"]
+        time_major = opt["time_major"]
+
+        if B == 0:   # an empty batch: every gradient is zero
+            proj = opt["projection"]
+            return dict(
+                dx=np.zeros((T, 0, I) if time_major else (0, T, I), dtype) if need_dx else None,
+                dh0=np.zeros((0, P), dtype), dc0=np.zeros((0, H), dtype),
+                kernel=np.zeros_like(opt["kernel"]),
+                recurrent_kernel=np.zeros_like(opt["recurrent_kernel"]),
+                bias=np.zeros(4 * H, dtype),
+                projection=None if proj is None else np.zeros_like(proj))
+
+        a = cache.arrays
+        kernel = opt["kernel"]
+        G = 4 * H
+        dh = np.zeros((B, P), dtype) if d_h is None else np.array(d_h, dtype, order="C")
+        dc = np.zeros((B, H), dtype) if d_c is None else np.array(d_c, dtype, order="C")
+        dprev = np.zeros((B, P), dtype) if d_last is None else np.array(d_last, dtype, order="C")
+        if d_seq is not None:
+            d_seq = np.ascontiguousarray(d_seq, dtype=dtype)
+        proj = opt["projection"]
+        grads = dict(
+            kernel=np.zeros_like(kernel), recurrent_kernel=np.zeros_like(opt["recurrent_kernel"]),
+            bias=np.zeros(G, dtype), projection=None if proj is None else np.zeros_like(proj))
+        dh_store = np.empty((T, B, P), dtype) if proj is not None else None
+
+        ut = np.ascontiguousarray(opt["recurrent_kernel"].T)
+        rec_gates = opt["recurrent_mask_gates"]
+        input_mask = opt["input_mask"]
+        ut_packed = ut_gates_packed = None
+        if rec_gates is None:
+            ut_packed = self._packed(ut, opt["slices"])
+        else:
+            # The gate blocks of U^T are its row blocks (H, P), contiguous.
+            ut_gates_packed = self._packed_blocks(ut, ut.reshape(4, H, P), opt["slices"])
+
+        def run(b0, b1):
+            nb = b1 - b0
+            _backward_steps_kernel(
+                ut, ut_packed, proj, opt["mask"], opt["recurrent_mask"], rec_gates,
+                ut_gates_packed, opt["go_backwards"], opt["act"], opt["rec"], a["z"],
+                a["cprev"], a["c"],
+                d_seq, time_major, opt["processing_order"], dh, dc, dprev, dh_store,
+                np.empty(nb * (2 * G + 2 * H + max(H, P)), dtype), opt["fused"], b0, b1)
+
+        dx = np.empty((T, B, I), dtype) if need_dx else None
+        n = self._product_parts(T * B * G * (I + P))
+
+        def products(cols, proj_cols, rows):
+            _backward_weights_kernel(a["x"], kernel, a["hprev"], a["m"], a["z"], dh_store, dx,
+                                     grads["kernel"], grads["recurrent_kernel"], grads["bias"],
+                                     grads["projection"], *cols, *proj_cols, *rows)
+
+        with one_blas_thread():
+            run_parallel([partial(run, b0, b1) for b0, b1 in opt["slices"]])
+            # The gate gradients now sit where the pre-activations were.
+            if rec_gates is None and input_mask is None:
+                run_parallel([partial(products, c, p, r) for c, p, r in
+                              zip(split(G, n), split(P, n), split(T * B, n))])
+        if rec_gates is not None or input_mask is not None:
+            with one_blas_thread(all_blas=True):
+                run_parallel([partial(_gate_weight_products, a, kernel, input_mask, rec_gates,
+                                      dh_store, dx, grads, g, p, t)
+                              for g, p, t in zip(split(4, min(n, 4)), split(P, min(n, 4)),
+                                                 split(T, min(n, 4)))])
+        if dx is not None and not time_major:
+            dx = np.ascontiguousarray(dx.transpose(1, 0, 2))
+        grads.update(dx=dx, dh0=dh, dc0=dc)
+        cache.workspace.give_back_stores(cache.shapes, dtype, a)
+        cache.arrays = None
+        return grads
