@@ -21,8 +21,8 @@ backward pass, so after every ``fit``) are not written; the unpickled object
 gets fresh zero arrays. Non-zero gradients are kept, so pickling between a
 backward pass and the optimizer step loses nothing.
 """
+import sys
 import threading
-from concurrent.futures import Executor
 
 import numpy as np
 
@@ -63,7 +63,8 @@ def _scratch_kind(name, value):
         return "rlock"
     if isinstance(value, threading.local):
         return "local"
-    if isinstance(value, Executor):
+    futures = sys.modules.get("concurrent.futures")  # no executor exists before its import
+    if futures is not None and isinstance(value, futures.Executor):
         return "none"
     # A cache of kernels or workspaces (per thread, per batch size): emptied.
     if isinstance(value, (dict, list)) and value:
