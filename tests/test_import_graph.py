@@ -2,14 +2,17 @@
 interpreter, and no chain of imports (function-level ones included) leads
 from a module back to itself."""
 import ast
+import importlib.util
 import pathlib
 import subprocess
 import sys
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-PACKAGE = ROOT / "cylstm"
+# The cylstm under test: the checkout's, or an installed wheel's when the
+# tests run from a copy of tests/ (cibuildwheel).
+PACKAGE = pathlib.Path(importlib.util.find_spec("cylstm").submodule_search_locations[0])
+ROOT = PACKAGE.parent
 
 
 def _module_name(path):
