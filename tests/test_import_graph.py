@@ -134,4 +134,6 @@ def test_cycle_finder_finds_a_cycle():
 def test_each_module_imports_alone(module):
     result = subprocess.run([sys.executable, "-c", f"import {module}"], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
+    if result.returncode and 'pip install "cylstm[' in result.stderr:
+        pytest.skip(f"{module} needs an optional extra: {result.stderr.strip().splitlines()[-1]}")
     assert result.returncode == 0, result.stderr[-2000:]
