@@ -33,7 +33,8 @@ import numpy as np
 from .base import Backend, LSTMGrads, LSTMProblem
 
 __all__ = ["Backend", "LSTMProblem", "LSTMGrads", "get_backend", "use_backend",
-           "register_backend", "registered_backends", "backend_named"]
+           "register_backend", "registered_backends", "backend_named", "forced_backend",
+           "owning_backend", "move_array"]
 
 _FACTORIES: Dict[str, Callable[[], Backend]] = {}
 _INSTANCES: Dict[str, Backend] = {}
@@ -117,6 +118,26 @@ def get_backend(*arrays: Any) -> Backend:
     forced = _FORCED.get()
     if forced is not None:
         return forced
+    return owning_backend(*arrays)
+
+
+# The backend use_backend forces in this context, or None (a C-level call:
+# cheap enough for a per-step check).
+forced_backend: Callable[[], Optional[Backend]] = _FORCED.get
+
+
+def owning_backend(*arrays: Any) -> Backend:
+    """The backend that owns the first non-NumPy array (``get_backend``'s rule
+    without ``use_backend``), else the default ``"cpu"``.
+
+    Parameters
+    ----------
+    *arrays : array or None
+
+    Returns
+    -------
+    Backend
+    """
     for a in arrays:
         if a is None or type(a) is np.ndarray or isinstance(a, (np.ndarray, np.generic)):
             continue
@@ -139,6 +160,26 @@ def get_backend(*arrays: Any) -> Backend:
             _BY_NAMESPACE[id(xp)] = found
         return found
     return _INSTANCES.get(DEFAULT) or backend_named(DEFAULT)
+
+
+def move_array(array: Any, backend: Backend) -> Any:
+    """``array`` (of any backend) as an array of ``backend``, with its dtype;
+    the array itself when ``backend`` already owns it in the layout it needs.
+
+    Parameters
+    ----------
+    array : array or None
+    backend : Backend
+
+    Returns
+    -------
+    array or None
+    """
+    if array is None:
+        return None
+    if not isinstance(array, np.ndarray):
+        array = owning_backend(array).to_numpy(array)
+    return backend.asarray(array, array.dtype)
 
 
 @contextlib.contextmanager

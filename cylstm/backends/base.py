@@ -247,20 +247,60 @@ class Backend:
         ns = getattr(array, "__array_namespace__", None)
         return ns is not None and ns() is self.xp
 
+    def dtype(self, dtype: Any) -> Any:
+        """This namespace's dtype for ``dtype`` (a name such as ``"float32"``, a
+        NumPy dtype, or already one of the namespace's)."""
+        if self.xp is np:
+            return np.dtype(dtype)
+        try:
+            name = np.dtype(dtype).name
+        except TypeError:
+            return dtype          # already the namespace's own dtype object
+        return getattr(self.xp, name)
+
     def asarray(self, array: Any, dtype: Any = None) -> Any:
-        """``array`` in this backend's namespace (no copy when it already is)."""
-        return self.xp.asarray(array, dtype=dtype) if dtype is not None \
-            else self.xp.asarray(array)
+        """``array`` in this backend's namespace (no copy when it already is);
+        a NumPy array, a Python sequence or another namespace's array (through
+        NumPy) are converted."""
+        if not self.owns(array) and getattr(array, "__array_namespace__", None) is not None \
+                and not isinstance(array, np.ndarray):
+            array = np.from_dlpack(array)      # another namespace's array
+        if dtype is None:
+            return self.xp.asarray(array)
+        return self.xp.asarray(array, dtype=self.dtype(dtype))
 
     def zeros(self, shape: Any, dtype: Any) -> Any:
         """A new zero array."""
-        return self.xp.zeros(shape, dtype=dtype)
+        return self.xp.zeros(tuple(shape), dtype=self.dtype(dtype))
 
     def to_numpy(self, array: Any) -> np.ndarray:
         """A NumPy copy (or view) of ``array``."""
         if array is None or isinstance(array, (np.ndarray, np.generic)):
             return array
         return np.from_dlpack(array)
+
+    def copy_into(self, target: Any, value: Any) -> None:
+        """Write ``value`` (any real array-like, cast to ``target``'s dtype) into
+        ``target`` in place."""
+        if isinstance(target, np.ndarray):
+            np.copyto(target, np.asarray(value), casting="unsafe")
+        else:
+            target[...] = self.asarray(np.asarray(value), target.dtype)
+
+    def is_floating(self, array: Any) -> bool:
+        """Whether ``array`` is a real floating array of this backend."""
+        if not self.owns(array):
+            return False
+        if self.xp is np:
+            return array.dtype.kind == "f"
+        return bool(self.xp.isdtype(array.dtype, "real floating"))
+
+    def scalar(self, value: float, dtype: Any) -> Any:
+        """``value`` as a scalar of ``dtype`` that combines with this backend's
+        arrays without changing their dtype (a NumPy scalar on NumPy)."""
+        if self.xp is np:
+            return np.dtype(dtype).type(value)
+        return self.xp.asarray(value, dtype=self.dtype(dtype))
 
     def _astype(self, a, dtype):
         fn = getattr(self.xp, "astype", None)

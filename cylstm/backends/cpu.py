@@ -296,6 +296,13 @@ class CpuBackend(Backend):
         """Scratch buffers a layer keeps between calls."""
         return Workspace()
 
+    def asarray(self, array: Any, dtype: Any = None) -> Any:
+        """A C-contiguous NumPy array (the layout the kernels index), no copy
+        when ``array`` already is one of ``dtype``."""
+        if not isinstance(array, np.ndarray) and hasattr(array, "__array_namespace__"):
+            array = np.from_dlpack(array)      # another namespace's array
+        return np.ascontiguousarray(array, dtype=dtype)
+
     def lstm_forward(self, problem: LSTMProblem) -> Tuple[Tuple[Any, Any, Any, Any], Any]:
         p = problem
         act_code = _activations.kernel_code(p.activation)

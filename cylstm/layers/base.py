@@ -1,9 +1,16 @@
 """The Layer base class: weights, gradients, config, and the training contract.
 
-Every layer with weights keeps them as NumPy arrays in ``self._params`` (also
-reachable as attributes, e.g. ``layer.kernel``) and their gradients in
-``self.grads`` under the same names. Optimizers update the arrays in place,
-so the kernels always see the current values without copies.
+Every layer with weights keeps them as arrays of its backend (NumPy on the
+default ``"cpu"`` backend) in ``self._params`` (also reachable as attributes,
+e.g. ``layer.kernel``) and their gradients in ``self.grads`` under the same
+names. Optimizers update the arrays in place, so the kernels always see the
+current values without copies.
+
+A layer assigned to an attribute of another layer (``self.cell = LSTMCell(...)``)
+is tracked, as in Keras: the outer layer's weights, gradients, penalties,
+constraints and ``trainable`` flag include the sub-layer's (see
+``Layer._sublayer_prefixes`` for how their names are keyed), and ``layer.to(name)``
+moves them all.
 
 The training contract (SPEC section 5): ``y, backprop = layer.forward_train(x)``;
 ``dx = backprop(dy)`` adds weight gradients into ``layer.grads``.
@@ -12,6 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
+import math
 import re
 import threading
 
@@ -22,6 +30,7 @@ from .. import constraints as _constraints
 from .. import initializers as _initializers
 from .. import regularizers as _regularizers
 from .._threads import GRADIENT_LOCK
+from ..backends import Backend, backend_named, get_backend, move_array
 from .._validation import standardize_dtype
 from .._typing import Array, ArrayLike, Config, DTypeLike, IdentifierLike, ShapeLike
 
@@ -116,6 +125,46 @@ class SymbolicTensor:
         return f"<SymbolicTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
 
 
+def _backend_for_to(name):
+    if isinstance(name, Backend):
+        return name
+    if not isinstance(name, str):
+        raise TypeError(f"`backend` must be the name of a registered backend (a str); got "
+                        f"{type(name).__name__}.")
+    return backend_named(name)
+
+
+class _Tracked:
+    """A per-layer dict (weights, gradients, ...) that includes the tracked
+    sub-layers' entries.
+
+    A layer stores its own entries in ``__dict__`` under the same name; with
+    sub-layers, reading the attribute gives a combined view (a new dict or
+    list each time) keyed as ``Layer._sublayer_prefixes`` says; a layer whose
+    only content is one sub-layer under the prefix ``""`` (``LSTM`` and its
+    cell) reads the sub-layer's own dict itself, so writes into it land there.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        d = obj.__dict__
+        try:
+            own = d[self.name]
+        except KeyError:
+            raise AttributeError(self.name) from None
+        subs = d.get("_sublayers")
+        if not subs:
+            return own
+        return obj._combined(self.name, own, subs)
+
+    def __set__(self, obj, value) -> None:
+        obj.__dict__[self.name] = value
+
+
 class Layer:
     """Base class of cylstm's Keras-style layers.
 
@@ -150,6 +199,18 @@ class Layer:
     """
 
     supports_masking = False
+
+    # Own entries in __dict__; with sub-layers, combined views (see _Tracked).
+    _params = _Tracked("_params")
+    grads = _Tracked("grads")
+    _trainable_names = _Tracked("_trainable_names")
+    _regularizers = _Tracked("_regularizers")
+    _constraints = _Tracked("_constraints")
+
+    # How a tracked sub-layer's weights are keyed in the views: attribute name
+    # -> prefix ("" keeps the sub-layer's names). Attributes not listed use
+    # their own name as the prefix: "cell" -> "cell/kernel".
+    _sublayer_prefixes: Mapping[str, str] = {}
 
     def __init__(self, name: Optional[str] = None, dtype: Optional[DTypeLike] = None,
                  trainable: bool = True, input_shape: Optional[ShapeLike] = None,
@@ -207,8 +268,10 @@ class Layer:
 
         Returns
         -------
-        numpy.ndarray
-            The new weight (the layer's own array; optimizers update it in place).
+        array
+            The new weight, an array of the layer's backend (``layer.backend``;
+            NumPy on ``"cpu"``): the layer's own array, updated in place by
+            optimizers.
 
         Raises
         ------
@@ -216,6 +279,7 @@ class Layer:
             If the initializer returns another shape.
         """
         init = _initializers.get(initializer)
+        backend = self.backend
         if weights_deferred():
             # Building from a file: the weights will be read into these arrays,
             # so draw nothing (zeros from calloc touch no memory until written).
@@ -224,47 +288,174 @@ class Layer:
             for d in shape:
                 count *= d
             reserve_weights(count, f"layer {self.name!r}")
-            value = np.zeros(shape, self.dtype)
+            value = backend.zeros(shape, self.dtype)
         else:
-            value = np.ascontiguousarray(init(tuple(shape), dtype=self.dtype), dtype=self.dtype)
-        if value.shape != tuple(shape):
-            raise ValueError(f"The initializer for weight `{name}` returned shape "
-                             f"{value.shape}, expected {tuple(shape)}.")
-        self._params[name] = value
+            value = np.asarray(init(tuple(shape), dtype=self.dtype))
+            if value.shape != tuple(shape):
+                raise ValueError(f"The initializer for weight `{name}` returned shape "
+                                 f"{value.shape}, expected {tuple(shape)}.")
+            value = backend.asarray(value, self.dtype)
+        own = self.__dict__
+        own["_params"][name] = value
         if trainable:
-            self._trainable_names.append(name)
+            own["_trainable_names"].append(name)
         if regularizer is not None:
-            self._regularizers[name] = _regularizers.get(regularizer)
+            own["_regularizers"][name] = _regularizers.get(regularizer)
         if constraint is not None:
-            self._constraints[name] = _constraints.get(constraint)
-        self.grads[name] = np.zeros(value.shape, value.dtype)  # calloc: no pages touched
+            own["_constraints"][name] = _constraints.get(constraint)
+        own["grads"][name] = backend.zeros(value.shape, value.dtype)  # calloc: no pages touched
         return value
 
+    # -- backend ---------------------------------------------------------
+    @property
+    def backend(self) -> Backend:
+        """The backend the layer's weights live on: the one ``to(name)`` named,
+        else the backend in force (``use_backend``), else ``"cpu"``."""
+        name = self.__dict__.get("_backend_name")
+        return get_backend() if name is None else backend_named(name)
+
+    def to(self, backend: str) -> "Layer":
+        """Move the weights (and gradients, kept states and the tracked
+        sub-layers') to the registered backend ``backend``, as torch's
+        ``module.to(device)``; later builds create weights there too.
+
+        Parameters
+        ----------
+        backend : str
+            A registered backend name (``cylstm.backends.registered_backends()``):
+            ``"cpu"``, ``"numpy"``, ``"array_api_strict"``, ...
+
+        Returns
+        -------
+        Layer
+            The layer itself.
+
+        Raises
+        ------
+        ValueError
+            For a name that is not registered.
+        """
+        target = _backend_for_to(backend)
+        self.__dict__["_backend_name"] = target.name
+        own = self.__dict__
+        for kind in ("_params", "grads"):
+            arrays = own[kind]
+            for n in list(arrays):
+                arrays[n] = move_array(arrays[n], target)
+        self._moved(target)
+        for layer in own.get("_sublayers", {}).values():
+            layer.to(target.name)
+        return self
+
+    def _moved(self, backend):
+        """Hook: move what else the layer keeps (states, caches) to ``backend``."""
+
+    # -- sub-layers ------------------------------------------------------
+    def __setattr__(self, name: str, value: Any) -> None:
+        # A layer assigned to an attribute is tracked (Keras's rule); assigning
+        # anything else to that attribute stops tracking it.
+        d = self.__dict__
+        if isinstance(value, Layer):
+            subs = d.get("_sublayers")
+            if subs is None:
+                subs = d["_sublayers"] = {}
+            subs[name] = value
+        else:
+            subs = d.get("_sublayers")
+            if subs and name in subs:
+                del subs[name]
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        subs = self.__dict__.get("_sublayers")
+        if subs and name in subs:
+            del subs[name]
+        object.__delattr__(self, name)
+
+    @property
+    def sublayers(self) -> List["Layer"]:
+        """The layers this layer tracks (assigned to its attributes), in
+        assignment order; not recursive."""
+        return list(self.__dict__.get("_sublayers", {}).values())
+
+    def _prefixed_sublayers(self):
+        prefixes = self._sublayer_prefixes
+        return [(prefixes.get(attr, attr), layer)
+                for attr, layer in self.__dict__.get("_sublayers", {}).items()]
+
+    def _combined(self, kind, own, subs):
+        """The view ``_Tracked`` returns for a layer with sub-layers."""
+        parts = self._prefixed_sublayers()
+        if not own and len(parts) == 1 and parts[0][0] == "":
+            return getattr(parts[0][1], kind)   # a pure wrapper: the sub-layer's own dict
+        if isinstance(own, list):
+            names = list(own)
+            for prefix, layer in parts:
+                names += [f"{prefix}/{n}" if prefix else n for n in getattr(layer, kind)]
+            return names
+        out = dict(own)
+        for prefix, layer in parts:
+            out.update((f"{prefix}/{k}" if prefix else k, v)
+                       for k, v in getattr(layer, kind).items())
+        return out
+
     def __getattr__(self, name: str) -> Array:
-        # Weights read as attributes: layer.kernel, layer.bias, ...
-        params = self.__dict__.get("_params")
+        # Weights read as attributes: layer.kernel, layer.bias, ... (a wrapper's
+        # too: LSTM(...).kernel is its cell's).
+        d = self.__dict__
+        params = d.get("_params")
         if params is not None and name in params:
             return params[name]
+        if d.get("_sublayers") and params is not None:
+            params = self._params
+            if name in params:
+                return params[name]
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
+    def trainable(self) -> bool:
+        """Whether training updates the weights; setting it sets every tracked
+        sub-layer's too (Keras's rule: freezing a wrapper freezes what it wraps)."""
+        d = self.__dict__
+        return d.get("_trainable", d.get("trainable", True))
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        value = bool(value)
+        self.__dict__["_trainable"] = value
+        for layer in self.__dict__.get("_sublayers", {}).values():
+            layer.trainable = value
+
+    @property
     def weights(self) -> List[Array]:
-        """All weight arrays in creation order (the layer's own arrays, not copies)."""
-        return list(self._params.values())
+        """All weight arrays: the layer's own in creation order, then each
+        tracked sub-layer's (the layers' own arrays, not copies)."""
+        out = list(self.__dict__["_params"].values())
+        for layer in self.__dict__.get("_sublayers", {}).values():
+            out += layer.weights
+        return out
 
     @property
     def trainable_weights(self) -> List[Array]:
         """The weights optimizers update (none when ``trainable`` is False)."""
         if not self.trainable:
             return []
-        return [self._params[n] for n in self._trainable_names]
+        own = self.__dict__["_params"]
+        out = [own[n] for n in self.__dict__["_trainable_names"]]
+        for layer in self.__dict__.get("_sublayers", {}).values():
+            out += layer.trainable_weights
+        return out
 
     @property
     def non_trainable_weights(self) -> List[Array]:
         """The weights optimizers do not update."""
         if not self.trainable:
             return self.weights
-        return [v for n, v in self._params.items() if n not in self._trainable_names]
+        names = self.__dict__["_trainable_names"]
+        out = [v for n, v in self.__dict__["_params"].items() if n not in names]
+        for layer in self.__dict__.get("_sublayers", {}).values():
+            out += layer.non_trainable_weights
+        return out
 
     @property
     def variables(self) -> List[Array]:
@@ -277,28 +468,31 @@ class Layer:
         Returns
         -------
         list of numpy.ndarray
-            Copies; changing them does not change the layer.
+            NumPy copies (whatever the layer's backend); changing them does
+            not change the layer.
         """
-        return [w.copy() for w in self._params.values()]
+        return [np.array(get_backend(w).to_numpy(w), copy=True) for w in self.weights]
 
     def _checked_weights(self, weights):
         """The arrays ``set_weights`` would write, all checked (count, dtype,
         shape) before any is written."""
         weights = list(weights)
-        names = list(self._params)
+        params = self._params
+        names = list(params)
         if len(weights) != len(names):
             raise ValueError(f"Layer {self.name!r} expects {len(names)} weight arrays "
                              f"({', '.join(names)}), got {len(weights)}.")
         values = []
         for name, value in zip(names, weights):
             value = np.asarray(getattr(value, "numpy", lambda: value)())
-            target = self._params[name]
+            target = params[name]
             if value.dtype.kind not in "biuf":
                 raise TypeError(f"Weight `{name}` of layer {self.name!r} must hold real "
                                 f"numbers; got an array of dtype {value.dtype}.")
-            if value.shape != target.shape:
+            if tuple(value.shape) != tuple(target.shape):
                 raise ValueError(f"Weight `{name}` of layer {self.name!r} has shape "
-                                 f"{target.shape}; got an array of shape {value.shape}.")
+                                 f"{tuple(target.shape)}; got an array of shape "
+                                 f"{value.shape}.")
             values.append(value)
         return values
 
@@ -320,9 +514,14 @@ class Layer:
             If an array does not hold real numbers (complex, strings, objects).
         """
         values = self._checked_weights(weights)
-        for name, value in zip(self._params, values):   # all checked: now write
-            np.copyto(self._params[name], value, casting="unsafe")
+        for target, value in zip(self._params.values(), values):   # all checked: now write
+            get_backend(target).copy_into(target, value)
+        self._notify_weights_changed()
+
+    def _notify_weights_changed(self):
         self._weights_changed()
+        for layer in self.__dict__.get("_sublayers", {}).values():
+            layer._notify_weights_changed()
 
     def _weights_changed(self):
         """Hook for layers that keep derived copies of their weights."""
@@ -342,24 +541,37 @@ class Layer:
         if not self.built:
             raise ValueError(f"You tried to call `count_params` on layer {self.name!r}, "
                              "but the layer isn't built. Call `build(input_shape)` first.")
-        return int(sum(w.size for w in self._params.values()))
+        return int(sum(math.prod(w.shape) for w in self.weights))
 
     def named_parameters(self) -> List[Tuple[str, Array, Array]]:
-        """(name, array, gradient) for every trainable weight, in order."""
+        """(name, array, gradient) for every trainable weight, in order (a
+        sub-layer's names with its prefix, as in ``grads``)."""
         if not self.trainable:
             return []
-        return [(n, self._params[n], self.grads[n]) for n in self._trainable_names]
+        own, grads = self.__dict__["_params"], self.__dict__["grads"]
+        out = [(n, own[n], grads[n]) for n in self.__dict__["_trainable_names"]]
+        for prefix, layer in self._prefixed_sublayers():
+            out += [(f"{prefix}/{n}" if prefix else n, v, g)
+                    for n, v, g in layer.named_parameters()]
+        return out
 
     def zero_grad(self) -> None:
         """Set every gradient in ``layer.grads`` to zero (in place)."""
-        for g in self.grads.values():
-            g.fill(0)
+        for g in self.__dict__["grads"].values():
+            g[...] = 0
+        for layer in self.__dict__.get("_sublayers", {}).values():
+            layer.zero_grad()
 
     # -- regularization and constraints -------------------------------------
     @property
     def losses(self) -> List[float]:
-        """Regularization penalties of the weights, as Keras's ``layer.losses``."""
-        return [float(reg(self._params[n])) for n, reg in self._regularizers.items()]
+        """Regularization penalties of the weights, as Keras's ``layer.losses``
+        (the tracked sub-layers' after the layer's own)."""
+        own = self.__dict__["_params"]
+        out = [float(reg(own[n])) for n, reg in self.__dict__["_regularizers"].items()]
+        for layer in self.__dict__.get("_sublayers", {}).values():
+            out += layer.losses
+        return out
 
     def regularization_loss(self) -> float:
         """The sum of ``layer.losses``.
@@ -372,15 +584,21 @@ class Layer:
 
     def add_regularization_gradients(self) -> None:
         """Add the gradient of every weight penalty into ``self.grads``."""
-        for n, reg in self._regularizers.items():
-            g = reg.gradient(self._params[n]).astype(self.dtype, copy=False)
+        own, grads = self.__dict__["_params"], self.__dict__["grads"]
+        for n, reg in self.__dict__["_regularizers"].items():
+            g = reg.gradient(own[n]).astype(self.dtype, copy=False)
             with GRADIENT_LOCK:
-                self.grads[n] += g
+                grads[n] += g
+        for layer in self.__dict__.get("_sublayers", {}).values():
+            layer.add_regularization_gradients()
 
     def apply_constraints(self) -> None:
         """Project constrained weights in place (an optimizer step calls this)."""
-        for n, con in self._constraints.items():
-            np.copyto(self._params[n], con(self._params[n]), casting="unsafe")
+        own = self.__dict__["_params"]
+        for n, con in self.__dict__["_constraints"].items():
+            get_backend(own[n]).copy_into(own[n], con(own[n]))
+        for layer in self.__dict__.get("_sublayers", {}).values():
+            layer.apply_constraints()
 
     # -- building and calling ---------------------------------------------
     def build(self, input_shape: ShapeLike) -> None:

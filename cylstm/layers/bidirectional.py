@@ -83,35 +83,6 @@ def _deserialize_layer(obj, argument):
                      f"{type(obj).__name__}.")
 
 
-class _View:
-    """A class attribute that reads a combined view of the two inner layers and
-    ignores assignment (the base class initialises these names)."""
-
-    def __init__(self, attribute, combine) -> None:
-        self.attribute = attribute
-        self.combine = combine
-
-    def __get__(self, obj, objtype=None):
-        if obj is None:
-            return self
-        layers = obj.__dict__.get("_inner")
-        if layers is None:
-            return self.combine([])
-        return self.combine([(prefix, getattr(layer, self.attribute))
-                             for prefix, layer in layers])
-
-    def __set__(self, obj, value: bool):
-        pass
-
-
-def _combine_dicts(parts):
-    return {f"{prefix}/{k}": v for prefix, d in parts for k, v in d.items()}
-
-
-def _combine_names(parts):
-    return [f"{prefix}/{n}" for prefix, names in parts for n in names]
-
-
 class Bidirectional(Layer):
     """Bidirectional wrapper for a cylstm ``LSTM`` (Keras 3 semantics).
 
@@ -151,11 +122,9 @@ class Bidirectional(Layer):
         def __call__(self, sequences: ArrayLike, initial_state: Optional[StatesLike] = None,
                      mask: Optional[ArrayLike] = None, training: bool = False) -> LayerOutput: ...
 
-    _params = _View("_params", _combine_dicts)
-    grads = _View("grads", _combine_dicts)
-    _regularizers = _View("_regularizers", _combine_dicts)
-    _constraints = _View("_constraints", _combine_dicts)
-    _trainable_names = _View("_trainable_names", _combine_names)
+    # The two layers are tracked sub-layers; their weights are keyed
+    # 'forward/kernel', ..., 'backward/bias' in grads and _params.
+    _sublayer_prefixes = {"forward_layer": "forward", "backward_layer": "backward"}
 
     def __init__(self, layer: Union[LSTM, Mapping[str, Any]],
                  merge_mode: Optional[str] = "concat",
@@ -207,8 +176,6 @@ class Bidirectional(Layer):
         self.return_state = layer.return_state
         self.time_major = layer.time_major
         self._initial_weights = list(weights) if weights else None
-        self.__dict__["_inner"] = [("forward", self.forward_layer),
-                                   ("backward", self.backward_layer)]
         if not self.trainable:  # Bidirectional(..., trainable=False) freezes both
             self.trainable = False
 
@@ -224,46 +191,7 @@ class Bidirectional(Layer):
                                  f'same value for attribute "{a}", got "{getattr(fw, a)}" for '
                                  f'forward layer and "{getattr(bw, a)}" for backward layer')
 
-    # -- trainable propagates to the inner layers, as Keras ----------------
-    @property
-    def trainable(self) -> bool:
-        """Whether training updates the weights (setting it sets both layers')."""
-        return self.__dict__.get("_trainable", True)
-
-    @trainable.setter
-    def trainable(self, value: bool) -> None:
-        value = bool(value)
-        self.__dict__["_trainable"] = value
-        for _, inner in self.__dict__.get("_inner", ()):
-            inner.trainable = value
-            inner.cell.trainable = value
-
-    # -- weights (forward layer's, then backward layer's) -------------------
-    @property
-    def weights(self) -> List[Array]:
-        """The forward layer's weights, then the backward layer's."""
-        return self.forward_layer.weights + self.backward_layer.weights
-
-    @property
-    def trainable_weights(self) -> List[Array]:
-        """The weights optimizers update (both layers)."""
-        return self.forward_layer.trainable_weights + self.backward_layer.trainable_weights
-
-    @property
-    def non_trainable_weights(self) -> List[Array]:
-        """The weights optimizers do not update (both layers)."""
-        return (self.forward_layer.non_trainable_weights
-                + self.backward_layer.non_trainable_weights)
-
-    def get_weights(self) -> List[Array]:
-        """Copies of the forward layer's weights, then the backward layer's.
-
-        Returns
-        -------
-        list of numpy.ndarray
-        """
-        return self.forward_layer.get_weights() + self.backward_layer.get_weights()
-
+    # -- weights: the forward layer's, then the backward layer's (tracking) --
     def set_weights(self, weights: Iterable[ArrayLike]) -> None:
         """Set the forward layer's weights, then the backward layer's.
 
@@ -289,35 +217,6 @@ class Bidirectional(Layer):
         bw = self.backward_layer._checked_weights(weights[n_fw:])
         self.forward_layer.set_weights(fw)
         self.backward_layer.set_weights(bw)
-
-    def count_params(self) -> int:
-        """The number of weight values of both layers.
-
-        Returns
-        -------
-        int
-        """
-        if not self.built:
-            raise ValueError(f"You tried to call `count_params` on layer {self.name!r}, "
-                             "but the layer isn't built. Call `build(input_shape)` first.")
-        return self.forward_layer.count_params() + self.backward_layer.count_params()
-
-    def zero_grad(self) -> None:
-        """Zero the gradients of both layers."""
-        self.forward_layer.zero_grad()
-        self.backward_layer.zero_grad()
-
-    @property
-    def losses(self) -> List[float]:
-        return self.forward_layer.losses + self.backward_layer.losses
-
-    def add_regularization_gradients(self) -> None:
-        self.forward_layer.add_regularization_gradients()
-        self.backward_layer.add_regularization_gradients()
-
-    def apply_constraints(self) -> None:
-        self.forward_layer.apply_constraints()
-        self.backward_layer.apply_constraints()
 
     # -- states ------------------------------------------------------------
     @property

@@ -545,12 +545,6 @@ class LSTM(Layer):
             bias_constraint=bias_constraint, dropout=dropout,
             recurrent_dropout=recurrent_dropout, seed=seed, dtype=self.dtype,
             trainable=self.trainable, name="lstm_cell")
-        # The layer's weights, gradients, penalties and constraints are the cell's.
-        self._params = self.cell._params
-        self.grads = self.cell.grads
-        self._trainable_names = self.cell._trainable_names
-        self._regularizers = self.cell._regularizers
-        self._constraints = self.cell._constraints
         self.activity_regularizer = _regularizers.get(activity_regularizer)
         self.return_sequences = check_bool(return_sequences, "return_sequences")
         self.return_state = check_bool(return_state, "return_state")
@@ -567,6 +561,10 @@ class LSTM(Layer):
         self._activity_loss = 0.0
         self._workspace = get_backend().workspace()
         self._zero_states = None
+
+    # The cell is a tracked sub-layer whose weights are the layer's under their
+    # own names (layer.grads is cell.grads, Keras's weight list and order).
+    _sublayer_prefixes = {"cell": ""}
 
     # Cell arguments read through the layer, as Keras's LSTM properties.
     units = property(lambda self: self.cell.units)
@@ -591,25 +589,6 @@ class LSTM(Layer):
     def state_size(self) -> List[int]:
         """``[units, units]``: the sizes of h and c."""
         return self.cell.state_size
-
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        # The layer's gradients are its cell's (one dict, as in __init__).
-        self.grads = self.cell.grads
-
-    @property
-    def trainable(self) -> bool:
-        """Whether training updates the weights (setting it also sets the cell's)."""
-        return self.__dict__.get("_trainable", True)
-
-    @trainable.setter
-    def trainable(self, value: bool) -> None:
-        # Freezing the layer (layer.trainable = False, as in Keras) freezes its
-        # cell too, so backprop stops accumulating weight gradients.
-        self.__dict__["_trainable"] = bool(value)
-        cell = self.__dict__.get("cell")
-        if cell is not None:
-            cell.trainable = bool(value)
 
     # -- building ----------------------------------------------------------
     def build(self, input_shape: ShapeLike) -> None:
