@@ -1,6 +1,8 @@
 """Optimizers with Keras 3's names, defaults, update formulas and gradient clipping.
 
-An optimizer updates NumPy arrays in place. The model calls
+An optimizer updates arrays in place: NumPy arrays, or the arrays of any
+registered backend (the update is written with array-API functions on the
+backend's namespace ``xp``, and the slots are made by that backend). The model calls
 ``optimizer.apply(params)`` with ``params`` a list of ``(key, array, grad)``;
 the per-variable slots (momentums, velocities, ...) are kept under ``key``
 (``id(array)`` when the key is None), so the same optimizer can serve several
@@ -26,6 +28,7 @@ import re
 
 import numpy as np
 
+from .backends import move_array, owning_backend
 from .layers.base import unique_name
 from ._serialization import Registry
 from ._typing import Array, ArrayLike, Config
@@ -63,8 +66,8 @@ def _snake_case(name):
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-def _global_norm(grads):
-    return math.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads))
+def _global_norm(grads, backends):
+    return math.sqrt(sum(b.sum_of_squares(g) for g, b in zip(grads, backends)))
 
 
 class Optimizer:
@@ -186,11 +189,15 @@ class Optimizer:
         self._slots = {key: dict(arrays) for key, arrays in slots.items()}
         self.iterations = int(iterations)
 
-    def _get_slots(self, key, variable):
+    def _get_slots(self, key, variable, backend):
         slots = self._slots.get(key)
+        if slots is not None and any(type(s) is not type(variable) for s in slots.values()):
+            # The variable moved to another backend (layer.to): its slots follow.
+            slots = self._slots[key] = {n: move_array(s, backend) for n, s in slots.items()}
         if slots is None or any(s.shape != variable.shape or s.dtype != variable.dtype
                                 for s in slots.values()):
-            slots = {n: np.zeros_like(variable) for n in self._slot_names_for()}
+            slots = {n: backend.zeros(variable.shape, variable.dtype)
+                     for n in self._slot_names_for()}
             self._slots[key] = slots
         return slots
 
@@ -203,26 +210,27 @@ class Optimizer:
         self.iterations = 0
 
     # -- clipping ---------------------------------------------------------------
-    def _clip_gradients(self, grads):
+    def _clip_gradients(self, grads, backends):
         if self.clipnorm:
             out = []
-            for g in grads:
-                norm = np.sqrt(np.sum(np.square(g)))
-                clip = g.dtype.type(self.clipnorm)
-                out.append(g * clip / np.maximum(norm, clip))
+            for g, b in zip(grads, backends):
+                xp = b.xp
+                norm = xp.sqrt(xp.sum(xp.square(g)))
+                clip = b.scalar(self.clipnorm, g.dtype)
+                out.append(g * clip / xp.maximum(norm, clip))
             return out
         if self.global_clipnorm:
-            use_norm = _global_norm(grads)
+            use_norm = _global_norm(grads, backends)
             if not math.isfinite(use_norm):
                 scale = float("nan")
             elif use_norm == 0.0:
                 scale = 1.0
             else:
                 scale = self.global_clipnorm * min(1.0 / use_norm, 1.0 / self.global_clipnorm)
-            return [g * g.dtype.type(scale) for g in grads]
+            return [g * b.scalar(scale, g.dtype) for g, b in zip(grads, backends)]
         if self.clipvalue:
             v = self.clipvalue
-            return [np.clip(g, -v, v) for g in grads]
+            return [b.xp.clip(g, -v, v) for g, b in zip(grads, backends)]
         return grads
 
     # -- applying ---------------------------------------------------------------
@@ -231,16 +239,18 @@ class Optimizer:
 
         Parameters
         ----------
-        params : iterable of (key, numpy.ndarray, array_like or None)
+        params : iterable of (key, array, array_like or None)
             ``(key, array, grad)`` triples; ``grad`` None is skipped (as Keras
-            skips variables without gradient). Slots are kept per key.
+            skips variables without gradient). Slots are kept per key. The
+            arrays are NumPy arrays or those of another registered backend
+            (``cylstm.backends``); the gradient is converted to the array's.
 
         Raises
         ------
         ValueError
             For an entry that is not a triple or a gradient of another shape.
         TypeError
-            For an array that is not a floating NumPy array.
+            For an array that is not a floating array (NumPy's or a backend's).
         """
         items = []
         for entry in params:
@@ -250,24 +260,26 @@ class Optimizer:
             key, var, grad = entry
             if grad is None:
                 continue
-            if not isinstance(var, np.ndarray) or var.dtype.kind != "f":
-                raise TypeError(f"Variable {key!r} must be a floating NumPy array updated in "
-                                f"place; got {type(var).__name__}.")
-            grad = np.asarray(grad)
-            if grad.shape != var.shape:
-                raise ValueError(f"Gradient of {key!r} has shape {grad.shape}, expected the "
-                                 f"variable's shape {var.shape}.")
-            items.append((id(var) if key is None else key, var,
-                          grad.astype(var.dtype, copy=False)))
+            backend = owning_backend(var)
+            if not backend.is_floating(var):
+                raise TypeError(f"Variable {key!r} must be a floating NumPy array (or a "
+                                f"floating array of a registered backend) updated in place; "
+                                f"got {type(var).__name__}.")
+            grad = backend.gradient_like(grad, var)
+            if tuple(grad.shape) != tuple(var.shape):
+                raise ValueError(f"Gradient of {key!r} has shape {tuple(grad.shape)}, expected "
+                                 f"the variable's shape {tuple(var.shape)}.")
+            items.append((id(var) if key is None else key, var, grad, backend))
         if not items:
             return
-        grads = self._clip_gradients([g for _, _, g in items])
+        backends = [b for _, _, _, b in items]
+        grads = self._clip_gradients([g for _, _, g, _ in items], backends)
         lr = self.learning_rate
-        for (key, var, _), grad in zip(items, grads):
+        for (key, var, _, backend), grad in zip(items, grads):
             if self.weight_decay:
-                dt = var.dtype.type
-                var -= var * dt(self.weight_decay) * dt(lr)
-            self._update(key, var, grad, lr)
+                var -= (var * backend.scalar(self.weight_decay, var.dtype)
+                        * backend.scalar(lr, var.dtype))
+            self._update(key, var, grad, lr, backend)
         self.iterations += 1
 
     def apply_gradients(self, grads_and_vars: Iterable[Tuple[Optional[ArrayLike], Array]]
@@ -276,12 +288,13 @@ class Optimizer:
 
         Parameters
         ----------
-        grads_and_vars : iterable of (array_like or None, numpy.ndarray)
+        grads_and_vars : iterable of (array_like or None, array)
             ``(grad, variable)`` pairs; the variables are updated in place.
         """
         self.apply([(None, v, g) for g, v in grads_and_vars])
 
-    def _update(self, key, var, grad, lr):
+    def _update(self, key, var, grad, lr, backend):
+        """Update ``var`` in place (``backend`` owns it; its namespace is ``backend.xp``)."""
         raise NotImplementedError
 
     # -- config -----------------------------------------------------------------
@@ -385,19 +398,18 @@ class SGD(Optimizer):
     def _slot_names_for(self):
         return ("momentum",) if self.momentum != 0 else ()
 
-    def _update(self, key, var, grad, lr):
-        dt = var.dtype.type
-        lr = dt(lr)
+    def _update(self, key, var, grad, lr, backend):
+        lr = backend.scalar(lr, var.dtype)
         if self.momentum != 0:
-            m = self._get_slots(key, var)["momentum"]
-            momentum = dt(self.momentum)
+            m = self._get_slots(key, var, backend)["momentum"]
+            momentum = backend.scalar(self.momentum, var.dtype)
             m[...] = m * momentum - grad * lr
             if self.nesterov:
                 var += m * momentum - grad * lr
             else:
                 var += m
         else:
-            self._get_slots(key, var)
+            self._get_slots(key, var, backend)
             var -= grad * lr
 
     def get_config(self) -> Config:
@@ -456,21 +468,25 @@ class Adam(Optimizer):
         return ("momentum", "velocity", "velocity_hat") if self.amsgrad \
             else ("momentum", "velocity")
 
-    def _update(self, key, var, grad, lr):
-        dt = var.dtype.type
-        slots = self._get_slots(key, var)
+    def _update(self, key, var, grad, lr, backend):
+        xp = backend.xp
+        slots = self._get_slots(key, var, backend)
         m, v = slots["momentum"], slots["velocity"]
+
+        def dt(value):
+            return backend.scalar(value, var.dtype)
+
         local_step = dt(self.iterations + 1)
-        beta_1_power = np.power(dt(self.beta_1), local_step)
-        beta_2_power = np.power(dt(self.beta_2), local_step)
-        alpha = dt(lr) * np.sqrt(dt(1) - beta_2_power) / (dt(1) - beta_1_power)
+        beta_1_power = backend.pow(dt(self.beta_1), local_step)
+        beta_2_power = backend.pow(dt(self.beta_2), local_step)
+        alpha = dt(lr) * xp.sqrt(dt(1) - beta_2_power) / (dt(1) - beta_1_power)
         m += (grad - m) * dt(1 - self.beta_1)
-        v += (np.square(grad) - v) * dt(1 - self.beta_2)
+        v += (xp.square(grad) - v) * dt(1 - self.beta_2)
         if self.amsgrad:
             v_hat = slots["velocity_hat"]
-            np.maximum(v_hat, v, out=v_hat)
+            v_hat[...] = xp.maximum(v_hat, v)
             v = v_hat
-        var -= (m * alpha) / (np.sqrt(v) + dt(self.epsilon))
+        var -= (m * alpha) / (xp.sqrt(v) + dt(self.epsilon))
 
     def get_config(self) -> Config:
         config = super().get_config()
@@ -533,19 +549,23 @@ class RMSprop(Optimizer):
             names.append("average_gradient")
         return tuple(names)
 
-    def _update(self, key, var, grad, lr):
-        dt = var.dtype.type
-        slots = self._get_slots(key, var)
+    def _update(self, key, var, grad, lr, backend):
+        xp = backend.xp
+        slots = self._get_slots(key, var, backend)
         velocity = slots["velocity"]
+
+        def dt(value):
+            return backend.scalar(value, var.dtype)
+
         rho = dt(self.rho)
-        velocity[...] = rho * velocity + dt(1 - self.rho) * np.square(grad)
+        velocity[...] = rho * velocity + dt(1 - self.rho) * xp.square(grad)
         if self.centered:
             avg = slots["average_gradient"]
             avg[...] = rho * avg + dt(1 - self.rho) * grad
-            denominator = velocity - np.square(avg) + dt(self.epsilon)
+            denominator = velocity - xp.square(avg) + dt(self.epsilon)
         else:
             denominator = velocity + dt(self.epsilon)
-        increment = (dt(lr) * grad) / np.sqrt(denominator)
+        increment = (dt(lr) * grad) / xp.sqrt(denominator)
         if self.momentum > 0:
             mom = slots["momentum"]
             mom[...] = dt(self.momentum) * mom + increment

@@ -297,10 +297,31 @@ class Backend:
 
     def scalar(self, value: float, dtype: Any) -> Any:
         """``value`` as a scalar of ``dtype`` that combines with this backend's
-        arrays without changing their dtype (a NumPy scalar on NumPy)."""
+        arrays without changing their dtype (a NumPy scalar on NumPy, else a
+        0-d array)."""
         if self.xp is np:
-            return np.dtype(dtype).type(value)
+            return (dtype.type if isinstance(dtype, np.dtype) else np.dtype(dtype).type)(value)
         return self.xp.asarray(value, dtype=self.dtype(dtype))
+
+    def pow(self, a: Any, b: Any) -> Any:
+        """``a ** b`` elementwise (the array API's ``pow``; NumPy < 2 calls it ``power``)."""
+        fn = getattr(self.xp, "pow", None) or self.xp.power
+        return fn(a, b)
+
+    def gradient_like(self, grad: Any, variable: Any) -> Any:
+        """``grad`` as an array of this backend with ``variable``'s dtype (no
+        copy when it already is one)."""
+        if self.xp is np:
+            return np.asarray(grad).astype(variable.dtype, copy=False)
+        grad = self.asarray(grad)
+        return grad if grad.dtype == variable.dtype else self._astype(grad, variable.dtype)
+
+    def sum_of_squares(self, array: Any) -> float:
+        """The sum of the squares of ``array``'s elements, in float64, as a float."""
+        if self.xp is np:
+            return float(np.sum(np.square(array, dtype=np.float64)))
+        xp = self.xp
+        return float(xp.sum(xp.square(self._astype(array, xp.float64))))
 
     def _astype(self, a, dtype):
         fn = getattr(self.xp, "astype", None)
