@@ -279,6 +279,12 @@ class Backend:
             return array
         return np.from_dlpack(array)
 
+    def copy(self, array: Any) -> Any:
+        """A new array with ``array``'s values."""
+        if self.xp is np:
+            return np.array(array, copy=True)
+        return self.xp.asarray(array, copy=True)
+
     def copy_into(self, target: Any, value: Any) -> None:
         """Write ``value`` (any real array-like, cast to ``target``'s dtype) into
         ``target`` in place."""
@@ -377,19 +383,25 @@ class Backend:
         """
         xp = self.xp
         p = problem
-        x = p.x if p.time_major else self._swap01(p.x)     # (T, B, I) from here on
+        # Arrays of another namespace (NumPy inputs of a layer moved here with
+        # layer.to) become this backend's; its own pass through unchanged.
+        own = self.asarray
+        x = own(p.x)
+        x = x if p.time_major else self._swap01(x)     # (T, B, I) from here on
         dtype = x.dtype
         T, B = x.shape[0], x.shape[1]
         H = p.c0.shape[1]
         P = p.h0.shape[1]
-        W, U, Wr = p.kernel, p.recurrent_kernel, p.projection
-        bias = xp.zeros((4 * H,), dtype=dtype) if p.bias is None else p.bias
+        W, U = own(p.kernel), own(p.recurrent_kernel)
+        Wr = None if p.projection is None else own(p.projection)
+        bias = xp.zeros((4 * H,), dtype=dtype) if p.bias is None else own(p.bias)
         mask = None
         if p.mask is not None:
-            mask = xp.asarray(p.mask)
+            mask = own(p.mask)
             mask = self._astype(mask.T if p.time_major else mask, self._bool)   # (B, T)
-        rec_mask = None if p.recurrent_mask is None else self._astype(p.recurrent_mask, dtype)
-        in_mask = None if p.input_mask is None else self._astype(p.input_mask, dtype)
+        rec_mask = (None if p.recurrent_mask is None
+                    else self._astype(own(p.recurrent_mask), dtype))
+        in_mask = None if p.input_mask is None else self._astype(own(p.input_mask), dtype)
         act, act_grad = self._activation(p.activation)
         rec, rec_grad = self._activation(p.recurrent_activation)
         cols = [slice(g * H, (g + 1) * H) for g in range(4)]
@@ -399,8 +411,8 @@ class Backend:
         else:
             xw = self._concat([(x * in_mask[g, ...]) @ W[:, cols[g]] for g in range(4)],
                               axis=2) + bias
-        h = xp.asarray(p.h0, copy=True) if self.xp is not np else np.array(p.h0, copy=True)
-        c = xp.asarray(p.c0, copy=True) if self.xp is not np else np.array(p.c0, copy=True)
+        h = xp.asarray(own(p.h0), copy=True) if self.xp is not np else np.array(p.h0, copy=True)
+        c = xp.asarray(own(p.c0), copy=True) if self.xp is not np else np.array(p.c0, copy=True)
         prev_out = xp.zeros((B, P), dtype=dtype)
         outputs: List[Any] = []
         steps: List[Dict[str, Any]] = []

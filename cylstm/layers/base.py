@@ -30,7 +30,8 @@ from .. import constraints as _constraints
 from .. import initializers as _initializers
 from .. import regularizers as _regularizers
 from .._threads import GRADIENT_LOCK
-from ..backends import Backend, backend_named, get_backend, move_array
+from ..backends import (Backend, backend_named, forced_backend, get_backend, move_array,
+                        owning_backend)
 from .._validation import standardize_dtype
 from .._typing import Array, ArrayLike, Config, DTypeLike, IdentifierLike, ShapeLike
 
@@ -314,6 +315,15 @@ class Layer:
         name = self.__dict__.get("_backend_name")
         return get_backend() if name is None else backend_named(name)
 
+    def _backend_for(self, *arrays: Any) -> Backend:
+        """The backend a call on ``arrays`` runs on: the one ``use_backend``
+        forces, else the one ``to(name)`` named, else the arrays' own
+        (``get_backend``)."""
+        name = self.__dict__.get("_backend_name")
+        if name is None:
+            return get_backend(*arrays)
+        return forced_backend() or backend_named(name)
+
     def to(self, backend: str) -> "Layer":
         """Move the weights (and gradients, kept states and the tracked
         sub-layers') to the registered backend ``backend``, as torch's
@@ -471,7 +481,7 @@ class Layer:
             NumPy copies (whatever the layer's backend); changing them does
             not change the layer.
         """
-        return [np.array(get_backend(w).to_numpy(w), copy=True) for w in self.weights]
+        return [np.array(owning_backend(w).to_numpy(w), copy=True) for w in self.weights]
 
     def _checked_weights(self, weights):
         """The arrays ``set_weights`` would write, all checked (count, dtype,
@@ -515,7 +525,7 @@ class Layer:
         """
         values = self._checked_weights(weights)
         for target, value in zip(self._params.values(), values):   # all checked: now write
-            get_backend(target).copy_into(target, value)
+            owning_backend(target).copy_into(target, value)
         self._notify_weights_changed()
 
     def _notify_weights_changed(self):
@@ -596,7 +606,7 @@ class Layer:
         """Project constrained weights in place (an optimizer step calls this)."""
         own = self.__dict__["_params"]
         for n, con in self.__dict__["_constraints"].items():
-            get_backend(own[n]).copy_into(own[n], con(own[n]))
+            owning_backend(own[n]).copy_into(own[n], con(own[n]))
         for layer in self.__dict__.get("_sublayers", {}).values():
             layer.apply_constraints()
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, List, Mapping, Optional, Tuple,
 import numpy as np
 
 from .. import activations as _activations
-from ..backends import LSTMGrads, LSTMProblem, get_backend
+from ..backends import LSTMGrads, LSTMProblem, forced_backend, get_backend, move_array
 from .. import constraints as _constraints
 from .. import initializers as _initializers
 from .. import regularizers as _regularizers
@@ -248,16 +248,28 @@ class LSTMCell(Layer):
                              f"(last axis); got shape {x.shape}.")
         return x
 
+    # The use_backend in force when the cached stepper was made: a stepper is
+    # used only under the same one (a C-level check on the streaming path).
+    _stepper_forced = None
+
     def _stepper_for(self, batch):
-        """The backend's streaming stepper for this batch size (see ``Backend.stepper``)."""
+        """The backend's streaming stepper for this batch size (see ``Backend.stepper``),
+        made again when the batch size or the backend in force changes."""
         k = self._stepper
-        if k is None or k.batch != batch:
+        forced = forced_backend()
+        if k is None or k.batch != batch or forced is not self._stepper_forced:
             kernel = self._params["kernel"]
-            bias = self._params["bias"] if self.use_bias else np.zeros(4 * self.units, self.dtype)
-            k = get_backend(kernel).stepper(kernel, self._params["recurrent_kernel"], bias, None,
-                                            self.activation, self.recurrent_activation, batch)
+            backend = self._backend_for(kernel)
+            bias = (self._params["bias"] if self.use_bias
+                    else backend.zeros((4 * self.units,), self.dtype))
+            k = backend.stepper(kernel, self._params["recurrent_kernel"], bias, None,
+                                self.activation, self.recurrent_activation, batch)
             self._stepper = k
+            self._stepper_forced = forced
         return k
+
+    def _moved(self, backend):
+        self._stepper = None    # packed from the old arrays
 
     def call(self, inputs: ArrayLike, states: Optional[StatesLike] = None,
              training: bool = False) -> Tuple[Array, List[Array]]:
@@ -282,7 +294,7 @@ class LSTMCell(Layer):
         dropping = training and (self.dropout > 0 or self.recurrent_dropout > 0)
         k = self._stepper
         if k is not None and not dropping and type(states) in (list, tuple) \
-                and len(states) == 2:
+                and len(states) == 2 and forced_backend() is self._stepper_forced:
             # Streaming fast path: C-level checks only.
             out = k.step(inputs, states[0], states[1])
             if out is not None:
@@ -291,16 +303,17 @@ class LSTMCell(Layer):
         h0, c0 = self._check_states(states, x.shape[0])
         if not dropping:
             k = self._stepper_for(x.shape[0])
-            if k is not None:
-                h, c = k.step(np.ascontiguousarray(x), np.ascontiguousarray(h0),
-                              np.ascontiguousarray(c0))
+            out = k.step(np.ascontiguousarray(x), np.ascontiguousarray(h0),
+                         np.ascontiguousarray(c0))
+            if out is not None:    # None: another backend's stepper (its arrays below)
+                h, c = out
                 return h, [h, c]
         dmask = gate_masks = rec_mask = None
         if dropping:
             dmask, gate_masks, rec_mask = self._draw_dropout(x.shape[0], x.shape[1])
             if dmask is not None:
                 x = x * dmask
-        (_, h, h, c), _ = get_backend(x).lstm_forward(LSTMProblem(
+        (_, h, h, c), _ = self._backend_for(x).lstm_forward(LSTMProblem(
             x[None], self.kernel, self.recurrent_kernel, self._bias_or_none(), h0, c0,
             recurrent_mask=rec_mask, input_mask=gate_masks, activation=self.activation,
             recurrent_activation=self.recurrent_activation, time_major=True,
@@ -335,7 +348,7 @@ class LSTMCell(Layer):
         h0, c0 = self._check_states(states, x.shape[0])
         dmask, gate_masks, rec_mask = self._draw_dropout(x.shape[0], x.shape[1])
         xd = x if dmask is None else x * dmask
-        (_, h, h, c), cache = get_backend(x).lstm_forward(LSTMProblem(
+        (_, h, h, c), cache = self._backend_for(x).lstm_forward(LSTMProblem(
             xd[None], self.kernel, self.recurrent_kernel, self._bias_or_none(), h0, c0,
             recurrent_mask=rec_mask, input_mask=gate_masks, activation=self.activation,
             recurrent_activation=self.recurrent_activation, time_major=True,
@@ -692,11 +705,16 @@ class LSTM(Layer):
         """Zero the states of a stateful layer."""
         if self.states is not None:
             for s in self.states:
-                s.fill(0)
+                s[...] = 0
 
     def reset_states(self) -> None:
         """Zero the states of a stateful layer (Keras 2's name of ``reset_state``)."""
         self.reset_state()
+
+    def _moved(self, backend):
+        if self.states is not None:    # a stateful layer's kept states move too
+            self.states = [move_array(s, backend) for s in self.states]
+        self._zero_states = None
 
     # -- calling -----------------------------------------------------------
     def _prepare(self, inputs, initial_state, mask):
@@ -758,7 +776,8 @@ class LSTM(Layer):
         xd = x
         if dmask is not None:
             xd = x * (dmask[None] if self.time_major else dmask[:, None])
-        (seq, last, h, c), cache = get_backend(xd).lstm_forward(LSTMProblem(
+        backend = self._backend_for(xd)
+        (seq, last, h, c), cache = backend.lstm_forward(LSTMProblem(
             xd, self.cell.kernel, self.cell.recurrent_kernel, self.cell._bias_or_none(),
             h0, c0, mask=mask, recurrent_mask=rec_mask, input_mask=gate_masks,
             go_backwards=self.go_backwards,
@@ -767,7 +786,7 @@ class LSTM(Layer):
             training=kernel_training, workspace=self._workspace))
         result = (seq, last, h, c, cache)
         if self.stateful:
-            self.states = [result[2].copy(), result[3].copy()]
+            self.states = [backend.copy(h), backend.copy(c)]
         return result, dmask
 
     def _output_keep(self, mask):
@@ -802,7 +821,8 @@ class LSTM(Layer):
         """One timestep from zero states through the streaming kernel: a whole
         layer call at serving latency. None when it does not apply."""
         k = self.cell._stepper
-        if k is None or self.stateful or self.activity_regularizer is not None:
+        if k is None or self.stateful or self.activity_regularizer is not None \
+                or forced_backend() is not self.cell._stepper_forced:
             return None
         zeros = self._zero_states
         if zeros is None or zeros[0].shape[0] != k.batch:
@@ -1010,7 +1030,8 @@ class LSTM(Layer):
             ``[h, c]``.
         """
         k = self.cell._stepper
-        if k is not None and type(states) in (list, tuple) and len(states) == 2:
+        if k is not None and type(states) in (list, tuple) and len(states) == 2 \
+                and forced_backend() is self.cell._stepper_forced:
             out = k.step(inputs, states[0], states[1])
             if out is not None:
                 return out[0], [out[0], out[1]]
