@@ -279,6 +279,14 @@ class Backend:
             return array
         return np.from_dlpack(array)
 
+    def empty(self, shape: Any, dtype: Any) -> Any:
+        """A new array whose values are to be written."""
+        return self.xp.empty(tuple(shape), dtype=self.dtype(dtype))
+
+    def concat(self, arrays: Any, axis: int = 0) -> Any:
+        """The arrays joined along ``axis``."""
+        return self._concat(arrays, axis)
+
     def copy(self, array: Any) -> Any:
         """A new array with ``array``'s values."""
         if self.xp is np:

@@ -44,14 +44,16 @@ import numpy as np
 
 from .. import _pickling
 from .. import activations as _activations
-from ..backends import LSTMGrads, LSTMProblem, get_backend
+from ..backends import (LSTMGrads, LSTMProblem, backend_named, forced_backend, get_backend,
+                        move_array)
 from .._threads import GRADIENT_LOCK
 from .._validation import (as_float_array, check_input_sizes, check_weight_sizes,
                            standardize_dtype)
 from .._loading import file_errors
 from .._npz import NpzReader
 from .._typing import Array, ArrayLike, DTypeLike
-from ..layers.base import deferred_weights, reserve_weights, weights_deferred
+from ..layers.base import (_backend_for_to, deferred_weights, reserve_weights,
+                           weights_deferred)
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -105,16 +107,22 @@ class _Slot:
                  dtype: DTypeLike) -> None:
         G = 4 * hidden_size
         P = proj_size or hidden_size
-        self.kernel = np.zeros((input_size, G), dtype)
-        self.recurrent = np.zeros((P, G), dtype)
-        self.projection = np.zeros((hidden_size, P), dtype) if proj_size else None
-        self.bias_ih = np.zeros(G, dtype) if bias else None
-        self.bias_hh = np.zeros(G, dtype) if bias else None
-        self.g_kernel = np.zeros_like(self.kernel)
-        self.g_recurrent = np.zeros_like(self.recurrent)
-        self.g_projection = None if self.projection is None else np.zeros_like(self.projection)
-        self.g_bias_ih = None if self.bias_ih is None else np.zeros_like(self.bias_ih)
-        self.g_bias_hh = None if self.bias_hh is None else np.zeros_like(self.bias_hh)
+        zeros = get_backend().zeros     # the backend in force (use_backend), else "cpu"
+        self.kernel = zeros((input_size, G), dtype)
+        self.recurrent = zeros((P, G), dtype)
+        self.projection = zeros((hidden_size, P), dtype) if proj_size else None
+        self.bias_ih = zeros((G,), dtype) if bias else None
+        self.bias_hh = zeros((G,), dtype) if bias else None
+        self.g_kernel = zeros(self.kernel.shape, dtype)
+        self.g_recurrent = zeros(self.recurrent.shape, dtype)
+        self.g_projection = None if self.projection is None else zeros((hidden_size, P), dtype)
+        self.g_bias_ih = None if self.bias_ih is None else zeros((G,), dtype)
+        self.g_bias_hh = None if self.bias_hh is None else zeros((G,), dtype)
+
+    def move(self, backend):
+        """Move every weight and gradient to ``backend`` (``module.to``)."""
+        for n in self.__slots__:
+            setattr(self, n, move_array(getattr(self, n), backend))
 
     def bias(self):
         """The kernel's single bias: bias_ih + bias_hh (None without biases)."""
@@ -204,6 +212,46 @@ class _Module:
         if value.dtype.kind not in "biuf":
             raise TypeError(f"{name} must hold real numbers; got dtype {value.dtype}.")
         np.copyto(target, value, casting="unsafe")
+
+    # -- backends ----------------------------------------------------------------
+    def _backend_for(self, *arrays: Any) -> Any:
+        """The backend a call runs on: the one ``use_backend`` forces, else the
+        one ``to(name)`` named, else the arrays' own (``get_backend``)."""
+        name = self.__dict__.get("_backend_name")
+        if name is None:
+            return get_backend(*arrays)
+        return forced_backend() or backend_named(name)
+
+    def to(self, device: str) -> Self:
+        """Move the weights and gradients to the registered backend ``device``,
+        as torch's ``module.to(device)`` (no dtype argument).
+
+        Parameters
+        ----------
+        device : str
+            A registered backend name (``cylstm.backends.registered_backends()``):
+            ``"cpu"``, ``"numpy"``, ``"array_api_strict"``, ...
+
+        Returns
+        -------
+        module
+            The module itself.
+
+        Raises
+        ------
+        ValueError
+            For a name that is not registered.
+        """
+        target = _backend_for_to(device)
+        for slot, _ in self._slots_and_suffixes():
+            slot.move(target)
+        object.__setattr__(self, "_backend_name", target.name)
+        self._register(self._slots_and_suffixes())   # torch-named views of the moved arrays
+        self._moved(target)
+        return self
+
+    def _moved(self, backend):
+        """Hook: move what else the module keeps (caches) to ``backend``."""
 
     def flatten_parameters(self) -> None:
         """Kept for torch code that calls it. The weights already live in the
@@ -569,8 +617,9 @@ class LSTM(_Module):
         every output sequence.
         """
         D = self.num_directions
-        h_n = np.empty_like(h0)
-        c_n = np.empty_like(c0)
+        backend = self._backend_for(x)
+        h_n = backend.empty(h0.shape, h0.dtype)
+        c_n = backend.empty(c0.shape, c0.dtype)
         caches, drop_masks = [], []
         layer_input = x
         for layer, row in enumerate(self._slots):
@@ -591,7 +640,7 @@ class LSTM(_Module):
                         c0[idx], mask=mask, go_backwards=backwards, time_major=time_major,
                         output_order="time", workspace=self._workspace, **ext)
                 else:
-                    (seq, _, h, c), cache = get_backend(layer_input).lstm_forward(LSTMProblem(
+                    (seq, _, h, c), cache = backend.lstm_forward(LSTMProblem(
                         layer_input, slot.kernel, slot.recurrent, slot.bias(), h0[idx], c0[idx],
                         projection=slot.projection, mask=mask, go_backwards=backwards,
                         activation=self._activation,
@@ -600,11 +649,11 @@ class LSTM(_Module):
                         training=kernel_training, workspace=self._workspace))
                 if zero_masked and mask is not None:
                     seq *= mask[..., None]
-                h_n[idx] = h
-                c_n[idx] = c
+                h_n[idx, ...] = h
+                c_n[idx, ...] = c
                 outs.append(seq)
                 row_caches.append(cache)
-            out = outs[0] if D == 1 else np.concatenate(outs, axis=-1)
+            out = outs[0] if D == 1 else backend.concat(outs, axis=-1)
             drop = None
             if self.training and self.dropout > 0 and layer < self.num_layers - 1:
                 keep = self._rng.random(out.shape) >= self.dropout
@@ -958,13 +1007,20 @@ class LSTMCell(_Module):
                         * 4 * self.hidden_size, "nn.LSTMCell")
         self._slot = _Slot(self.input_size, self.hidden_size, 0, self.bias, self.dtype)
         self._stepper = None
-        self._step_bias = np.zeros(4 * self.hidden_size, self.dtype)
+        self._step_bias = get_backend().zeros((4 * self.hidden_size,), self.dtype)
         self._register(self._slots_and_suffixes())
         if not weights_deferred():   # a loader fills them: draw nothing
             self.reset_parameters()
 
+    # The use_backend in force when the cached stepper was made (see forward).
+    _stepper_forced = None
+
     def _slots_and_suffixes(self):
         return [(self._slot, "")]
+
+    def _moved(self, backend):
+        self._stepper = None    # packed from the old arrays
+        self._step_bias = move_array(self._step_bias, backend)
 
     def extra_repr(self) -> str:
         """The constructor arguments that differ from the defaults, as torch prints them."""
@@ -1029,14 +1085,23 @@ class LSTMCell(_Module):
         x, batched, h0, c0 = self._prepare(input, hx)
         slot = self._slot
         k = self._stepper
-        if k is None or k.batch != x.shape[0]:
-            k = self._stepper = get_backend(slot.kernel).stepper(
+        forced = forced_backend()
+        if k is None or k.batch != x.shape[0] or forced is not self._stepper_forced:
+            # Made again for a new batch size or another backend in force.
+            k = self._stepper = self._backend_for(slot.kernel).stepper(
                 slot.kernel, slot.recurrent, self._step_bias, None, _activations.tanh,
                 _activations.sigmoid, x.shape[0])
+            self._stepper_forced = forced
         if slot.bias_ih is not None:
-            np.add(slot.bias_ih, slot.bias_hh, out=self._step_bias)
-        h, c = k.step(np.ascontiguousarray(x), np.ascontiguousarray(h0),
-                      np.ascontiguousarray(c0))
+            step_bias = self._step_bias     # bias_ih + bias_hh, in place on any backend
+            step_bias[...] = slot.bias_ih
+            step_bias += slot.bias_hh
+        out = k.step(np.ascontiguousarray(x), np.ascontiguousarray(h0),
+                     np.ascontiguousarray(c0))
+        if out is None:   # another backend's stepper: its own arrays
+            be = k.backend
+            out = k.step(be.asarray(x), be.asarray(h0), be.asarray(c0))
+        h, c = out
         if not batched:
             return h[0], c[0]
         return h, c
@@ -1066,7 +1131,7 @@ class LSTMCell(_Module):
         """
         x, batched, h0, c0 = self._prepare(input, hx)
         slot = self._slot
-        (_, _, h, c), cache = get_backend(x).lstm_forward(LSTMProblem(
+        (_, _, h, c), cache = self._backend_for(x).lstm_forward(LSTMProblem(
             x[None], slot.kernel, slot.recurrent, slot.bias(), h0, c0, time_major=True,
             return_sequences=False, training=True))
         result = (h, c) if batched else (h[0], c[0])
