@@ -324,7 +324,7 @@ class Layer:
             return get_backend(*arrays)
         return forced_backend() or backend_named(name)
 
-    def to(self, backend: str) -> "Layer":
+    def to(self, backend: str) -> Self:
         """Move the weights (and gradients, kept states and the tracked
         sub-layers') to the registered backend ``backend``, as torch's
         ``module.to(device)``; later builds create weights there too.

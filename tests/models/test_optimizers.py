@@ -108,3 +108,72 @@ def test_bad_identifiers_and_shapes():
         optimizers.SGD().apply([("w", np.zeros(3), np.zeros(2))])
     with pytest.raises(TypeError, match="floating NumPy array"):
         optimizers.SGD().apply([("w", [0.0, 1.0], np.zeros(2))])
+
+
+# -- variables of another backend (array-API arrays) -----------------------------
+
+def _strict():
+    return pytest.importorskip("array_api_strict")
+
+
+@pytest.mark.parametrize("case,arrays", case_params("optimizers.npz"))
+def test_matches_keras_on_array_api_strict_variables(case, arrays):
+    """The same Keras goldens with the variables and gradients in the strict
+    array-API namespace: the update uses the backend's xp only, and its
+    slots are that backend's arrays."""
+    xp = _strict()
+    opt = getattr(optimizers, case["cls"])(**case["kwargs"])
+    n = case["n_vars"]
+    variables = [xp.asarray(arrays[f"init{i}"].copy()) for i in range(n)]
+    for step in range(3):
+        opt.apply([(f"v{i}", variables[i], xp.asarray(arrays[f"grad{step}_{i}"]))
+                   for i in range(n)])
+        if step in (0, 2):
+            for i in range(n):
+                np.testing.assert_allclose(np.from_dlpack(variables[i]),
+                                           arrays[f"step{step + 1}_{i}"],
+                                           err_msg=f"{case['case']} step {step + 1} var {i}",
+                                           **TOL[case["dtype"]])
+    for slots in opt.get_slots().values():
+        assert all(type(s) is type(variables[0]) for s in slots.values())
+
+
+@pytest.mark.parametrize("opt", [optimizers.SGD(0.1, momentum=0.9, nesterov=True),
+                                 optimizers.Adam(0.01, amsgrad=True, clipnorm=0.5),
+                                 optimizers.RMSprop(0.01, momentum=0.5, centered=True,
+                                                    weight_decay=0.1, global_clipnorm=0.3),
+                                 optimizers.SGD(0.1, clipvalue=0.05)],
+                         ids=["sgd_nesterov", "adam_amsgrad_clipnorm",
+                              "rmsprop_centered_decay_global", "sgd_clipvalue"])
+def test_strict_variables_step_exactly_as_numpy_ones(opt):
+    xp = _strict()
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((3, 4)).astype("float32")
+    grads = [rng.standard_normal((3, 4)).astype("float32") for _ in range(3)]
+    on_numpy, on_strict = (optimizers.get(optimizers.serialize(opt)) for _ in range(2))
+    w_np, w_xp = w.copy(), xp.asarray(w)
+    for g in grads:
+        on_numpy.apply([("w", w_np, g)])
+        on_strict.apply([("w", w_xp, g)])    # a NumPy gradient is converted
+    np.testing.assert_array_equal(np.from_dlpack(w_xp), w_np)
+
+
+def test_slots_follow_a_variable_moved_to_another_backend():
+    xp = _strict()
+    opt = optimizers.Adam(0.01)
+    w = np.ones(3, "float32")
+    opt.apply([("w", w, np.ones(3, "float32"))])
+    moments = {k: v.copy() for k, v in opt.get_slots()["w"].items()}
+    moved = xp.asarray(w)
+    opt.apply([("w", moved, xp.asarray(np.ones(3, "float32")))])
+    slots = opt.get_slots()["w"]
+    assert all(type(s) is type(moved) for s in slots.values())
+    # the moments carried over (not restarted): m = 0.9 m + 0.1 g
+    np.testing.assert_allclose(np.from_dlpack(slots["momentum"]),
+                               0.9 * moments["momentum"] + 0.1, rtol=1e-6)
+
+
+def test_a_non_floating_array_of_a_backend_is_refused():
+    xp = _strict()
+    with pytest.raises(TypeError, match="floating"):
+        optimizers.SGD().apply([("w", xp.asarray([1, 2]), np.zeros(2))])
