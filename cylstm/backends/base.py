@@ -279,6 +279,13 @@ class Backend:
             return array
         return np.from_dlpack(array)
 
+    def astype(self, array: Any, dtype: Any) -> Any:
+        """``array`` with ``dtype`` (itself when it already has it)."""
+        if self.xp is np:
+            return array.astype(dtype, copy=False)
+        dtype = self.dtype(dtype)
+        return array if array.dtype == dtype else self._astype(array, dtype)
+
     def empty(self, shape: Any, dtype: Any) -> Any:
         """A new array whose values are to be written."""
         return self.xp.empty(tuple(shape), dtype=self.dtype(dtype))

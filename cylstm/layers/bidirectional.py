@@ -42,6 +42,7 @@ import copy
 import numpy as np
 
 from .._validation import as_float_array
+from ..backends import owning_backend
 from .base import Layer
 from .lstm import LSTM, _dtype_policy
 from .._typing import Array, ArrayLike, Config, LayerOutput, ShapeLike, StatesLike
@@ -353,24 +354,27 @@ class Bidirectional(Layer):
         return 0 if self.time_major else 1
 
     def _outputs(self, y, y_rev, keep):
-        """Forward/backward outputs in time order, zeroed at masked steps, in self.dtype."""
+        """Forward/backward outputs in time order, zeroed at masked steps, in self.dtype
+        (arrays of the inner layers' backend)."""
         if self.return_state:
             states = list(y[1:]) + list(y_rev[1:])
             y, y_rev = y[0], y_rev[0]
         else:
             states = []
-        y = y.astype(self.dtype, copy=False)
-        y_rev = y_rev.astype(self.dtype, copy=False)
+        b = owning_backend(y)
+        y = b.astype(y, self.dtype)
+        y_rev = b.astype(y_rev, self.dtype)
         if self.return_sequences:
-            y_rev = np.flip(y_rev, axis=self._time_axis())
+            y_rev = b.xp.flip(y_rev, axis=self._time_axis())
         if keep is not None:
-            y = np.where(keep, y, 0).astype(self.dtype, copy=False)
-            y_rev = np.where(keep, y_rev, 0).astype(self.dtype, copy=False)
-        return y, np.ascontiguousarray(y_rev), states
+            keep, zero = b.asarray(keep), b.scalar(0, self.dtype)
+            y = b.xp.where(keep, y, zero)
+            y_rev = b.xp.where(keep, y_rev, zero)
+        return y, b.asarray(y_rev), states
 
     def _merge(self, y, y_rev):
         if self.merge_mode == "concat":
-            return [np.concatenate([y, y_rev], axis=-1)]
+            return [owning_backend(y).concat([y, y_rev], axis=-1)]
         if self.merge_mode == "sum":
             return [y + y_rev]
         if self.merge_mode == "ave":
@@ -457,6 +461,8 @@ class Bidirectional(Layer):
         result = self._package(merged, states)
         n_merged = len(merged)
         fw_units = y.shape[-1]
+        b = owning_backend(y)          # the inner layers' backend
+        zero = b.scalar(0, self.dtype)
         given_state = initial_state is not None
 
         def backprop(dy):
@@ -470,12 +476,12 @@ class Bidirectional(Layer):
             d_merged = []
             for g, m in zip(dys[:n_merged], merged):
                 if g is None:
-                    g = np.zeros_like(m)
+                    g = np.zeros(tuple(m.shape), self.dtype)
                 g = as_float_array(g, self.dtype, "dy")
-                if g.shape != m.shape:
-                    raise ValueError(f"`dy` of {self.name!r} must have shape {m.shape}, "
-                                     f"got {g.shape}.")
-                d_merged.append(g)
+                if g.shape != tuple(m.shape):
+                    raise ValueError(f"`dy` of {self.name!r} must have shape "
+                                     f"{tuple(m.shape)}, got {g.shape}.")
+                d_merged.append(b.asarray(g))
             if self.merge_mode == "concat":
                 d_fw, d_bw = d_merged[0][..., :fw_units], d_merged[0][..., fw_units:]
             elif self.merge_mode == "sum":
@@ -487,12 +493,12 @@ class Bidirectional(Layer):
             else:
                 d_fw, d_bw = d_merged
             if keep is not None:
-                d_fw = np.where(keep, d_fw, 0)
-                d_bw = np.where(keep, d_bw, 0)
+                d_fw = b.xp.where(b.asarray(keep), d_fw, zero)
+                d_bw = b.xp.where(b.asarray(keep), d_bw, zero)
             if self.return_sequences:
-                d_bw = np.flip(d_bw, axis=self._time_axis())
-            d_fw = np.ascontiguousarray(d_fw, dtype=self.forward_layer.dtype)
-            d_bw = np.ascontiguousarray(d_bw, dtype=self.backward_layer.dtype)
+                d_bw = b.xp.flip(d_bw, axis=self._time_axis())
+            d_fw = b.asarray(d_fw, self.forward_layer.dtype)
+            d_bw = b.asarray(d_bw, self.backward_layer.dtype)
             if self.return_state:
                 d_states = dys[n_merged:]
                 r_fw = bp_fw([d_fw] + list(d_states[:2]))
@@ -503,7 +509,7 @@ class Bidirectional(Layer):
                 (dx_fw, ds_fw), (dx_bw, ds_bw) = r_fw, r_bw
             else:
                 dx_fw, dx_bw = r_fw, r_bw
-            dx = (dx_fw.astype(self.dtype, copy=False) + dx_bw.astype(self.dtype, copy=False))
+            dx = b.astype(dx_fw, self.dtype) + b.astype(dx_bw, self.dtype)
             if given_state:
                 return dx, list(ds_fw) + list(ds_bw)
             return dx

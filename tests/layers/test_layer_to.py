@@ -156,3 +156,28 @@ def test_lstm_step_and_one_step_calls_do_not_reuse_another_backends_stepper():
     np.testing.assert_array_equal(layer.step(x[:, 0], layer.get_initial_state(2))[0],
                                   want_step)
     assert isinstance(layer.cell._stepper, StepKernel)
+
+
+@pytest.mark.parametrize("merge_mode", ["concat", "mul", None])
+def test_bidirectional_runs_and_trains_on_a_moved_backend(merge_mode):
+    x = _x((2, 4, 3))
+    mask = np.array([[1, 1, 1, 0], [1, 1, 0, 0]], bool)
+    results = []
+    for backend in ("cpu", "array_api_strict"):
+        layer = layers.Bidirectional(layers.LSTM(3, return_sequences=True),
+                                     merge_mode=merge_mode)
+        layer.build(x.shape)
+        layer.set_weights([np.linspace(-0.4, 0.4, w.size).reshape(w.shape)
+                           for w in layer.weights])
+        layer.to(backend)
+        y = layer(x, mask=mask)
+        out, backprop = layer.forward_train(x, mask=mask)
+        dy = ([np.ones(tuple(o.shape), "float32") for o in out] if merge_mode is None
+              else np.ones(tuple(out.shape), "float32"))
+        dx = backprop(dy)
+        ys = y if merge_mode is None else [y]
+        results.append(([_numpy(a) for a in ys], _numpy(dx),
+                        [_numpy(g).copy() for g in layer.grads.values()]))
+    (y0, dx0, g0), (y1, dx1, g1) = results
+    for a, b in zip(y0 + [dx0] + g0, y1 + [dx1] + g1):
+        np.testing.assert_allclose(b, a, **TOL["float32"])
