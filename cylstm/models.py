@@ -616,17 +616,9 @@ class Sequential(Trainer):
 
 
 def _named_parameters(layer, prefix):
-    """(key, array, grad) for a layer's trainable weights; wrappers without their own
-    ``named_parameters`` (Bidirectional) contribute their inner layers'."""
-    params = [(f"{prefix}/{n}", a, g) for n, a, g in layer.named_parameters()]
-    if params:
-        return params
-    out = []
-    for attr in ("forward_layer", "backward_layer"):
-        inner = getattr(layer, attr, None)
-        if isinstance(inner, Layer) and layer.trainable:
-            out.extend(_named_parameters(inner, f"{prefix}/{attr}"))
-    return out
+    """(key, array, grad) for a layer's trainable weights, its tracked sub-layers'
+    included (``Layer.named_parameters``)."""
+    return [(f"{prefix}/{n}", a, g) for n, a, g in layer.named_parameters()]
 
 
 MODELS.register(Sequential)

@@ -277,8 +277,8 @@ class Optimizer:
         lr = self.learning_rate
         for (key, var, _, backend), grad in zip(items, grads):
             if self.weight_decay:
-                var -= (var * backend.scalar(self.weight_decay, var.dtype)
-                        * backend.scalar(lr, var.dtype))
+                dt = backend.scalar_maker(var.dtype)
+                var -= var * dt(self.weight_decay) * dt(lr)
             self._update(key, var, grad, lr, backend)
         self.iterations += 1
 
@@ -399,10 +399,11 @@ class SGD(Optimizer):
         return ("momentum",) if self.momentum != 0 else ()
 
     def _update(self, key, var, grad, lr, backend):
-        lr = backend.scalar(lr, var.dtype)
+        dt = backend.scalar_maker(var.dtype)
+        lr = dt(lr)
         if self.momentum != 0:
             m = self._get_slots(key, var, backend)["momentum"]
-            momentum = backend.scalar(self.momentum, var.dtype)
+            momentum = dt(self.momentum)
             m[...] = m * momentum - grad * lr
             if self.nesterov:
                 var += m * momentum - grad * lr
@@ -472,9 +473,7 @@ class Adam(Optimizer):
         xp = backend.xp
         slots = self._get_slots(key, var, backend)
         m, v = slots["momentum"], slots["velocity"]
-
-        def dt(value):
-            return backend.scalar(value, var.dtype)
+        dt = backend.scalar_maker(var.dtype)
 
         local_step = dt(self.iterations + 1)
         beta_1_power = backend.pow(dt(self.beta_1), local_step)
@@ -553,9 +552,7 @@ class RMSprop(Optimizer):
         xp = backend.xp
         slots = self._get_slots(key, var, backend)
         velocity = slots["velocity"]
-
-        def dt(value):
-            return backend.scalar(value, var.dtype)
+        dt = backend.scalar_maker(var.dtype)
 
         rho = dt(self.rho)
         velocity[...] = rho * velocity + dt(1 - self.rho) * xp.square(grad)

@@ -233,6 +233,8 @@ class Backend:
     def __init__(self, xp: Any = np, name: str = "numpy") -> None:
         self.xp = xp
         self.name = name
+        # ``a ** b`` elementwise: the array API's ``pow`` (NumPy < 2 calls it ``power``).
+        self.pow = getattr(xp, "pow", None) or xp.power
         # NumPy < 2 has no numpy.bool (the array API's name).
         self._bool = np.bool_ if xp is np else xp.bool
 
@@ -320,14 +322,15 @@ class Backend:
         """``value`` as a scalar of ``dtype`` that combines with this backend's
         arrays without changing their dtype (a NumPy scalar on NumPy, else a
         0-d array)."""
-        if self.xp is np:
-            return (dtype.type if isinstance(dtype, np.dtype) else np.dtype(dtype).type)(value)
-        return self.xp.asarray(value, dtype=self.dtype(dtype))
+        return self.scalar_maker(dtype)(value)
 
-    def pow(self, a: Any, b: Any) -> Any:
-        """``a ** b`` elementwise (the array API's ``pow``; NumPy < 2 calls it ``power``)."""
-        fn = getattr(self.xp, "pow", None) or self.xp.power
-        return fn(a, b)
+    def scalar_maker(self, dtype: Any) -> Callable[[float], Any]:
+        """A function making ``scalar(value, dtype)`` (on NumPy the scalar type
+        itself, a C-level call: the optimizers make several per variable and step)."""
+        if self.xp is np:
+            return dtype.type if isinstance(dtype, np.dtype) else np.dtype(dtype).type
+        xp, dtype = self.xp, self.dtype(dtype)
+        return lambda value: xp.asarray(value, dtype=dtype)
 
     def gradient_like(self, grad: Any, variable: Any) -> Any:
         """``grad`` as an array of this backend with ``variable``'s dtype (no

@@ -135,15 +135,23 @@ def _backend_for_to(name):
     return backend_named(name)
 
 
-class _Tracked:
-    """A per-layer dict (weights, gradients, ...) that includes the tracked
-    sub-layers' entries.
+# The per-layer dicts (and list) of weights that include the sub-layers' entries.
+_TRACKED = ("_params", "grads", "_trainable_names", "_regularizers", "_constraints")
+_TRACKED_SET = frozenset(_TRACKED)
 
-    A layer stores its own entries in ``__dict__`` under the same name; with
-    sub-layers, reading the attribute gives a combined view (a new dict or
-    list each time) keyed as ``Layer._sublayer_prefixes`` says; a layer whose
-    only content is one sub-layer under the prefix ``""`` (``LSTM`` and its
-    cell) reads the sub-layer's own dict itself, so writes into it land there.
+
+class _Tracked:
+    """The view of a per-layer dict (weights, gradients, ...) that includes the
+    tracked sub-layers' entries.
+
+    A layer without sub-layers keeps its own dicts in ``__dict__`` under these
+    names, where attribute lookup finds them before this (non-data) descriptor:
+    the common case costs nothing. When a layer tracks its first sub-layer its
+    own dicts move to ``__dict__["_own"]``, and reading the name gives a
+    combined view (a new dict or list each time) keyed as
+    ``Layer._sublayer_prefixes`` says; a layer whose only content is one
+    sub-layer under the prefix ``""`` (``LSTM`` and its cell) reads the
+    sub-layer's own dict itself, so writes into it land there.
     """
 
     def __init__(self, name: str) -> None:
@@ -153,17 +161,14 @@ class _Tracked:
         if obj is None:
             return self
         d = obj.__dict__
-        try:
-            own = d[self.name]
-        except KeyError:
-            raise AttributeError(self.name) from None
+        own = d.get("_own")
+        if own is None:
+            raise AttributeError(self.name)
+        own = own[self.name]
         subs = d.get("_sublayers")
         if not subs:
             return own
         return obj._combined(self.name, own, subs)
-
-    def __set__(self, obj, value) -> None:
-        obj.__dict__[self.name] = value
 
 
 class Layer:
@@ -296,7 +301,7 @@ class Layer:
                 raise ValueError(f"The initializer for weight `{name}` returned shape "
                                  f"{value.shape}, expected {tuple(shape)}.")
             value = backend.asarray(value, self.dtype)
-        own = self.__dict__
+        own = self._own_dicts()
         own["_params"][name] = value
         if trainable:
             own["_trainable_names"].append(name)
@@ -347,13 +352,13 @@ class Layer:
         """
         target = _backend_for_to(backend)
         self.__dict__["_backend_name"] = target.name
-        own = self.__dict__
+        own = self._own_dicts()
         for kind in ("_params", "grads"):
             arrays = own[kind]
             for n in list(arrays):
                 arrays[n] = move_array(arrays[n], target)
         self._moved(target)
-        for layer in own.get("_sublayers", {}).values():
+        for layer in self.__dict__.get("_sublayers", {}).values():
             layer.to(target.name)
         return self
 
@@ -369,12 +374,28 @@ class Layer:
             subs = d.get("_sublayers")
             if subs is None:
                 subs = d["_sublayers"] = {}
+            if "_own" not in d:   # from now on _params, grads, ... read as views (_Tracked)
+                d["_own"] = {k: d.pop(k) for k in _TRACKED if k in d}
             subs[name] = value
+        elif name in _TRACKED_SET and "_own" in d:
+            d["_own"][name] = value    # a layer's own dict, behind its view
+            return
+        elif name == "trainable":
+            # Keras's rule: freezing a wrapper freezes what it wraps.
+            value = bool(value)
+            for layer in d.get("_sublayers", {}).values():
+                layer.trainable = value
         else:
             subs = d.get("_sublayers")
             if subs and name in subs:
                 del subs[name]
         object.__setattr__(self, name, value)
+
+    def _own_dicts(self):
+        """The layer's own ``_params``, ``grads``, ... (without its sub-layers')."""
+        d = self.__dict__
+        own = d.get("_own")
+        return d if own is None else own
 
     def __delattr__(self, name: str) -> None:
         subs = self.__dict__.get("_sublayers")
@@ -416,31 +437,17 @@ class Layer:
         params = d.get("_params")
         if params is not None and name in params:
             return params[name]
-        if d.get("_sublayers") and params is not None:
+        if "_own" in d and name not in _TRACKED_SET:
             params = self._params
             if name in params:
                 return params[name]
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
-    def trainable(self) -> bool:
-        """Whether training updates the weights; setting it sets every tracked
-        sub-layer's too (Keras's rule: freezing a wrapper freezes what it wraps)."""
-        d = self.__dict__
-        return d.get("_trainable", d.get("trainable", True))
-
-    @trainable.setter
-    def trainable(self, value: bool) -> None:
-        value = bool(value)
-        self.__dict__["_trainable"] = value
-        for layer in self.__dict__.get("_sublayers", {}).values():
-            layer.trainable = value
-
-    @property
     def weights(self) -> List[Array]:
         """All weight arrays: the layer's own in creation order, then each
         tracked sub-layer's (the layers' own arrays, not copies)."""
-        out = list(self.__dict__["_params"].values())
+        out = list(self._own_dicts()["_params"].values())
         for layer in self.__dict__.get("_sublayers", {}).values():
             out += layer.weights
         return out
@@ -450,8 +457,8 @@ class Layer:
         """The weights optimizers update (none when ``trainable`` is False)."""
         if not self.trainable:
             return []
-        own = self.__dict__["_params"]
-        out = [own[n] for n in self.__dict__["_trainable_names"]]
+        own = self._own_dicts()["_params"]
+        out = [own[n] for n in self._own_dicts()["_trainable_names"]]
         for layer in self.__dict__.get("_sublayers", {}).values():
             out += layer.trainable_weights
         return out
@@ -461,8 +468,8 @@ class Layer:
         """The weights optimizers do not update."""
         if not self.trainable:
             return self.weights
-        names = self.__dict__["_trainable_names"]
-        out = [v for n, v in self.__dict__["_params"].items() if n not in names]
+        names = self._own_dicts()["_trainable_names"]
+        out = [v for n, v in self._own_dicts()["_params"].items() if n not in names]
         for layer in self.__dict__.get("_sublayers", {}).values():
             out += layer.non_trainable_weights
         return out
@@ -558,16 +565,19 @@ class Layer:
         sub-layer's names with its prefix, as in ``grads``)."""
         if not self.trainable:
             return []
-        own, grads = self.__dict__["_params"], self.__dict__["grads"]
-        out = [(n, own[n], grads[n]) for n in self.__dict__["_trainable_names"]]
-        for prefix, layer in self._prefixed_sublayers():
-            out += [(f"{prefix}/{n}" if prefix else n, v, g)
-                    for n, v, g in layer.named_parameters()]
+        d = self._own_dicts()
+        own, grads = d["_params"], d["grads"]
+        out = [(n, own[n], grads[n]) for n in d["_trainable_names"]]
+        subs = self.__dict__.get("_sublayers")
+        if subs:
+            for prefix, layer in self._prefixed_sublayers():
+                inner = layer.named_parameters()
+                out += inner if not prefix else [(f"{prefix}/{n}", v, g) for n, v, g in inner]
         return out
 
     def zero_grad(self) -> None:
         """Set every gradient in ``layer.grads`` to zero (in place)."""
-        for g in self.__dict__["grads"].values():
+        for g in self._own_dicts()["grads"].values():
             g[...] = 0
         for layer in self.__dict__.get("_sublayers", {}).values():
             layer.zero_grad()
@@ -577,8 +587,8 @@ class Layer:
     def losses(self) -> List[float]:
         """Regularization penalties of the weights, as Keras's ``layer.losses``
         (the tracked sub-layers' after the layer's own)."""
-        own = self.__dict__["_params"]
-        out = [float(reg(own[n])) for n, reg in self.__dict__["_regularizers"].items()]
+        own = self._own_dicts()["_params"]
+        out = [float(reg(own[n])) for n, reg in self._own_dicts()["_regularizers"].items()]
         for layer in self.__dict__.get("_sublayers", {}).values():
             out += layer.losses
         return out
@@ -594,8 +604,8 @@ class Layer:
 
     def add_regularization_gradients(self) -> None:
         """Add the gradient of every weight penalty into ``self.grads``."""
-        own, grads = self.__dict__["_params"], self.__dict__["grads"]
-        for n, reg in self.__dict__["_regularizers"].items():
+        own, grads = self._own_dicts()["_params"], self._own_dicts()["grads"]
+        for n, reg in self._own_dicts()["_regularizers"].items():
             g = reg.gradient(own[n]).astype(self.dtype, copy=False)
             with GRADIENT_LOCK:
                 grads[n] += g
@@ -604,8 +614,8 @@ class Layer:
 
     def apply_constraints(self) -> None:
         """Project constrained weights in place (an optimizer step calls this)."""
-        own = self.__dict__["_params"]
-        for n, con in self.__dict__["_constraints"].items():
+        own = self._own_dicts()["_params"]
+        for n, con in self._own_dicts()["_constraints"].items():
             owning_backend(own[n]).copy_into(own[n], con(own[n]))
         for layer in self.__dict__.get("_sublayers", {}).values():
             layer.apply_constraints()
@@ -718,13 +728,19 @@ class Layer:
     # -- pickling (for shipping to workers; see cylstm/_pickling.py) -------
     def __getstate__(self):
         state = _pickling.without_scratch(self.__dict__)
-        grads = state.get("grads")
+        own = state.get("_own")
+        holder = state if own is None else dict(own)   # (a copy: the live dicts stay)
+        grads = holder.get("grads")
         if isinstance(grads, dict) and _pickling.all_zero(grads.values()):
-            state["grads"] = None
+            holder["grads"] = None
+        if own is not None:
+            state["_own"] = holder
         return state
 
     def __setstate__(self, state):
         state = _pickling.rebuild_scratch(state)
-        if "grads" in state and state["grads"] is None:
-            state["grads"] = {n: np.zeros_like(v) for n, v in state["_params"].items()}
+        holder = state.get("_own") or state
+        if "grads" in holder and holder["grads"] is None:
+            holder["grads"] = {n: owning_backend(v).zeros(v.shape, v.dtype)
+                               for n, v in holder["_params"].items()}
         self.__dict__.update(state)
