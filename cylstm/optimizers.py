@@ -191,14 +191,20 @@ class Optimizer:
 
     def _get_slots(self, key, variable, backend):
         slots = self._slots.get(key)
-        if slots is not None and any(type(s) is not type(variable) for s in slots.values()):
-            # The variable moved to another backend (layer.to): its slots follow.
-            slots = self._slots[key] = {n: move_array(s, backend) for n, s in slots.items()}
-        if slots is None or any(s.shape != variable.shape or s.dtype != variable.dtype
-                                for s in slots.values()):
-            slots = {n: backend.zeros(variable.shape, variable.dtype)
-                     for n in self._slot_names_for()}
-            self._slots[key] = slots
+        if slots is not None:
+            kind, shape, dtype = type(variable), variable.shape, variable.dtype
+            for s in slots.values():
+                if type(s) is not kind or s.shape != shape or s.dtype != dtype:
+                    break
+            else:
+                return slots
+            if all(type(s) is not kind and s.shape == shape for s in slots.values()):
+                # The variable moved to another backend (layer.to): its slots follow.
+                slots = self._slots[key] = {n: move_array(s, backend) for n, s in slots.items()}
+                if all(s.dtype == dtype for s in slots.values()):
+                    return slots
+        slots = {n: backend.zeros(variable.shape, variable.dtype) for n in self._slot_names_for()}
+        self._slots[key] = slots
         return slots
 
     def _slot_names_for(self):
@@ -266,7 +272,7 @@ class Optimizer:
                                 f"floating array of a registered backend) updated in place; "
                                 f"got {type(var).__name__}.")
             grad = backend.gradient_like(grad, var)
-            if tuple(grad.shape) != tuple(var.shape):
+            if grad.shape != var.shape:
                 raise ValueError(f"Gradient of {key!r} has shape {tuple(grad.shape)}, expected "
                                  f"the variable's shape {tuple(var.shape)}.")
             items.append((id(var) if key is None else key, var, grad, backend))

@@ -312,11 +312,9 @@ class Backend:
 
     def is_floating(self, array: Any) -> bool:
         """Whether ``array`` is a real floating array of this backend."""
-        if not self.owns(array):
-            return False
         if self.xp is np:
-            return array.dtype.kind == "f"
-        return bool(self.xp.isdtype(array.dtype, "real floating"))
+            return isinstance(array, np.ndarray) and array.dtype.kind == "f"
+        return self.owns(array) and bool(self.xp.isdtype(array.dtype, "real floating"))
 
     def scalar(self, value: float, dtype: Any) -> Any:
         """``value`` as a scalar of ``dtype`` that combines with this backend's

@@ -447,7 +447,7 @@ class Layer:
     def weights(self) -> List[Array]:
         """All weight arrays: the layer's own in creation order, then each
         tracked sub-layer's (the layers' own arrays, not copies)."""
-        out = list(self._own_dicts()["_params"].values())
+        out = list(self.__dict__.get("_own", self.__dict__)["_params"].values())
         for layer in self.__dict__.get("_sublayers", {}).values():
             out += layer.weights
         return out
@@ -457,8 +457,8 @@ class Layer:
         """The weights optimizers update (none when ``trainable`` is False)."""
         if not self.trainable:
             return []
-        own = self._own_dicts()["_params"]
-        out = [own[n] for n in self._own_dicts()["_trainable_names"]]
+        own = self.__dict__.get("_own", self.__dict__)["_params"]
+        out = [own[n] for n in self.__dict__.get("_own", self.__dict__)["_trainable_names"]]
         for layer in self.__dict__.get("_sublayers", {}).values():
             out += layer.trainable_weights
         return out
@@ -468,8 +468,8 @@ class Layer:
         """The weights optimizers do not update."""
         if not self.trainable:
             return self.weights
-        names = self._own_dicts()["_trainable_names"]
-        out = [v for n, v in self._own_dicts()["_params"].items() if n not in names]
+        names = self.__dict__.get("_own", self.__dict__)["_trainable_names"]
+        out = [v for n, v in self.__dict__.get("_own", self.__dict__)["_params"].items() if n not in names]
         for layer in self.__dict__.get("_sublayers", {}).values():
             out += layer.non_trainable_weights
         return out
@@ -565,19 +565,27 @@ class Layer:
         sub-layer's names with its prefix, as in ``grads``)."""
         if not self.trainable:
             return []
-        d = self._own_dicts()
-        own, grads = d["_params"], d["grads"]
-        out = [(n, own[n], grads[n]) for n in d["_trainable_names"]]
-        subs = self.__dict__.get("_sublayers")
-        if subs:
-            for prefix, layer in self._prefixed_sublayers():
-                inner = layer.named_parameters()
-                out += inner if not prefix else [(f"{prefix}/{n}", v, g) for n, v, g in inner]
+        d = self.__dict__
+        subs = d.get("_sublayers")
+        own = d.get("_own", d)
+        names = own["_trainable_names"]
+        if not subs:
+            params, grads = own["_params"], own["grads"]
+            return [(n, params[n], grads[n]) for n in names]
+        if not names and len(subs) == 1:
+            (attr, layer), = subs.items()
+            if self._sublayer_prefixes.get(attr, attr) == "":
+                return layer.named_parameters()    # a pure wrapper (LSTM): its cell's
+        params, grads = own["_params"], own["grads"]
+        out = [(n, params[n], grads[n]) for n in names]
+        for prefix, layer in self._prefixed_sublayers():
+            inner = layer.named_parameters()
+            out += inner if not prefix else [(f"{prefix}/{n}", v, g) for n, v, g in inner]
         return out
 
     def zero_grad(self) -> None:
         """Set every gradient in ``layer.grads`` to zero (in place)."""
-        for g in self._own_dicts()["grads"].values():
+        for g in self.__dict__.get("_own", self.__dict__)["grads"].values():
             g[...] = 0
         for layer in self.__dict__.get("_sublayers", {}).values():
             layer.zero_grad()
@@ -587,8 +595,8 @@ class Layer:
     def losses(self) -> List[float]:
         """Regularization penalties of the weights, as Keras's ``layer.losses``
         (the tracked sub-layers' after the layer's own)."""
-        own = self._own_dicts()["_params"]
-        out = [float(reg(own[n])) for n, reg in self._own_dicts()["_regularizers"].items()]
+        own = self.__dict__.get("_own", self.__dict__)["_params"]
+        out = [float(reg(own[n])) for n, reg in self.__dict__.get("_own", self.__dict__)["_regularizers"].items()]
         for layer in self.__dict__.get("_sublayers", {}).values():
             out += layer.losses
         return out
@@ -604,8 +612,8 @@ class Layer:
 
     def add_regularization_gradients(self) -> None:
         """Add the gradient of every weight penalty into ``self.grads``."""
-        own, grads = self._own_dicts()["_params"], self._own_dicts()["grads"]
-        for n, reg in self._own_dicts()["_regularizers"].items():
+        own, grads = self.__dict__.get("_own", self.__dict__)["_params"], self.__dict__.get("_own", self.__dict__)["grads"]
+        for n, reg in self.__dict__.get("_own", self.__dict__)["_regularizers"].items():
             g = reg.gradient(own[n]).astype(self.dtype, copy=False)
             with GRADIENT_LOCK:
                 grads[n] += g
@@ -614,8 +622,8 @@ class Layer:
 
     def apply_constraints(self) -> None:
         """Project constrained weights in place (an optimizer step calls this)."""
-        own = self._own_dicts()["_params"]
-        for n, con in self._own_dicts()["_constraints"].items():
+        own = self.__dict__.get("_own", self.__dict__)["_params"]
+        for n, con in self.__dict__.get("_own", self.__dict__)["_constraints"].items():
             owning_backend(own[n]).copy_into(own[n], con(own[n]))
         for layer in self.__dict__.get("_sublayers", {}).values():
             layer.apply_constraints()
