@@ -316,9 +316,10 @@ class Layer:
     @property
     def backend(self) -> Backend:
         """The backend the layer's weights live on: the one ``to(name)`` named,
-        else the backend in force (``use_backend``), else ``"cpu"``."""
+        else the default ``"cpu"`` (``use_backend`` chooses what runs a call,
+        not where weights live)."""
         name = self.__dict__.get("_backend_name")
-        return get_backend() if name is None else backend_named(name)
+        return owning_backend() if name is None else backend_named(name)
 
     def _backend_for(self, *arrays: Any) -> Backend:
         """The backend a call on ``arrays`` runs on: the one ``use_backend``
@@ -447,7 +448,7 @@ class Layer:
     def weights(self) -> List[Array]:
         """All weight arrays: the layer's own in creation order, then each
         tracked sub-layer's (the layers' own arrays, not copies)."""
-        out = list(self.__dict__.get("_own", self.__dict__)["_params"].values())
+        out = list(self._own_dicts()["_params"].values())
         for layer in self.__dict__.get("_sublayers", {}).values():
             out += layer.weights
         return out
@@ -457,8 +458,9 @@ class Layer:
         """The weights optimizers update (none when ``trainable`` is False)."""
         if not self.trainable:
             return []
-        own = self.__dict__.get("_own", self.__dict__)["_params"]
-        out = [own[n] for n in self.__dict__.get("_own", self.__dict__)["_trainable_names"]]
+        own = self._own_dicts()
+        params = own["_params"]
+        out = [params[n] for n in own["_trainable_names"]]
         for layer in self.__dict__.get("_sublayers", {}).values():
             out += layer.trainable_weights
         return out
@@ -468,8 +470,9 @@ class Layer:
         """The weights optimizers do not update."""
         if not self.trainable:
             return self.weights
-        names = self.__dict__.get("_own", self.__dict__)["_trainable_names"]
-        out = [v for n, v in self.__dict__.get("_own", self.__dict__)["_params"].items() if n not in names]
+        own = self._own_dicts()
+        names = own["_trainable_names"]
+        out = [v for n, v in own["_params"].items() if n not in names]
         for layer in self.__dict__.get("_sublayers", {}).values():
             out += layer.non_trainable_weights
         return out
@@ -585,7 +588,7 @@ class Layer:
 
     def zero_grad(self) -> None:
         """Set every gradient in ``layer.grads`` to zero (in place)."""
-        for g in self.__dict__.get("_own", self.__dict__)["grads"].values():
+        for g in self._own_dicts()["grads"].values():
             g[...] = 0
         for layer in self.__dict__.get("_sublayers", {}).values():
             layer.zero_grad()
@@ -595,8 +598,9 @@ class Layer:
     def losses(self) -> List[float]:
         """Regularization penalties of the weights, as Keras's ``layer.losses``
         (the tracked sub-layers' after the layer's own)."""
-        own = self.__dict__.get("_own", self.__dict__)["_params"]
-        out = [float(reg(own[n])) for n, reg in self.__dict__.get("_own", self.__dict__)["_regularizers"].items()]
+        own = self._own_dicts()
+        params = own["_params"]
+        out = [float(reg(params[n])) for n, reg in own["_regularizers"].items()]
         for layer in self.__dict__.get("_sublayers", {}).values():
             out += layer.losses
         return out
@@ -612,9 +616,10 @@ class Layer:
 
     def add_regularization_gradients(self) -> None:
         """Add the gradient of every weight penalty into ``self.grads``."""
-        own, grads = self.__dict__.get("_own", self.__dict__)["_params"], self.__dict__.get("_own", self.__dict__)["grads"]
-        for n, reg in self.__dict__.get("_own", self.__dict__)["_regularizers"].items():
-            g = reg.gradient(own[n]).astype(self.dtype, copy=False)
+        own = self._own_dicts()
+        params, grads = own["_params"], own["grads"]
+        for n, reg in own["_regularizers"].items():
+            g = reg.gradient(params[n]).astype(self.dtype, copy=False)
             with GRADIENT_LOCK:
                 grads[n] += g
         for layer in self.__dict__.get("_sublayers", {}).values():
@@ -622,9 +627,10 @@ class Layer:
 
     def apply_constraints(self) -> None:
         """Project constrained weights in place (an optimizer step calls this)."""
-        own = self.__dict__.get("_own", self.__dict__)["_params"]
-        for n, con in self.__dict__.get("_own", self.__dict__)["_constraints"].items():
-            owning_backend(own[n]).copy_into(own[n], con(own[n]))
+        own = self._own_dicts()
+        params = own["_params"]
+        for n, con in own["_constraints"].items():
+            owning_backend(params[n]).copy_into(params[n], con(params[n]))
         for layer in self.__dict__.get("_sublayers", {}).values():
             layer.apply_constraints()
 

@@ -45,7 +45,7 @@ import numpy as np
 from .. import _pickling
 from .. import activations as _activations
 from ..backends import (LSTMGrads, LSTMProblem, backend_named, forced_backend, get_backend,
-                        move_array)
+                        move_array, owning_backend)
 from .._threads import GRADIENT_LOCK
 from .._validation import (as_float_array, check_input_sizes, check_weight_sizes,
                            standardize_dtype)
@@ -107,7 +107,7 @@ class _Slot:
                  dtype: DTypeLike) -> None:
         G = 4 * hidden_size
         P = proj_size or hidden_size
-        zeros = get_backend().zeros     # the backend in force (use_backend), else "cpu"
+        zeros = owning_backend().zeros     # the default backend ("cpu"); to() moves them
         self.kernel = zeros((input_size, G), dtype)
         self.recurrent = zeros((P, G), dtype)
         self.projection = zeros((hidden_size, P), dtype) if proj_size else None
@@ -1007,7 +1007,7 @@ class LSTMCell(_Module):
                         * 4 * self.hidden_size, "nn.LSTMCell")
         self._slot = _Slot(self.input_size, self.hidden_size, 0, self.bias, self.dtype)
         self._stepper = None
-        self._step_bias = get_backend().zeros((4 * self.hidden_size,), self.dtype)
+        self._step_bias = owning_backend().zeros((4 * self.hidden_size,), self.dtype)
         self._register(self._slots_and_suffixes())
         if not weights_deferred():   # a loader fills them: draw nothing
             self.reset_parameters()
