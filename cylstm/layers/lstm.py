@@ -159,6 +159,7 @@ class LSTMCell(Layer):
         self._dropout_masks = _DropoutMasks(seed)
         self._workspace = get_backend().workspace()
         self._stepper = None
+        self._stepper_forced = None
 
     def build(self, input_shape: ShapeLike) -> None:
         """Create ``kernel``, ``recurrent_kernel`` and ``bias`` for inputs of shape

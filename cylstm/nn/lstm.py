@@ -1007,6 +1007,7 @@ class LSTMCell(_Module):
                         * 4 * self.hidden_size, "nn.LSTMCell")
         self._slot = _Slot(self.input_size, self.hidden_size, 0, self.bias, self.dtype)
         self._stepper = None
+        self._stepper_forced = None
         self._step_bias = owning_backend().zeros((4 * self.hidden_size,), self.dtype)
         self._register(self._slots_and_suffixes())
         if not weights_deferred():   # a loader fills them: draw nothing
