@@ -1094,9 +1094,9 @@ class LSTMCell(_Module):
                 _activations.sigmoid, x.shape[0])
             self._stepper_forced = forced
         if slot.bias_ih is not None:
-            step_bias = self._step_bias     # bias_ih + bias_hh, in place on any backend
-            step_bias[...] = slot.bias_ih
-            step_bias += slot.bias_hh
+            # bias_ih + bias_hh in place, in one write of the final values: a
+            # thread stepping the same cell meanwhile never reads a partial sum.
+            self._step_bias[...] = slot.bias_ih + slot.bias_hh
         out = k.step(np.ascontiguousarray(x), np.ascontiguousarray(h0),
                      np.ascontiguousarray(c0))
         if out is None:   # another backend's stepper: its own arrays
