@@ -821,9 +821,10 @@ class LSTM(Layer):
     def _one_step_call(self, inputs):
         """One timestep from zero states through the streaming kernel: a whole
         layer call at serving latency. None when it does not apply."""
-        k = self.cell._stepper
+        cell = self.cell
+        k = cell._stepper
         if k is None or self.stateful or self.activity_regularizer is not None \
-                or forced_backend() is not self.cell._stepper_forced:
+                or forced_backend() is not cell._stepper_forced:
             return None
         zeros = self._zero_states
         if zeros is None or zeros[0].shape[0] != k.batch:
@@ -1030,9 +1031,10 @@ class LSTM(Layer):
         states : list of numpy.ndarray
             ``[h, c]``.
         """
-        k = self.cell._stepper
+        cell = self.cell
+        k = cell._stepper
         if k is not None and type(states) in (list, tuple) and len(states) == 2 \
-                and forced_backend() is self.cell._stepper_forced:
+                and forced_backend() is cell._stepper_forced:
             out = k.step(inputs, states[0], states[1])
             if out is not None:
                 return out[0], [out[0], out[1]]
