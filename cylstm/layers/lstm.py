@@ -1,8 +1,10 @@
 """Keras-style LSTM: ``LSTMCell`` (weights + one step) and ``LSTM`` (the sequence layer).
 
 Both run on the backend of their arrays (``cylstm.backends.get_backend``: the
-compiled kernels for NumPy arrays); this file holds only Keras semantics
-(arguments, shapes, states, masks, dropout, config).
+compiled kernels for NumPy arrays), or the one ``layer.to(name)`` moved them to;
+``LSTM`` tracks its cell as a sub-layer (its weights and gradients are the
+cell's). This file holds only Keras semantics (arguments, shapes, states, masks,
+dropout, config).
 Choices where Keras is silent or cannot apply, also in docs/semantics.md:
 - inputs of any real dtype are cast to the layer's dtype (float32 default);
 - an empty batch returns empty outputs; zero timesteps raise ValueError;
