@@ -296,6 +296,28 @@ class CpuBackend(Backend):
         """Scratch buffers a layer keeps between calls."""
         return Workspace()
 
+    def forward_plan(self, kernel: Any, recurrent_kernel: Any, bias: Any, projection: Any,
+                     activation: Any, recurrent_activation: Any, x_shape: Tuple[int, int, int],
+                     *, time_major: bool = False, return_sequences: bool = True,
+                     go_backwards: bool = False, output_order: str = "processing",
+                     workspace: Any = None) -> Any:
+        """A ``ForwardPlan`` (``backends/cpu_plan.py``): inference calls of this
+        shape and these options, decided once; None where the compiled kernels
+        do not apply (Python-callable activations, an empty batch, arrays that
+        are not C-contiguous NumPy arrays of one float dtype)."""
+        from .cpu_plan import ForwardPlan
+        act = _activations.kernel_code(activation)
+        rec = _activations.kernel_code(recurrent_activation)
+        B = x_shape[1] if time_major else x_shape[0]
+        arrays = [a for a in (kernel, recurrent_kernel, bias, projection) if a is not None]
+        if (act is None or rec is None or B == 0 or workspace is None
+                or kernel.dtype not in (np.float32, np.float64)
+                or not all(type(a) is np.ndarray and a.dtype == kernel.dtype
+                           and a.flags.c_contiguous for a in arrays)):
+            return None
+        return ForwardPlan(self, kernel, recurrent_kernel, bias, projection, (act, rec), x_shape,
+                           time_major, return_sequences, go_backwards, output_order, workspace)
+
     def lstm_forward(self, problem: LSTMProblem) -> Tuple[Tuple[Any, Any, Any, Any], Any]:
         p = problem
         act_code = _activations.kernel_code(p.activation)

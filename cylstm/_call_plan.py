@@ -1,0 +1,199 @@
+"""Call plans of ``cylstm.layers.LSTM`` and ``cylstm.nn.LSTM``: a repeated
+inference call of the same shape goes straight to the kernel.
+
+A layer keeps the plan of its last planned call. The plan records what the
+call's path depended on -- the layer's options, its weight arrays (by
+identity: their values are read in place by the kernel, so set_weights,
+load_state_dict, attribute assignment and optimizer steps need nothing), the
+thread count, the backend in force -- and on the next call re-checks only
+that record and the arguments that can change (the input's type, shape and
+dtype, the states given). Anything else, or any mismatch, takes the general
+path, which validates everything, raises the usual errors, and makes a new
+plan where one applies. The kernel-side decisions live in
+``backends/cpu_plan.py`` (``ForwardPlan``).
+
+Measured (benchmarks/fixed_cost.py): the fixed cost of a call -- a 2-step
+call at B=1, I=H=8 minus the kernel alone -- and how it compares before/after
+is in benchmarks/README.md.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+from .backends import _FORCED
+from ._threads import current_threads
+
+__all__ = ["LayerCallPlan", "ModuleCallPlan"]
+
+
+def _layer_key(layer):
+    """Everything besides the arguments and weights a ``layers.LSTM`` call's
+    path depends on."""
+    d = layer.__dict__
+    cell = d["cell"]
+    c = cell.__dict__
+    return (d.get("return_sequences"), d.get("return_state"), d.get("go_backwards"),
+            d.get("stateful"), d.get("time_major"), d.get("activity_regularizer"),
+            d.get("use_cudnn"), d.get("dtype"), d.get("built"), d.get("_backend_name"),
+            c.get("activation"), c.get("recurrent_activation"), c.get("use_bias"),
+            c.get("dtype"), c.get("dropout"), c.get("recurrent_dropout"),
+            current_threads(), _FORCED.get())
+
+
+def _cell_weights(cell):
+    p = cell._params
+    return (p.get("kernel"), p.get("recurrent_kernel"), p.get("bias"))
+
+
+def _same(a, b):
+    return all(x is y for x, y in zip(a, b))
+
+
+class LayerCallPlan:
+    """The plan of one ``layers.LSTM`` call shape (no mask, not stateful, no
+    activity regularizer, no dropout acting)."""
+
+    __slots__ = ("key", "weights", "forward", "x_shape", "dtype", "state_shape",
+                 "return_sequences", "return_state", "dropping")
+
+    def __init__(self, layer: Any, x_shape: Any, forward: Any) -> None:
+        self.key = _layer_key(layer)
+        self.weights = _cell_weights(layer.cell)
+        self.forward = forward
+        self.x_shape = tuple(x_shape)
+        self.dtype = forward.dtype
+        self.state_shape = forward.state_shapes[0]
+        self.return_sequences = layer.return_sequences
+        self.return_state = layer.return_state
+        self.dropping = bool(layer.dropout or layer.recurrent_dropout)
+
+    @classmethod
+    def make(cls, layer: Any, backend: Any, x: Any) -> Optional["LayerCallPlan"]:
+        """The plan for calls like this one (``x`` as ``_prepare`` returned it),
+        or None where plans do not apply."""
+        make = getattr(backend, "forward_plan", None)
+        if (make is None or layer.stateful or layer.activity_regularizer is not None
+                or layer.__dict__.get("_backend_name") not in (None, "cpu")):
+            return None
+        cell = layer.cell
+        kernel, recurrent, bias = _cell_weights(cell)
+        forward = make(kernel, recurrent, bias if cell.use_bias else None, None,
+                       cell.activation, cell.recurrent_activation, x.shape,
+                       time_major=layer.time_major, return_sequences=layer.return_sequences,
+                       go_backwards=layer.go_backwards, workspace=layer._workspace)
+        return None if forward is None else cls(layer, x.shape, forward)
+
+    def __call__(self, layer: Any, inputs: Any, initial_state: Any, training: Any) -> Any:
+        """The call's output, or None when the plan does not apply to it."""
+        if (type(inputs) is not np.ndarray or inputs.shape != self.x_shape
+                or inputs.dtype != self.dtype or (training and self.dropping)
+                or self.key != _layer_key(layer) or not _same(self.weights,
+                                                              _cell_weights(layer.cell))):
+            return None
+        h0 = c0 = None
+        if initial_state is not None:
+            if type(initial_state) not in (list, tuple) or len(initial_state) != 2:
+                return None
+            h0, c0 = initial_state
+            if not (type(h0) is np.ndarray and type(c0) is np.ndarray
+                    and h0.shape == self.state_shape and c0.shape == self.state_shape
+                    and h0.dtype == self.dtype and c0.dtype == self.dtype):
+                return None
+        return self.run(np.ascontiguousarray(inputs), h0, c0)
+
+    def run(self, x: Any, h0: Any, c0: Any) -> Any:
+        """The output for checked arguments, or None (workspace busy)."""
+        res = self.forward.run(x, h0, c0)
+        if res is None:
+            return None
+        seq, last, h, c = res
+        out = seq if self.return_sequences else last
+        return [out, h, c] if self.return_state else out
+
+
+def _module_key(module):
+    d = module.__dict__
+    return (type(module), d.get("batch_first"), d.get("training"), d.get("dropout"),
+            d.get("num_layers"), d.get("bidirectional"), d.get("proj_size"), d.get("dtype"),
+            d.get("_reverse_only"), d.get("_activation"), d.get("_recurrent_activation"),
+            d.get("_backend_name"), current_threads(), _FORCED.get())
+
+
+def _slot_weights(module):
+    slot = module._slots[0][0]
+    return (slot, slot.kernel, slot.recurrent, slot.projection, slot.bias_ih, slot.bias_hh)
+
+
+class ModuleCallPlan:
+    """The plan of one ``nn.LSTM`` call shape (one layer, one direction, the
+    common cell)."""
+
+    __slots__ = ("key", "weights", "forward", "x_shape", "dtype", "h_shape", "c_shape",
+                 "batched")
+
+    def __init__(self, module: Any, x_shape: Any, forward: Any) -> None:
+        self.key = _module_key(module)
+        self.weights = _slot_weights(module)
+        self.forward = forward
+        self.x_shape = tuple(x_shape)
+        self.dtype = forward.dtype
+        self.batched = len(x_shape) == 3
+        hs, cs = forward.state_shapes
+        # hx as forward takes it: (1, B, P) / (1, B, H), unbatched (1, P) / (1, H).
+        if self.batched:
+            self.h_shape, self.c_shape = (1,) + hs, (1,) + cs
+        else:
+            self.h_shape, self.c_shape = (1, hs[1]), (1, cs[1])
+
+    @classmethod
+    def make(cls, module: Any, backend: Any, input_shape: Any, x: Any, time_major: bool
+             ) -> Optional["ModuleCallPlan"]:
+        """The plan for calls with inputs of ``input_shape`` (``x``: the kernel's
+        view of one, as ``_prepare`` made it), or None where plans do not apply."""
+        make = getattr(backend, "forward_plan", None)
+        if (make is None or module.num_layers != 1 or module.bidirectional
+                or module.__dict__.get("_backend_name") not in (None, "cpu")):
+            return None
+        _, kernel, recurrent, projection, bias_ih, bias_hh = _slot_weights(module)
+        forward = make(kernel, recurrent, bias_ih, projection, module._activation,
+                       module._recurrent_activation, x.shape, time_major=time_major,
+                       return_sequences=True, go_backwards=bool(module._reverse_only),
+                       output_order="time", workspace=module._workspace)
+        if forward is None:
+            return None
+        if bias_ih is not None:
+            forward.sum_biases(bias_ih, bias_hh)
+        return cls(module, input_shape, forward)
+
+    def __call__(self, module: Any, input: Any, hx: Any) -> Any:
+        """``forward``'s result, or None when the plan does not apply to the call."""
+        if (type(input) is not np.ndarray or input.shape != self.x_shape
+                or input.dtype != self.dtype or self.key != _module_key(module)
+                or not _same(self.weights, _slot_weights(module))):
+            return None
+        h0 = c0 = None
+        if hx is not None:
+            if type(hx) not in (tuple, list) or len(hx) != 2:
+                return None
+            h0, c0 = hx
+            if not (type(h0) is np.ndarray and type(c0) is np.ndarray
+                    and h0.shape == self.h_shape and c0.shape == self.c_shape
+                    and h0.dtype == self.dtype and c0.dtype == self.dtype):
+                return None
+            h0, c0 = h0.reshape(self.forward.state_shapes[0]), c0.reshape(
+                self.forward.state_shapes[1])
+        x = input if self.batched else input[:, None]
+        return self.run(np.ascontiguousarray(x), h0, c0)
+
+    def run(self, x: Any, h0: Any, c0: Any) -> Any:
+        """``(output, (h_n, c_n))`` for checked arguments in the kernel's layout
+        (h0, c0 2-D or None), or None (workspace busy)."""
+        res = self.forward.run(x, h0, c0)
+        if res is None:
+            return None
+        seq, _, h, c = res
+        if not self.batched:
+            return seq[:, 0], (h, c)
+        return seq, (h[None], c[None])
