@@ -891,8 +891,9 @@ class LSTM(Layer):
                 return out
         if m is None and batch and not (training and (self.dropout or self.recurrent_dropout)):
             # Later calls like this one check only what can change (_call_plan.py).
-            plan = self._call_plan = LayerCallPlan.make(self, get_backend(x), x)
+            plan = LayerCallPlan.make(self, get_backend(x), x)
             if plan is not None:
+                self._call_plan = plan
                 out = plan.run(np.ascontiguousarray(x), h0, c0)
                 if out is not None:
                     return out

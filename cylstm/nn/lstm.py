@@ -651,8 +651,8 @@ class LSTM(_Module):
                 and not (self.training and self.dropout and self.num_layers > 1)):
             # Later calls like this one check only what can change (_call_plan.py).
             plan = ModuleCallPlan.make(self, get_backend(x), np.shape(input), x, time_major)
-            object.__setattr__(self, "_call_plan", plan)
             if plan is not None:
+                object.__setattr__(self, "_call_plan", plan)
                 out = plan.run(np.ascontiguousarray(x), h0[0], c0[0])
                 if out is not None:
                     return out
