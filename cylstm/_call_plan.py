@@ -28,9 +28,17 @@ from ._threads import current_threads
 __all__ = ["LayerCallPlan", "ModuleCallPlan"]
 
 
+def _busy(workspace):
+    """Whether another thread holds the workspace (a plan made now could not
+    run: that call takes the general path, with private buffers)."""
+    lock = getattr(workspace, "_lock", None)
+    return lock is None or lock.locked()
+
+
 def _layer_key(layer):
-    """Everything besides the arguments and weights a ``layers.LSTM`` call's
-    path depends on."""
+    """Everything besides the arguments a ``layers.LSTM`` call's path depends
+    on. The weights enter by ``id``: the plan holds them, so no other array
+    can take their ids while it lives."""
     d = layer.__dict__
     cell = d["cell"]
     c = cell.__dict__
@@ -39,7 +47,7 @@ def _layer_key(layer):
             d.get("use_cudnn"), d.get("dtype"), d.get("built"), d.get("_backend_name"),
             c.get("activation"), c.get("recurrent_activation"), c.get("use_bias"),
             c.get("dtype"), c.get("dropout"), c.get("recurrent_dropout"),
-            current_threads(), _FORCED.get())
+            current_threads(), _FORCED.get(), *map(id, _cell_weights(cell)))
 
 
 def _cell_weights(cell):
@@ -47,14 +55,11 @@ def _cell_weights(cell):
     return (p.get("kernel"), p.get("recurrent_kernel"), p.get("bias"))
 
 
-def _same(a, b):
-    return all(x is y for x, y in zip(a, b))
-
-
 class LayerCallPlan:
     """The plan of one ``layers.LSTM`` call shape (no mask, not stateful, no
     activity regularizer, no dropout acting)."""
 
+    # weights: held so that their ids in the key stay theirs.
     __slots__ = ("key", "weights", "forward", "x_shape", "dtype", "state_shape",
                  "return_sequences", "return_state", "dropping")
 
@@ -75,22 +80,24 @@ class LayerCallPlan:
         or None where plans do not apply."""
         make = getattr(backend, "forward_plan", None)
         if (make is None or layer.stateful or layer.activity_regularizer is not None
-                or layer.__dict__.get("_backend_name") not in (None, "cpu")):
+                or layer.__dict__.get("_backend_name") not in (None, "cpu")
+                or _busy(layer._workspace)):
             return None
         cell = layer.cell
         kernel, recurrent, bias = _cell_weights(cell)
         forward = make(kernel, recurrent, bias if cell.use_bias else None, None,
                        cell.activation, cell.recurrent_activation, x.shape,
                        time_major=layer.time_major, return_sequences=layer.return_sequences,
-                       go_backwards=layer.go_backwards, workspace=layer._workspace)
+                       go_backwards=layer.go_backwards, workspace=layer._workspace,
+                       return_last=not layer.return_sequences,
+                       return_states=layer.return_state)
         return None if forward is None else cls(layer, x.shape, forward)
 
     def __call__(self, layer: Any, inputs: Any, initial_state: Any, training: Any) -> Any:
         """The call's output, or None when the plan does not apply to it."""
         if (type(inputs) is not np.ndarray or inputs.shape != self.x_shape
                 or inputs.dtype != self.dtype or (training and self.dropping)
-                or self.key != _layer_key(layer) or not _same(self.weights,
-                                                              _cell_weights(layer.cell))):
+                or self.key != _layer_key(layer)):
             return None
         h0 = c0 = None
         if initial_state is not None:
@@ -118,7 +125,8 @@ def _module_key(module):
     return (type(module), d.get("batch_first"), d.get("training"), d.get("dropout"),
             d.get("num_layers"), d.get("bidirectional"), d.get("proj_size"), d.get("dtype"),
             d.get("_reverse_only"), d.get("_activation"), d.get("_recurrent_activation"),
-            d.get("_backend_name"), current_threads(), _FORCED.get())
+            d.get("_backend_name"), current_threads(), _FORCED.get(),
+            *map(id, _slot_weights(module)))
 
 
 def _slot_weights(module):
@@ -154,24 +162,22 @@ class ModuleCallPlan:
         view of one, as ``_prepare`` made it), or None where plans do not apply."""
         make = getattr(backend, "forward_plan", None)
         if (make is None or module.num_layers != 1 or module.bidirectional
-                or module.__dict__.get("_backend_name") not in (None, "cpu")):
+                or module.__dict__.get("_backend_name") not in (None, "cpu")
+                or _busy(module._workspace)):
             return None
         _, kernel, recurrent, projection, bias_ih, bias_hh = _slot_weights(module)
-        forward = make(kernel, recurrent, bias_ih, projection, module._activation,
+        forward = make(kernel, recurrent, None, projection, module._activation,
                        module._recurrent_activation, x.shape, time_major=time_major,
                        return_sequences=True, go_backwards=bool(module._reverse_only),
-                       output_order="time", workspace=module._workspace)
-        if forward is None:
-            return None
-        if bias_ih is not None:
-            forward.sum_biases(bias_ih, bias_hh)
-        return cls(module, input_shape, forward)
+                       output_order="time", workspace=module._workspace,
+                       bias_parts=None if bias_ih is None else (bias_ih, bias_hh),
+                       return_last=False)
+        return None if forward is None else cls(module, input_shape, forward)
 
     def __call__(self, module: Any, input: Any, hx: Any) -> Any:
         """``forward``'s result, or None when the plan does not apply to the call."""
         if (type(input) is not np.ndarray or input.shape != self.x_shape
-                or input.dtype != self.dtype or self.key != _module_key(module)
-                or not _same(self.weights, _slot_weights(module))):
+                or input.dtype != self.dtype or self.key != _module_key(module)):
             return None
         h0 = c0 = None
         if hx is not None:

@@ -58,12 +58,13 @@ class ForwardPlan:
     __slots__ = ("kernel", "recurrent_kernel", "bias", "projection", "act", "rec",
                  "x_shape", "state_shapes", "seq_shape", "dtype", "time_major",
                  "processing_order", "go_backwards", "slices", "chunk", "fused", "packed",
-                 "buffers", "lock", "fn", "pack", "bias_parts")
+                 "buffers", "lock", "fn", "pack", "bias_parts", "scratch", "last")
 
     def __init__(self, backend: Any, kernel: Any, recurrent_kernel: Any, bias: Any,
                  projection: Any, codes: Tuple[int, int], x_shape: Tuple[int, int, int],
                  time_major: bool, return_sequences: bool, go_backwards: bool,
-                 output_order: str, workspace: Any) -> None:
+                 output_order: str, workspace: Any, return_last: bool = True,
+                 return_states: bool = True) -> None:
         from .._kernels import lstm_forward as _kernels   # loads scipy.linalg: not at import
         from .cpu import _fused_gates
         dtype = kernel.dtype
@@ -83,6 +84,10 @@ class ForwardPlan:
         self.seq_shape = None
         if return_sequences:
             self.seq_shape = (T, B, P) if time_major else (B, T, P)
+        # Outputs the caller does not return live in the plan, used under the lease.
+        self.last = None if return_last else np.empty((B, P), dtype)
+        self.scratch = None if return_states else (np.empty((B, P), dtype),
+                                                   np.empty((B, H), dtype))
         self.time_major = bool(time_major)
         self.processing_order = output_order == "processing"
         self.go_backwards = bool(go_backwards)
@@ -116,7 +121,9 @@ class ForwardPlan:
             ) -> Optional[Tuple[Any, Any, Any, Any]]:
         """``(sequence or None, last_output, h, c)`` for ``x`` of the plan's shape
         and dtype (C-contiguous) and states h0 (B, P), c0 (B, H) of its dtype, or
-        None for zeros; new arrays, the inputs untouched. None when another
+        None for zeros; the inputs untouched. New arrays, except those made
+        with ``return_last`` / ``return_states`` False: the plan's scratch,
+        overwritten by the next call. None when another
         thread holds the workspace (the caller then takes the general path)."""
         if not self.lock.acquire(False):
             return None
@@ -125,9 +132,18 @@ class ForwardPlan:
                 np.add(self.bias_parts[0], self.bias_parts[1], out=self.bias)
             dtype = self.dtype
             hs, cs = self.state_shapes
-            h = np.zeros(hs, dtype) if h0 is None else np.array(h0, dtype, order="C")
-            c = np.zeros(cs, dtype) if c0 is None else np.array(c0, dtype, order="C")
-            last = np.zeros(hs, dtype)
+            if self.scratch is None:
+                h = np.zeros(hs, dtype) if h0 is None else np.array(h0, dtype, order="C")
+                c = np.zeros(cs, dtype) if c0 is None else np.array(c0, dtype, order="C")
+            else:
+                h, c = self.scratch
+                h.fill(0) if h0 is None else np.copyto(h, h0)
+                c.fill(0) if c0 is None else np.copyto(c, c0)
+            last = self.last
+            if last is None:
+                last = np.zeros(hs, dtype)
+            else:
+                last.fill(0)   # the kernel's contract: zeros on entry
             seq = None if self.seq_shape is None else np.empty(self.seq_shape, dtype)
             U = self.recurrent_kernel
             changed = pin_one_blas_thread()
@@ -153,3 +169,54 @@ class ForwardPlan:
         finally:
             self.lock.release()
         return seq, last, h, c
+
+
+class StepPlan:
+    """A ``ForwardPlan`` for sequences of one timestep: the streaming kernel
+    (``StepKernel``), whose per-call work is a few C-level checks. Same
+    ``run`` and ``sum_biases`` as ``ForwardPlan``."""
+
+    __slots__ = ("stepper", "bias", "bias_parts", "zeros", "lock", "dtype", "state_shapes",
+                 "time_major", "return_sequences", "slices")
+
+    def __init__(self, backend: Any, kernel: Any, recurrent_kernel: Any, bias: Any,
+                 projection: Any, activation: Any, recurrent_activation: Any,
+                 x_shape: Tuple[int, int, int], time_major: bool, return_sequences: bool,
+                 workspace: Any, bias_parts: Any = None) -> None:
+        dtype = kernel.dtype
+        B = x_shape[1] if time_major else x_shape[0]
+        P, G = recurrent_kernel.shape
+        self.bias_parts = bias_parts
+        # The kernel reads the bias by pointer: with two parts, a buffer they
+        # are added into on every call (under the workspace lease).
+        self.bias = np.zeros(G, dtype) if bias is None or bias_parts else bias
+        self.stepper = backend.stepper(kernel, recurrent_kernel, self.bias, projection,
+                                       activation, recurrent_activation, B)
+        self.dtype = dtype
+        self.state_shapes = ((B, P), (B, G // 4))
+        self.zeros = (np.zeros((B, P), dtype), np.zeros((B, G // 4), dtype))  # never written
+        self.lock = workspace._lock
+        self.time_major = bool(time_major)
+        self.return_sequences = bool(return_sequences)
+        self.slices = [(0, B)]
+
+    def run(self, x: Any, h0: Optional[Any], c0: Optional[Any]
+            ) -> Optional[Tuple[Any, Any, Any, Any]]:
+        """As ``ForwardPlan.run``."""
+        h0 = self.zeros[0] if h0 is None else np.ascontiguousarray(h0)
+        c0 = self.zeros[1] if c0 is None else np.ascontiguousarray(c0)
+        if not self.lock.acquire(False):
+            return None
+        try:
+            if self.bias_parts is not None:
+                np.add(self.bias_parts[0], self.bias_parts[1], out=self.bias)
+            res = self.stepper.sequence_of_one(x, h0, c0, self.time_major,
+                                               self.return_sequences)
+        finally:
+            self.lock.release()
+        if res is None:
+            return None
+        out, h, c = res
+        if not self.return_sequences:
+            return None, h, h, c
+        return out, h, h.copy(), c     # the output and the state: separate arrays
