@@ -285,6 +285,8 @@ class CpuBackend(Backend):
 
     def __init__(self) -> None:
         super().__init__(np, name="cpu")
+        from .._isa import apply_env_cap
+        apply_env_cap()   # CYLSTM_ISA, read once (see cylstm/_isa.py)
 
     @staticmethod
     def compiled(problem: LSTMProblem) -> bool:
