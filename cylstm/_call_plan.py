@@ -42,12 +42,14 @@ def _layer_key(layer):
     d = layer.__dict__
     cell = d["cell"]
     c = cell.__dict__
-    return (d.get("return_sequences"), d.get("return_state"), d.get("go_backwards"),
-            d.get("stateful"), d.get("time_major"), d.get("activity_regularizer"),
-            d.get("use_cudnn"), d.get("dtype"), d.get("built"), d.get("_backend_name"),
-            c.get("activation"), c.get("recurrent_activation"), c.get("use_bias"),
-            c.get("dtype"), c.get("dropout"), c.get("recurrent_dropout"),
-            current_threads(), _FORCED.get(), *map(id, _cell_weights(cell)))
+    p = cell._params
+    return (d["return_sequences"], d["return_state"], d["go_backwards"],
+            d["stateful"], d["time_major"], d["activity_regularizer"],
+            d["use_cudnn"], d["dtype"], d["built"], d.get("_backend_name"),
+            c["activation"], c["recurrent_activation"], c["use_bias"],
+            c["dtype"], c["dropout"], c["recurrent_dropout"],
+            current_threads(), _FORCED.get(), id(p["kernel"]),
+            id(p["recurrent_kernel"]), id(p.get("bias")))
 
 
 def _cell_weights(cell):
@@ -121,12 +123,16 @@ class LayerCallPlan:
 
 
 def _module_key(module):
+    """As ``_layer_key`` for an ``nn.LSTM`` of one layer (its training mode and
+    dropout act only between layers; the slot and its arrays stand for the
+    sizes)."""
     d = module.__dict__
-    return (type(module), d.get("batch_first"), d.get("training"), d.get("dropout"),
-            d.get("num_layers"), d.get("bidirectional"), d.get("proj_size"), d.get("dtype"),
-            d.get("_reverse_only"), d.get("_activation"), d.get("_recurrent_activation"),
-            d.get("_backend_name"), current_threads(), _FORCED.get(),
-            *map(id, _slot_weights(module)))
+    slot = d["_slots"][0][0]
+    return (type(module), d["batch_first"], d["num_layers"], d["bidirectional"],
+            d["dtype"], d["_reverse_only"], d["_activation"],
+            d["_recurrent_activation"], d.get("_backend_name"), current_threads(),
+            _FORCED.get(), id(slot), id(slot.kernel), id(slot.recurrent), id(slot.projection),
+            id(slot.bias_ih), id(slot.bias_hh))
 
 
 def _slot_weights(module):
@@ -190,8 +196,14 @@ class ModuleCallPlan:
                 return None
             h0, c0 = h0.reshape(self.forward.state_shapes[0]), c0.reshape(
                 self.forward.state_shapes[1])
-        x = input if self.batched else input[:, None]
-        return self.run(np.ascontiguousarray(x), h0, c0)
+        res = self.forward.run(np.ascontiguousarray(input if self.batched else input[:, None]),
+                               h0, c0)
+        if res is None:
+            return None
+        seq, _, h, c = res
+        if not self.batched:
+            return seq[:, 0], (h, c)
+        return seq, (h[None], c[None])
 
     def run(self, x: Any, h0: Any, c0: Any) -> Any:
         """``(output, (h_n, c_n))`` for checked arguments in the kernel's layout
