@@ -204,6 +204,12 @@ def _blas_limits(all_blas):
     return found
 
 
+def blas_limits(all_blas=False):
+    """The ``_BlasLimit`` of scipy's BLAS (every BLAS with ``all_blas``), for
+    callers that check ``limit.get() == 1`` before ``pin_one_blas_thread``."""
+    return _blas_limits(all_blas)
+
+
 def pin_one_blas_thread(all_blas=False):
     """Set scipy's BLAS (every BLAS with ``all_blas``) to one thread; returns
     what ``restore_blas_threads`` needs to undo it (None when nothing changed)."""

@@ -26,7 +26,7 @@ from typing import Any, Optional, Tuple
 
 import numpy as np
 
-from .._threads import pin_one_blas_thread, restore_blas_threads, run_parallel
+from .._threads import blas_limits, pin_one_blas_thread, restore_blas_threads, run_parallel
 from .._validation import check_sequence_sizes
 
 __all__ = ["ForwardPlan"]
@@ -58,7 +58,7 @@ class ForwardPlan:
     __slots__ = ("kernel", "recurrent_kernel", "bias", "projection", "act", "rec",
                  "x_shape", "state_shapes", "seq_shape", "dtype", "time_major",
                  "processing_order", "go_backwards", "slices", "chunk", "fused", "packed",
-                 "buffers", "lock", "fn", "pack", "bias_parts", "scratch", "last")
+                 "buffers", "lock", "fn", "pack", "bias_parts", "scratch", "last", "limits")
 
     def __init__(self, backend: Any, kernel: Any, recurrent_kernel: Any, bias: Any,
                  projection: Any, codes: Tuple[int, int], x_shape: Tuple[int, int, int],
@@ -101,6 +101,7 @@ class ForwardPlan:
         # The buffers _compiled_forward would take from the workspace, taken
         # once; they are used only while its lock is held, as there.
         self.lock = workspace._lock
+        self.limits = blas_limits()
         ws = workspace
         chunk = self.chunk
         self.buffers = [
@@ -146,7 +147,11 @@ class ForwardPlan:
                 last.fill(0)   # the kernel's contract: zeros on entry
             seq = None if self.seq_shape is None else np.empty(self.seq_shape, dtype)
             U = self.recurrent_kernel
-            changed = pin_one_blas_thread()
+            changed = None
+            for limit in self.limits:   # one direct call when BLAS is on one thread
+                if limit.get() != 1:
+                    changed = pin_one_blas_thread()
+                    break
             try:
                 u_packed = self.pack(U) if self.packed else None
                 tm = self.time_major
@@ -165,7 +170,8 @@ class ForwardPlan:
                         for (b0, b1), (gbuf, xbuf, abuf, hbuf, mbuf, sel)
                         in zip(self.slices, self.buffers)])
             finally:
-                restore_blas_threads(changed)
+                if changed:
+                    restore_blas_threads(changed)
         finally:
             self.lock.release()
         return seq, last, h, c
