@@ -284,3 +284,35 @@ def test_module_options_threads_training(rng, plan_runs):
     deep.eval()
     _close(deep(xs)[0], deep(xs)[0])
     assert plan_runs[0] == runs             # stacked layers take the general path
+
+
+def test_layer_time_major_read_only_and_packed(rng):
+    layer = cylstm.layers.LSTM(64, time_major=True, return_sequences=True, return_state=True)
+    x = _x(rng, (5, 8, 6))          # (T, B, I); 8 rows and 64 units: the packed kernel
+    x.setflags(write=False)
+    first = layer(x)
+    _close(layer(x), first)
+    _close(first, _ref(layer, x))
+
+
+def test_layer_rows_split_over_threads(rng, monkeypatch):
+    from cylstm.backends import backend_named
+    monkeypatch.setattr(backend_named("cpu"), "PARALLEL_MIN_WORK", 0)
+    layer = cylstm.layers.LSTM(16, return_sequences=True, return_state=True)
+    x = _x(rng, (9, 4, 5))
+    with cylstm.threads(3):
+        first = layer(x)
+        assert len(layer._call_plan.forward.slices) == 3
+        _close(layer(x), first)
+    _close(first, _ref(layer, x))
+
+
+def test_module_reverse_float64_projection(rng):
+    m = cylstm.nn.LSTM(3, 6, proj_size=4, dtype=np.float64)
+    m._reverse_only = True           # as cylstm.from_onnx sets for a reverse node
+    x = _x(rng, (5, 2, 3), "float64")
+    first = _flat(m(x))
+    _close(list(_flat(m(x))), list(first))
+    _close(list(first), list(_flat(_ref(m, x))))
+    m._reverse_only = False
+    _close(list(_flat(m(x))), list(_flat(_ref(m, x))))
