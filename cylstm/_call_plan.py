@@ -78,8 +78,13 @@ class LayerCallPlan:
 
     @classmethod
     def make(cls, layer: Any, backend: Any, x: Any) -> Optional["LayerCallPlan"]:
-        """The plan for calls like this one (``x`` as ``_prepare`` returned it),
-        or None where plans do not apply."""
+        """The plan for calls like this one (``x`` as ``_prepare`` returned it):
+        the layer's plan when it already is that one, else a new one; None
+        where plans do not apply."""
+        plan = layer.__dict__.get("_call_plan")
+        if (plan is not None and plan.x_shape == x.shape and plan.dtype == x.dtype
+                and plan.key == _layer_key(layer)):
+            return plan     # it missed for another reason (a list input, a busy lease)
         make = getattr(backend, "forward_plan", None)
         if (make is None or layer.stateful or layer.activity_regularizer is not None
                 or layer.__dict__.get("_backend_name") not in (None, "cpu")
@@ -98,9 +103,12 @@ class LayerCallPlan:
     def __call__(self, layer: Any, inputs: Any, initial_state: Any, training: Any) -> Any:
         """The call's output, or None when the plan does not apply to it."""
         if (type(inputs) is not np.ndarray or inputs.shape != self.x_shape
-                or inputs.dtype != self.dtype or (training and self.dropping)
-                or self.key != _layer_key(layer)):
+                or (training and self.dropping) or self.key != _layer_key(layer)):
             return None
+        if inputs.dtype != self.dtype:
+            if inputs.dtype.kind not in "biuf":
+                return None       # the general path raises the error
+            inputs = inputs.astype(self.dtype)   # any real dtype is cast, as there
         h0 = c0 = None
         if initial_state is not None:
             if type(initial_state) not in (list, tuple) or len(initial_state) != 2:
@@ -165,7 +173,12 @@ class ModuleCallPlan:
     def make(cls, module: Any, backend: Any, input_shape: Any, x: Any, time_major: bool
              ) -> Optional["ModuleCallPlan"]:
         """The plan for calls with inputs of ``input_shape`` (``x``: the kernel's
-        view of one, as ``_prepare`` made it), or None where plans do not apply."""
+        view of one, as ``_prepare`` made it): the module's plan when it already
+        is that one, else a new one; None where plans do not apply."""
+        plan = module.__dict__.get("_call_plan")
+        if (plan is not None and plan.x_shape == tuple(input_shape)
+                and plan.dtype == x.dtype and plan.key == _module_key(module)):
+            return plan
         make = getattr(backend, "forward_plan", None)
         if (make is None or module.num_layers != 1 or module.bidirectional
                 or module.__dict__.get("_backend_name") not in (None, "cpu")
@@ -183,8 +196,12 @@ class ModuleCallPlan:
     def __call__(self, module: Any, input: Any, hx: Any) -> Any:
         """``forward``'s result, or None when the plan does not apply to the call."""
         if (type(input) is not np.ndarray or input.shape != self.x_shape
-                or input.dtype != self.dtype or self.key != _module_key(module)):
+                or self.key != _module_key(module)):
             return None
+        if input.dtype != self.dtype:
+            if input.dtype.kind not in "biuf":
+                return None       # the general path raises the error
+            input = input.astype(self.dtype)     # any real dtype is cast, as there
         h0 = c0 = None
         if hx is not None:
             if type(hx) not in (tuple, list) or len(hx) != 2:

@@ -316,3 +316,20 @@ def test_module_reverse_float64_projection(rng):
     _close(list(first), list(_flat(_ref(m, x))))
     m._reverse_only = False
     _close(list(_flat(m(x))), list(_flat(_ref(m, x))))
+
+
+def test_plan_casts_real_inputs_and_is_kept(rng, plan_runs):
+    layer = cylstm.layers.LSTM(4)
+    m = cylstm.nn.LSTM(3, 4)
+    x = _x(rng, (2, 5, 3))
+    for call in (layer, m):
+        call(x)
+        plan = call._call_plan
+        for other in (x.astype("float64"), (x * 10).astype("int32"), x.tolist()):
+            got = call(other)
+            want = call(np.asarray(other, "float32"))
+            _close(list(got) if isinstance(got, tuple) else got,
+                   list(want) if isinstance(want, tuple) else want)
+        assert call._call_plan is plan
+        with pytest.raises(TypeError, match="real numbers"):
+            call(x.astype("complex64"))

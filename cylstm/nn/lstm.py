@@ -647,8 +647,7 @@ class LSTM(_Module):
             if out is not None:
                 return out
         x, time_major, batched, h0, c0 = self._prepare(input, hx)
-        if (type(self)._extended_cell is LSTM._extended_cell and x.shape[0] and x.shape[1]
-                and not (self.training and self.dropout and self.num_layers > 1)):
+        if type(self)._extended_cell is LSTM._extended_cell and x.shape[0] and x.shape[1]:
             # Later calls like this one check only what can change (_call_plan.py).
             plan = ModuleCallPlan.make(self, get_backend(x), np.shape(input), x, time_major)
             if plan is not None:
