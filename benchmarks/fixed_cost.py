@@ -100,7 +100,8 @@ def main(argv=None):
                     help="B,T,I,H")
     ap.add_argument("--rounds", type=int, default=20)
     args = ap.parse_args(argv)
-    print("| B,T,I,H | kernel alone | layers.LSTM | nn.LSTM | fixed: layers.LSTM | fixed: nn.LSTM |")
+    print("| B,T,I,H | kernel alone | layers.LSTM | nn.LSTM | fixed: layers.LSTM "
+          "| fixed: nn.LSTM |")
     print("|---|---|---|---|---|---|")
     with cylstm.threads(1):
         for text in args.shapes:

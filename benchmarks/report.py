@@ -20,7 +20,8 @@ TITLES = {
     "train": "Training: forward + BPTT (loss = sum of outputs; dW, dU, db), median time per step",
     "stream": "Streaming: one timestep carrying the state, median time per call",
 }
-LABELS = {"cylstm": "cylstm", "cylstm-nn": "cylstm nn.LSTM", "torch": "torch", "torch-cell": "torch LSTMCell",
+LABELS = {"cylstm": "cylstm", "cylstm-nn": "cylstm nn.LSTM", "torch": "torch",
+          "torch-cell": "torch LSTMCell",
           "ort": "ORT", "keras-fn": "Keras tf.function", "keras-eager": "Keras eager",
           "numpy": "NumPy"}
 MEMORY_SLACK_KIB = 4096  # growth allowed over T=min beyond the output's own growth
