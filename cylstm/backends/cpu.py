@@ -329,7 +329,8 @@ class CpuBackend(Backend):
                             workspace, bias_parts)
         plan = ForwardPlan(self, kernel, recurrent_kernel, bias, projection, (act, rec), x_shape,
                            time_major, return_sequences, go_backwards, output_order, workspace,
-                           return_last, return_states)
+                           _fused_gates(np.dtype(kernel.dtype), act, rec), return_last,
+                           return_states)
         if bias_parts is not None:
             plan.sum_biases(*bias_parts)
         return plan

@@ -53,6 +53,11 @@ class ForwardPlan:
     output_order : {"processing", "time"}
     workspace : Workspace
         The layer's: its buffers are taken now and leased on every call.
+    fused : bool
+        Whether the fused float32 sigmoid/tanh gate loop applies.
+    return_last, return_states : bool, default True
+        False: the caller drops the last output / the final states, which
+        then live in the plan (see ``run``).
     """
 
     __slots__ = ("kernel", "recurrent_kernel", "bias", "projection", "act", "rec",
@@ -63,10 +68,9 @@ class ForwardPlan:
     def __init__(self, backend: Any, kernel: Any, recurrent_kernel: Any, bias: Any,
                  projection: Any, codes: Tuple[int, int], x_shape: Tuple[int, int, int],
                  time_major: bool, return_sequences: bool, go_backwards: bool,
-                 output_order: str, workspace: Any, return_last: bool = True,
+                 output_order: str, workspace: Any, fused: bool, return_last: bool = True,
                  return_states: bool = True) -> None:
         from .._kernels import lstm_forward as _kernels   # loads scipy.linalg: not at import
-        from .cpu import _fused_gates
         dtype = kernel.dtype
         T, B, I = x_shape if time_major else (x_shape[1], x_shape[0], x_shape[2])
         P, G = recurrent_kernel.shape
@@ -93,7 +97,7 @@ class ForwardPlan:
         self.go_backwards = bool(go_backwards)
         self.slices = backend.row_slices(B, T * B * G * (I + P))
         self.chunk = int(max(1, min(T, backend.CHUNK_ELEMENTS // max(B * G, 1))))
-        self.fused = _fused_gates(dtype, self.act, self.rec)
+        self.fused = bool(fused)
         self.packed = backend._use_packed(recurrent_kernel, self.slices)
         self.pack = _kernels.pack_recurrent
         self.fn = _kernels.lstm_forward.__signatures__[
