@@ -225,6 +225,10 @@ def notes(results):
 def write_markdown(path, results):
     rows = results["rows"]
     lines = header(results["meta"])
+    isa = sorted({w["info"]["recurrent_isa"] for w in results.get("workers", [])
+                  if isinstance(w.get("info"), dict) and "recurrent_isa" in w["info"]})
+    if isa:   # after any --isa / CYLSTM_ISA cap
+        lines.insert(-1, f"- cylstm's recurrent kernel ran with: {', '.join(isa)}")
     for section in ("infer", "train", "stream"):
         lines += table(rows, section)
         lines += limit_table(results, section)
