@@ -6,10 +6,12 @@ import os
 # Columns per section, cylstm first; peers are the frameworks cylstm is
 # compared with (NumPy is a baseline, never "the fastest peer").
 COLUMNS = {
-    "infer": ["cylstm", "torch", "ort", "keras-fn", "keras-eager", "numpy"],
+    "infer": ["cylstm", "cylstm-nn", "torch", "ort", "keras-fn", "keras-eager", "numpy"],
     "train": ["cylstm", "torch", "keras-fn"],
-    "stream": ["cylstm", "torch-cell", "torch", "ort", "numpy"],
+    "stream": ["cylstm", "cylstm-nn", "torch-cell", "torch", "ort", "numpy"],
 }
+# cylstm's APIs, each judged against the peers: layers.LSTM ("cylstm") and nn.LSTM.
+OURS = ["cylstm", "cylstm-nn"]
 PEERS = {"infer": ["torch", "ort", "keras-fn", "keras-eager"],
          "train": ["torch", "keras-fn"],
          "stream": ["torch-cell", "torch", "ort"]}
@@ -18,7 +20,8 @@ TITLES = {
     "train": "Training: forward + BPTT (loss = sum of outputs; dW, dU, db), median time per step",
     "stream": "Streaming: one timestep carrying the state, median time per call",
 }
-LABELS = {"cylstm": "cylstm", "torch": "torch", "torch-cell": "torch LSTMCell",
+LABELS = {"cylstm": "cylstm", "cylstm-nn": "cylstm nn.LSTM", "torch": "torch",
+          "torch-cell": "torch LSTMCell",
           "ort": "ORT", "keras-fn": "Keras tf.function", "keras-eager": "Keras eager",
           "numpy": "NumPy"}
 MEMORY_SLACK_KIB = 4096  # growth allowed over T=min beyond the output's own growth
@@ -53,14 +56,23 @@ def summarize(section, shape, by_variant):
     target_peers = ["torch"] if section == "train" else PEERS[section]
     peers = [(t(v), v) for v in PEERS[section] if t(v) is not None]
     fastest = min(peers) if peers else (None, None)
-    cy = t("cylstm")
-    ratio = cy / fastest[0] if cy is not None and fastest[0] else None
     bar = [t(v) for v in target_peers if t(v) is not None]
-    met = None
-    if cy is not None and bar:
-        met = cy <= target_ratio(section, shape) * min(bar)
-    return {"fastest_peer": fastest[1], "fastest_s": fastest[0], "ratio": ratio,
-            "target": target_ratio(section, shape), "met": met}
+    out = {"fastest_peer": fastest[1], "fastest_s": fastest[0],
+           "target": target_ratio(section, shape)}
+    for variant, prefix in (("cylstm", ""), ("cylstm-nn", "nn_")):
+        cy = t(variant)
+        out[prefix + "ratio"] = cy / fastest[0] if cy is not None and fastest[0] else None
+        out[prefix + "met"] = (cy <= target_ratio(section, shape) * min(bar)
+                               if cy is not None and bar else None)
+    return out
+
+
+def flops(section, shape):
+    """Floating-point operations of one call: 2*T*B*(I+H)*4H forward (the
+    products; gate math not counted), training about 3x (forward, dh and dW)."""
+    B, T, I, H = shape
+    forward = 2.0 * T * B * (I + H) * 4 * H
+    return 3 * forward if section == "train" else forward
 
 
 def analyze(results):
@@ -88,10 +100,12 @@ def table(rows, section):
     if not cols:
         return []
     target_what = "<= torch" if section == "train" else "<= fastest (1/3 at T=1)"
+    nn = "cylstm-nn" in cols
     lines = [f"### {TITLES[section]}", "",
              "| B,T,I,H | threads | " + " | ".join(LABELS[c] for c in cols)
-             + f" | fastest peer | cylstm / fastest | target {target_what} |",
-             "|" + "---|" * (len(cols) + 5)]
+             + f" | fastest peer | cylstm / fastest | target {target_what} |"
+             + (" nn.LSTM / fastest | nn.LSTM target |" if nn else ""),
+             "|" + "---|" * (len(cols) + 5 + 2 * nn)]
     for (shape, threads), by_variant in cells(rows, section).items():
         vals = []
         for c in cols:
@@ -104,8 +118,43 @@ def table(rows, section):
                 vals.append(fmt_time(r["median_s"]) + (" (!)" if r.get("disagrees") else ""))
         s = summarize(section, shape, by_variant)
         ratio = f"{s['ratio']:.2f}x" if s["ratio"] else "-"
+        nn_part = ""
+        if nn:
+            nn_ratio = f"{s['nn_ratio']:.2f}x" if s["nn_ratio"] else "-"
+            nn_part = f" {nn_ratio} | {mark(s['nn_met'])} |"
         lines.append(f"| {','.join(map(str, shape))} | {threads} | " + " | ".join(vals)
-                     + f" | {LABELS.get(s['fastest_peer'], '-')} | {ratio} | {mark(s['met'])} |")
+                     + f" | {LABELS.get(s['fastest_peer'], '-')} | {ratio} | {mark(s['met'])} |"
+                     + nn_part)
+    return lines + [""]
+
+
+def peak_text(p):
+    if not p:
+        return "not measured"
+    if "error" in p:
+        return f"unavailable ({p['error']})"
+    extra = f", {p['isa']}" if "isa" in p else f", {p['n']}^3" if "n" in p else ""
+    return f"{p['gflops']:.1f} GFLOP/s{extra}"
+
+
+def limit_table(results, section):
+    """Each cylstm cell's GFLOP/s and its fraction of the machine's limit."""
+    peaks = results["meta"].get("peaks") or {}
+    fma = (peaks.get("fma") or {}).get("gflops")
+    gemm = (peaks.get("sgemm") or {}).get("gflops")
+    rows = [r for r in results["rows"] if r["section"] == section
+            and r["variant"] in OURS and r.get("median_s")]
+    if not rows:
+        return []
+    pct = lambda v, p, n: f"{100 * v / (p * n):.0f} %" if p else "-"
+    lines = [f"#### {section}: cylstm's GFLOP/s and fraction of the limit", "",
+             "| B,T,I,H | threads | API | GFLOP/s | of FMA peak x threads "
+             "| of sgemm peak x threads |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        g = flops(section, r["shape"]) / r["median_s"] / 1e9
+        api = "nn.LSTM" if r["variant"] == "cylstm-nn" else "layers.LSTM"
+        lines.append(f"| {','.join(map(str, r['shape']))} | {r['threads']} | {api} | {g:.1f} "
+                     f"| {pct(g, fma, r['threads'])} | {pct(g, gemm, r['threads'])} |")
     return lines + [""]
 
 
@@ -143,6 +192,11 @@ def header(meta):
              "(above ~0.5 something else was running: the times are noisy)",
              f"- versions: {vers}",
              f"- BLAS (threadpoolctl, runner process): {blas}",
+             f"- the limit, one core: FMA loop {peak_text((meta.get('peaks') or {}).get('fma'))}"
+             f"; scipy sgemm, one thread "
+             f"{peak_text((meta.get('peaks') or {}).get('sgemm'))}. GFLOP/s of a cell: "
+             "2*T*B*(I+H)*4H per forward call (training 3x), as a fraction of the "
+             "one-core peak times the thread count",
              f"- threads: {', '.join(map(str, meta['threads']))}; "
              f"protocol: {meta['protocol']}",
              "- environment passed to workers unchanged: "
@@ -171,8 +225,13 @@ def notes(results):
 def write_markdown(path, results):
     rows = results["rows"]
     lines = header(results["meta"])
+    isa = sorted({w["info"]["recurrent_isa"] for w in results.get("workers", [])
+                  if isinstance(w.get("info"), dict) and "recurrent_isa" in w["info"]})
+    if isa:   # after any --isa / CYLSTM_ISA cap
+        lines.insert(-1, f"- cylstm's recurrent kernel ran with: {', '.join(isa)}")
     for section in ("infer", "train", "stream"):
         lines += table(rows, section)
+        lines += limit_table(results, section)
     lines += memory_table(rows)
     lines += notes(results)
     lines += ["Times are medians of per-call time; 'cylstm / fastest' < 1 means cylstm is "

@@ -3,10 +3,14 @@
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/run.py [--quick]
         [--threads 1 2] [--frameworks cylstm torch ort keras numpy]
         [--sections infer train stream memory] [--out benchmarks/results]
+        [--isa avx512|avx2|none]
 
 Each framework x thread count runs in its own subprocess (_worker.py), and each
 memory row in a fresh one; the environment is passed to them unchanged and
-recorded.  Writes results.md, results.json and results.png into --out.
+recorded.  Before the workers, the runner measures the machine's limit
+(peak.py: one core's FMA peak and scipy's one-thread sgemm), so the report
+gives each cylstm cell's GFLOP/s as a fraction of both.  Writes results.md,
+results.json and results.png into --out.
 """
 import argparse
 import datetime
@@ -24,12 +28,13 @@ sys.path.insert(0, HERE)
 sys.path.append(os.path.dirname(HERE))  # as in _worker.py: an in-place build of cylstm
 
 import adapters  # noqa: E402
+import peak  # noqa: E402
 import protocol  # noqa: E402
 import report  # noqa: E402
 
 SECTIONS = ["infer", "train", "stream", "memory"]
 ENV_KEYS = ["OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
-            "OMP_NUM_THREADS", "MKL_NUM_THREADS", "KERAS_BACKEND", "PYTHONPATH"]
+            "OMP_NUM_THREADS", "MKL_NUM_THREADS", "KERAS_BACKEND", "PYTHONPATH", "CYLSTM_ISA"]
 PACKAGES = ["cylstm", "numpy", "scipy", "threadpoolctl", "torch", "tensorflow",
             "tensorflow-cpu", "keras", "onnx", "onnxruntime", "matplotlib"]
 MEMORY_FRAMEWORKS = ["cylstm", "numpy"]
@@ -114,7 +119,12 @@ def main(argv=None):
                    help="default: all; ones not installed are skipped")
     p.add_argument("--sections", nargs="+", choices=SECTIONS, default=SECTIONS)
     p.add_argument("--out", default=os.path.join(HERE, "results"))
+    p.add_argument("--isa", choices=list(peak.LEVELS),
+                   help="cap cylstm's kernels (CYLSTM_ISA, passed to the workers) and the "
+                        "FMA peak loop at this instruction set: an AVX2-only CPU, emulated")
     args = p.parse_args(argv)
+    if args.isa:
+        os.environ["CYLSTM_ISA"] = args.isa   # the workers inherit it
     frameworks = args.frameworks or adapters.FRAMEWORKS
     timeout = 600 if args.quick else 3600
     os.makedirs(args.out, exist_ok=True)
@@ -125,6 +135,9 @@ def main(argv=None):
         print("warning: OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE set; timings of scipy's BLAS "
               "suffer (see benchmarks/README.md)", file=sys.stderr)
     shapes = plan(args)
+    print("machine limit (FMA loop, sgemm) ...", file=sys.stderr, flush=True)
+    meta["peaks"] = {"fma": peak.fma_peak(args.isa),
+                     "sgemm": peak.sgemm_peak(1024 if args.quick else 2048)}
     results = {"meta": meta, "rows": [], "notes": [], "workers": []}
     failed = []
 

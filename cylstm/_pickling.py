@@ -27,7 +27,7 @@ import threading
 import numpy as np
 
 # Caches that a call rebuilds on demand.
-RESET_TO_NONE = frozenset({"_stepper", "_stepper_forced", "_zero_states"})
+RESET_TO_NONE = frozenset({"_stepper", "_stepper_forced", "_zero_states", "_call_plan"})
 
 _LOCK = type(threading.Lock())
 _RLOCK = type(threading.RLock())

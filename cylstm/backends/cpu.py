@@ -285,6 +285,8 @@ class CpuBackend(Backend):
 
     def __init__(self) -> None:
         super().__init__(np, name="cpu")
+        from .._isa import apply_env_cap
+        apply_env_cap()   # CYLSTM_ISA, read once (see cylstm/_isa.py)
 
     @staticmethod
     def compiled(problem: LSTMProblem) -> bool:
@@ -302,6 +304,43 @@ class CpuBackend(Backend):
         if not isinstance(array, np.ndarray) and hasattr(array, "__array_namespace__"):
             array = np.from_dlpack(array)      # another namespace's array
         return np.ascontiguousarray(array, dtype=dtype)
+
+    def forward_plan(self, kernel: Any, recurrent_kernel: Any, bias: Any, projection: Any,
+                     activation: Any, recurrent_activation: Any, x_shape: Tuple[int, int, int],
+                     *, time_major: bool = False, return_sequences: bool = True,
+                     go_backwards: bool = False, output_order: str = "processing",
+                     workspace: Any = None, bias_parts: Any = None, return_last: bool = True,
+                     return_states: bool = True) -> Any:
+        """A ``ForwardPlan`` (``backends/cpu_plan.py``): inference calls of this
+        shape and these options, decided once (a ``StepPlan`` on the streaming
+        kernel for one timestep). ``bias_parts``: two arrays whose sum is the
+        bias, added on every call (torch's bias_ih, bias_hh). ``return_last``,
+        ``return_states`` False: the caller drops those outputs (the plan then
+        reuses its own arrays for them). None where the
+        compiled kernels do not apply (Python-callable activations, an empty
+        batch, arrays that are not C-contiguous NumPy arrays of one float dtype)."""
+        from .cpu_plan import ForwardPlan, StepPlan
+        act = _activations.kernel_code(activation)
+        rec = _activations.kernel_code(recurrent_activation)
+        B = x_shape[1] if time_major else x_shape[0]
+        arrays = [a for a in (kernel, recurrent_kernel, bias, projection, *(bias_parts or ()))
+                  if a is not None]
+        if (act is None or rec is None or B == 0 or workspace is None
+                or kernel.dtype not in (np.float32, np.float64)
+                or not all(type(a) is np.ndarray and a.dtype == kernel.dtype
+                           and a.flags.c_contiguous for a in arrays)):
+            return None
+        if (x_shape[0] if time_major else x_shape[1]) == 1:
+            return StepPlan(self, kernel, recurrent_kernel, bias, projection, activation,
+                            recurrent_activation, x_shape, time_major, return_sequences,
+                            workspace, bias_parts)
+        plan = ForwardPlan(self, kernel, recurrent_kernel, bias, projection, (act, rec), x_shape,
+                           time_major, return_sequences, go_backwards, output_order, workspace,
+                           _fused_gates(np.dtype(kernel.dtype), act, rec), return_last,
+                           return_states)
+        if bias_parts is not None:
+            plan.sum_biases(*bias_parts)
+        return plan
 
     def lstm_forward(self, problem: LSTMProblem) -> Tuple[Tuple[Any, Any, Any, Any], Any]:
         p = problem

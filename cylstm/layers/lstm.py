@@ -22,6 +22,7 @@ from ..backends import LSTMGrads, LSTMProblem, forced_backend, get_backend, move
 from .. import constraints as _constraints
 from .. import initializers as _initializers
 from .. import regularizers as _regularizers
+from .._call_plan import LayerCallPlan
 from .._threads import GRADIENT_LOCK
 from .._validation import (as_float_array, check_bool, check_fraction, check_mask,
                            check_input_sizes, check_positive_int, check_weight_sizes)
@@ -577,6 +578,7 @@ class LSTM(Layer):
         self._activity_loss = 0.0
         self._workspace = get_backend().workspace()
         self._zero_states = None
+        self._call_plan = None
 
     # The cell is a tracked sub-layer whose weights are the layer's under their
     # own names (layer.grads is cell.grads, Keras's weight list and order).
@@ -872,6 +874,11 @@ class LSTM(Layer):
         TypeError
             For complex, string or CuPy inputs.
         """
+        plan = self.__dict__.get("_call_plan")
+        if plan is not None and mask is None:
+            out = plan(self, inputs, initial_state, training)
+            if out is not None:
+                return out
         if mask is None and initial_state is None and not (
                 training and (self.dropout or self.recurrent_dropout)):
             out = self._one_step_call(inputs)
@@ -885,6 +892,14 @@ class LSTM(Layer):
             out = self._one_step_call(np.ascontiguousarray(x))
             if out is not None:
                 return out
+        if m is None and batch and not (training and (self.dropout or self.recurrent_dropout)):
+            # Later calls like this one check only what can change (_call_plan.py).
+            plan = LayerCallPlan.make(self, self._backend_for(x), x)
+            if plan is not None:
+                self._call_plan = plan
+                out = plan.run(np.ascontiguousarray(x), h0, c0)
+                if out is not None:
+                    return out
         (seq, last, h, c, _), _ = self._run(x, h0, c0, m, bool(training), False)
         out = self._package(seq, last, h, c, m)
         self._record_activity_loss(out if self.return_state else [out])

@@ -46,6 +46,7 @@ from .. import _pickling
 from .. import activations as _activations
 from ..backends import (LSTMGrads, LSTMProblem, backend_named, forced_backend, get_backend,
                         move_array, owning_backend)
+from .._call_plan import ModuleCallPlan
 from .._threads import GRADIENT_LOCK
 from .._validation import (as_float_array, check_input_sizes, check_weight_sizes,
                            standardize_dtype)
@@ -689,7 +690,20 @@ class LSTM(_Module):
         (h_n, c_n) : tuple of numpy.ndarray
             The final states of every layer and direction.
         """
+        plan = self.__dict__.get("_call_plan")
+        if plan is not None:
+            out = plan(self, input, hx)
+            if out is not None:
+                return out
         x, time_major, batched, h0, c0 = self._prepare(input, hx)
+        if type(self)._extended_cell is LSTM._extended_cell and x.shape[0] and x.shape[1]:
+            # Later calls like this one check only what can change (_call_plan.py).
+            plan = ModuleCallPlan.make(self, self._backend_for(x), np.shape(input), x, time_major)
+            if plan is not None:
+                object.__setattr__(self, "_call_plan", plan)
+                out = plan.run(np.ascontiguousarray(x), h0[0], c0[0])
+                if out is not None:
+                    return out
         out, h_n, c_n, _, _ = self._run(x, time_major, h0, c0, False)
         if not batched:
             return out[:, 0], (h_n[:, 0], c_n[:, 0])

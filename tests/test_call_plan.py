@@ -1,0 +1,335 @@
+"""Call plans (cylstm/_call_plan.py, backends/cpu_plan.py): a repeated call of
+``layers.LSTM`` / ``nn.LSTM`` reuses its plan, and anything that changes the
+answer between calls -- weights, shapes, dtypes, masks, states, options,
+thread count, backend, training mode -- gives the answer of a fresh call.
+The reference is the NumPy twin (``use_backend("numpy")``), which has no plan.
+"""
+import pickle
+import threading
+
+import numpy as np
+import pytest
+
+import cylstm
+from cylstm.backends import use_backend
+from cylstm.backends.cpu_plan import ForwardPlan
+
+TOL = dict(rtol=2e-5, atol=2e-6)
+
+
+@pytest.fixture
+def plan_runs(monkeypatch):
+    """How many calls ran through a plan."""
+    count = [0]
+    real = ForwardPlan.run
+
+    def counting(self, *args):
+        count[0] += 1
+        return real(self, *args)
+
+    monkeypatch.setattr(ForwardPlan, "run", counting)
+    return count
+
+
+def _ref(fn, *args, **kwargs):
+    with use_backend("numpy"):
+        return fn(*args, **kwargs)
+
+
+def _close(a, b):
+    if isinstance(a, (list, tuple)):
+        assert type(a) is type(b) and len(a) == len(b)
+        for u, v in zip(a, b):
+            _close(u, v)
+        return
+    assert a.shape == b.shape and a.dtype == b.dtype
+    np.testing.assert_allclose(a, b, **TOL)
+
+
+def _x(rng, shape, dtype="float32"):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+# -- layers.LSTM -------------------------------------------------------------------
+
+
+def test_layer_repeated_calls_use_the_plan(rng, plan_runs):
+    layer = cylstm.layers.LSTM(6, return_sequences=True, return_state=True)
+    x = _x(rng, (3, 5, 4))
+    first = layer(x)
+    assert plan_runs[0] == 1 and layer._call_plan is not None
+    plan = layer._call_plan
+    for _ in range(3):
+        _close(layer(x), first)
+    assert plan_runs[0] == 4 and layer._call_plan is plan
+    _close(first, _ref(layer, x))
+
+
+def test_layer_weights_changed_between_calls(rng):
+    layer = cylstm.layers.LSTM(5)
+    x = _x(rng, (2, 4, 3))
+    before = layer(x)
+    layer.set_weights([w * 0.5 for w in layer.get_weights()])
+    after = layer(x)
+    assert not np.allclose(before, after)
+    _close(after, _ref(layer, x))
+    layer.cell.recurrent_kernel[...] *= -1          # in place, as an optimizer step
+    _close(layer(x), _ref(layer, x))
+    layer.cell._params["kernel"] = layer.cell.kernel * 2   # a new array
+    _close(layer(x), _ref(layer, x))
+
+
+def test_layer_shape_and_dtype_changes(rng, plan_runs):
+    layer = cylstm.layers.LSTM(4, return_sequences=True)
+    for shape in [(2, 3, 5), (2, 7, 5), (6, 3, 5), (1, 2, 5), (2, 3, 5)]:
+        x = _x(rng, shape)
+        _close(layer(x), _ref(layer, x))
+    x = _x(rng, (2, 3, 5), "float64")       # cast to the layer's float32
+    _close(layer(x), layer(x.astype("float32")))
+    assert layer(x).dtype == np.float32
+    xt = _x(rng, (5, 3, 2)).transpose(2, 1, 0)    # not contiguous
+    _close(layer(xt), layer(np.ascontiguousarray(xt)))
+    with pytest.raises(ValueError, match="features"):
+        layer(_x(rng, (2, 3, 6)))
+    runs = plan_runs[0]
+    layer(x.astype("float32"))
+    assert plan_runs[0] == runs + 1
+
+
+def test_layer_float64(rng):
+    layer = cylstm.layers.LSTM(4, dtype="float64", return_state=True)
+    x = _x(rng, (3, 4, 2), "float64")
+    first = layer(x)
+    _close(layer(x), first)
+    _close(first, _ref(layer, x))
+
+
+def test_layer_masks_and_states_after_a_plan(rng):
+    layer = cylstm.layers.LSTM(4, return_sequences=True, return_state=True)
+    x = _x(rng, (3, 5, 2))
+    layer(x)
+    mask = np.ones((3, 5), bool)
+    mask[0, 3:] = False
+    _close(layer(x, mask=mask), _ref(layer, x, mask=mask))
+    states = [_x(rng, (3, 4)), _x(rng, (3, 4))]
+    kept = [s.copy() for s in states]
+    _close(layer(x, initial_state=states), _ref(layer, x, initial_state=states))
+    _close(layer(x, initial_state=states), _ref(layer, x, initial_state=states))
+    np.testing.assert_array_equal(states[0], kept[0])     # not modified
+    _close(layer(x), _ref(layer, x))                      # zeros again
+    as64 = [s.astype("float64") for s in states]
+    _close(layer(x, initial_state=as64), _ref(layer, x, initial_state=states))
+    with pytest.raises(ValueError, match="initial_state"):
+        layer(x, initial_state=[states[0][:2], states[1][:2]])
+
+
+def test_layer_options_changed_between_calls(rng):
+    layer = cylstm.layers.LSTM(4)
+    x = _x(rng, (2, 5, 3))
+    layer(x)
+    layer.return_sequences = True
+    assert layer(x).shape == (2, 5, 4)
+    layer.go_backwards = True
+    _close(layer(x), _ref(layer, x))
+    layer.return_state = True
+    assert len(layer(x)) == 3
+    layer.cell.activation = cylstm.activations.get("relu")
+    _close(layer(x), _ref(layer, x))
+
+
+def test_layer_dropout_only_in_training(rng, plan_runs):
+    layer = cylstm.layers.LSTM(4, dropout=0.5, recurrent_dropout=0.3, seed=1)
+    x = _x(rng, (3, 5, 2))
+    infer = layer(x)
+    runs = plan_runs[0]
+    trained = layer(x, training=True)
+    assert plan_runs[0] == runs and not np.allclose(trained, infer)
+    _close(layer(x), infer)
+    plain = cylstm.layers.LSTM(4, seed=1)
+    plain(x)
+    _close(plain(x, training=True), plain(x))    # no dropout: training changes nothing
+
+
+def test_layer_thread_setting_and_backend(rng, plan_runs):
+    layer = cylstm.layers.LSTM(8, return_sequences=True)
+    x = _x(rng, (64, 6, 16))
+    base = layer(x)
+    plan = layer._call_plan
+    with cylstm.threads(1):
+        _close(layer(x), base)
+        one = layer._call_plan
+        assert one is not plan and len(one.forward.slices) == 1
+    with cylstm.threads(2):
+        _close(layer(x), base)
+        assert layer._call_plan is not one
+    runs = plan_runs[0]
+    with use_backend("numpy"):
+        _close(layer(x), base)
+    assert plan_runs[0] == runs
+
+
+def test_layer_stateful_and_stepper_untouched(rng, plan_runs):
+    layer = cylstm.layers.LSTM(4, stateful=True)
+    x = _x(rng, (2, 3, 2))
+    a, b = layer(x), layer(x)
+    assert not np.allclose(a, b) and plan_runs[0] == 0
+    step = cylstm.layers.LSTM(4, return_sequences=True)
+    x1 = _x(rng, (2, 1, 2))
+    _close(step(x1), step(x1))
+    _close(step(x1), _ref(step, x1))
+
+
+def test_layer_concurrent_calls_match_serial(rng):
+    layer = cylstm.layers.LSTM(16, return_sequences=True)
+    xs = [_x(rng, (4, 20, 8)) for _ in range(4)]
+    serial = [layer(x) for x in xs]
+    out = [None] * 4
+
+    def work(i):
+        for _ in range(20):
+            out[i] = layer(xs[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for a, b in zip(out, serial):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_layer_pickles_without_its_plan(rng):
+    layer = cylstm.layers.LSTM(4)
+    x = _x(rng, (2, 3, 2))
+    y = layer(x)
+    copy = pickle.loads(pickle.dumps(layer))
+    assert copy._call_plan is None
+    _close(copy(x), y)
+
+
+# -- nn.LSTM -----------------------------------------------------------------------
+
+
+def test_module_repeated_calls_use_the_plan(rng, plan_runs):
+    m = cylstm.nn.LSTM(3, 5, batch_first=True)
+    x = _x(rng, (2, 4, 3))
+    out, (h, c) = m(x)
+    assert plan_runs[0] == 1
+    out2, (h2, c2) = m(x)
+    assert plan_runs[0] == 2
+    _close([out2, h2, c2], [out, h, c])
+    _close([out, h, c], list(_flat(_ref(m, x))))
+    assert h.shape == (1, 2, 5) and not np.shares_memory(out, h)
+
+
+def _flat(res):
+    out, (h, c) = res
+    return out, h, c
+
+
+def test_module_weights_changed_between_calls(rng):
+    m = cylstm.nn.LSTM(3, 5, proj_size=2)
+    x = _x(rng, (4, 2, 3))
+    before = m(x)[0]
+    sd = {k: v * 0.5 for k, v in m.state_dict().items()}
+    m.load_state_dict(sd)
+    after = m(x)[0]
+    assert not np.allclose(before, after)
+    _close(after, _ref(m, x)[0])
+    m.bias_hh_l0[...] += 1.0                       # in place: the summed bias follows
+    _close(m(x)[0], _ref(m, x)[0])
+    m.weight_ih_l0 = np.ones_like(m.weight_ih_l0)  # attribute assignment
+    _close(m(x)[0], _ref(m, x)[0])
+
+
+def test_module_shapes_states_unbatched_dtypes(rng):
+    m = cylstm.nn.LSTM(3, 4)
+    for shape in [(5, 2, 3), (1, 2, 3), (5, 7, 3), (5, 3)]:
+        x = _x(rng, shape)
+        for _ in range(2):
+            _close(list(_flat(m(x))), list(_flat(_ref(m, x))))
+    x = _x(rng, (5, 2, 3))
+    hx = (_x(rng, (1, 2, 4)), _x(rng, (1, 2, 4)))
+    for _ in range(2):
+        _close(list(_flat(m(x, hx))), list(_flat(_ref(m, x, hx))))
+    _close(list(_flat(m(x))), list(_flat(_ref(m, x))))
+    xu = _x(rng, (5, 3))
+    hu = (_x(rng, (1, 4)), _x(rng, (1, 4)))
+    for _ in range(2):
+        _close(list(_flat(m(xu, hu))), list(_flat(_ref(m, xu, hu))))
+    _close(list(_flat(m(x.astype("float64")))), list(_flat(m(x))))
+    with pytest.raises(ValueError, match="hidden"):
+        m(x, (hx[0][:, :1], hx[1]))
+
+
+def test_module_options_threads_training(rng, plan_runs):
+    m = cylstm.nn.LSTM(3, 4, batch_first=True)
+    x = _x(rng, (2, 6, 3))
+    base = m(x)[0]
+    m.batch_first = False
+    _close(m(x)[0], _ref(m, x)[0])
+    m.batch_first = True
+    with cylstm.threads(1):
+        _close(m(x)[0], base)
+    m.eval()
+    _close(m(x)[0], base)
+    runs = plan_runs[0]
+    with use_backend("numpy"):
+        m(x)
+    assert plan_runs[0] == runs
+    deep = cylstm.nn.LSTM(3, 4, num_layers=2, dropout=0.5, seed=0)
+    xs = _x(rng, (5, 2, 3))
+    a, b = deep(xs)[0], deep(xs)[0]
+    assert not np.allclose(a, b)            # training mode: new dropout masks every call
+    deep.eval()
+    _close(deep(xs)[0], deep(xs)[0])
+    assert plan_runs[0] == runs             # stacked layers take the general path
+
+
+def test_layer_time_major_read_only_and_packed(rng):
+    layer = cylstm.layers.LSTM(64, time_major=True, return_sequences=True, return_state=True)
+    x = _x(rng, (5, 8, 6))          # (T, B, I); 8 rows and 64 units: the packed kernel
+    x.setflags(write=False)
+    first = layer(x)
+    _close(layer(x), first)
+    _close(first, _ref(layer, x))
+
+
+def test_layer_rows_split_over_threads(rng, monkeypatch):
+    from cylstm.backends import backend_named
+    monkeypatch.setattr(backend_named("cpu"), "PARALLEL_MIN_WORK", 0)
+    layer = cylstm.layers.LSTM(16, return_sequences=True, return_state=True)
+    x = _x(rng, (9, 4, 5))
+    with cylstm.threads(3):
+        first = layer(x)
+        assert len(layer._call_plan.forward.slices) == 3
+        _close(layer(x), first)
+    _close(first, _ref(layer, x))
+
+
+def test_module_reverse_float64_projection(rng):
+    m = cylstm.nn.LSTM(3, 6, proj_size=4, dtype=np.float64)
+    m._reverse_only = True           # as cylstm.from_onnx sets for a reverse node
+    x = _x(rng, (5, 2, 3), "float64")
+    first = _flat(m(x))
+    _close(list(_flat(m(x))), list(first))
+    _close(list(first), list(_flat(_ref(m, x))))
+    m._reverse_only = False
+    _close(list(_flat(m(x))), list(_flat(_ref(m, x))))
+
+
+def test_plan_casts_real_inputs_and_is_kept(rng, plan_runs):
+    layer = cylstm.layers.LSTM(4)
+    m = cylstm.nn.LSTM(3, 4)
+    x = _x(rng, (2, 5, 3))
+    for call in (layer, m):
+        call(x)
+        plan = call._call_plan
+        for other in (x.astype("float64"), (x * 10).astype("int32"), x.tolist()):
+            got = call(other)
+            want = call(np.asarray(other, "float32"))
+            _close(list(got) if isinstance(got, tuple) else got,
+                   list(want) if isinstance(want, tuple) else want)
+        assert call._call_plan is plan
+        with pytest.raises(TypeError, match="real numbers"):
+            call(x.astype("complex64"))
