@@ -521,8 +521,10 @@ class QuantizedSequential(_Inference):
             if isinstance(layer, (QuantizedLSTM, QuantizedBidirectional, QuantizedDense)):
                 entries.append({"class_name": type(layer).__name__, "config": layer._config()})
             else:
+                shape = getattr(layer, "_build_input_shape", None)
                 entries.append({"class_name": "FloatLayer", "layer": serialize_layer(layer),
-                                "weights": len(layer.get_weights())})
+                                "weights": len(layer.get_weights()),
+                                "build_shape": None if shape is None else list(shape)})
         return {"name": self.name, "layers": entries}
 
     def _arrays(self, prefix):
@@ -546,6 +548,9 @@ class QuantizedSequential(_Inference):
             if kind == "FloatLayer":
                 layer = deserialize_layer(entry["layer"])
                 n = int(entry["weights"])
+                if n and not layer.built:
+                    # Built by a call, not by a declared shape: the weights fix it.
+                    layer.build(tuple(entry.get("build_shape") or (None, None)))
                 if n:
                     layer.set_weights([arrays[f"{p}.{j}"] for j in range(n)])
             else:
