@@ -1,0 +1,147 @@
+"""Quantized serving: cylstm float32 / bfloat16 / int8 beside torch's
+``quantize_dynamic`` (int8 nn.LSTM) and ONNX Runtime's ``DynamicQuantizeLSTM``
+(ORT's own ``quantize_dynamic`` on cylstm's ONNX export), same weights, same
+inputs, in one run, 1 and 2 threads.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/quantized.py
+
+Shapes are B,T,I,H (batch, timesteps, inputs, units), batch-first input, full
+output sequence. Prints a markdown table of median microseconds per call and
+the accuracy of each engine's output against cylstm float32 (max abs error).
+torch and onnxruntime are optional: a missing one is reported, not timed.
+"""
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import cylstm  # noqa: E402
+
+SHAPES = [(1, 1, 256, 256), (1, 1, 512, 512), (1, 1, 1024, 1024), (8, 1, 512, 512),
+          (1, 100, 256, 256)]
+
+
+def median_us(fn, budget_s=0.6, min_reps=5, max_reps=2000):
+    fn()
+    fn()
+    times = []
+    start = time.perf_counter()
+    while len(times) < max_reps and (len(times) < min_reps
+                                     or time.perf_counter() - start < budget_s):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1e6 * float(np.median(times))
+
+
+def make_torch(module):
+    try:
+        import torch
+    except ImportError:
+        return None, None
+    import warnings
+    holder = torch.nn.Module()   # quantize_dynamic swaps children, never the root
+    holder.lstm = module.to_torch().eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        q = torch.ao.quantization.quantize_dynamic(holder, {torch.nn.LSTM}, dtype=torch.qint8)
+    if type(q.lstm).__module__.startswith("torch.nn.modules"):
+        raise RuntimeError("torch's quantize_dynamic left the LSTM in float32")
+    return torch, q.lstm
+
+
+def make_ort(module, folder):
+    try:
+        import onnxruntime as ort
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError:
+        return None
+    fp = os.path.join(folder, "float.onnx")
+    qp = os.path.join(folder, "int8.onnx")
+    cylstm.to_onnx(module, fp)
+    import logging
+    logging.getLogger().setLevel(logging.ERROR)   # ORT's "consider pre-processing" note
+    quantize_dynamic(fp, qp, weight_type=QuantType.QInt8, op_types_to_quantize=["LSTM"])
+    import onnx
+    ops = {n.op_type for n in onnx.load(qp).graph.node}
+    if "DynamicQuantizeLSTM" not in ops:
+        raise RuntimeError(f"ORT's quantize_dynamic did not make a DynamicQuantizeLSTM: {ops}")
+    return ort, qp
+
+
+def run(shapes, threads, seed=0):
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for B, T, I, H in shapes:
+            module = cylstm.nn.LSTM(I, H, batch_first=True, seed=seed)
+            x = np.random.default_rng(seed).standard_normal((B, T, I)).astype(np.float32)
+            q8 = cylstm.quantize(module, "int8")
+            q16 = cylstm.quantize(module, "bfloat16")
+            ref = module(x)[0]
+            torch, tq = make_torch(module)
+            ortmod, onnx_path = None, None
+            made = make_ort(module, folder)
+            if made is not None:
+                ortmod, onnx_path = made
+            for n in threads:
+                cylstm.set_num_threads(n)
+                engines = {"cylstm f32": lambda: module(x)[0], "cylstm bf16": lambda: q16(x)[0],
+                           "cylstm int8": lambda: q8(x)[0]}
+                if torch is not None:
+                    torch.set_num_threads(n)
+                    xt = torch.from_numpy(x)
+
+                    def torch_call():
+                        with torch.inference_mode():
+                            return tq(xt)[0].numpy()
+                    engines["torch int8"] = torch_call
+                if ortmod is not None:
+                    so = ortmod.SessionOptions()
+                    so.intra_op_num_threads = n
+                    so.inter_op_num_threads = 1
+                    sess = ortmod.InferenceSession(onnx_path, so,
+                                                   providers=["CPUExecutionProvider"])
+                    name = sess.get_inputs()[0].name
+                    engines["ORT int8"] = lambda: sess.run(None, {name: x})[0]
+                for label, fn in engines.items():
+                    out = np.asarray(fn()).reshape(ref.shape)
+                    rows.append({"shape": f"{B},{T},{I},{H}", "threads": n, "engine": label,
+                                 "us": median_us(fn),
+                                 "err": float(np.abs(out - ref).max())})
+    return rows
+
+
+def table(rows):
+    engines = list(dict.fromkeys(r["engine"] for r in rows))
+    keys = list(dict.fromkeys((r["shape"], r["threads"]) for r in rows))
+    lines = ["| shape B,T,I,H | threads | " + " | ".join(engines)
+             + " | int8 / f32 | int8 / best peer int8 |",
+             "|---|---|" + "---|" * (len(engines) + 2)]
+    for shape, n in keys:
+        got = {r["engine"]: r for r in rows if r["shape"] == shape and r["threads"] == n}
+        cells = [f"{got[e]['us']:.1f} ({got[e]['err']:.0e})" if e in got else "-"
+                 for e in engines]
+        f32, i8 = got["cylstm f32"]["us"], got["cylstm int8"]["us"]
+        peers = [got[e]["us"] for e in ("torch int8", "ORT int8") if e in got]
+        best = f"{i8 / min(peers):.2f}" if peers else "-"
+        lines.append(f"| {shape} | {n} | " + " | ".join(cells) + f" | {i8 / f32:.2f} | {best} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--quick", action="store_true", help="the first shape only")
+    args = p.parse_args(argv)
+    shapes = SHAPES[:1] if args.quick else SHAPES
+    rows = run(shapes, args.threads)
+    print("Median microseconds per call (max abs error vs cylstm float32 in parentheses).")
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()
