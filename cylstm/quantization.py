@@ -172,6 +172,8 @@ class QuantizedLSTM(_Inference):
         self.time_major = bool(time_major)
         self.zero_output_for_mask = bool(zero_output_for_mask)
         self.states: Optional[List[np.ndarray]] = None
+        self._kernel = _kernels().QuantizedLSTMKernel(kernel.matrix, recurrent_kernel.matrix,
+                                                      None, self.bias)
 
     _OPTIONS = ("name", "return_sequences", "return_state", "go_backwards", "stateful",
                 "time_major", "zero_output_for_mask")
@@ -229,8 +231,7 @@ class QuantizedLSTM(_Inference):
         if self.go_backwards:
             x_tm = x_tm[::-1]
             mask_tm = None if mask_tm is None else mask_tm[::-1]
-        return _kernels().lstm_forward(self.kernel.matrix, self.recurrent_kernel.matrix, None,
-                                       self.bias, x_tm, h0, c0, mask_tm, return_sequences)
+        return self._kernel.run(x_tm, h0, c0, mask_tm, return_sequences)
 
     def call(self, inputs: Any, initial_state: Optional[Any] = None,
              mask: Optional[Any] = None, training: bool = False) -> Any:
@@ -286,13 +287,16 @@ class QuantizedLSTM(_Inference):
 
     def step(self, inputs: Any, states: Any) -> Tuple[np.ndarray, List[np.ndarray]]:
         """One timestep: ``h, [h, c] = layer.step(x_t, [h, c])`` with x_t (batch, features)."""
+        if type(states) in (list, tuple) and len(states) == 2:
+            out = self._kernel.step(inputs, states[0], states[1])
+            if out is not None:   # float32 C-contiguous arrays of the right shapes
+                return out[0], [out[0], out[1]]
         x = as_float_array(inputs, _F32)
         if x.ndim != 2 or x.shape[1] != self.input_dim:
             raise ValueError(f"Input of {self.name!r}.step must be (batch, {self.input_dim}); "
                              f"got shape {x.shape}.")
         h0, c0 = self._check_states(states, x.shape[0], "states")
-        _, h, c, _ = _kernels().lstm_forward(self.kernel.matrix, self.recurrent_kernel.matrix,
-                                             None, self.bias, x[None], h0, c0, None, False)
+        _, h, c, _ = self._kernel.run(x[None], h0, c0, None, False)
         return h, [h, c]
 
     def compute_mask(self, inputs: Any, mask: Optional[Any] = None) -> Any:
@@ -595,6 +599,9 @@ class QuantizedTorchLSTM(_Inference):
         self.proj_size = int(proj_size)
         self._reverse_only = bool(reverse_only)
         self._slots = slots   # [layer][direction] -> {"W", "U", "R", "b"}
+        self._kernels = [[_kernels().QuantizedLSTMKernel(
+            s["W"].matrix, s["U"].matrix, None if s["R"] is None else s["R"].matrix, s["b"])
+            for s in row] for row in slots]
 
     @classmethod
     def from_module(cls, module: Any, dtype: str) -> "QuantizedTorchLSTM":
@@ -642,25 +649,34 @@ class QuantizedTorchLSTM(_Inference):
     def forward(self, input: Any, hx: Optional[Tuple[Any, Any]] = None
                 ) -> Tuple[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
         """``output, (h_n, c_n)`` with torch.nn.LSTM's shapes."""
-        x, time_major, batched, h0, c0 = self._prepare(input, hx)
-        lq = _kernels()
+        if (hx is None and type(input) is np.ndarray and input.dtype == _F32
+                and input.ndim == 3 and input.shape[2] == self.input_size
+                and input.shape[int(self.batch_first)] > 0):
+            # The common serving call: skip the general argument handling.
+            x, time_major, batched = input, not self.batch_first, True
+            B = input.shape[0] if self.batch_first else input.shape[1]
+            LD = self.num_layers * self.num_directions
+            h0 = np.zeros((LD, B, self._out_size), _F32)
+            c0 = np.zeros((LD, B, self.hidden_size), _F32)
+        else:
+            x, time_major, batched, h0, c0 = self._prepare(input, hx)
         D = self.num_directions
         h_n = np.empty(h0.shape, _F32)
         c_n = np.empty(c0.shape, _F32)
         layer_input = x if time_major else x.transpose(1, 0, 2)
-        for layer, row in enumerate(self._slots):
+        for layer, row in enumerate(self._kernels):
             outs = []
-            for d, s in enumerate(row):
+            for d, kernel in enumerate(row):
                 idx = layer * D + d
                 backwards = d == 1 or self._reverse_only
                 xin = layer_input[::-1] if backwards else layer_input
-                seq, h, c, _ = lq.lstm_forward(
-                    s["W"].matrix, s["U"].matrix, None if s["R"] is None else s["R"].matrix,
-                    s["b"], xin, h0[idx], c0[idx], None, True)
+                seq, h, c, _ = kernel.run(xin, h0[idx], c0[idx], None, True)
                 outs.append(seq[::-1] if backwards else seq)
                 h_n[idx], c_n[idx] = h, c
             layer_input = outs[0] if D == 1 else np.concatenate(outs, axis=-1)
-        out = np.ascontiguousarray(layer_input if time_major else layer_input.transpose(1, 0, 2))
+        out = layer_input if time_major else layer_input.transpose(1, 0, 2)
+        if not out.flags.c_contiguous:
+            out = np.ascontiguousarray(out)
         if not batched:
             return out[:, 0], (h_n[:, 0], c_n[:, 0])
         return out, (h_n, c_n)

@@ -2,7 +2,10 @@
 # arithmetic and the CPU paths are described in quantized.h, the NumPy twin
 # is cylstm/_kernels/reference_quantized.py.
 cimport numpy as cnp
+from cpython.pythread cimport (NOWAIT_LOCK, PyThread_acquire_lock, PyThread_allocate_lock,
+                               PyThread_free_lock, PyThread_release_lock, PyThread_type_lock)
 from libc.stdint cimport int8_t, int32_t, uint8_t, uint16_t
+from libc.string cimport memcpy, memset
 
 import numpy as np
 
@@ -156,58 +159,165 @@ cdef class QuantizedMatrix:
         return acc, sa, zp
 
 
+cdef class QuantizedLSTMKernel:
+    """One direction of a quantized LSTM: W (F, 4H), U (P, 4H), the projection
+    R (H, P) or None, a float32 bias (4H,), and work buffers kept between calls
+    (a call that finds them in use by another thread takes its own).
+
+    ``run(x, h0, c0, mask=None, return_sequences=True)`` over time-major x
+    (T, B, F) returns (seq (T, B, P) or None, h (B, P), c (B, H), last output
+    (B, P)); `mask` (T, B) bool carries the states of masked rows
+    (quantized.h, cyl_q_lstm).
+    """
+    cdef readonly QuantizedMatrix W, U, R
+    cdef readonly object bias
+    cdef int F, G, H, P
+    cdef object _xproj, _scratch, _work, _prev
+    cdef PyThread_type_lock _busy
+
+    def __cinit__(self):
+        self._busy = PyThread_allocate_lock()
+        if self._busy == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        if self._busy != NULL:
+            PyThread_free_lock(self._busy)
+
+    def __init__(self, QuantizedMatrix W, QuantizedMatrix U, QuantizedMatrix R, bias):
+        self.G = U.m.N
+        self.H = self.G // 4
+        self.P = U.m.K
+        self.F = W.m.K
+        if W.m.N != self.G or self.G != 4 * self.H or W.dtype != U.dtype:
+            raise ValueError(f"Quantized weights of shapes {W.shape}, {U.shape} do not make "
+                             "an LSTM.")
+        if R is None:
+            if self.P != self.H:
+                raise ValueError("A recurrent kernel of a projected LSTM needs the projection `R`.")
+        elif R.m.K != self.H or R.m.N != self.P or R.dtype != U.dtype:
+            raise ValueError(f"The projection must be ({self.H}, {self.P}), got {R.shape}.")
+        self.W, self.U, self.R = W, U, R
+        self.bias = _c_f32(bias, (self.G,), "bias")
+        self._xproj = self._scratch = self._work = self._prev = None
+
+    def _buffers(self, int T, int B):
+        """(xproj, scratch, work, prev) for T steps of B rows."""
+        cdef long need = max(cyl_qmat_scratch(&self.W.m, T * B), cyl_qmat_scratch(&self.U.m, B))
+        if self.R is not None:
+            need = max(need, cyl_qmat_scratch(&self.R.m, B))
+        return (np.empty(T * B * self.G, np.float32), np.empty(need, np.uint8),
+                np.empty(B * (6 * self.H + self.P), np.float32), np.empty(B * self.P, np.float32))
+
+    def run(self, x, h0, c0, mask=None, bint return_sequences=True, int force=-1):
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if x.ndim != 3 or x.shape[2] != self.F:
+            raise ValueError(f"`x` must be 3-D (T, B, {self.F}) with {self.F} features, got "
+                             f"shape {x.shape}.")
+        cdef int T = x.shape[0], B = x.shape[1]
+        cdef int G = self.G, H = self.H, P = self.P
+        cdef cnp.ndarray h = np.array(_c_f32(h0, (B, P), "h0"), copy=True)
+        cdef cnp.ndarray c = np.array(_c_f32(c0, (B, H), "c0"), copy=True)
+        cdef cnp.ndarray mk = None
+        if mask is not None:
+            m_arr = np.ascontiguousarray(mask, dtype=np.uint8)
+            if m_arr.shape != (T, B):
+                raise ValueError(f"`mask` must have shape ({T}, {B}), got {m_arr.shape}.")
+            mk = m_arr
+        cdef cnp.ndarray seq = np.empty((T, B, P), np.float32) if return_sequences else None
+        if T == 0 or B == 0:
+            return seq, h, c, np.zeros((B, P), np.float32)
+        cdef bint owned = PyThread_acquire_lock(self._busy, NOWAIT_LOCK) == 1
+        cdef cnp.ndarray xproj, scratch, work, prev
+        cdef cnp.ndarray xs = x, b = self.bias
+        cdef int level = cyl_q_level(self.U.m.kind, force)
+        cdef const cyl_qmat* rp = NULL if self.R is None else &self.R.m
+        cdef const uint8_t* mp = NULL if mk is None else <const uint8_t*>cnp.PyArray_DATA(mk)
+        cdef float* sp = NULL if seq is None else <float*>cnp.PyArray_DATA(seq)
+        cdef float* xp
+        cdef const float* bp = <const float*>cnp.PyArray_DATA(b)
+        cdef Py_ssize_t r
+        try:
+            if owned:
+                if self._xproj is None or self._xproj.shape[0] < T * B * G \
+                        or self._prev.shape[0] != B * P:
+                    self._xproj, self._scratch, self._work, self._prev = self._buffers(T, B)
+                xproj, scratch, work, prev = self._xproj, self._scratch, self._work, self._prev
+                if scratch.shape[0] < cyl_qmat_scratch(&self.W.m, T * B):
+                    self._scratch = scratch = self._buffers(T, B)[1]
+            else:
+                xproj, scratch, work, prev = self._buffers(T, B)
+            xp = <float*>cnp.PyArray_DATA(xproj)
+            with nogil:
+                for r in range(<Py_ssize_t>T * B):
+                    memcpy(xp + r * G, bp, G * sizeof(float))
+                memset(cnp.PyArray_DATA(prev), 0, <size_t>B * P * sizeof(float))
+                cyl_qmat_apply(&self.W.m, level, T * B, <const float*>cnp.PyArray_DATA(xs),
+                               self.F, xp, G, cnp.PyArray_DATA(scratch))
+                cyl_q_lstm(&self.U.m, rp, level, T, B, H, P, xp, mp,
+                           <float*>cnp.PyArray_DATA(h), <float*>cnp.PyArray_DATA(c), sp,
+                           <float*>cnp.PyArray_DATA(prev), <float*>cnp.PyArray_DATA(work),
+                           cnp.PyArray_DATA(scratch))
+            last = prev[:B * P].reshape(B, P).copy()
+        finally:
+            if owned:
+                PyThread_release_lock(self._busy)
+        return seq, h, c, last
+
+
+    def step(self, x, h0, c0):
+        """One step for C-contiguous float32 x (B, F), h0 (B, P), c0 (B, H):
+        new arrays (h, c); None when the arguments are not exactly that (the
+        caller then takes ``run``)."""
+        if not (_exact(x, -1, self.F) and cnp.PyArray_DIMS(<cnp.ndarray>x)[0] > 0):
+            return None
+        cdef int B = cnp.PyArray_DIMS(<cnp.ndarray>x)[0]
+        if not (_exact(h0, B, self.P) and _exact(c0, B, self.H)):
+            return None
+        if PyThread_acquire_lock(self._busy, NOWAIT_LOCK) != 1:
+            return None
+        cdef cnp.ndarray h, c, xproj, scratch, work, prev, xs = <cnp.ndarray>x
+        cdef int G = self.G
+        cdef int level = cyl_q_level(self.U.m.kind, -1)
+        cdef const cyl_qmat* rp = NULL if self.R is None else &self.R.m
+        cdef const float* bp = <const float*>cnp.PyArray_DATA(<cnp.ndarray>self.bias)
+        cdef float* xp
+        cdef Py_ssize_t r
+        try:
+            if self._xproj is None or self._xproj.shape[0] < B * G \
+                    or self._prev.shape[0] != B * self.P:
+                self._xproj, self._scratch, self._work, self._prev = self._buffers(1, B)
+            xproj, scratch, work, prev = self._xproj, self._scratch, self._work, self._prev
+            h = (<cnp.ndarray>h0).copy()
+            c = (<cnp.ndarray>c0).copy()
+            xp = <float*>cnp.PyArray_DATA(xproj)
+            with nogil:
+                for r in range(B):
+                    memcpy(xp + r * G, bp, G * sizeof(float))
+                cyl_qmat_apply(&self.W.m, level, B, <const float*>cnp.PyArray_DATA(xs),
+                               self.F, xp, G, cnp.PyArray_DATA(scratch))
+                cyl_q_lstm(&self.U.m, rp, level, 1, B, self.H, self.P, xp, NULL,
+                           <float*>cnp.PyArray_DATA(h), <float*>cnp.PyArray_DATA(c), NULL,
+                           <float*>cnp.PyArray_DATA(prev), <float*>cnp.PyArray_DATA(work),
+                           cnp.PyArray_DATA(scratch))
+        finally:
+            PyThread_release_lock(self._busy)
+        return h, c
+
+
+cdef inline bint _exact(object a, int rows, int cols):
+    """A C-contiguous 2-D float32 ndarray with `cols` columns (and `rows` rows
+    unless rows < 0)."""
+    if not cnp.PyArray_CheckExact(a):
+        return False
+    cdef cnp.ndarray arr = <cnp.ndarray>a
+    return (cnp.PyArray_NDIM(arr) == 2 and (rows < 0 or cnp.PyArray_DIMS(arr)[0] == rows)
+            and cnp.PyArray_DIMS(arr)[1] == cols and cnp.PyArray_TYPE(arr) == cnp.NPY_FLOAT32
+            and cnp.PyArray_IS_C_CONTIGUOUS(arr))
+
+
 def lstm_forward(QuantizedMatrix W, QuantizedMatrix U, QuantizedMatrix R, bias, x, h0, c0,
                  mask=None, bint return_sequences=True, int force=-1):
-    """The quantized LSTM over time-major x (T, B, F), gates i, f, g, o.
-
-    Returns (seq (T, B, P) or None, h (B, P), c (B, H), last output (B, P)); `mask` (T, B) bool
-    carries the states of masked rows (quantized.h, cyl_q_lstm). `R` is the
-    projection (H, P) or None.
-    """
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    if x.ndim != 3:
-        raise ValueError(f"`x` must be 3-D (T, B, F), got shape {x.shape}.")
-    cdef int T = x.shape[0], B = x.shape[1], F = x.shape[2]
-    cdef int G = U.m.N, H = G // 4
-    cdef int P = U.m.K
-    if W.m.K != F or W.m.N != G or G != 4 * H or W.dtype != U.dtype:
-        raise ValueError(f"Quantized weights of shapes {W.shape}, {U.shape} do not fit "
-                         f"inputs with {F} features.")
-    if R is None:
-        if P != H:
-            raise ValueError("A recurrent kernel of a projected LSTM needs the projection `R`.")
-    elif R.m.K != H or R.m.N != P or R.dtype != U.dtype:
-        raise ValueError(f"The projection must be ({H}, {P}), got {R.shape}.")
-    cdef cnp.ndarray h = _c_f32(h0, (B, P), "h0").copy()
-    cdef cnp.ndarray c = _c_f32(c0, (B, H), "c0").copy()
-    cdef cnp.ndarray b = _c_f32(bias, (G,), "bias")
-    cdef cnp.ndarray mk = None
-    if mask is not None:
-        m_arr = np.ascontiguousarray(mask, dtype=np.uint8)
-        if m_arr.shape != (T, B):
-            raise ValueError(f"`mask` must have shape ({T}, {B}), got {m_arr.shape}.")
-        mk = m_arr
-    cdef cnp.ndarray seq = np.empty((T, B, P), np.float32) if return_sequences else None
-    cdef cnp.ndarray prev = np.zeros((B, P), np.float32)
-    if T == 0 or B == 0:
-        return seq, h, c, prev
-    cdef int level = cyl_q_level(U.m.kind, force)
-    cdef cnp.ndarray xproj = np.empty((T * B, G), np.float32)
-    xproj[...] = b
-    cdef cnp.ndarray xs = x
-    cdef long need = max(cyl_qmat_scratch(&W.m, T * B), cyl_qmat_scratch(&U.m, B))
-    if R is not None:
-        need = max(need, cyl_qmat_scratch(&R.m, B))
-    cdef cnp.ndarray scratch = np.empty(need, np.uint8)
-    cdef cnp.ndarray work = np.empty(B * (6 * H + P), np.float32)
-    cdef const cyl_qmat* rp = NULL if R is None else &R.m
-    cdef const uint8_t* mp = NULL if mk is None else <const uint8_t*>cnp.PyArray_DATA(mk)
-    cdef float* sp = NULL if seq is None else <float*>cnp.PyArray_DATA(seq)
-    with nogil:
-        cyl_qmat_apply(&W.m, level, T * B, <const float*>cnp.PyArray_DATA(xs), F,
-                       <float*>cnp.PyArray_DATA(xproj), G, cnp.PyArray_DATA(scratch))
-        cyl_q_lstm(&U.m, rp, level, T, B, H, P, <float*>cnp.PyArray_DATA(xproj), mp,
-                   <float*>cnp.PyArray_DATA(h), <float*>cnp.PyArray_DATA(c), sp,
-                   <float*>cnp.PyArray_DATA(prev), <float*>cnp.PyArray_DATA(work),
-                   cnp.PyArray_DATA(scratch))
-    return seq, h, c, prev
+    """The quantized LSTM over time-major x (T, B, F), gates i, f, g, o: one
+    call of :class:`QuantizedLSTMKernel` ``(W, U, R, bias).run(...)``."""
+    return QuantizedLSTMKernel(W, U, R, bias).run(x, h0, c0, mask, return_sequences, force)

@@ -34,6 +34,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "fastmath.h"   /* the SIMD-friendly sigmoid and tanh of the float kernels */
+
 /* Same guard as recurrent.h: target attributes and __builtin_cpu_supports
  * exist on GCC/clang for x86-64 only; MSVC and aarch64 take the portable path. */
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(_MSC_VER)
@@ -550,7 +552,17 @@ static void cyl_qmat_apply(const cyl_qmat *m, int level, int n, const float *A, 
 
 /* ---------------------------------------------------------------- the LSTM loop */
 
-static inline float cyl_q_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+/* One row of the cell: gates z (i, f, g, o blocks of H), c -> c_new, h_new. */
+CYL_CLONES
+static void cyl_q_cell(int H, const float *z, const float *c, float *cn, float *hn) {
+    for (int j = 0; j < H; j++) {
+        float ig = cyl_sigmoid1(z[j]), fg = cyl_sigmoid1(z[H + j]);
+        float gg = cyl_tanh1(z[2 * H + j]), og = cyl_sigmoid1(z[3 * H + j]);
+        float v = fg * c[j] + ig * gg;
+        cn[j] = v;
+        hn[j] = og * cyl_tanh1(v);
+    }
+}
 
 /* The quantized LSTM over T steps of B rows, gates i, f, g, o (Keras's and
  * torch's order), tanh and sigmoid.
@@ -573,16 +585,9 @@ static void cyl_q_lstm(const cyl_qmat *U, const cyl_qmat *R, int level, int T, i
     for (int t = 0; t < T; t++) {
         float *z = xproj + (long)t * B * G;
         cyl_qmat_apply(U, level, B, h, P, z, G, scratch);
-        for (int b = 0; b < B; b++) {
-            float *zb = z + (long)b * G;
-            for (int j = 0; j < H; j++) {
-                float ig = cyl_q_sigmoid(zb[j]), fg = cyl_q_sigmoid(zb[H + j]);
-                float gg = tanhf(zb[2 * H + j]), og = cyl_q_sigmoid(zb[3 * H + j]);
-                float cn = fg * c[(long)b * H + j] + ig * gg;
-                cnew[(long)b * H + j] = cn;
-                hfull[(long)b * H + j] = og * tanhf(cn);
-            }
-        }
+        for (int b = 0; b < B; b++)
+            cyl_q_cell(H, z + (long)b * G, c + (long)b * H, cnew + (long)b * H,
+                       hfull + (long)b * H);
         if (R != NULL) {
             memset(hnew, 0, (size_t)B * P * sizeof(float));
             cyl_qmat_apply(R, level, B, hfull, H, hnew, P, scratch);

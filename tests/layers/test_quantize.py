@@ -79,12 +79,14 @@ def test_lstm_step_and_stateful(dtype, data):
     layer = cylstm.layers.LSTM(8, return_state=True)
     layer(x)
     q = cylstm.quantize(layer, dtype)
-    states = q.get_initial_state(4)
-    for t in range(x.shape[1]):
-        h, states = q.step(x[:, t], states)
     out, hq, cq = q(x)
-    np.testing.assert_allclose(h, out, atol=1e-6)
-    np.testing.assert_allclose(states[1], cq, atol=1e-6)
+    for contiguous in (True, False):   # the C fast path and the general one
+        states = q.get_initial_state(4)
+        for t in range(x.shape[1]):
+            xt = np.ascontiguousarray(x[:, t]) if contiguous else x[:, t]
+            h, states = q.step(xt, states)
+        np.testing.assert_allclose(h, out, atol=1e-6)
+        np.testing.assert_allclose(states[1], cq, atol=1e-6)
     with pytest.raises(ValueError, match="step"):
         q.step(x[:, 0, :3], states)
     stateful = cylstm.layers.LSTM(8, stateful=True)
