@@ -559,17 +559,28 @@ static void cyl_qmat_apply(const cyl_qmat *m, int level, int n, const float *A, 
 
 /* ---------------------------------------------------------------- the LSTM loop */
 
-/* One row of the cell: gates z (i, f, g, o blocks of H, activated in place),
- * c -> c_new, h_new; fastmath.h's loops vectorise (one fused loop did not). */
-static void cyl_q_cell(int H, float *z, const float *c, float *cn, float *hn) {
-    cyl_sigmoid_f32(z, z, 2 * (Py_ssize_t)H);
-    cyl_tanh_f32(z + 2 * H, z + 2 * H, H);
-    cyl_sigmoid_f32(z + 3 * H, z + 3 * H, H);
-    for (int j = 0; j < H; j++)
-        cn[j] = z[H + j] * c[j] + z[j] * z[2 * H + j];
-    cyl_tanh_f32(cn, hn, H);
-    for (int j = 0; j < H; j++)
-        hn[j] *= z[3 * H + j];
+/* The cell of B rows: gates z (B x 4H: i, f, g, o blocks of H per row) are
+ * activated in place in one call over all rows (sel, B x 4H: 1 for a sigmoid
+ * column, 2 for tanh, as fastmath.h's cyl_lstm_gates_f32 takes it), then
+ * c -> cn and hn = o * tanh(cn). Few calls per step: a loop per row and gate
+ * cost more than the arithmetic at small H. */
+static void cyl_q_cell(int B, int H, float *z, const float *sel, const float *c, float *cn,
+                       float *hn) {
+    int G = 4 * H;
+    cyl_lstm_gates_f32(z, z, sel, (Py_ssize_t)B * G);
+    for (int b = 0; b < B; b++) {
+        const float *zb = z + (long)b * G, *cb = c + (long)b * H;
+        float *nb = cn + (long)b * H;
+        for (int j = 0; j < H; j++)
+            nb[j] = zb[H + j] * cb[j] + zb[j] * zb[2 * H + j];
+    }
+    cyl_tanh_f32(cn, hn, (Py_ssize_t)B * H);
+    for (int b = 0; b < B; b++) {
+        const float *ob = z + (long)b * G + 3 * H;
+        float *hb = hn + (long)b * H;
+        for (int j = 0; j < H; j++)
+            hb[j] *= ob[j];
+    }
 }
 
 /* The quantized LSTM over T steps of B rows, gates i, f, g, o (Keras's and
@@ -583,19 +594,20 @@ static void cyl_q_cell(int H, float *z, const float *c, float *cn, float *hn) {
  *     previous output (zeros before its first unmasked step), as Keras.
  *   seq (T x B x P) or NULL: the outputs of every step.
  *   prev (B x P): the last outputs (zero them on entry); work: B*(4H + 2H + P)
- *   floats; scratch: cyl_qmat_scratch for B rows of U and of R.
+ *   floats (the gate selector, h before projection, the new h and c); scratch: cyl_qmat_scratch for B rows of U and of R.
  */
 static void cyl_q_lstm(const cyl_qmat *U, const cyl_qmat *R, int level, int T, int B,
                        int H, int P, float *xproj, const uint8_t *mask, float *h, float *c,
                        float *seq, float *prev, float *work, void *scratch) {
     int G = 4 * H;
-    float *hfull = work + (long)B * G, *hnew = hfull + (long)B * H, *cnew = hnew + (long)B * P;
+    float *sel = work, *hfull = work + (long)B * G, *hnew = hfull + (long)B * H;
+    float *cnew = hnew + (long)B * P;
+    for (long r = 0; r < (long)B * G; r++)
+        sel[r] = (r % G) / H == 2 ? 2.0f : 1.0f;
     for (int t = 0; t < T; t++) {
         float *z = xproj + (long)t * B * G;
         cyl_qmat_apply(U, level, B, h, P, z, G, scratch);
-        for (int b = 0; b < B; b++)
-            cyl_q_cell(H, z + (long)b * G, c + (long)b * H, cnew + (long)b * H,
-                       hfull + (long)b * H);
+        cyl_q_cell(B, H, z, sel, c, cnew, hfull);
         if (R != NULL) {
             memset(hnew, 0, (size_t)B * P * sizeof(float));
             cyl_qmat_apply(R, level, B, hfull, H, hnew, P, scratch);
