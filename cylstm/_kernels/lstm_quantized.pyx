@@ -22,8 +22,8 @@ cdef extern from "quantized.h" nogil:
     int cyl_q_level(int kind, int force)
     long cyl_q8_packed_size(int K, int N)
     void cyl_q8_pack(const int8_t* W, int K, int N, int8_t* Wp)
-    void cyl_q8_quantize_rows(int n, int K, const float* A, int lda, uint8_t* Q,
-                              float* scale, int32_t* zp)
+    void cyl_q8_quantize(int level, int n, int K, const float* A, int lda, uint8_t* Q,
+                         float* scale, int32_t* zp)
     void cyl_q8_gemm(int level, int n, int N, int K, const uint8_t* Q, const int8_t* Wp,
                      int32_t* acc)
     long cyl_bf16_packed_size(int K, int N)
@@ -151,7 +151,7 @@ cdef class QuantizedMatrix:
         cdef cnp.ndarray acc = np.empty((n, self.m.N), np.int32)
         cdef cnp.ndarray aa = a
         cdef int level = cyl_q_level(0, force)
-        cyl_q8_quantize_rows(n, K, <const float*>cnp.PyArray_DATA(aa), K,
+        cyl_q8_quantize(level, n, K, <const float*>cnp.PyArray_DATA(aa), K,
                              <uint8_t*>cnp.PyArray_DATA(q), <float*>cnp.PyArray_DATA(sa),
                              <int32_t*>cnp.PyArray_DATA(zp))
         cyl_q8_gemm(level, n, self.m.N, K, <const uint8_t*>cnp.PyArray_DATA(q),

@@ -140,6 +140,62 @@ static void cyl_q8_quantize_rows(int n, int K, const float *A, int lda, uint8_t 
     }
 }
 
+#if CYL_Q_HAVE_X86
+/* cyl_q8_quantize_rows with AVX-512: the same scale, zero point and codes
+ * (roundscale rounds to nearest even as cyl_q_rint does; min and max of
+ * finite values are exact). */
+__attribute__((target("avx512f,avx512bw")))
+static void cyl_q8_quantize_rows_avx512(int n, int K, const float *A, int lda, uint8_t *Q,
+                                        float *scale, int32_t *zp) {
+    int Kp = cyl_q_round_up(K, 4);
+    for (int i = 0; i < n; i++) {
+        const float *a = A + (long)i * lda;
+        __m512 vlo = _mm512_setzero_ps(), vhi = _mm512_setzero_ps();
+        for (int k = 0; k < K; k += 16) {
+            int w = K - k < 16 ? K - k : 16;
+            __m512 v = _mm512_maskz_loadu_ps((__mmask16)((1u << w) - 1u), a + k);
+            vlo = _mm512_min_ps(vlo, v);
+            vhi = _mm512_max_ps(vhi, v);
+        }
+        float lo = _mm512_reduce_min_ps(vlo), hi = _mm512_reduce_max_ps(vhi);
+        float s = (hi - lo) / 255.0f;
+        if (!(s > 0.0f) || !isfinite(s))
+            s = 1.0f;
+        float inv = 1.0f / s;
+        float z = cyl_q_rint(-lo * inv);
+        int32_t zi = z < 0.0f ? 0 : (z > 255.0f ? 255 : (int32_t)z);
+        __m512 vinv = _mm512_set1_ps(inv), vz = _mm512_set1_ps((float)zi);
+        __m512 v0 = _mm512_setzero_ps(), v255 = _mm512_set1_ps(255.0f);
+        uint8_t *q = Q + (long)i * Kp;
+        for (int k = 0; k < Kp; k += 16) {
+            int w = K - k < 16 ? (K - k > 0 ? K - k : 0) : 16;
+            int wp = Kp - k < 16 ? Kp - k : 16;
+            __m512 v = _mm512_maskz_loadu_ps((__mmask16)((1u << w) - 1u), a + k);
+            v = _mm512_roundscale_ps(_mm512_mul_ps(v, vinv),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v, vz), v0), v255);
+            __m512i iv = _mm512_maskz_cvtps_epi32((__mmask16)((1u << w) - 1u), v);
+            _mm512_mask_storeu_epi8(q + k, (__mmask64)((1ull << wp) - 1ull),
+                                    _mm512_castsi128_si512(_mm512_cvtepi32_epi8(iv)));
+        }
+        scale[i] = s;
+        zp[i] = zi;
+    }
+}
+#endif
+
+static void cyl_q8_quantize(int level, int n, int K, const float *A, int lda, uint8_t *Q,
+                            float *scale, int32_t *zp) {
+#if CYL_Q_HAVE_X86
+    if (level >= 2) {
+        cyl_q8_quantize_rows_avx512(n, K, A, lda, Q, scale, zp);
+        return;
+    }
+#endif
+    (void)level;
+    cyl_q8_quantize_rows(n, K, A, lda, Q, scale, zp);
+}
+
 /* acc (n x N, int32) = Q (n x Kp uint8) @ W (packed), portable C. */
 static void cyl_q8_gemm_c(int n, int N, int K, const uint8_t *Q, const int8_t *Wp,
                           int32_t *acc) {
@@ -547,7 +603,7 @@ static void cyl_qmat_apply(const cyl_qmat *m, int level, int n, const float *A, 
         int32_t *zp = (int32_t *)(sa + n);
         uint8_t *q = (uint8_t *)(zp + n);
         (void)Kp;
-        cyl_q8_quantize_rows(n, m->K, A, lda, q, sa, zp);
+        cyl_q8_quantize(level, n, m->K, A, lda, q, sa, zp);
         cyl_q8_gemm(level, n, m->N, m->K, q, (const int8_t *)m->packed, acc);
         cyl_q8_dequant_add(n, m->N, acc, sa, zp, m->scale, m->colsum, C, ldc);
     } else {
