@@ -658,8 +658,10 @@ static void cyl_q_lstm(const cyl_qmat *U, const cyl_qmat *R, int level, int T, i
     int G = 4 * H;
     float *sel = work, *hfull = work + (long)B * G, *hnew = hfull + (long)B * H;
     float *cnew = hnew + (long)B * P;
-    for (long r = 0; r < (long)B * G; r++)
-        sel[r] = (r % G) / H == 2 ? 2.0f : 1.0f;
+    for (int j = 0; j < G; j++)
+        sel[j] = (j >= 2 * H && j < 3 * H) ? 2.0f : 1.0f;
+    for (int b = 1; b < B; b++)
+        memcpy(sel + (long)b * G, sel, (size_t)G * sizeof(float));
     for (int t = 0; t < T; t++) {
         float *z = xproj + (long)t * B * G;
         cyl_qmat_apply(U, level, B, h, P, z, G, scratch);
