@@ -69,6 +69,9 @@ class _QWeight:
     def from_float(cls, dtype, w):
         from ._kernels import reference_quantized as ref
         w = np.asarray(w, dtype=_F32)
+        if not np.all(np.isfinite(w)):
+            raise ValueError(f"Cannot quantize weights of shape {w.shape} holding NaN or "
+                             "infinite values.")
         if dtype == "int8":
             return cls(dtype, *ref.quantize_weights_int8(w))
         return cls(dtype, ref.to_bfloat16_bits(w))
@@ -420,6 +423,9 @@ class QuantizedDense(_Inference):
         self.kernel = kernel
         self.bias = np.asarray(bias, _F32)
         self.units = kernel.shape[1]
+        if self.bias.shape != (self.units,):
+            raise ValueError(f"The bias of {name!r} must have shape ({self.units},), got "
+                             f"{self.bias.shape}.")
         self.activation = _activations.get(activation)
         self.name = name
 

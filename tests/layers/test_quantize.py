@@ -218,3 +218,60 @@ def test_load_rejects_bad_files(tmp_path):
     model.save(tmp_path / "float.cylstm")
     with pytest.raises(ValueError, match="not a cylstm.quantized file"):
         cylstm.load_quantized(tmp_path / "float.cylstm")
+
+
+def test_load_rejects_weights_that_do_not_fit(tmp_path):
+    import io
+    import zipfile
+    layer = cylstm.layers.LSTM(4)
+    layer(np.ones((2, 3, 5), np.float32))
+    path = tmp_path / "lstm.cylstm"
+    cylstm.quantize(layer, "int8").save(path)
+    with zipfile.ZipFile(path) as zf:
+        config = zf.read("config.json")
+        with np.load(io.BytesIO(zf.read("weights.npz"))) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    arrays["w.recurrent_kernel.values"] = arrays["w.recurrent_kernel.values"][:3]
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    bad = tmp_path / "bad.cylstm"
+    with zipfile.ZipFile(bad, "w") as zf:
+        zf.writestr("config.json", config)
+        zf.writestr("weights.npz", buf.getvalue())
+    with pytest.raises(ValueError, match="bad.cylstm"):
+        cylstm.load_quantized(bad)
+    arrays["w.recurrent_kernel.values"] = arrays["w.recurrent_kernel.values"].astype(object)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    with zipfile.ZipFile(bad, "w") as zf:
+        zf.writestr("config.json", config)
+        zf.writestr("weights.npz", buf.getvalue())
+    with pytest.raises(ValueError, match="unpickling"):
+        cylstm.load_quantized(bad)
+
+
+def test_non_finite_weights_are_refused():
+    layer = cylstm.layers.LSTM(3)
+    layer(np.ones((1, 2, 4), np.float32))
+    w = layer.get_weights()
+    w[0][0, 0] = np.nan
+    layer.set_weights(w)
+    with pytest.raises(ValueError, match="NaN"):
+        cylstm.quantize(layer, "bfloat16")
+
+
+def test_concurrent_calls_share_the_kernel_safely():
+    # The kernel keeps work buffers between calls; a call that finds them in
+    # use (another thread, GIL released) takes its own.
+    from concurrent.futures import ThreadPoolExecutor
+    layer = cylstm.layers.LSTM(32, return_sequences=True)
+    rng = np.random.default_rng(5)
+    xs = [rng.standard_normal((3, 20, 8)).astype(np.float32) for _ in range(8)]
+    layer(xs[0])
+    q = cylstm.quantize(layer, "int8")
+    want = [q(x) for x in xs]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(5):
+            got = list(pool.map(q, xs))
+            for g, w in zip(got, want):
+                np.testing.assert_array_equal(g, w)
