@@ -75,6 +75,14 @@ def make_ort(module, folder):
     return ort, qp
 
 
+STATE_ERRORS = []
+
+
+def _triple(result):
+    out, (h, c) = result
+    return [np.asarray(out), np.asarray(h), np.asarray(c)]
+
+
 def run(shapes, threads, seed=0):
     rows = []
     with tempfile.TemporaryDirectory() as folder:
@@ -87,12 +95,29 @@ def run(shapes, threads, seed=0):
             layer.set_weights([slot.kernel, slot.recurrent, slot.bias()])
             q8 = cylstm.quantize(module, "int8")
             q16 = cylstm.quantize(module, "bfloat16")
-            ref = module(x)[0]
+            ref, (ref_h, ref_c) = module(x)
             torch, tq = make_torch(module)
             ortmod, onnx_path = None, None
             made = make_ort(module, folder)
             if made is not None:
                 ortmod, onnx_path = made
+            # Output and final states of each int8 / bf16 engine against float32.
+            finals = {"cylstm bf16": lambda: _triple(q16(x)), "cylstm int8": lambda: _triple(q8(x))}
+            if torch is not None:
+                def torch_states():
+                    with torch.inference_mode():
+                        return _triple(tq(torch.from_numpy(x)))
+                finals["torch int8"] = torch_states
+            if ortmod is not None:
+                sess1 = ortmod.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+                finals["ORT int8"] = lambda: sess1.run(None, {sess1.get_inputs()[0].name: x})
+            for label, fn in finals.items():
+                got = fn()
+                errors = {}
+                for what, want, have in zip(("y", "h", "c"), (ref, ref_h, ref_c), got):
+                    d = np.abs(np.asarray(have, np.float32).reshape(want.shape) - want).max()
+                    errors[what] = (float(d), float(d / np.abs(want).max()))
+                STATE_ERRORS.append((f"{B},{T},{I},{H}", label, errors))
             for n in threads:
                 cylstm.set_num_threads(n)
                 engines = {"cylstm f32": lambda: module(x)[0],
@@ -150,6 +175,12 @@ def main(argv=None):
     rows = run(shapes, args.threads)
     print("Median microseconds per call (max abs error vs cylstm float32 in parentheses).")
     print(table(rows))
+    print("\nLargest |error| (and as a fraction of the largest |float32 value|) of the "
+          "output y and the final states h, c:")
+    print("| shape | engine | y | h | c |\n|---|---|---|---|---|")
+    for shape, label, errors in STATE_ERRORS:
+        print(f"| {shape} | {label} | " + " | ".join(
+            f"{errors[k][0]:.1e} ({errors[k][1]:.1e})" for k in ("y", "h", "c")) + " |")
 
 
 if __name__ == "__main__":
