@@ -356,7 +356,9 @@ static void cyl_q8_gemm(int level, int n, int N, int K, const uint8_t *Q, const 
     cyl_q8_gemm_c(n, N, K, Q, Wp, acc);
 }
 
-/* C (n x N, stride ldc) += dequantized acc. */
+/* C (n x N, stride ldc) += dequantized acc (cloned per instruction set, as
+ * fastmath.h's loops, so that it vectorises beyond SSE2). */
+CYL_CLONES
 static void cyl_q8_dequant_add(int n, int N, const int32_t *acc, const float *sa,
                                const int32_t *zp, const float *sw, const int32_t *colsum,
                                float *C, int ldc) {
@@ -672,8 +674,16 @@ static void cyl_q_lstm(const cyl_qmat *U, const cyl_qmat *R, int level, int T, i
         } else {
             memcpy(hnew, hfull, (size_t)B * H * sizeof(float));
         }
+        if (mask == NULL) {   /* every row moves on: whole blocks */
+            memcpy(h, hnew, (size_t)B * P * sizeof(float));
+            memcpy(c, cnew, (size_t)B * H * sizeof(float));
+            memcpy(prev, hnew, (size_t)B * P * sizeof(float));
+            if (seq != NULL)
+                memcpy(seq + (long)t * B * P, hnew, (size_t)B * P * sizeof(float));
+            continue;
+        }
         for (int b = 0; b < B; b++) {
-            int keep = mask == NULL || mask[(long)t * B + b];
+            int keep = mask[(long)t * B + b];
             if (keep) {
                 memcpy(h + (long)b * P, hnew + (long)b * P, (size_t)P * sizeof(float));
                 memcpy(c + (long)b * H, cnew + (long)b * H, (size_t)H * sizeof(float));
