@@ -56,6 +56,11 @@ def _kernels():
     return lstm_quantized
 
 
+def _runner(W, U, R, bias):
+    from ._quantized_dispatch import QuantizedRunner
+    return QuantizedRunner(W, U, R, bias)
+
+
 class _QWeight:
     """One K x N float matrix quantized to ``dtype``, with its packed kernel."""
 
@@ -175,8 +180,7 @@ class QuantizedLSTM(_Inference):
         self.time_major = bool(time_major)
         self.zero_output_for_mask = bool(zero_output_for_mask)
         self.states: Optional[List[np.ndarray]] = None
-        self._kernel = _kernels().QuantizedLSTMKernel(kernel.matrix, recurrent_kernel.matrix,
-                                                      None, self.bias)
+        self._kernel = _runner(kernel.matrix, recurrent_kernel.matrix, None, self.bias)
 
     _OPTIONS = ("name", "return_sequences", "return_state", "go_backwards", "stateful",
                 "time_major", "zero_output_for_mask")
@@ -605,7 +609,7 @@ class QuantizedTorchLSTM(_Inference):
         self.proj_size = int(proj_size)
         self._reverse_only = bool(reverse_only)
         self._slots = slots   # [layer][direction] -> {"W", "U", "R", "b"}
-        self._kernels = [[_kernels().QuantizedLSTMKernel(
+        self._kernels = [[_runner(
             s["W"].matrix, s["U"].matrix, None if s["R"] is None else s["R"].matrix, s["b"])
             for s in row] for row in slots]
 
