@@ -778,9 +778,12 @@ def quantize(obj: Any, dtype: str = "int8") -> Any:
     """
     _check_dtype(dtype)
     from .layers import LSTM, Bidirectional, Dense
-    from .models import Sequential
+    from ._serialization import MODELS
     from .nn import LSTM as TorchLSTM
-    if isinstance(obj, Sequential):
+    # Looked up, not imported: cylstm.models.load_model reads quantized files
+    # through this module (a Sequential passed here has registered itself).
+    Sequential = MODELS.class_named("Sequential")
+    if Sequential is not None and isinstance(obj, Sequential):
         return QuantizedSequential.from_model(obj, dtype)
     if isinstance(obj, (LSTM, Bidirectional, Dense)):
         return _quantize_layer(obj, dtype)

@@ -2,6 +2,8 @@
 objects do (shapes, states, masks, go_backwards, time_major, projection,
 streaming step), equal the NumPy twin of the quantized LSTM, stay close to
 float32, refuse training, and save/load through the safe format."""
+import zipfile
+
 import numpy as np
 import pytest
 
@@ -218,6 +220,29 @@ def test_load_rejects_bad_files(tmp_path):
     model.save(tmp_path / "float.cylstm")
     with pytest.raises(ValueError, match="not a cylstm.quantized file"):
         cylstm.load_quantized(tmp_path / "float.cylstm")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_load_model_reads_quantized_files(dtype, tmp_path):
+    x = np.random.default_rng(4).standard_normal((3, 5, 4)).astype(np.float32)
+    model = cylstm.Sequential([cylstm.layers.LSTM(6, input_shape=(5, 4)),
+                               cylstm.layers.Dense(2)])
+    model.build((None, 5, 4))
+    lstm = cylstm.nn.LSTM(4, 6, num_layers=2)
+    for obj, call in ((model, lambda m: m.predict(x)), (lstm, lambda m: m(x)[0])):
+        q = cylstm.quantize(obj, dtype)
+        path = tmp_path / f"{type(obj).__name__}.cylstm"
+        q.save(path)
+        again = cylstm.models.load_model(path)
+        assert type(again) is type(q) and again.weight_dtype == dtype
+        np.testing.assert_array_equal(call(again), call(q))
+    bad = tmp_path / "bad.cylstm"
+    with zipfile.ZipFile(tmp_path / "Sequential.cylstm") as src, \
+            zipfile.ZipFile(bad, "w") as dst:
+        dst.writestr("config.json", src.read("config.json"))
+        dst.writestr("weights.npz", b"truncated")
+    with pytest.raises(ValueError, match="bad.cylstm"):
+        cylstm.models.load_model(bad)
 
 
 def test_load_rejects_weights_that_do_not_fit(tmp_path):
