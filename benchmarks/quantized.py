@@ -25,6 +25,9 @@ import cylstm  # noqa: E402
 
 SHAPES = [(1, 1, 256, 256), (1, 1, 512, 512), (1, 1, 1024, 1024), (8, 1, 512, 512),
           (1, 100, 256, 256)]
+# The BENCHMARKS.md grid (``--grid``): nn.LSTM float32 against its quantized copies.
+GRID = [(1, 1, 64, 64), (1, 100, 32, 128), (16, 100, 64, 128), (64, 100, 128, 256),
+        (256, 50, 256, 512), (32, 300, 15, 10), (128, 300, 15, 10)]
 
 
 def median_us(fn, budget_s=0.6, min_reps=5, max_reps=2000):
@@ -166,11 +169,37 @@ def table(rows):
     return "\n".join(lines)
 
 
+def grid(threads, seed=0):
+    """Milliseconds per call of nn.LSTM float32, bfloat16 and int8 on the grid;
+    the quantized copies fall back to float32 kernels where that is faster
+    (cylstm/_quantized_dispatch.py), marked "f32 kernels"."""
+    from cylstm._quantized_dispatch import float32_is_faster
+    lines = ["| B,T,I,H | threads | float32 | bf16 | int8 | int8 / float32 | engine |",
+             "|---|---|---|---|---|---|---|"]
+    for B, T, I, H in GRID:
+        module = cylstm.nn.LSTM(I, H, batch_first=True, seed=seed)
+        x = np.random.default_rng(seed).standard_normal((B, T, I)).astype(np.float32)
+        engines = [module, cylstm.quantize(module, "bfloat16"), cylstm.quantize(module, "int8")]
+        for n in threads:
+            cylstm.set_num_threads(n)
+            ms = [median_us(lambda e=e: e(x), budget_s=1.0, min_reps=3) / 1e3 for e in engines]
+            how = "f32 kernels (fall-back)" if float32_is_faster(H, B) else "quantized"
+            lines.append(f"| {B},{T},{I},{H} | {n} | {ms[0]:.3f} | {ms[1]:.3f} | {ms[2]:.3f} | "
+                         f"{ms[2] / ms[0]:.2f} | {how} |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--quick", action="store_true", help="the first shape only")
+    p.add_argument("--grid", action="store_true",
+                   help="the BENCHMARKS.md grid: cylstm float32 / bf16 / int8 only")
     args = p.parse_args(argv)
+    if args.grid:
+        print("Milliseconds per call (median), nn.LSTM and its quantized copies.")
+        print(grid(args.threads))
+        return
     shapes = SHAPES[:1] if args.quick else SHAPES
     rows = run(shapes, args.threads)
     print("Median microseconds per call (max abs error vs cylstm float32 in parentheses).")
