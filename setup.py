@@ -22,6 +22,7 @@ MOD_NAMES = [
     "cylstm._kernels.lstm_forward",
     "cylstm._kernels.lstm_backward",
     "cylstm._kernels.lstm_step",
+    "cylstm._kernels.lstm_quantized",
 ]
 
 DEBUG = os.environ.get("CYLSTM_DEBUG_CYTHON", "0") not in ("", "0")

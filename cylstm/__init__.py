@@ -20,5 +20,14 @@ __all__ = [
     "__version__", "LSTM", "LSTMCell", "Bidirectional", "layers", "activations", "initializers",
     "regularizers", "constraints", "set_num_threads", "get_num_threads", "threads",
     "blas_info", "nn", "from_onnx", "to_onnx", "models", "optimizers", "losses", "metrics",
-    "callbacks", "preprocessing", "utils", "Sequential", "from_keras",
+    "callbacks", "preprocessing", "utils", "Sequential", "from_keras", "quantize",
+    "load_quantized",
 ]
+
+
+def __getattr__(name):
+    # cylstm.quantize / load_quantized load their module on first use.
+    if name in ("quantize", "load_quantized"):
+        from . import quantization
+        return getattr(quantization, name)
+    raise AttributeError(f"module 'cylstm' has no attribute {name!r}")

@@ -663,7 +663,11 @@ def load_model(filepath: Union[str, os.PathLike[str]],
     """Load a model saved with ``model.save(filepath)`` (see docs/saving.md).
 
     Nothing in the file is executed: the config is JSON, layers come only from
-    cylstm's classes, the weights are read with ``allow_pickle=False``.
+    cylstm's classes, the weights are read with ``allow_pickle=False``. A file
+    written by a quantized object's ``save`` (its config declares the format
+    ``"cylstm.quantized"``) is read by :func:`cylstm.load_quantized` and gives
+    that quantized object back (``compile`` does not apply; see
+    docs/quantization.md).
 
     Parameters
     ----------
@@ -689,7 +693,8 @@ def load_model(filepath: Union[str, os.PathLike[str]],
     if custom_objects:
         raise ValueError("`custom_objects` is not supported: cylstm loads only its own layer, "
                          "loss, metric and optimizer classes.")
-    return _load(filepath, compile=compile)
+    from .quantization import load_quantized
+    return _load(filepath, compile=compile, quantized_reader=load_quantized)
 
 
 def save_model(model: Sequential, filepath: Union[str, os.PathLike[str]],

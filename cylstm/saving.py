@@ -167,6 +167,19 @@ def _foreign_description(names):
     return None
 
 
+# The format name of cylstm.quantize's files (cylstm.quantization.FORMAT_NAME).
+QUANTIZED_FORMAT_NAME = "cylstm.quantized"
+
+
+def _is_quantized(raw):
+    """Whether a config.json declares the format of ``cylstm.quantize``'s files."""
+    try:
+        config = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return False   # _parse_config names the problem
+    return isinstance(config, dict) and config.get("format") == QUANTIZED_FORMAT_NAME
+
+
 def _parse_config(raw):
     try:
         config = json.loads(raw.decode("utf-8"))
@@ -292,8 +305,10 @@ def _restore_optimizer(model, state, slots, npz):
     opt.set_slots(restored_slots, iterations)
 
 
-def load_model(filepath, compile=True):
-    """Read a model written by ``save_model``; see ``cylstm.models.load_model``."""
+def load_model(filepath, compile=True, quantized_reader=None):
+    """Read a model written by ``save_model``; see ``cylstm.models.load_model``.
+    A file of ``cylstm.quantize``'s format goes to ``quantized_reader(path)``
+    (passed in by the caller: this module does not import the quantized one)."""
     path = _fspath(filepath)
     if not os.path.exists(path):
         raise ModelFileNotFoundError(f"File not found: filepath={path}. Please ensure the file "
@@ -306,12 +321,12 @@ def load_model(filepath, compile=True):
     source = repr(path)
     try:
         with file_errors(source, "Cannot load a cylstm model from"):
-            return _load(path, compile)
+            return _load(path, compile, quantized_reader)
     except _Bad as e:
         raise ValueError(f"Cannot load a cylstm model from {source}: {e}.") from None
 
 
-def _load(path, compile):
+def _load(path, compile, quantized_reader=None):
     try:
         zf = zipfile.ZipFile(path)
     except zipfile.BadZipFile:
@@ -337,7 +352,10 @@ def _load(path, compile):
                 check_member_sizes(info, repr(info.filename))
             except NpzError as e:
                 raise _Bad(str(e)) from None
-        config = _parse_config(_read_member(zf, CONFIG_MEMBER, MAX_CONFIG_BYTES))
+        raw_config = _read_member(zf, CONFIG_MEMBER, MAX_CONFIG_BYTES)
+        if quantized_reader is not None and _is_quantized(raw_config):
+            return quantized_reader(path)
+        config = _parse_config(raw_config)
         with zf.open(WEIGHTS_MEMBER) as wf:
             try:
                 npz = NpzReader(wf)

@@ -1,0 +1,111 @@
+"""The engine choice of quantized LSTMs (cylstm/_quantized_dispatch.py): the
+float32 fall-back runs the quantized weights (equal to float32 kernels on the
+dequantized weights, within activation rounding of the quantized twin), and
+rows split over threads give what one thread gives (int8 bit for bit)."""
+import numpy as np
+import pytest
+
+import cylstm
+from cylstm import _quantized_dispatch as dispatch
+from cylstm._kernels import reference_quantized as ref
+
+DTYPES = ["int8", "bfloat16"]
+# The fall-back leaves the activations unrounded: its distance from the
+# quantized twin is the activation rounding (int8: 1/255 of a row's range per
+# product), far below the weight rounding the test would see otherwise.
+TWIN_TOL = {"int8": 2e-2, "bfloat16": 1e-2}
+
+
+def _twin(dtype, w):
+    return ref.quantize_weights_int8(w) if dtype == "int8" else ref.to_bfloat16_bits(w)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_fallback_runs_the_quantized_weights(dtype, go_backwards):
+    rng = np.random.default_rng(5)
+    B, T, F, H = dispatch.FALLBACK_MIN_ROWS + 3, 6, 5, 12
+    assert dispatch.float32_is_faster(H, B) and not dispatch.float32_is_faster(H, 1)
+    x = rng.standard_normal((B, T, F)).astype(np.float32)
+    mask = rng.random((B, T)) > 0.3
+    mask[:, 0] = True
+    layer = cylstm.layers.LSTM(H, return_sequences=True, return_state=True,
+                               go_backwards=go_backwards)
+    layer(x)
+    q = cylstm.quantize(layer, dtype)
+    h0 = rng.standard_normal((B, H)).astype(np.float32)
+    seq, h, c = q(x, initial_state=[h0, h0 * 0.5], mask=mask)
+    # Float32 on the dequantized weights, as the layer would run them.
+    ref_layer = cylstm.layers.LSTM(H, return_sequences=True, return_state=True,
+                                   go_backwards=go_backwards)
+    ref_layer(x)
+    ref_layer.set_weights([dispatch.dequantize(q.kernel.matrix),
+                           dispatch.dequantize(q.recurrent_kernel.matrix), q.bias])
+    for got, want in zip((seq, h, c), ref_layer(x, initial_state=[h0, h0 * 0.5], mask=mask)):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+    # ...and within activation rounding of the quantized twin.
+    xt, mt = x.transpose(1, 0, 2), mask.T
+    if go_backwards:
+        xt, mt = xt[::-1], mt[::-1]
+    cell = layer.cell
+    tseq, th, tc, _ = ref.lstm_forward(dtype, _twin(dtype, cell.kernel),
+                                       _twin(dtype, cell.recurrent_kernel), None, cell.bias,
+                                       xt, h0, h0 * 0.5, mt)
+    assert np.abs(seq - tseq.transpose(1, 0, 2)).max() < TWIN_TOL[dtype]
+    assert np.abs(c - tc).max() < TWIN_TOL[dtype]
+    # The streaming step takes the same engine.
+    states = [h0, h0 * 0.5]
+    xs = x[:, ::-1] if go_backwards else x
+    for t in range(T):
+        out, states = q.step(np.ascontiguousarray(xs[:, t]), states)
+    full = ref_layer(x, initial_state=[h0, h0 * 0.5])
+    np.testing.assert_allclose(states[1], full[2], atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fallback_with_projection(dtype):
+    rng = np.random.default_rng(6)
+    B, T = dispatch.FALLBACK_MIN_ROWS, 4
+    lstm = cylstm.nn.LSTM(7, 16, proj_size=5, num_layers=2)
+    q = cylstm.quantize(lstm, dtype)
+    x = rng.standard_normal((T, B, 7)).astype(np.float32)
+    out, (h, c) = q(x)
+    s = q._slots[0][0]
+    tseq, th, tc, _ = ref.lstm_forward(dtype, s["W"].values if dtype == "bfloat16" else
+                                       (s["W"].values, s["W"].scale),
+                                       s["U"].values if dtype == "bfloat16" else
+                                       (s["U"].values, s["U"].scale),
+                                       s["R"].values if dtype == "bfloat16" else
+                                       (s["R"].values, s["R"].scale), s["b"], x,
+                                       np.zeros((B, 5), np.float32),
+                                       np.zeros((B, 16), np.float32))
+    assert np.abs(c[0] - tc).max() < TWIN_TOL[dtype]
+    assert np.abs(h[0] - th).max() < TWIN_TOL[dtype]
+    assert out.shape == (T, B, 5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rows_split_over_threads_give_the_same_result(dtype):
+    rng = np.random.default_rng(7)
+    B, T, F, H = 6, 40, 32, 64
+    assert not dispatch.float32_is_faster(H, B)
+    x = rng.standard_normal((B, T, F)).astype(np.float32)
+    mask = rng.random((B, T)) > 0.2
+    layer = cylstm.layers.LSTM(H, return_sequences=True, return_state=True)
+    layer(x)
+    q = cylstm.quantize(layer, dtype)
+    h0 = rng.standard_normal((B, H)).astype(np.float32)
+    with cylstm.threads(1):
+        assert len(q._kernel._slices(T, B)) == 1
+        one = q(x, initial_state=[h0, h0], mask=mask)
+        step1 = q.step(np.ascontiguousarray(x[:, 0]), [h0, h0])
+    with cylstm.threads(3):
+        assert len(q._kernel._slices(T, B)) == 3
+        three = q(x, initial_state=[h0, h0], mask=mask)
+        step3 = q.step(np.ascontiguousarray(x[:, 0]), [h0, h0])
+    # int8 sums are exact; bfloat16's float32 sums follow the row blocking.
+    tol = 0 if dtype == "int8" else 1e-6
+    for a, b in zip(one, three):
+        np.testing.assert_allclose(a, b, rtol=0, atol=tol)
+    for a, b in zip(step1[1], step3[1]):
+        np.testing.assert_allclose(a, b, rtol=0, atol=tol)
