@@ -53,6 +53,16 @@ def _forward_kernel(*args, **kwargs):
     return lstm_forward(*args, **kwargs)
 
 
+def _forward_fused_kernel(*args, **kwargs):
+    from .._kernels.lstm_forward import lstm_forward_fused
+    return lstm_forward_fused(*args, **kwargs)
+
+
+def pack_fused(*args, **kwargs):
+    from .._kernels.lstm_forward import pack_fused
+    return pack_fused(*args, **kwargs)
+
+
 def _forward_ext_kernel(*args, **kwargs):
     from .._kernels.lstm_forward import lstm_forward_ext
     return lstm_forward_ext(*args, **kwargs)
@@ -262,6 +272,18 @@ class CpuBackend(Backend):
         return pack_recurrent(matrix) if self._use_packed(matrix, slices) else None
 
 
+    # The fused step kernel (fused_step.h: product, gates and cell in one pass)
+    # runs float32 tanh/sigmoid calls without a projection or per-gate recurrent
+    # dropout when every thread's slice has at least this many rows.
+    FUSED_STEP_MIN_ROWS = 1
+
+    def _fused_packed(self, recurrent_kernel, slices):
+        """U packed gate-interleaved for the fused step kernel, or None to run
+        the unfused path (too few rows, or a CPU without the kernel)."""
+        if min(b1 - b0 for b0, b1 in slices) < self.FUSED_STEP_MIN_ROWS:
+            return None
+        return pack_fused(recurrent_kernel)
+
     def _packed_blocks(self, matrix, blocks, slices):
         """The packed copies of the blocks (4, K, N) of ``matrix``, stacked, or
         None to use BLAS. The choice follows the whole matrix: the step makes the
@@ -442,10 +464,29 @@ class CpuBackend(Backend):
                 x_time_major = time_major
                 chunk = int(max(1, min(T, self.CHUNK_ELEMENTS // max(B * G, 1))))
 
-            u_packed = self._packed(recurrent_kernel, slices) if rec_gates is None else None
+            u_fused = None
+            if fused and projection is None and rec_gates is None:
+                u_fused = self._fused_packed(recurrent_kernel, slices)
+            u_packed = None
+            if rec_gates is None and u_fused is None:
+                u_packed = self._packed(recurrent_kernel, slices)
 
             def run(i, b0, b1):
                 nb = b1 - b0
+                if u_fused is not None:
+                    _forward_fused_kernel(
+                        xk, x_time_major, kernel, u_fused, u_fused.shape[1] // 4, bias, mask8,
+                        recurrent_mask, go_backwards, h, c, last, seq, time_major,
+                        processing_order,
+                        arrays["z"] if kernel_training else None,
+                        arrays["hprev"] if kernel_training else None,
+                        arrays["cprev"] if kernel_training else None,
+                        arrays["c"] if kernel_training else None,
+                        None if kernel_training else ws.get(f"gates{i}", chunk * nb * G, dtype),
+                        chunk, ws.get(f"x{i}", 1 if kernel_training else chunk * nb * I, dtype),
+                        ws.get(f"h{i}", nb * H, dtype), ws.get(f"h2_{i}", nb * H, dtype),
+                        b0, b1)
+                    return
                 gbuf = None if kernel_training else ws.get(f"gates{i}", chunk * nb * G, dtype)
                 _forward_kernel(
                     xk, x_time_major, kernel, recurrent_kernel, u_packed, bias, projection, mask8,
