@@ -166,6 +166,11 @@ static CYL_FORCE_INLINE void cyl_fused_block16(const int R, const cyl_fused_args
             acc[r][3] = _mm512_fmadd_ps(av, u3, acc[r][3]);
         }
     }
+    /* c_{t-1} of every row before any store: rows are 4H floats apart, so a
+     * load after a store to a row 4 KiB away would wait for it (4K aliasing). */
+    __m512 cprev[6];
+    for (int r = 0; r < R; r++)
+        cprev[r] = _mm512_maskz_loadu_ps(m, a->c + (ptrdiff_t)(b + r) * a->ldc + unit0);
     for (int r = 0; r < R; r++) {
         const ptrdiff_t row = b + r;
         __m512 gi = cyl_sigmoid16(acc[r][0]);
@@ -173,7 +178,7 @@ static CYL_FORCE_INLINE void cyl_fused_block16(const int R, const cyl_fused_args
         __m512 gg = cyl_tanh16(acc[r][2]);
         __m512 go = cyl_sigmoid16(acc[r][3]);
         float *cr = a->c + row * a->ldc + unit0;
-        __m512 cold = _mm512_maskz_loadu_ps(m, cr);
+        __m512 cold = cprev[r];
         __m512 cn = _mm512_fmadd_ps(gf, cold, _mm512_mul_ps(gi, gg));
         __m512 tc = cyl_tanh16(cn);
         __m512 hn = _mm512_mul_ps(go, tc);
@@ -197,14 +202,50 @@ static CYL_FORCE_INLINE void cyl_fused_block16(const int R, const cyl_fused_args
     }
 }
 
+/* Ask for the gate inputs and cell state of rows [b, b + n) of the panel at
+ * unit0 (n <= 6): a block's rows are 4H floats apart, too far for the
+ * hardware prefetcher, and the block before gives them time to arrive. */
+static inline void cyl_fused_prefetch(const cyl_fused_args *a, int b, int n, int unit0,
+                                      int width) {
+    for (int r = 0; r < n; r++) {
+        const float *zr = a->z + (ptrdiff_t)(b + r) * a->ldz + unit0;
+        for (int q = 0; q < 4; q++) {
+            __builtin_prefetch(zr + (ptrdiff_t)q * a->H);
+            __builtin_prefetch(zr + (ptrdiff_t)q * a->H + width - 1);
+        }
+        const float *cr = a->c + (ptrdiff_t)(b + r) * a->ldc + unit0;
+        __builtin_prefetch(cr);
+        __builtin_prefetch(cr + width - 1);
+    }
+}
+
+/* The next block's rows after rows [b, b + R) of panel p: the following rows,
+ * or the first rows of the next panel. */
+static inline void cyl_fused_prefetch_next(const cyl_fused_args *a, int b, int R, int b0,
+                                           int b1, int p, int p1, int u) {
+    if (b + R < b1) {
+        int n = b1 - b - R;
+        cyl_fused_prefetch(a, b + R, n < 6 ? n : 6, p * u, u);
+    } else if (p + 1 < p1) {
+        int n = b1 - b0, w = a->H - (p + 1) * u;
+        cyl_fused_prefetch(a, b0, n < 6 ? n : 6, (p + 1) * u, w < u ? w : u);
+    }
+}
+
 __attribute__((target("avx512f")))
 static void cyl_fused_step_avx512(const cyl_fused_args *a, int b0, int b1, int p0, int p1) {
     for (int p = p0; p < p1; p++) {
         int w = a->H - p * 16;
         __mmask16 m = (__mmask16)(w >= 16 ? 0xFFFFu : ((1u << w) - 1u));
         int b = b0;
-        for (; b + 6 <= b1; b += 6)
+        if (p == p0)
+            cyl_fused_prefetch(a, b0, b1 - b0 < 6 ? b1 - b0 : 6, p * 16, w < 16 ? w : 16);
+        for (; b + 6 <= b1; b += 6) {
+            cyl_fused_prefetch_next(a, b, 6, b0, b1, p, p1, 16);
             cyl_fused_block16(6, a, b, p, m);
+        }
+        if (b < b1)
+            cyl_fused_prefetch_next(a, b, b1 - b, b0, b1, p, p1, 16);
         switch (b1 - b) {
         case 5: cyl_fused_block16(5, a, b, p, m); break;
         case 4: cyl_fused_block16(4, a, b, p, m); break;
@@ -294,6 +335,11 @@ static CYL_FORCE_INLINE void cyl_fused_block8(const int R, const cyl_fused_args 
                 acc[r][q] = _mm256_fmadd_ps(av[r], uq, acc[r][q]);
         }
     }
+    /* c_{t-1} of every row before any store: rows are 4H floats apart, so a
+     * load after a store to a row 4 KiB away would wait for it (4K aliasing). */
+    __m256 cprev[3];
+    for (int r = 0; r < R; r++)
+        cprev[r] = _mm256_maskload_ps(a->c + (ptrdiff_t)(b + r) * a->ldc + unit0, m);
     for (int r = 0; r < R; r++) {
         const ptrdiff_t row = b + r;
         __m256 gi = cyl_sigmoid8(acc[r][0]);
@@ -301,7 +347,7 @@ static CYL_FORCE_INLINE void cyl_fused_block8(const int R, const cyl_fused_args 
         __m256 gg = cyl_tanh8(acc[r][2]);
         __m256 go = cyl_sigmoid8(acc[r][3]);
         float *cr = a->c + row * a->ldc + unit0;
-        __m256 cold = _mm256_maskload_ps(cr, m);
+        __m256 cold = cprev[r];
         __m256 cn = _mm256_fmadd_ps(gf, cold, _mm256_mul_ps(gi, gg));
         __m256 tc = cyl_tanh8(cn);
         __m256 hn = _mm256_mul_ps(go, tc);
