@@ -330,9 +330,24 @@ static CYL_FORCE_INLINE __m256 cyl_tanh8(__m256 x) {
     return _mm256_blendv_ps(big, small, _mm256_cmp_ps(ax, _mm256_set1_ps(0.625f), _CMP_LT_OQ));
 }
 
+/* Loads and stores of a panel's units: masked only in the last, partial
+ * panel (vmaskmovps stores are slow on AMD cores). */
+__attribute__((target("avx2,fma")))
+static CYL_FORCE_INLINE __m256 cyl_ld8(const float *p, __m256i m, int full) {
+    return full ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, m);
+}
+
+__attribute__((target("avx2,fma")))
+static CYL_FORCE_INLINE void cyl_st8(float *p, __m256i m, int full, __m256 v) {
+    if (full)
+        _mm256_storeu_ps(p, v);
+    else
+        _mm256_maskstore_ps(p, m, v);
+}
+
 __attribute__((target("avx2,fma")))
 static CYL_FORCE_INLINE void cyl_fused_block8(const int R, const cyl_fused_args *a, int b,
-                                              int p, __m256i m) {
+                                              int p, __m256i m, int full) {
     const int H = a->H, K = a->K;
     const int unit0 = p * 8;
     const float *panel = a->Up + (ptrdiff_t)p * K * 32;
@@ -340,53 +355,58 @@ static CYL_FORCE_INLINE void cyl_fused_block8(const int R, const cyl_fused_args 
     for (int r = 0; r < R; r++) {
         const float *zr = a->z + (ptrdiff_t)(b + r) * a->ldz + unit0;
         for (int q = 0; q < 4; q++)
-            acc[r][q] = _mm256_maskload_ps(zr + (ptrdiff_t)q * H, m);
+            acc[r][q] = cyl_ld8(zr + (ptrdiff_t)q * H, m, full);
     }
     const float *A = a->A + (ptrdiff_t)b * a->lda;
     for (int k = 0; k < K; k++) {
         const float *bk = panel + (ptrdiff_t)k * 32;
-        __m256 av[3];
-        for (int r = 0; r < R; r++)
-            av[r] = _mm256_broadcast_ss(A + (ptrdiff_t)r * a->lda + k);
-        for (int q = 0; q < 4; q++) {
-            __m256 uq = _mm256_loadu_ps(bk + 8 * q);
-            for (int r = 0; r < R; r++)
-                acc[r][q] = _mm256_fmadd_ps(av[r], uq, acc[r][q]);
+        /* One broadcast live at a time, U from L1 as memory operands: 13
+         * registers (the other order needs all 16 and GCC spilled). */
+        for (int r = 0; r < R; r++) {
+            __m256 av = _mm256_broadcast_ss(A + (ptrdiff_t)r * a->lda + k);
+            for (int q = 0; q < 4; q++)
+                acc[r][q] = _mm256_fmadd_ps(av, _mm256_loadu_ps(bk + 8 * q), acc[r][q]);
         }
     }
     /* c_{t-1} of every row before any store: rows are 4H floats apart, so a
      * load after a store to a row 4 KiB away would wait for it (4K aliasing). */
-    __m256 cprev[3];
-    for (int r = 0; r < R; r++)
-        cprev[r] = _mm256_maskload_ps(a->c + (ptrdiff_t)(b + r) * a->ldc + unit0, m);
+    /* As in the AVX-512 block: the epilogue reads an L1 copy, one row at a
+     * time (all accumulators live across it made GCC keep them in memory). */
+    __attribute__((aligned(32))) float zs[3][5][8];
+    for (int r = 0; r < R; r++) {
+        for (int q = 0; q < 4; q++)
+            _mm256_store_ps(zs[r][q], acc[r][q]);
+        _mm256_store_ps(zs[r][4], cyl_ld8(a->c + (ptrdiff_t)(b + r) * a->ldc + unit0, m, full));
+    }
+#pragma GCC unroll 1
     for (int r = 0; r < R; r++) {
         const ptrdiff_t row = b + r;
-        __m256 gi = cyl_sigmoid8(acc[r][0]);
-        __m256 gf = cyl_sigmoid8(acc[r][1]);
-        __m256 gg = cyl_tanh8(acc[r][2]);
-        __m256 go = cyl_sigmoid8(acc[r][3]);
+        __m256 gi = cyl_sigmoid8(_mm256_load_ps(zs[r][0]));
+        __m256 gf = cyl_sigmoid8(_mm256_load_ps(zs[r][1]));
+        __m256 gg = cyl_tanh8(_mm256_load_ps(zs[r][2]));
+        __m256 go = cyl_sigmoid8(_mm256_load_ps(zs[r][3]));
         float *cr = a->c + row * a->ldc + unit0;
-        __m256 cold = cprev[r];
+        __m256 cold = _mm256_load_ps(zs[r][4]);
         __m256 cn = _mm256_fmadd_ps(gf, cold, _mm256_mul_ps(gi, gg));
         __m256 tc = cyl_tanh8(cn);
         __m256 hn = _mm256_mul_ps(go, tc);
         if (a->cprev != NULL)
-            _mm256_maskstore_ps(a->cprev + row * a->ldcp + unit0, m, cold);
+            cyl_st8(a->cprev + row * a->ldcp + unit0, m, full, cold);
         if (a->tc != NULL)
-            _mm256_maskstore_ps(a->tc + row * a->ldtc + unit0, m, tc);
+            cyl_st8(a->tc + row * a->ldtc + unit0, m, full, tc);
         if (a->store_act) {
             float *zr = a->z + row * a->ldz + unit0;
-            _mm256_maskstore_ps(zr, m, gi);
-            _mm256_maskstore_ps(zr + H, m, gf);
-            _mm256_maskstore_ps(zr + 2 * (ptrdiff_t)H, m, gg);
-            _mm256_maskstore_ps(zr + 3 * (ptrdiff_t)H, m, go);
+            cyl_st8(zr, m, full, gi);
+            cyl_st8(zr + H, m, full, gf);
+            cyl_st8(zr + 2 * (ptrdiff_t)H, m, full, gg);
+            cyl_st8(zr + 3 * (ptrdiff_t)H, m, full, go);
         }
         if (a->mask != NULL && !a->mask[row * a->mask_stride])
             continue;
-        _mm256_maskstore_ps(cr, m, cn);
-        _mm256_maskstore_ps(a->h + row * a->ldh + unit0, m, hn);
+        cyl_st8(cr, m, full, cn);
+        cyl_st8(a->h + row * a->ldh + unit0, m, full, hn);
         if (a->out != NULL)
-            _mm256_maskstore_ps(a->out + row * a->ldo + unit0, m, hn);
+            cyl_st8(a->out + row * a->ldo + unit0, m, full, hn);
     }
 }
 
@@ -395,15 +415,16 @@ static void cyl_fused_step_avx2(const cyl_fused_args *a, int b0, int b1, int p0,
     for (int p = p0; p < p1; p++) {
         int w = a->H - p * 8;
         w = w > 8 ? 8 : w;
+        int full = w == 8;
         __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(w),
                                        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
         int b = b0;
         for (; b + 3 <= b1; b += 3)
-            cyl_fused_block8(3, a, b, p, m);
+            cyl_fused_block8(3, a, b, p, m, full);
         if (b1 - b == 2)
-            cyl_fused_block8(2, a, b, p, m);
+            cyl_fused_block8(2, a, b, p, m, full);
         else if (b1 - b == 1)
-            cyl_fused_block8(1, a, b, p, m);
+            cyl_fused_block8(1, a, b, p, m, full);
     }
 }
 
