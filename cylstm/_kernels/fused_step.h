@@ -148,7 +148,7 @@ static CYL_FORCE_INLINE __m512 cyl_tanh16(__m512 x) {
 }
 
 #ifndef CYL_FUSED_ROWS16
-#define CYL_FUSED_ROWS16 4
+#define CYL_FUSED_ROWS16 6 /* at most 6: cyl_fused_blocks16 */
 #endif
 
 /* Rows [b, b + R) of panel p (m: its w live lanes, unit0 = 16 p). */
@@ -221,6 +221,25 @@ static CYL_FORCE_INLINE void cyl_fused_block16(const int R, const cyl_fused_args
     }
 }
 
+/* One function per row count, each with its own register allocation (with
+ * all six inlined into one function GCC spilled accumulators in the loop). */
+#define CYL_BLOCK16(R)                                                              \
+    __attribute__((target("avx512f"), noinline))                                   \
+    static void cyl_fused_block16_##R(const cyl_fused_args *a, int b, int p, __mmask16 m) { \
+        cyl_fused_block16(R, a, b, p, m);                                           \
+    }
+CYL_BLOCK16(1)
+CYL_BLOCK16(2)
+CYL_BLOCK16(3)
+CYL_BLOCK16(4)
+CYL_BLOCK16(5)
+CYL_BLOCK16(6)
+#undef CYL_BLOCK16
+
+static void (*const cyl_fused_blocks16[6])(const cyl_fused_args *, int, int, __mmask16) = {
+    cyl_fused_block16_1, cyl_fused_block16_2, cyl_fused_block16_3,
+    cyl_fused_block16_4, cyl_fused_block16_5, cyl_fused_block16_6};
+
 /* Ask for the gate inputs and cell state of rows [b, b + n) of the panel at
  * unit0 (n <= 6): a block's rows are 4H floats apart, too far for the
  * hardware prefetcher, and the block before gives them time to arrive. */
@@ -256,22 +275,16 @@ static void cyl_fused_step_avx512(const cyl_fused_args *a, int b0, int b1, int p
     for (int p = p0; p < p1; p++) {
         int w = a->H - p * 16;
         __mmask16 m = (__mmask16)(w >= 16 ? 0xFFFFu : ((1u << w) - 1u));
-        int b = b0;
         if (p == p0)
             cyl_fused_prefetch(a, b0, b1 - b0 < 6 ? b1 - b0 : 6, p * 16, w < 16 ? w : 16);
-        for (; b + CYL_FUSED_ROWS16 <= b1; b += CYL_FUSED_ROWS16) {
-            cyl_fused_prefetch_next(a, b, CYL_FUSED_ROWS16, b0, b1, p, p1, 16);
-            cyl_fused_block16(CYL_FUSED_ROWS16, a, b, p, m);
-        }
-        if (b < b1)
-            cyl_fused_prefetch_next(a, b, b1 - b, b0, b1, p, p1, 16);
-        switch (b1 - b) {
-        case 5: cyl_fused_block16(5, a, b, p, m); break;
-        case 4: cyl_fused_block16(4, a, b, p, m); break;
-        case 3: cyl_fused_block16(3, a, b, p, m); break;
-        case 2: cyl_fused_block16(2, a, b, p, m); break;
-        case 1: cyl_fused_block16(1, a, b, p, m); break;
-        default: break;
+        /* Blocks of nearly equal rows, at most 6 (8 rows: 4 + 4, not 6 + 2:
+         * a 2-row block does twice the loads per multiply-add). */
+        int n = b1 - b0, blocks = (n + CYL_FUSED_ROWS16 - 1) / CYL_FUSED_ROWS16;
+        for (int i = 0, b = b0; i < blocks; i++) {
+            int R = n / blocks + (i < n % blocks);
+            cyl_fused_prefetch_next(a, b, R, b0, b1, p, p1, 16);
+            cyl_fused_blocks16[R - 1](a, b, p, m);
+            b += R;
         }
     }
 }
