@@ -151,10 +151,19 @@ static CYL_FORCE_INLINE __m512 cyl_tanh16(__m512 x) {
 #define CYL_FUSED_ROWS16 6 /* at most 6: cyl_fused_blocks16 */
 #endif
 
-/* Rows [b, b + R) of panel p (m: its w live lanes, unit0 = 16 p). */
+/* Rows of a panel go through in chunks of at most this many: first the
+ * products of the chunk's row blocks, each into an L1 copy (zs: per row the
+ * four gates' 16 pre-activations and c_{t-1}), then the activations and the
+ * cell update of the whole chunk in one loop. The activations are long
+ * dependency chains; a loop over many rows lets the core overlap them,
+ * while an epilogue after each block (a few rows between two long product
+ * loops) cost twice its arithmetic. The copy is 48 x 320 bytes. */
+#define CYL_FUSED_CHUNK16 48
+
+/* Products of rows [b, b + R) of panel p (m: its live lanes) into zs. */
 __attribute__((target("avx512f")))
 static CYL_FORCE_INLINE void cyl_fused_block16(const int R, const cyl_fused_args *a, int b,
-                                               int p, __mmask16 m) {
+                                               int p, __mmask16 m, float *zs) {
     const int H = a->H, K = a->K;
     const int unit0 = p * 16;
     const float *panel = a->Up + (ptrdiff_t)p * K * 64;
@@ -177,27 +186,30 @@ static CYL_FORCE_INLINE void cyl_fused_block16(const int R, const cyl_fused_args
             acc[r][3] = _mm512_fmadd_ps(av, u3, acc[r][3]);
         }
     }
-    /* c_{t-1} of every row before any store: rows are 4H floats apart, so a
-     * load after a store to a row 4 KiB away would wait for it (4K aliasing). */
-    /* The activations then run one row at a time from an L1-resident copy:
-     * with all the accumulators live, GCC spilled them around the long exp
-     * chains and the epilogue cost twice its arithmetic. */
-    __attribute__((aligned(64))) float zs[6][5][16];
     for (int r = 0; r < R; r++) {
         for (int q = 0; q < 4; q++)
-            _mm512_store_ps(zs[r][q], acc[r][q]);
-        _mm512_store_ps(zs[r][4],
+            _mm512_store_ps(zs + r * 80 + q * 16, acc[r][q]);
+        /* c_{t-1} here, before the chunk's stores: rows are 4H floats apart,
+         * and a load after a store 4 KiB away waits for it (4K aliasing). */
+        _mm512_store_ps(zs + r * 80 + 64,
                         _mm512_maskz_loadu_ps(m, a->c + (ptrdiff_t)(b + r) * a->ldc + unit0));
     }
-#pragma GCC unroll 1
-    for (int r = 0; r < R; r++) {
+}
+
+/* Gates, c_t and h_t of rows [b, b + n) of panel p from their copy zs. */
+__attribute__((target("avx512f")))
+static void cyl_fused_epilogue16(const cyl_fused_args *a, int b, int n, int p, __mmask16 m,
+                                 const float *zs) {
+    const ptrdiff_t H = a->H;
+    const int unit0 = p * 16;
+    for (int r = 0; r < n; r++) {
+        const float *zr = zs + r * 80;
         const ptrdiff_t row = b + r;
-        __m512 gi = cyl_sigmoid16(_mm512_load_ps(zs[r][0]));
-        __m512 gf = cyl_sigmoid16(_mm512_load_ps(zs[r][1]));
-        __m512 gg = cyl_tanh16(_mm512_load_ps(zs[r][2]));
-        __m512 go = cyl_sigmoid16(_mm512_load_ps(zs[r][3]));
-        float *cr = a->c + row * a->ldc + unit0;
-        __m512 cold = _mm512_load_ps(zs[r][4]);
+        __m512 gi = cyl_sigmoid16(_mm512_load_ps(zr));
+        __m512 gf = cyl_sigmoid16(_mm512_load_ps(zr + 16));
+        __m512 gg = cyl_tanh16(_mm512_load_ps(zr + 32));
+        __m512 go = cyl_sigmoid16(_mm512_load_ps(zr + 48));
+        __m512 cold = _mm512_load_ps(zr + 64);
         __m512 cn = _mm512_fmadd_ps(gf, cold, _mm512_mul_ps(gi, gg));
         __m512 tc = cyl_tanh16(cn);
         __m512 hn = _mm512_mul_ps(go, tc);
@@ -206,15 +218,15 @@ static CYL_FORCE_INLINE void cyl_fused_block16(const int R, const cyl_fused_args
         if (a->tc != NULL)
             _mm512_mask_storeu_ps(a->tc + row * a->ldtc + unit0, m, tc);
         if (a->store_act) {
-            float *zr = a->z + row * a->ldz + unit0;
-            _mm512_mask_storeu_ps(zr, m, gi);
-            _mm512_mask_storeu_ps(zr + H, m, gf);
-            _mm512_mask_storeu_ps(zr + 2 * (ptrdiff_t)H, m, gg);
-            _mm512_mask_storeu_ps(zr + 3 * (ptrdiff_t)H, m, go);
+            float *z = a->z + row * a->ldz + unit0;
+            _mm512_mask_storeu_ps(z, m, gi);
+            _mm512_mask_storeu_ps(z + H, m, gf);
+            _mm512_mask_storeu_ps(z + 2 * H, m, gg);
+            _mm512_mask_storeu_ps(z + 3 * H, m, go);
         }
         if (a->mask != NULL && !a->mask[row * a->mask_stride])
             continue;   /* a masked row keeps c_{t-1}; the caller carries h */
-        _mm512_mask_storeu_ps(cr, m, cn);
+        _mm512_mask_storeu_ps(a->c + row * a->ldc + unit0, m, cn);
         _mm512_mask_storeu_ps(a->h + row * a->ldh + unit0, m, hn);
         if (a->out != NULL)
             _mm512_mask_storeu_ps(a->out + row * a->ldo + unit0, m, hn);
@@ -225,8 +237,9 @@ static CYL_FORCE_INLINE void cyl_fused_block16(const int R, const cyl_fused_args
  * all six inlined into one function GCC spilled accumulators in the loop). */
 #define CYL_BLOCK16(R)                                                              \
     __attribute__((target("avx512f"), noinline))                                   \
-    static void cyl_fused_block16_##R(const cyl_fused_args *a, int b, int p, __mmask16 m) { \
-        cyl_fused_block16(R, a, b, p, m);                                           \
+    static void cyl_fused_block16_##R(const cyl_fused_args *a, int b, int p, __mmask16 m, \
+                                      float *zs) {                                  \
+        cyl_fused_block16(R, a, b, p, m, zs);                                       \
     }
 CYL_BLOCK16(1)
 CYL_BLOCK16(2)
@@ -236,7 +249,8 @@ CYL_BLOCK16(5)
 CYL_BLOCK16(6)
 #undef CYL_BLOCK16
 
-static void (*const cyl_fused_blocks16[6])(const cyl_fused_args *, int, int, __mmask16) = {
+static void (*const cyl_fused_blocks16[6])(const cyl_fused_args *, int, int, __mmask16,
+                                           float *) = {
     cyl_fused_block16_1, cyl_fused_block16_2, cyl_fused_block16_3,
     cyl_fused_block16_4, cyl_fused_block16_5, cyl_fused_block16_6};
 
@@ -277,14 +291,19 @@ static void cyl_fused_step_avx512(const cyl_fused_args *a, int b0, int b1, int p
         __mmask16 m = (__mmask16)(w >= 16 ? 0xFFFFu : ((1u << w) - 1u));
         if (p == p0)
             cyl_fused_prefetch(a, b0, b1 - b0 < 6 ? b1 - b0 : 6, p * 16, w < 16 ? w : 16);
-        /* Blocks of nearly equal rows, at most 6 (8 rows: 4 + 4, not 6 + 2:
-         * a 2-row block does twice the loads per multiply-add). */
-        int n = b1 - b0, blocks = (n + CYL_FUSED_ROWS16 - 1) / CYL_FUSED_ROWS16;
-        for (int i = 0, b = b0; i < blocks; i++) {
-            int R = n / blocks + (i < n % blocks);
-            cyl_fused_prefetch_next(a, b, R, b0, b1, p, p1, 16);
-            cyl_fused_blocks16[R - 1](a, b, p, m);
-            b += R;
+        __attribute__((aligned(64))) float zs[CYL_FUSED_CHUNK16 * 80];
+        for (int c0 = b0; c0 < b1; c0 += CYL_FUSED_CHUNK16) {
+            int c1 = b1 - c0 > CYL_FUSED_CHUNK16 ? c0 + CYL_FUSED_CHUNK16 : b1;
+            /* Blocks of nearly equal rows, at most 6 (8 rows: 4 + 4, not
+             * 6 + 2: a 2-row block does twice the loads per multiply-add). */
+            int n = c1 - c0, blocks = (n + CYL_FUSED_ROWS16 - 1) / CYL_FUSED_ROWS16;
+            for (int i = 0, b = c0; i < blocks; i++) {
+                int R = n / blocks + (i < n % blocks);
+                cyl_fused_prefetch_next(a, b, R, b0, b1, p, p1, 16);
+                cyl_fused_blocks16[R - 1](a, b, p, m, zs + (ptrdiff_t)(b - c0) * 80);
+                b += R;
+            }
+            cyl_fused_epilogue16(a, c0, n, p, m, zs);
         }
     }
 }
