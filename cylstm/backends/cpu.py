@@ -274,15 +274,31 @@ class CpuBackend(Backend):
 
     # The fused step kernel (fused_step.h: product, gates and cell in one pass)
     # runs float32 tanh/sigmoid calls without a projection or per-gate recurrent
-    # dropout when every thread's slice has at least this many rows.
+    # dropout when every thread's slice has at least FUSED_STEP_MIN_ROWS rows,
+    # the layer at most FUSED_STEP_MAX_UNITS units and the CPU's kernel packs
+    # panels of one of FUSED_STEP_PANEL_UNITS units (16: AVX-512, 8: AVX2).
+    # Measured against the unfused path on the 2-core AMD EPYC (Zen 4) machine,
+    # one thread, alternating calls: 3-11 % faster at one row and at 4-16 rows
+    # with 128 units, even at the IMDB shape (10 units), even to 2 % either way
+    # at 256 units, 2-6 % slower at 512 (there the gate arithmetic, which both
+    # paths do, outweighs the passes over the gate block that fusion saves; the
+    # product itself runs at the same rate). The AVX2 kernel was 5-33 % slower
+    # there than the unfused path (whose gate loops still ran as AVX-512 clones),
+    # so it is not chosen until measured on an AVX2-only CPU.
     FUSED_STEP_MIN_ROWS = 1
+    FUSED_STEP_MAX_UNITS = 128
+    FUSED_STEP_PANEL_UNITS = (16,)
 
     def _fused_packed(self, recurrent_kernel, slices):
         """U packed gate-interleaved for the fused step kernel, or None to run
-        the unfused path (too few rows, or a CPU without the kernel)."""
-        if min(b1 - b0 for b0, b1 in slices) < self.FUSED_STEP_MIN_ROWS:
+        the unfused path (see FUSED_STEP_*)."""
+        if (min(b1 - b0 for b0, b1 in slices) < self.FUSED_STEP_MIN_ROWS
+                or recurrent_kernel.shape[1] // 4 > self.FUSED_STEP_MAX_UNITS):
             return None
-        return pack_fused(recurrent_kernel)
+        packed = pack_fused(recurrent_kernel)
+        if packed is None or packed.shape[1] // 4 not in self.FUSED_STEP_PANEL_UNITS:
+            return None
+        return packed
 
     def _packed_blocks(self, matrix, blocks, slices):
         """The packed copies of the blocks (4, K, N) of ``matrix``, stacked, or

@@ -39,6 +39,8 @@ def fused_calls(monkeypatch):
 
     monkeypatch.setattr(cpu_backend, "_forward_fused_kernel", spy)
     monkeypatch.setattr(_ops.cpu(), "FUSED_STEP_MIN_ROWS", 1)
+    monkeypatch.setattr(_ops.cpu(), "FUSED_STEP_MAX_UNITS", 10**9)
+    monkeypatch.setattr(_ops.cpu(), "FUSED_STEP_PANEL_UNITS", (16, 8))
     return calls
 
 
@@ -160,4 +162,26 @@ def test_unfused_cases_take_the_other_path(fused_calls, monkeypatch):
     assert not fused_calls
     monkeypatch.setattr(_ops.cpu(), "FUSED_STEP_MIN_ROWS", 5)
     _ops.lstm_forward(*args)
+    monkeypatch.setattr(_ops.cpu(), "FUSED_STEP_MIN_ROWS", 1)
+    monkeypatch.setattr(_ops.cpu(), "FUSED_STEP_MAX_UNITS", 5)
+    _ops.lstm_forward(*args)
+    monkeypatch.setattr(_ops.cpu(), "FUSED_STEP_MAX_UNITS", 6)
+    monkeypatch.setattr(_ops.cpu(), "FUSED_STEP_PANEL_UNITS", ())
+    _ops.lstm_forward(*args)
     assert not fused_calls
+    monkeypatch.setattr(_ops.cpu(), "FUSED_STEP_PANEL_UNITS", (16, 8))
+    _ops.lstm_forward(*args)
+    assert fused_calls or recurrent_isa() == 0
+
+
+def test_default_dispatch_takes_the_fused_kernel_where_it_applies(monkeypatch):
+    """With the backend's own thresholds: a float32 layer of up to
+    FUSED_STEP_MAX_UNITS units on an AVX-512 CPU runs the fused kernel."""
+    calls = []
+    real = cpu_backend._forward_fused_kernel
+    monkeypatch.setattr(cpu_backend, "_forward_fused_kernel",
+                        lambda *a, **k: calls.append(a[4]) or real(*a, **k))
+    rng = np.random.default_rng(1)
+    p = _problem(rng, 5, 4, 3, 40, with_mask=True)
+    assert_kernel_matches_reference(p, DT, rng, compiled=True, scale=4)
+    assert bool(calls) == (recurrent_isa() == 2)
