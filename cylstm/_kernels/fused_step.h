@@ -93,7 +93,7 @@ static void cyl_fused_pack(const float *U, int K, int H, int u, float *Up) {
 __attribute__((target("avx512f")))
 static CYL_FORCE_INLINE __m512 cyl_exp_neg16(__m512 x0) {
     const __m512 lo = _mm512_set1_ps(-87.3f);
-    __m512 x = _mm512_max_ps(x0, lo);
+    __m512 x = _mm512_max_ps(lo, x0);   /* (lo, x0): a NaN x0 passes through */
     __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
@@ -106,8 +106,9 @@ static CYL_FORCE_INLINE __m512 cyl_exp_neg16(__m512 x0) {
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
     __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, z, r), _mm512_set1_ps(1.0f));
-    /* y 2^n (n >= -126 here, so no denormal), 0 below the clamp. */
-    return _mm512_maskz_scalef_ps(_mm512_cmp_ps_mask(x0, lo, _CMP_GE_OQ), y, n);
+    /* y 2^n (n >= -126 here, so no denormal), 0 below the clamp, NaN for
+     * NaN (a NaN input must reach the output, as on the unfused path). */
+    return _mm512_maskz_scalef_ps(_mm512_cmp_ps_mask(x0, lo, _CMP_NLT_UQ), y, n);
 }
 
 /* 1 / d for d in [1, 2] (all the gate math divides by): the 14-bit
@@ -313,7 +314,7 @@ static void cyl_fused_step_avx512(const cyl_fused_args *a, int b0, int b1, int p
 __attribute__((target("avx2,fma")))
 static CYL_FORCE_INLINE __m256 cyl_exp_neg8(__m256 x0) {
     const __m256 lo = _mm256_set1_ps(-87.3f);
-    __m256 x = _mm256_max_ps(x0, lo);
+    __m256 x = _mm256_max_ps(lo, x0);   /* (lo, x0): a NaN x0 passes through */
     __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
@@ -329,7 +330,7 @@ static CYL_FORCE_INLINE __m256 cyl_exp_neg8(__m256 x0) {
     __m256i bits = _mm256_slli_epi32(
         _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     __m256 v = _mm256_mul_ps(y, _mm256_castsi256_ps(bits));
-    return _mm256_and_ps(v, _mm256_cmp_ps(x0, lo, _CMP_GE_OQ));
+    return _mm256_and_ps(v, _mm256_cmp_ps(x0, lo, _CMP_NLT_UQ));
 }
 
 __attribute__((target("avx2,fma")))

@@ -150,6 +150,22 @@ def test_large_values_saturate_like_the_reference(isa, fused_calls):
     assert_kernel_matches_reference(p, DT, rng, compiled=True, scale=4)
 
 
+def test_nan_and_inf_propagate_like_the_reference(isa, fused_calls):
+    rng = np.random.default_rng(2)
+    p = _problem(rng, 4, 5, 3, 20)
+    p["x"][1, 2, 0] = np.nan
+    p["x"][2, 0, 0] = np.inf
+    p["x"][3, 1, 1] = -np.inf
+    seq, last, h, c, _ = _ops.lstm_forward(p["x"], p["kernel"], p["recurrent_kernel"], p["bias"],
+                                           p["h0"], p["c0"])
+    rseq, *_ = reference.lstm_forward(p["x"].transpose(1, 0, 2).astype(np.float64), p["kernel"],
+                                      p["recurrent_kernel"], p["bias"], p["h0"], p["c0"])
+    rseq = rseq.transpose(1, 0, 2)
+    np.testing.assert_array_equal(np.isnan(seq), np.isnan(rseq))
+    np.testing.assert_allclose(seq, rseq, rtol=1e-5, atol=1e-6)
+    assert np.isnan(seq[1, 2:]).all() and fused_calls
+
+
 def test_unfused_cases_take_the_other_path(fused_calls, monkeypatch):
     rng = np.random.default_rng(5)
     p = _problem(rng, 4, 3, 2, 6)
