@@ -38,6 +38,34 @@ cdef extern from "cell.h" nogil:
                            Py_ssize_t mask_stride)
 
 
+cdef extern from "fused_step.h" nogil:
+    ctypedef struct cyl_fused_args:
+        int H
+        int K
+        int u
+        const float* A
+        Py_ssize_t lda
+        const float* Up
+        float* z
+        Py_ssize_t ldz
+        int store_act
+        float* c
+        Py_ssize_t ldc
+        float* h
+        Py_ssize_t ldh
+        float* out
+        Py_ssize_t ldo
+        float* tc
+        Py_ssize_t ldtc
+        float* cprev
+        Py_ssize_t ldcp
+        const unsigned char* mask
+        Py_ssize_t mask_stride
+    int cyl_fused_units()
+    void cyl_fused_pack(const float* U, int K, int H, int u, float* Up)
+    void cyl_fused_step_f32(const cyl_fused_args* a, int b0, int b1, int p0, int p1)
+
+
 cdef inline void fill_rows(floating* dst, const floating* row, Py_ssize_t nrows,
                            int n) noexcept nogil:
     """Copy one row of n values into nrows consecutive rows."""
@@ -359,6 +387,189 @@ def lstm_forward(
             &gbuf[0] if gbuf is not None else NULL, chunk,
             &xbuf[0], &abuf[0], &hbuf[0], &mbuf[0],
             &sel[0] if sel is not None else NULL, b0, b1)
+
+
+# -- The fused float32 step (fused_step.h) ----------------------------------
+# The time loop of forward_rows for float32 with tanh/sigmoid, no projection
+# and no per-gate recurrent dropout, where one C call per step does the
+# recurrent product, the gate activations and the cell update (fused_step.h
+# says why). h_t goes to a second buffer (h_{t-1} is still being read by
+# other unit panels of the step); the two swap each step. Masked rows keep
+# h and c (the kernel leaves their c alone; here h is carried and the output
+# repeats prev_out), as in forward_rows. Training stores what the unfused
+# float32 path stores (z_store: gate activations, c_store: tanh(c_t)).
+
+cdef void forward_rows_fused(
+        int T, int B, int I, int H,
+        const float* x, bint x_time_major, const float* W, const float* Up, int units,
+        const float* bias, const unsigned char* mask, const float* rec_mask,
+        bint go_backwards, float* h, float* c, float* prev_out,
+        float* out_seq, Py_ssize_t out_stride_t, Py_ssize_t out_stride_b,
+        bint out_processing_order,
+        float* z_store, float* hprev_store, float* cprev_store, float* c_store,
+        float* gbuf, int chunk, float* xbuf, float* hbuf, float* h2,
+        int b0, int b1) noexcept nogil:
+    cdef int nb = b1 - b0
+    cdef int G = 4 * H
+    cdef int panels = (H + units - 1) // units
+    cdef bint training = z_store != NULL
+    cdef int s, t, b, tlo, thi, s0, s1
+    cdef Py_ssize_t gstride, r
+    cdef float* gbase
+    cdef float* hcur = h + <Py_ssize_t>b0 * H
+    cdef float* hnext = h2
+    cdef float* tmp
+    cdef float* orow
+    cdef cyl_fused_args a
+
+    if training:
+        chunk = T
+        gbase = z_store + <Py_ssize_t>b0 * G
+        gstride = <Py_ssize_t>B * G
+    else:
+        gbase = gbuf
+        gstride = <Py_ssize_t>nb * G
+    a.H = H
+    a.K = H
+    a.u = units
+    a.lda = H
+    a.Up = Up
+    a.ldz = G
+    a.store_act = training
+    a.c = c + <Py_ssize_t>b0 * H
+    a.ldc = H
+    a.ldh = H
+    a.ldo = out_stride_b
+    a.ldtc = H
+    a.ldcp = H
+    a.mask_stride = T
+
+    s0 = 0
+    while s0 < T:
+        s1 = s0 + chunk
+        if s1 > T:
+            s1 = T
+        if go_backwards:
+            tlo = T - s1
+            thi = T - s0
+        else:
+            tlo = s0
+            thi = s1
+        if not training:
+            _project_inputs(x, x_time_major, T, B, I, G, W, bias, tlo, thi, b0, b1,
+                            gbase, xbuf)
+        for s in range(s0, s1):
+            t = T - 1 - s if go_backwards else s
+            a.A = hcur
+            if rec_mask != NULL:
+                for r in range(<Py_ssize_t>nb * H):
+                    hbuf[r] = hcur[r] * rec_mask[<Py_ssize_t>b0 * H + r]
+                a.A = hbuf
+            if training:
+                memcpy(hprev_store + (<Py_ssize_t>t * B + b0) * H, a.A,
+                       <Py_ssize_t>nb * H * sizeof(float))
+                a.tc = c_store + (<Py_ssize_t>t * B + b0) * H
+                a.cprev = cprev_store + (<Py_ssize_t>t * B + b0) * H
+            else:
+                a.tc = NULL
+                a.cprev = NULL
+            a.z = gbase + (t - tlo) * gstride
+            a.h = hnext
+            a.out = NULL
+            if mask == NULL and out_seq != NULL:
+                a.out = out_seq + (s if out_processing_order else t) * out_stride_t \
+                    + b0 * out_stride_b
+            a.mask = mask + <Py_ssize_t>b0 * T + t if mask != NULL else NULL
+            cyl_fused_step_f32(&a, 0, nb, 0, panels)
+            if mask != NULL:
+                # Unmasked rows: h_t is the output; masked ones carry h and
+                # repeat the last output.
+                for b in range(b0, b1):
+                    if mask[<Py_ssize_t>b * T + t]:
+                        memcpy(prev_out + <Py_ssize_t>b * H, hnext + <Py_ssize_t>(b - b0) * H,
+                               H * sizeof(float))
+                    else:
+                        memcpy(hnext + <Py_ssize_t>(b - b0) * H, hcur + <Py_ssize_t>(b - b0) * H,
+                               H * sizeof(float))
+                    if out_seq != NULL:
+                        orow = out_seq + (s if out_processing_order else t) * out_stride_t \
+                            + b * out_stride_b
+                        memcpy(orow, prev_out + <Py_ssize_t>b * H, H * sizeof(float))
+            tmp = hcur
+            hcur = hnext
+            hnext = tmp
+        s0 = s1
+    if hcur != h + <Py_ssize_t>b0 * H:
+        memcpy(h + <Py_ssize_t>b0 * H, hcur, <Py_ssize_t>nb * H * sizeof(float))
+    if mask == NULL:
+        memcpy(prev_out + <Py_ssize_t>b0 * H, h + <Py_ssize_t>b0 * H,
+               <Py_ssize_t>nb * H * sizeof(float))
+
+
+def lstm_forward_fused(
+        const float[:, :, ::1] x, bint x_time_major,
+        const float[:, ::1] W, const float[:, ::1] U_fused, int units,
+        const float[::1] bias, const unsigned char[:, ::1] mask,
+        const float[:, ::1] rec_mask, bint go_backwards,
+        float[:, ::1] h, float[:, ::1] c, float[:, ::1] prev_out,
+        float[:, :, ::1] out_seq, bint out_time_major, bint out_processing_order,
+        float[:, :, ::1] z_store, float[:, :, ::1] hprev_store,
+        float[:, :, ::1] cprev_store, float[:, :, ::1] c_store,
+        float[::1] gbuf, int chunk, float[::1] xbuf, float[::1] hbuf, float[::1] h2,
+        int b0, int b1):
+    """`lstm_forward` on the fused step kernel (float32, tanh/sigmoid, no
+    projection, no per-gate recurrent dropout) for batch rows [b0, b1), in
+    place. `U_fused` is `pack_fused(U)` made at `units` (its panel width / 4).
+    Conventions and training stores as in `lstm_forward` (z_store holds the
+    gate activations and c_store tanh(c_t) on exit). Workspace, nb = b1 - b0:
+    gbuf chunk*nb*4H (unused when training), xbuf chunk*nb*I, hbuf and h2
+    nb*H each."""
+    cdef int T, B, I, H
+    if x_time_major:
+        T, B = x.shape[0], x.shape[1]
+    else:
+        B, T = x.shape[0], x.shape[1]
+    I = x.shape[2]
+    H = c.shape[1]
+    if h.shape[1] != H or U_fused.shape[1] != 4 * units or units not in (8, 16):
+        raise ValueError("lstm_forward_fused: h must have as many units as c, and "
+                         "U_fused a pack_fused layout")
+    cdef Py_ssize_t st = 0, sb = 0
+    if out_seq is not None:
+        st = out_seq.strides[0 if out_time_major else 1] // sizeof(float)
+        sb = out_seq.strides[1 if out_time_major else 0] // sizeof(float)
+    if b1 <= b0 or T == 0:
+        return
+    with nogil:
+        forward_rows_fused(
+            T, B, I, H, &x[0, 0, 0], x_time_major, &W[0, 0], &U_fused[0, 0], units,
+            &bias[0], &mask[0, 0] if mask is not None else NULL,
+            &rec_mask[0, 0] if rec_mask is not None else NULL, go_backwards,
+            &h[0, 0], &c[0, 0], &prev_out[0, 0],
+            &out_seq[0, 0, 0] if out_seq is not None else NULL, st, sb,
+            out_processing_order,
+            &z_store[0, 0, 0] if z_store is not None else NULL,
+            &hprev_store[0, 0, 0] if hprev_store is not None else NULL,
+            &cprev_store[0, 0, 0] if cprev_store is not None else NULL,
+            &c_store[0, 0, 0] if c_store is not None else NULL,
+            &gbuf[0] if gbuf is not None else NULL, chunk, &xbuf[0], &hbuf[0], &h2[0],
+            b0, b1)
+
+
+def pack_fused(const float[:, ::1] U):
+    """U (K x 4H) packed gate-interleaved for the fused step kernel:
+    (panels * K, 4 * units), or None where the CPU has no kernel."""
+    import numpy as np
+    cdef int K = U.shape[0], N = U.shape[1]
+    cdef int u = cyl_fused_units()
+    if u == 0 or K == 0 or N == 0 or N % 4:
+        return None
+    cdef int H = N // 4
+    packed = np.empty(((H + u - 1) // u * K, 4 * u), dtype=np.float32)
+    cdef float[:, ::1] out = packed
+    with nogil:
+        cyl_fused_pack(&U[0, 0], K, H, u, &out[0, 0])
+    return packed
 
 
 # -- ONNX's full LSTM cell (inference) --------------------------------------

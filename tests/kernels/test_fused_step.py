@@ -1,0 +1,203 @@
+"""The fused float32 step kernel (fused_step.h) against the NumPy twin: every
+option it covers, both instruction sets, unit counts that do not fill a
+panel, row counts that do not fill a register block, 1-4 threads, and the
+training stores it leaves for the backward pass (gradients equal to the
+twin's)."""
+import numpy as np
+import pytest
+
+import cylstm
+from cylstm import _ops
+from cylstm.backends import cpu as cpu_backend
+from cylstm._kernels import reference
+from cylstm._kernels.lstm_forward import pack_fused, recurrent_isa
+
+from .._helpers import assert_kernel_matches_reference
+
+DT = "float32"
+
+
+@pytest.fixture(params=[2, 1], ids=["avx512", "avx2"])
+def isa(request):
+    best = recurrent_isa()
+    if request.param > best:
+        pytest.skip("this CPU lacks the instruction set")
+    recurrent_isa(request.param)
+    yield request.param
+    recurrent_isa(best)
+
+
+@pytest.fixture
+def fused_calls(monkeypatch):
+    """Counts the calls of the fused kernel (so a test knows it ran)."""
+    calls = []
+    real = cpu_backend._forward_fused_kernel
+
+    def spy(*args, **kwargs):
+        calls.append(args[4])      # units
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cpu_backend, "_forward_fused_kernel", spy)
+    monkeypatch.setattr(_ops.cpu(), "FUSED_STEP_MIN_ROWS", 1)
+    monkeypatch.setattr(_ops.cpu(), "FUSED_STEP_MAX_UNITS", 10**9)
+    monkeypatch.setattr(_ops.cpu(), "FUSED_STEP_PANEL_UNITS", (16, 8))
+    return calls
+
+
+def _problem(rng, B, T, I, H, with_mask=False, rec_drop=False, in_drop=False):
+    r = lambda *s: rng.uniform(-0.8, 0.8, s).astype(DT)
+    drop = lambda *s: ((rng.random(s) > 0.3) / 0.7).astype(DT)
+    mask = None
+    if with_mask:
+        mask = rng.random((B, T)) > 0.35
+        mask[0, :] = True
+        if B > 1:
+            mask[1, :2] = False    # a row whose first steps are masked
+    return dict(x=r(B, T, I), kernel=r(I, 4 * H), recurrent_kernel=r(H, 4 * H), bias=r(4 * H),
+                h0=r(B, H), c0=r(B, H), projection=None, mask=mask,
+                recurrent_mask=drop(B, H) if rec_drop else None,
+                input_mask=drop(4, B, I) if in_drop else None)
+
+
+def test_pack_fused_layout(isa):
+    rng = np.random.default_rng(0)
+    K, H = 3, 21
+    U = rng.standard_normal((K, 4 * H)).astype(np.float32)
+    packed = pack_fused(U)
+    u = 16 if isa == 2 else 8
+    panels = -(-H // u)
+    assert packed.shape == (panels * K, 4 * u)
+    blocks = packed.reshape(panels, K, 4, u)
+    for p in range(panels):
+        for q in range(4):
+            w = min(u, H - p * u)
+            np.testing.assert_array_equal(blocks[p, :, q, :w], U[:, q * H + p * u:q * H + p * u + w])
+            assert not blocks[p, :, q, w:].any()
+
+
+@pytest.mark.parametrize("H", [1, 5, 17, 33, 100])
+def test_units_and_rows_that_do_not_fill_a_block(isa, fused_calls, H):
+    rng = np.random.default_rng(H)
+    for B in range(1, 10):
+        p = _problem(rng, B, 4, 6, H)
+        assert_kernel_matches_reference(p, DT, rng, compiled=True, scale=4)
+    assert fused_calls and set(fused_calls) == {16 if isa == 2 else 8}
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+@pytest.mark.parametrize("with_mask", [False, True])
+@pytest.mark.parametrize("time_major", [False, True])
+@pytest.mark.parametrize("drop", [None, "rec", "in", "both"])
+def test_options_match_reference(isa, fused_calls, go_backwards, with_mask, time_major, drop):
+    rng = np.random.default_rng(7)
+    p = _problem(rng, 7, 9, 5, 19, with_mask=with_mask, rec_drop=drop in ("rec", "both"),
+                 in_drop=drop in ("in", "both"))
+    assert_kernel_matches_reference(p, DT, rng, compiled=True, scale=4,
+                                    go_backwards=go_backwards, time_major=time_major)
+    assert fused_calls
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+@pytest.mark.parametrize("with_mask", [False, True])
+@pytest.mark.parametrize("output_order", ["processing", "time"])
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_inference_outputs(isa, fused_calls, go_backwards, with_mask, output_order,
+                           return_sequences, monkeypatch):
+    # A small chunk: the input projection runs block by block.
+    monkeypatch.setattr(_ops.cpu(), "CHUNK_ELEMENTS", 3 * 6 * 4 * 20)
+    rng = np.random.default_rng(3)
+    B, T, I, H = 6, 11, 4, 20
+    p = _problem(rng, B, T, I, H, with_mask=with_mask, rec_drop=True)
+    seq, last, h, c, cache = _ops.lstm_forward(
+        p["x"], p["kernel"], p["recurrent_kernel"], p["bias"], p["h0"], p["c0"],
+        mask=p["mask"], recurrent_mask=p["recurrent_mask"], go_backwards=go_backwards,
+        return_sequences=return_sequences, output_order=output_order)
+    assert cache is None and fused_calls
+    rseq, rlast, rh, rc, _ = reference.lstm_forward(
+        p["x"].transpose(1, 0, 2).astype(np.float64), p["kernel"], p["recurrent_kernel"],
+        p["bias"], p["h0"], p["c0"], mask=p["mask"], rec_mask=p["recurrent_mask"],
+        go_backwards=go_backwards)
+    tol = dict(rtol=1e-5, atol=1e-6)
+    if return_sequences:
+        if go_backwards and output_order == "time":
+            rseq = rseq[::-1]
+        np.testing.assert_allclose(seq, rseq.transpose(1, 0, 2), **tol)
+    else:
+        assert seq is None
+    for a, b in ((last, rlast), (h, rh), (c, rc)):
+        np.testing.assert_allclose(a, b, **tol)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 4])
+@pytest.mark.parametrize("with_mask", [False, True])
+def test_thread_counts(isa, fused_calls, monkeypatch, threads, with_mask):
+    monkeypatch.setattr(_ops.cpu(), "PARALLEL_MIN_WORK", 0)
+    monkeypatch.setattr(_ops.cpu(), "PARALLEL_MIN_ROWS", 1)
+    rng = np.random.default_rng(threads)
+    p = _problem(rng, 9, 6, 7, 33, with_mask=with_mask, rec_drop=with_mask)
+    with cylstm.threads(threads):
+        assert len(_ops.row_slices(9, 1)) == threads
+        assert_kernel_matches_reference(p, DT, rng, compiled=True, scale=4, go_backwards=True)
+    assert len(fused_calls) == threads
+
+
+def test_large_values_saturate_like_the_reference(isa, fused_calls):
+    """Pre-activations far out on both sides (exp underflow, tanh = +-1)."""
+    rng = np.random.default_rng(11)
+    p = _problem(rng, 5, 6, 3, 24)
+    p["kernel"] *= 60
+    p["bias"][:] = rng.choice([-95.0, -20.0, 0.0, 20.0, 95.0], p["bias"].shape)
+    assert_kernel_matches_reference(p, DT, rng, compiled=True, scale=4)
+
+
+def test_nan_and_inf_propagate_like_the_reference(isa, fused_calls):
+    rng = np.random.default_rng(2)
+    p = _problem(rng, 4, 5, 3, 20)
+    p["x"][1, 2, 0] = np.nan
+    p["x"][2, 0, 0] = np.inf
+    p["x"][3, 1, 1] = -np.inf
+    seq, last, h, c, _ = _ops.lstm_forward(p["x"], p["kernel"], p["recurrent_kernel"], p["bias"],
+                                           p["h0"], p["c0"])
+    rseq, *_ = reference.lstm_forward(p["x"].transpose(1, 0, 2).astype(np.float64), p["kernel"],
+                                      p["recurrent_kernel"], p["bias"], p["h0"], p["c0"])
+    rseq = rseq.transpose(1, 0, 2)
+    np.testing.assert_array_equal(np.isnan(seq), np.isnan(rseq))
+    np.testing.assert_allclose(seq, rseq, rtol=1e-5, atol=1e-6)
+    assert np.isnan(seq[1, 2:]).all() and fused_calls
+
+
+def test_unfused_cases_take_the_other_path(fused_calls, monkeypatch):
+    rng = np.random.default_rng(5)
+    p = _problem(rng, 4, 3, 2, 6)
+    args = (p["x"], p["kernel"], p["recurrent_kernel"], p["bias"], p["h0"], p["c0"])
+    _ops.lstm_forward(*(a.astype(np.float64) for a in args))
+    _ops.lstm_forward(*args, activation=cylstm.activations.get("relu"))
+    _ops.lstm_forward(p["x"], p["kernel"], p["recurrent_kernel"][:3], p["bias"],
+                      p["h0"][:, :3], p["c0"], projection=rng.uniform(-1, 1, (6, 3)).astype(DT))
+    _ops.lstm_forward(*args, recurrent_mask=np.ones((4, 4, 6), DT))
+    assert not fused_calls
+    monkeypatch.setattr(_ops.cpu(), "FUSED_STEP_MIN_ROWS", 5)
+    _ops.lstm_forward(*args)
+    monkeypatch.setattr(_ops.cpu(), "FUSED_STEP_MIN_ROWS", 1)
+    monkeypatch.setattr(_ops.cpu(), "FUSED_STEP_MAX_UNITS", 5)
+    _ops.lstm_forward(*args)
+    monkeypatch.setattr(_ops.cpu(), "FUSED_STEP_MAX_UNITS", 6)
+    monkeypatch.setattr(_ops.cpu(), "FUSED_STEP_PANEL_UNITS", ())
+    _ops.lstm_forward(*args)
+    assert not fused_calls
+    monkeypatch.setattr(_ops.cpu(), "FUSED_STEP_PANEL_UNITS", (16, 8))
+    _ops.lstm_forward(*args)
+    assert fused_calls or recurrent_isa() == 0
+
+
+def test_default_dispatch_takes_the_fused_kernel_where_it_applies(monkeypatch):
+    """With the backend's own thresholds: a float32 layer of up to
+    FUSED_STEP_MAX_UNITS units on an AVX-512 CPU runs the fused kernel."""
+    calls = []
+    real = cpu_backend._forward_fused_kernel
+    monkeypatch.setattr(cpu_backend, "_forward_fused_kernel",
+                        lambda *a, **k: calls.append(a[4]) or real(*a, **k))
+    rng = np.random.default_rng(1)
+    p = _problem(rng, 5, 4, 3, 40, with_mask=True)
+    assert_kernel_matches_reference(p, DT, rng, compiled=True, scale=4)
+    assert bool(calls) == (recurrent_isa() == 2)
