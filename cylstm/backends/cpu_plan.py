@@ -63,7 +63,8 @@ class ForwardPlan:
     __slots__ = ("kernel", "recurrent_kernel", "bias", "projection", "act", "rec",
                  "x_shape", "state_shapes", "seq_shape", "dtype", "time_major",
                  "processing_order", "go_backwards", "slices", "chunk", "fused", "packed",
-                 "buffers", "lock", "fn", "pack", "bias_parts", "scratch", "last", "limits")
+                 "buffers", "lock", "fn", "pack", "bias_parts", "scratch", "last", "limits",
+                 "fused_step", "pack_fused", "fused_fn")
 
     def __init__(self, backend: Any, kernel: Any, recurrent_kernel: Any, bias: Any,
                  projection: Any, codes: Tuple[int, int], x_shape: Tuple[int, int, int],
@@ -100,6 +101,12 @@ class ForwardPlan:
         self.fused = bool(fused)
         self.packed = backend._use_packed(recurrent_kernel, self.slices)
         self.pack = _kernels.pack_recurrent
+        # The fused step kernel where _compiled_forward would take it; U is
+        # packed per call (its values may change between calls).
+        self.fused_step = bool(fused and projection is None
+                               and backend._fused_packed(recurrent_kernel, self.slices) is not None)
+        self.pack_fused = _kernels.pack_fused
+        self.fused_fn = _kernels.lstm_forward_fused
         self.fn = _kernels.lstm_forward.__signatures__[
             "float" if dtype == np.float32 else "double"]
         # The buffers _compiled_forward would take from the workspace, taken
@@ -112,7 +119,8 @@ class ForwardPlan:
             (ws.get(f"gates{i}", chunk * (b1 - b0) * G, dtype),
              ws.get(f"x{i}", chunk * (b1 - b0) * I, dtype), ws.get(f"act{i}", 1, dtype),
              ws.get(f"h{i}", (b1 - b0) * P, dtype), ws.get(f"m{i}", (b1 - b0) * H, dtype),
-             ws.get(f"sel{i}", (b1 - b0) * G, np.float32) if self.fused else None)
+             ws.get(f"h2_{i}", (b1 - b0) * H, dtype) if self.fused_step
+             else ws.get(f"sel{i}", (b1 - b0) * G, np.float32) if self.fused else None)
             for i, (b0, b1) in enumerate(self.slices)]
 
     def sum_biases(self, bias_ih: Any, bias_hh: Any) -> None:
@@ -157,8 +165,18 @@ class ForwardPlan:
                     changed = pin_one_blas_thread()
                     break
             try:
-                u_packed = self.pack(U) if self.packed else None
                 tm = self.time_major
+                if self.fused_step:
+                    u_fused = self.pack_fused(U)
+                    run_parallel([partial(
+                        self.fused_fn, x, tm, self.kernel, u_fused, u_fused.shape[1] // 4,
+                        self.bias, None, None, self.go_backwards, h, c, last, seq, tm,
+                        self.processing_order, None, None, None, None, gbuf, self.chunk, xbuf,
+                        hbuf, h2, b0, b1)
+                        for (b0, b1), (gbuf, xbuf, _, hbuf, _, h2)
+                        in zip(self.slices, self.buffers)])
+                    return seq, last, h, c
+                u_packed = self.pack(U) if self.packed else None
                 if len(self.slices) == 1:
                     gbuf, xbuf, abuf, hbuf, mbuf, sel = self.buffers[0]
                     self.fn(x, tm, self.kernel, U, u_packed, self.bias, self.projection, None,
