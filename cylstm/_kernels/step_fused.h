@@ -1,0 +1,288 @@
+/* The fused LSTM step for few batch rows (float32, sigmoid gates, tanh):
+ * z = b + x_t @ W + h_{t-1} @ U, the gate activations, c_t and
+ * h_t = o * tanh(c_t) in one pass over a range of units, and a time loop of
+ * such steps whose units are split between persistent threads (workers.h).
+ *
+ * Why: with one or two rows a step is a matrix-vector product whose cost is
+ * reading W and U (2 MiB at 256 -> 1024 columns), and the unfused path adds
+ * six passes over the 4H gate values (bias copy, two gemv, activations, cell,
+ * tanh, product) plus a BLAS call's fixed cost each. Here a thread owns a
+ * range of units and all four gates of them: it accumulates its columns of
+ * the four gate blocks, then finishes those units while their gate values are
+ * still in L1, so a split of the units between threads needs no exchange
+ * but h_t (one barrier per step), and each core streams only its share of
+ * the weights (and keeps it in its L2 across steps).
+ *
+ * W (I x 4H) and U (H x 4H) are read in place, row by row: the layers update
+ * them in place, so a packed copy could go stale, and a row-major walk of k
+ * (four rows at a time) reads each weight row as contiguous runs, which the
+ * hardware prefetchers follow; the products accumulate in a row's z (4H
+ * values, L1) and the epilogue reads the four gates of each unit from there.
+ * AVX-512F (16 units a vector) and AVX2 + FMA (8), chosen at run time with
+ * cyl_recurrent_isa (recurrent.h); other CPUs use the unfused path. The
+ * epilogue is the scalar formulas of fastmath.h, vectorised by the compiler
+ * inside each ISA's function, so the accuracy is theirs: the gates as
+ * cyl_lstm_gates_f32 computes them, tanh(c) as cyl_lstm_cell_f32 does.
+ * Tested against the NumPy reference in tests/kernels/test_step_fused.py.
+ */
+#ifndef CYLSTM_STEP_FUSED_H
+#define CYLSTM_STEP_FUSED_H
+
+#include "fastmath.h"
+#include "recurrent.h"
+#include "workers.h"
+
+/* A time loop of T steps over n rows. Row b of step t reads
+ * x + t * x_step + b * x_row and writes h_t to h + t' * h_step + b * h_row,
+ * where t' = t, or t % 2 when h_ring (the caller keeps no sequence; h holds
+ * two steps). h_{-1} is h0 (row stride h0_row); c (n x H) holds c_{-1} and
+ * becomes c_T, updated in place. z is scratch for n x 4H values. */
+typedef struct {
+    int rows, inputs, units, steps, h_ring, level;
+    const float *x;
+    long x_row, x_step;
+    const float *W, *U, *bias, *h0;
+    long h0_row;
+    float *h;
+    long h_row, h_step;
+    float *c, *z;
+} cyl_fused_job;
+
+/* The gate values of fastmath.h's cyl_lstm_gates_f32, one at a time. */
+static inline float cyl_fs_gate_tanh(float x) {
+    float ax = x < 0 ? -x : x;
+    float e = cyl_exp_neg(-2.0f * ax);
+    float p = 1.0f / (1.0f + e);
+    float z = x * x;
+    float small = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z
+                     - 5.37397155531e-2f) * z + 1.33314422036e-1f) * z
+                   - 3.33332819422e-1f) * z * x + x;
+    float big = (1.0f - e) * p;
+    big = x < 0 ? -big : big;
+    return ax < 0.625f ? small : big;
+}
+
+/* Units [u0, u1) of every row: c and h from the row's gate values in z. */
+#define CYL_FS_EPILOGUE(n, H, z, c, hrow, h_row, u0, u1)                         \
+    for (int b = 0; b < (n); b++) {                                              \
+        const float *zb = (z) + (long)b * 4 * (H);                               \
+        float *cb = (c) + (long)b * (H);                                         \
+        float *hb = (hrow) + (long)b * (h_row);                                  \
+        for (int j = (u0); j < (u1); j++) {                                      \
+            float gi = cyl_sigmoid1(zb[j]);                                      \
+            float gf = cyl_sigmoid1(zb[(H) + j]);                                \
+            float gg = cyl_fs_gate_tanh(zb[2 * (H) + j]);                        \
+            float go = cyl_sigmoid1(zb[3 * (H) + j]);                            \
+            float cn = gf * cb[j] + gi * gg;                                     \
+            cb[j] = cn;                                                          \
+            hb[j] = go * cyl_tanh1(cn);                                          \
+        }                                                                        \
+    }
+
+/* The scalar twin of the kernels below: z[b, g*H + u] for units [u0, u1)
+ * += A[b, :K] @ B[:, g*H + u]. Used for the step on CPUs without the vector
+ * kernels only by the tests' level-0 runs of this file (the layers take the
+ * unfused path there). */
+static void cyl_fs_acc_scalar(int n, int K, int H, const float *A, long lda,
+                              const float *B, float *z, int u0, int u1) {
+    long N = 4L * H;
+    for (int b = 0; b < n; b++)
+        for (int k = 0; k < K; k++) {
+            float a = A[b * lda + k];
+            const float *bk = B + k * N;
+            float *zb = z + b * N;
+            for (int g = 0; g < 4; g++)
+                for (int u = u0; u < u1; u++)
+                    zb[g * H + u] += a * bk[g * H + u];
+        }
+}
+
+static void cyl_fs_epilogue_scalar(int n, int H, const float *z, float *c, float *h,
+                                   long h_row, int u0, int u1) {
+    CYL_FS_EPILOGUE(n, H, z, c, h, h_row, u0, u1)
+}
+
+#if CYL_HAVE_X86_KERNELS
+
+/* Rows b0 .. b0+NR-1 (NR <= 4, a constant after inlining), four k at a time. */
+#define CYL_FS_ACC_BODY(VEC, WIDTH, LOADM, STOREM, FMA, SET1, MASK_T, MAKE_MASK)      \
+    long N = 4L * H;                                                                  \
+    int k = 0;                                                                        \
+    for (; k + 4 <= K; k += 4) {                                                      \
+        const float *B0 = B + k * N, *B1 = B0 + N, *B2 = B1 + N, *B3 = B2 + N;         \
+        for (int g = 0; g < 4; g++)                                                   \
+            for (int u = u0; u < u1; u += WIDTH) {                                    \
+                MASK_T m = MAKE_MASK(u1 - u);                                         \
+                long col = (long)g * H + u;                                           \
+                VEC v0 = LOADM(B0 + col, m), v1 = LOADM(B1 + col, m);                 \
+                VEC v2 = LOADM(B2 + col, m), v3 = LOADM(B3 + col, m);                 \
+                for (int r = 0; r < NR; r++) {                                        \
+                    const float *ar = A + (long)(b0 + r) * lda + k;                   \
+                    float *zp = z + (long)(b0 + r) * N + col;                         \
+                    VEC acc = LOADM(zp, m);                                           \
+                    acc = FMA(SET1(ar[0]), v0, acc);                                  \
+                    acc = FMA(SET1(ar[1]), v1, acc);                                  \
+                    acc = FMA(SET1(ar[2]), v2, acc);                                  \
+                    acc = FMA(SET1(ar[3]), v3, acc);                                  \
+                    STOREM(zp, m, acc);                                               \
+                }                                                                     \
+            }                                                                         \
+    }                                                                                 \
+    for (; k < K; k++) {                                                              \
+        const float *B0 = B + k * N;                                                  \
+        for (int g = 0; g < 4; g++)                                                   \
+            for (int u = u0; u < u1; u += WIDTH) {                                    \
+                MASK_T m = MAKE_MASK(u1 - u);                                         \
+                long col = (long)g * H + u;                                           \
+                VEC v0 = LOADM(B0 + col, m);                                          \
+                for (int r = 0; r < NR; r++) {                                        \
+                    float *zp = z + (long)(b0 + r) * N + col;                         \
+                    VEC acc = LOADM(zp, m);                                           \
+                    acc = FMA(SET1(A[(long)(b0 + r) * lda + k]), v0, acc);            \
+                    STOREM(zp, m, acc);                                               \
+                }                                                                     \
+            }                                                                         \
+    }
+
+#define CYL_M512_LOAD(p, m) _mm512_maskz_loadu_ps(m, p)
+#define CYL_M512_STORE(p, m, v) _mm512_mask_storeu_ps(p, m, v)
+
+__attribute__((target("avx512f")))
+static inline __mmask16 cyl_fs_mask16(int w) {
+    return (__mmask16)(w >= 16 ? 0xFFFFu : ((1u << w) - 1u));
+}
+
+__attribute__((target("avx512f"), always_inline))
+static inline void cyl_fs_rows512(const int NR, int b0, int K, int H, const float *A,
+                                  long lda, const float *B, float *z, int u0, int u1) {
+    CYL_FS_ACC_BODY(__m512, 16, CYL_M512_LOAD, CYL_M512_STORE, _mm512_fmadd_ps,
+                    _mm512_set1_ps, __mmask16, cyl_fs_mask16)
+}
+
+__attribute__((target("avx512f")))
+static void cyl_fs_acc512(int n, int K, int H, const float *A, long lda, const float *B,
+                          float *z, int u0, int u1) {
+    int b0 = 0;
+    for (; b0 + 4 <= n; b0 += 4)
+        cyl_fs_rows512(4, b0, K, H, A, lda, B, z, u0, u1);
+    switch (n - b0) {
+    case 3: cyl_fs_rows512(3, b0, K, H, A, lda, B, z, u0, u1); break;
+    case 2: cyl_fs_rows512(2, b0, K, H, A, lda, B, z, u0, u1); break;
+    case 1: cyl_fs_rows512(1, b0, K, H, A, lda, B, z, u0, u1); break;
+    default: break;
+    }
+}
+
+__attribute__((target("avx512f")))
+static void cyl_fs_epilogue512(int n, int H, const float *z, float *c, float *h,
+                               long h_row, int u0, int u1) {
+    CYL_FS_EPILOGUE(n, H, z, c, h, h_row, u0, u1)
+}
+
+#define CYL_M256_LOAD(p, m) _mm256_maskload_ps(p, m)
+#define CYL_M256_STORE(p, m, v) _mm256_maskstore_ps(p, m, v)
+
+__attribute__((target("avx2,fma")))
+static inline __m256i cyl_fs_mask8(int w) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(w), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+__attribute__((target("avx2,fma"), always_inline))
+static inline void cyl_fs_rows256(const int NR, int b0, int K, int H, const float *A,
+                                  long lda, const float *B, float *z, int u0, int u1) {
+    CYL_FS_ACC_BODY(__m256, 8, CYL_M256_LOAD, CYL_M256_STORE, _mm256_fmadd_ps,
+                    _mm256_set1_ps, __m256i, cyl_fs_mask8)
+}
+
+__attribute__((target("avx2,fma")))
+static void cyl_fs_acc256(int n, int K, int H, const float *A, long lda, const float *B,
+                          float *z, int u0, int u1) {
+    int b0 = 0;
+    for (; b0 + 4 <= n; b0 += 4)
+        cyl_fs_rows256(4, b0, K, H, A, lda, B, z, u0, u1);
+    switch (n - b0) {
+    case 3: cyl_fs_rows256(3, b0, K, H, A, lda, B, z, u0, u1); break;
+    case 2: cyl_fs_rows256(2, b0, K, H, A, lda, B, z, u0, u1); break;
+    case 1: cyl_fs_rows256(1, b0, K, H, A, lda, B, z, u0, u1); break;
+    default: break;
+    }
+}
+
+__attribute__((target("avx2,fma")))
+static void cyl_fs_epilogue256(int n, int H, const float *z, float *c, float *h,
+                               long h_row, int u0, int u1) {
+    CYL_FS_EPILOGUE(n, H, z, c, h, h_row, u0, u1)
+}
+
+#endif
+
+/* Units per vector of the level (the grain of a split between threads). */
+static int cyl_fs_width(int level) {
+    return level == 2 ? 16 : (level == 1 ? 8 : 1);
+}
+
+/* Part `part` of `parts` of the job: its units in every step, meeting the
+ * other parts at the pool's barrier between steps. */
+static void cyl_fused_part(void *arg, int part, int parts) {
+    const cyl_fused_job *s = (const cyl_fused_job *)arg;
+    int n = s->rows, H = s->units;
+    long N = 4L * H;
+    int w = cyl_fs_width(s->level);
+    int vecs = (H + w - 1) / w;
+    int u0 = (int)((long)vecs * part / parts) * w;
+    int u1 = (int)((long)vecs * (part + 1) / parts) * w;
+    if (u1 > H)
+        u1 = H;
+    for (int t = 0; t < s->steps; t++) {
+        const float *x = s->x + (long)t * s->x_step;
+        const float *hprev;
+        long hprev_row;
+        if (t == 0) {
+            hprev = s->h0;
+            hprev_row = s->h0_row;
+        } else {
+            hprev = s->h + (long)(s->h_ring ? (t - 1) % 2 : t - 1) * s->h_step;
+            hprev_row = s->h_row;
+        }
+        float *hout = s->h + (long)(s->h_ring ? t % 2 : t) * s->h_step;
+        if (u0 < u1) {
+            for (int b = 0; b < n; b++)
+                for (int g = 0; g < 4; g++)
+                    memcpy(s->z + b * N + (long)g * H + u0, s->bias + (long)g * H + u0,
+                           (size_t)(u1 - u0) * sizeof(float));
+#if CYL_HAVE_X86_KERNELS
+            if (s->level == 2) {
+                cyl_fs_acc512(n, s->inputs, H, x, s->x_row, s->W, s->z, u0, u1);
+                cyl_fs_acc512(n, H, H, hprev, hprev_row, s->U, s->z, u0, u1);
+                cyl_fs_epilogue512(n, H, s->z, s->c, hout, s->h_row, u0, u1);
+            } else if (s->level == 1) {
+                cyl_fs_acc256(n, s->inputs, H, x, s->x_row, s->W, s->z, u0, u1);
+                cyl_fs_acc256(n, H, H, hprev, hprev_row, s->U, s->z, u0, u1);
+                cyl_fs_epilogue256(n, H, s->z, s->c, hout, s->h_row, u0, u1);
+            } else
+#endif
+            {
+                cyl_fs_acc_scalar(n, s->inputs, H, x, s->x_row, s->W, s->z, u0, u1);
+                cyl_fs_acc_scalar(n, H, H, hprev, hprev_row, s->U, s->z, u0, u1);
+                cyl_fs_epilogue_scalar(n, H, s->z, s->c, hout, s->h_row, u0, u1);
+            }
+        }
+        if (t + 1 < s->steps)
+            cyl_pool_barrier(parts);
+    }
+}
+
+/* Run the job on `parts` threads (the pool's, this one included), or on this
+ * thread alone when parts is 1 or the pool is busy. Returns the parts used. */
+static int cyl_fused_run(cyl_fused_job *job, int parts) {
+    int w = cyl_fs_width(job->level);
+    int vecs = (job->units + w - 1) / w;
+    if (parts > vecs)
+        parts = vecs;
+    if (parts > 1 && cyl_pool_run(cyl_fused_part, job, parts) == 0)
+        return parts;
+    cyl_fused_part(job, 0, 1);
+    return 1;
+}
+
+#endif
