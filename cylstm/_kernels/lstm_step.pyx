@@ -41,6 +41,7 @@ cdef extern from "step_fused.h" nogil:
         float* c
         float* z
     int cyl_fused_run(cyl_fused_job* job, int parts)
+    long cyl_fs_scratch(int n, int H)
     int cyl_recurrent_isa(int force)
     void cyl_pool_shutdown()
     int cyl_pool_size()
@@ -111,7 +112,7 @@ def fused_sequence(x, bint time_major, kernel, recurrent_kernel, bias, h0, c0,
                          f"h0 {h0.shape}, c0 {c0.shape} do not make one LSTM.")
     cdef cnp.ndarray h0a = np.ascontiguousarray(h0, np.float32)
     cdef cnp.ndarray c = np.array(c0, np.float32, order="C", copy=True)
-    cdef cnp.ndarray z = np.empty(max(B * 4 * H, 1), np.float32)
+    cdef cnp.ndarray z = np.empty(cyl_fs_scratch(<int>B, <int>H), np.float32)
     cdef cnp.ndarray seq = None
     cdef cnp.ndarray ring = None
     cdef cyl_fused_job job
@@ -263,7 +264,8 @@ cdef class StepKernel:
         self.is_float = kernel.dtype == np.float32
         self.typenum = cnp.NPY_FLOAT32 if self.is_float else cnp.NPY_FLOAT64
         G = 4 * self.units
-        self._gates = np.empty(max(batch * G, 1), kernel.dtype)
+        self._gates = np.empty(max(batch * G, cyl_fs_scratch(<int>batch, self.units)),
+                               kernel.dtype)
         self._m = np.empty(max(batch * self.units, 1), kernel.dtype)
         self._sel = None
         self.fused_step = (self.is_float and fused_activations(act, rec_act)

@@ -36,7 +36,7 @@
  * x + t * x_step + b * x_row and writes h_t to h + t' * h_step + b * h_row,
  * where t' = t, or t % 2 when h_ring (the caller keeps no sequence; h holds
  * two steps). h_{-1} is h0 (row stride h0_row); c (n x H) holds c_{-1} and
- * becomes c_T, updated in place. z is scratch for n x 4H values. */
+ * becomes c_T, updated in place. z is scratch of cyl_fs_scratch(n, H) values. */
 typedef struct {
     int rows, inputs, units, steps, h_ring, level;
     const float *x;
@@ -62,86 +62,121 @@ static inline float cyl_fs_gate_tanh(float x) {
     return ax < 0.625f ? small : big;
 }
 
-/* Units [u0, u1) of every row: c and h from the row's gate values in z. */
-#define CYL_FS_EPILOGUE(n, H, z, c, hrow, h_row, u0, u1)                         \
-    for (int b = 0; b < (n); b++) {                                              \
-        const float *zb = (z) + (long)b * 4 * (H);                               \
-        float *cb = (c) + (long)b * (H);                                         \
-        float *hb = (hrow) + (long)b * (h_row);                                  \
-        for (int j = (u0); j < (u1); j++) {                                      \
-            float gi = cyl_sigmoid1(zb[j]);                                      \
-            float gf = cyl_sigmoid1(zb[(H) + j]);                                \
-            float gg = cyl_fs_gate_tanh(zb[2 * (H) + j]);                        \
-            float go = cyl_sigmoid1(zb[3 * (H) + j]);                            \
-            float cn = gf * cb[j] + gi * gg;                                     \
-            cb[j] = cn;                                                          \
-            hb[j] = go * cyl_tanh1(cn);                                          \
-        }                                                                        \
+/* z, c and h never overlap: saying so keeps the compiler from a run-time
+ * overlap check that, for small adjacent arrays, chose its scalar loop. */
+#if defined(_MSC_VER)
+#define CYL_FS_RESTRICT __restrict
+#else
+#define CYL_FS_RESTRICT __restrict__
+#endif
+
+/* Units [u0, u1) of one row: c and h from the row's gate values in z (a
+ * function of its own, so the restrict parameters reach the vectoriser). */
+#define CYL_FS_EPILOGUE_ROW(NAME, ATTR)                                              \
+    ATTR static void NAME(int H, int Hp, const float *CYL_FS_RESTRICT zb,           \
+                          float *CYL_FS_RESTRICT cb, float *CYL_FS_RESTRICT hb,      \
+                          int u0, int u1) {                                          \
+        (void)H;                                                                     \
+        for (int j = u0; j < u1; j++) {                                              \
+            float gi = cyl_sigmoid1(zb[j]);                                          \
+            float gf = cyl_sigmoid1(zb[Hp + j]);                                     \
+            float gg = cyl_fs_gate_tanh(zb[2 * Hp + j]);                             \
+            float go = cyl_sigmoid1(zb[3 * Hp + j]);                                 \
+            float cn = gf * cb[j] + gi * gg;                                         \
+            cb[j] = cn;                                                              \
+            hb[j] = go * cyl_tanh1(cn);                                              \
+        }                                                                            \
     }
+
+#define CYL_FS_EPILOGUE(ROW, n, H, Hp, z, c, hrow, h_row, u0, u1)                   \
+    for (int b = 0; b < (n); b++)                                                   \
+        ROW(H, Hp, (z) + (long)b * 4 * (Hp), (c) + (long)b * (H),                   \
+            (hrow) + (long)b * (h_row), u0, u1);
 
 /* The scalar twin of the kernels below: z[b, g*H + u] for units [u0, u1)
  * += A[b, :K] @ B[:, g*H + u]. Used for the step on CPUs without the vector
  * kernels only by the tests' level-0 runs of this file (the layers take the
  * unfused path there). */
-static void cyl_fs_acc_scalar(int n, int K, int H, const float *A, long lda,
+static void cyl_fs_acc_scalar(int n, int K, int H, int Hp, const float *A, long lda,
                               const float *B, float *z, int u0, int u1) {
     long N = 4L * H;
     for (int b = 0; b < n; b++)
         for (int k = 0; k < K; k++) {
             float a = A[b * lda + k];
             const float *bk = B + k * N;
-            float *zb = z + b * N;
+            float *zb = z + b * 4L * Hp;
             for (int g = 0; g < 4; g++)
                 for (int u = u0; u < u1; u++)
-                    zb[g * H + u] += a * bk[g * H + u];
+                    zb[g * Hp + u] += a * bk[g * H + u];
         }
 }
 
-static void cyl_fs_epilogue_scalar(int n, int H, const float *z, float *c, float *h,
+CYL_FS_EPILOGUE_ROW(cyl_fs_row_scalar, )
+
+static void cyl_fs_epilogue_scalar(int n, int H, int Hp, const float *z, float *c, float *h,
                                    long h_row, int u0, int u1) {
-    CYL_FS_EPILOGUE(n, H, z, c, h, h_row, u0, u1)
+    CYL_FS_EPILOGUE(cyl_fs_row_scalar, n, H, Hp, z, c, h, h_row, u0, u1)
 }
 
 #if CYL_HAVE_X86_KERNELS
 
-/* Rows b0 .. b0+NR-1 (NR <= 4, a constant after inlining), four k at a time. */
-#define CYL_FS_ACC_BODY(VEC, WIDTH, LOADM, STOREM, FMA, SET1, MASK_T, MAKE_MASK)      \
-    long N = 4L * H;                                                                  \
-    int k = 0;                                                                        \
-    for (; k + 4 <= K; k += 4) {                                                      \
-        const float *B0 = B + k * N, *B1 = B0 + N, *B2 = B1 + N, *B3 = B2 + N;         \
-        for (int g = 0; g < 4; g++)                                                   \
-            for (int u = u0; u < u1; u += WIDTH) {                                    \
-                MASK_T m = MAKE_MASK(u1 - u);                                         \
-                long col = (long)g * H + u;                                           \
-                VEC v0 = LOADM(B0 + col, m), v1 = LOADM(B1 + col, m);                 \
-                VEC v2 = LOADM(B2 + col, m), v3 = LOADM(B3 + col, m);                 \
-                for (int r = 0; r < NR; r++) {                                        \
-                    const float *ar = A + (long)(b0 + r) * lda + k;                   \
-                    float *zp = z + (long)(b0 + r) * N + col;                         \
-                    VEC acc = LOADM(zp, m);                                           \
-                    acc = FMA(SET1(ar[0]), v0, acc);                                  \
-                    acc = FMA(SET1(ar[1]), v1, acc);                                  \
-                    acc = FMA(SET1(ar[2]), v2, acc);                                  \
-                    acc = FMA(SET1(ar[3]), v3, acc);                                  \
-                    STOREM(zp, m, acc);                                               \
-                }                                                                     \
-            }                                                                         \
-    }                                                                                 \
-    for (; k < K; k++) {                                                              \
-        const float *B0 = B + k * N;                                                  \
-        for (int g = 0; g < 4; g++)                                                   \
-            for (int u = u0; u < u1; u += WIDTH) {                                    \
-                MASK_T m = MAKE_MASK(u1 - u);                                         \
-                long col = (long)g * H + u;                                           \
-                VEC v0 = LOADM(B0 + col, m);                                          \
-                for (int r = 0; r < NR; r++) {                                        \
-                    float *zp = z + (long)(b0 + r) * N + col;                         \
-                    VEC acc = LOADM(zp, m);                                           \
-                    acc = FMA(SET1(A[(long)(b0 + r) * lda + k]), v0, acc);            \
-                    STOREM(zp, m, acc);                                               \
-                }                                                                     \
-            }                                                                         \
+/* Rows b0 .. b0+NR-1 (NR <= 4, a constant after inlining), four k at a time.
+ * Full vectors load and store unmasked (masked stores are slow on AMD cores,
+ * AVX2's vmaskmovps store very much so); only a range's last vector masks.
+ * z has a row stride of 4 * Hp and gate blocks Hp apart (Hp = H rounded up
+ * to 16, so z's vectors are aligned when z is). The four products of a k
+ * block go into two chains, so a step waits on two FMA latencies, not four. */
+#define CYL_FS_ACC_BODY(VEC, WIDTH, LOADU, STOREU, LOADM, STOREM, FMA, MUL, ADD, SET1,    \
+                        MASK_T, MAKE_MASK)                                                \
+    long N = 4L * H, Z = 4L * Hp;                                                         \
+    int k = 0;                                                                            \
+    for (; k + 4 <= K; k += 4) {                                                          \
+        const float *B0 = B + k * N, *B1 = B0 + N, *B2 = B1 + N, *B3 = B2 + N;             \
+        for (int g = 0; g < 4; g++) {                                                     \
+            int u = u0;                                                                   \
+            for (; u + WIDTH <= u1; u += WIDTH) {                                         \
+                long col = (long)g * H + u, zc = (long)g * Hp + u;                        \
+                VEC v0 = LOADU(B0 + col), v1 = LOADU(B1 + col);                           \
+                VEC v2 = LOADU(B2 + col), v3 = LOADU(B3 + col);                           \
+                for (int r = 0; r < NR; r++) {                                            \
+                    const float *ar = A + (long)(b0 + r) * lda + k;                       \
+                    float *zp = z + (long)(b0 + r) * Z + zc;                              \
+                    VEC p = FMA(SET1(ar[0]), v0, LOADU(zp));                              \
+                    VEC q = MUL(SET1(ar[1]), v1);                                         \
+                    p = FMA(SET1(ar[2]), v2, p);                                          \
+                    q = FMA(SET1(ar[3]), v3, q);                                          \
+                    STOREU(zp, ADD(p, q));                                                \
+                }                                                                         \
+            }                                                                             \
+            if (u < u1) {                                                                 \
+                MASK_T m = MAKE_MASK(u1 - u);                                             \
+                long col = (long)g * H + u, zc = (long)g * Hp + u;                        \
+                VEC v0 = LOADM(B0 + col, m), v1 = LOADM(B1 + col, m);                     \
+                VEC v2 = LOADM(B2 + col, m), v3 = LOADM(B3 + col, m);                     \
+                for (int r = 0; r < NR; r++) {                                            \
+                    const float *ar = A + (long)(b0 + r) * lda + k;                       \
+                    float *zp = z + (long)(b0 + r) * Z + zc;                              \
+                    VEC p = FMA(SET1(ar[0]), v0, LOADU(zp));                              \
+                    VEC q = MUL(SET1(ar[1]), v1);                                         \
+                    p = FMA(SET1(ar[2]), v2, p);                                          \
+                    q = FMA(SET1(ar[3]), v3, q);                                          \
+                    STOREU(zp, ADD(p, q));                                                \
+                }                                                                         \
+            }                                                                             \
+        }                                                                                 \
+    }                                                                                     \
+    for (; k < K; k++) {                                                                  \
+        const float *B0 = B + k * N;                                                      \
+        for (int g = 0; g < 4; g++)                                                       \
+            for (int u = u0; u < u1; u += WIDTH) {                                        \
+                MASK_T m = MAKE_MASK(u1 - u);                                             \
+                long col = (long)g * H + u, zc = (long)g * Hp + u;                        \
+                VEC v0 = LOADM(B0 + col, m);                                              \
+                for (int r = 0; r < NR; r++) {                                            \
+                    float *zp = z + (long)(b0 + r) * Z + zc;                              \
+                    STOREU(zp, FMA(SET1(A[(long)(b0 + r) * lda + k]), v0, LOADU(zp)));   \
+                }                                                                         \
+            }                                                                             \
     }
 
 #define CYL_M512_LOAD(p, m) _mm512_maskz_loadu_ps(m, p)
@@ -153,30 +188,33 @@ static inline __mmask16 cyl_fs_mask16(int w) {
 }
 
 __attribute__((target("avx512f"), always_inline))
-static inline void cyl_fs_rows512(const int NR, int b0, int K, int H, const float *A,
+static inline void cyl_fs_rows512(const int NR, int b0, int K, int H, int Hp, const float *A,
                                   long lda, const float *B, float *z, int u0, int u1) {
-    CYL_FS_ACC_BODY(__m512, 16, CYL_M512_LOAD, CYL_M512_STORE, _mm512_fmadd_ps,
+    CYL_FS_ACC_BODY(__m512, 16, _mm512_loadu_ps, _mm512_storeu_ps, CYL_M512_LOAD,
+                    CYL_M512_STORE, _mm512_fmadd_ps, _mm512_mul_ps, _mm512_add_ps,
                     _mm512_set1_ps, __mmask16, cyl_fs_mask16)
 }
 
 __attribute__((target("avx512f")))
-static void cyl_fs_acc512(int n, int K, int H, const float *A, long lda, const float *B,
-                          float *z, int u0, int u1) {
+static void cyl_fs_acc512(int n, int K, int H, int Hp, const float *A, long lda,
+                          const float *B, float *z, int u0, int u1) {
     int b0 = 0;
     for (; b0 + 4 <= n; b0 += 4)
-        cyl_fs_rows512(4, b0, K, H, A, lda, B, z, u0, u1);
+        cyl_fs_rows512(4, b0, K, H, Hp, A, lda, B, z, u0, u1);
     switch (n - b0) {
-    case 3: cyl_fs_rows512(3, b0, K, H, A, lda, B, z, u0, u1); break;
-    case 2: cyl_fs_rows512(2, b0, K, H, A, lda, B, z, u0, u1); break;
-    case 1: cyl_fs_rows512(1, b0, K, H, A, lda, B, z, u0, u1); break;
+    case 3: cyl_fs_rows512(3, b0, K, H, Hp, A, lda, B, z, u0, u1); break;
+    case 2: cyl_fs_rows512(2, b0, K, H, Hp, A, lda, B, z, u0, u1); break;
+    case 1: cyl_fs_rows512(1, b0, K, H, Hp, A, lda, B, z, u0, u1); break;
     default: break;
     }
 }
 
+CYL_FS_EPILOGUE_ROW(cyl_fs_row512, __attribute__((target("avx512f"))))
+
 __attribute__((target("avx512f")))
-static void cyl_fs_epilogue512(int n, int H, const float *z, float *c, float *h,
+static void cyl_fs_epilogue512(int n, int H, int Hp, const float *z, float *c, float *h,
                                long h_row, int u0, int u1) {
-    CYL_FS_EPILOGUE(n, H, z, c, h, h_row, u0, u1)
+    CYL_FS_EPILOGUE(cyl_fs_row512, n, H, Hp, z, c, h, h_row, u0, u1)
 }
 
 #define CYL_M256_LOAD(p, m) _mm256_maskload_ps(p, m)
@@ -188,33 +226,51 @@ static inline __m256i cyl_fs_mask8(int w) {
 }
 
 __attribute__((target("avx2,fma"), always_inline))
-static inline void cyl_fs_rows256(const int NR, int b0, int K, int H, const float *A,
+static inline void cyl_fs_rows256(const int NR, int b0, int K, int H, int Hp, const float *A,
                                   long lda, const float *B, float *z, int u0, int u1) {
-    CYL_FS_ACC_BODY(__m256, 8, CYL_M256_LOAD, CYL_M256_STORE, _mm256_fmadd_ps,
+    CYL_FS_ACC_BODY(__m256, 8, _mm256_loadu_ps, _mm256_storeu_ps, CYL_M256_LOAD,
+                    CYL_M256_STORE, _mm256_fmadd_ps, _mm256_mul_ps, _mm256_add_ps,
                     _mm256_set1_ps, __m256i, cyl_fs_mask8)
 }
 
 __attribute__((target("avx2,fma")))
-static void cyl_fs_acc256(int n, int K, int H, const float *A, long lda, const float *B,
-                          float *z, int u0, int u1) {
+static void cyl_fs_acc256(int n, int K, int H, int Hp, const float *A, long lda,
+                          const float *B, float *z, int u0, int u1) {
     int b0 = 0;
     for (; b0 + 4 <= n; b0 += 4)
-        cyl_fs_rows256(4, b0, K, H, A, lda, B, z, u0, u1);
+        cyl_fs_rows256(4, b0, K, H, Hp, A, lda, B, z, u0, u1);
     switch (n - b0) {
-    case 3: cyl_fs_rows256(3, b0, K, H, A, lda, B, z, u0, u1); break;
-    case 2: cyl_fs_rows256(2, b0, K, H, A, lda, B, z, u0, u1); break;
-    case 1: cyl_fs_rows256(1, b0, K, H, A, lda, B, z, u0, u1); break;
+    case 3: cyl_fs_rows256(3, b0, K, H, Hp, A, lda, B, z, u0, u1); break;
+    case 2: cyl_fs_rows256(2, b0, K, H, Hp, A, lda, B, z, u0, u1); break;
+    case 1: cyl_fs_rows256(1, b0, K, H, Hp, A, lda, B, z, u0, u1); break;
     default: break;
     }
 }
 
+CYL_FS_EPILOGUE_ROW(cyl_fs_row256, __attribute__((target("avx2,fma"))))
+
 __attribute__((target("avx2,fma")))
-static void cyl_fs_epilogue256(int n, int H, const float *z, float *c, float *h,
+static void cyl_fs_epilogue256(int n, int H, int Hp, const float *z, float *c, float *h,
                                long h_row, int u0, int u1) {
-    CYL_FS_EPILOGUE(n, H, z, c, h, h_row, u0, u1)
+    CYL_FS_EPILOGUE(cyl_fs_row256, n, H, Hp, z, c, h, h_row, u0, u1)
 }
 
 #endif
+
+/* The units of a gate block in z: H rounded up to a whole AVX-512 vector. */
+static inline int cyl_fs_padded(int H) {
+    return (H + 15) / 16 * 16;
+}
+
+/* z's first 64-byte boundary (the scratch has 16 floats to spare). */
+static inline float *cyl_fs_aligned(float *z) {
+    return (float *)(((uintptr_t)z + 63) & ~(uintptr_t)63);
+}
+
+/* Scratch values a job of n rows and H units needs for z. */
+static inline long cyl_fs_scratch(int n, int H) {
+    return (long)n * 4 * cyl_fs_padded(H) + 16;
+}
 
 /* Units per vector of the level (the grain of a split between threads). */
 static int cyl_fs_width(int level) {
@@ -225,8 +281,8 @@ static int cyl_fs_width(int level) {
  * other parts at the pool's barrier between steps. */
 static void cyl_fused_part(void *arg, int part, int parts) {
     const cyl_fused_job *s = (const cyl_fused_job *)arg;
-    int n = s->rows, H = s->units;
-    long N = 4L * H;
+    int n = s->rows, H = s->units, Hp = cyl_fs_padded(H);
+    float *z = cyl_fs_aligned(s->z);
     int w = cyl_fs_width(s->level);
     int vecs = (H + w - 1) / w;
     int u0 = (int)((long)vecs * part / parts) * w;
@@ -247,24 +303,27 @@ static void cyl_fused_part(void *arg, int part, int parts) {
         float *hout = s->h + (long)(s->h_ring ? t % 2 : t) * s->h_step;
         if (u0 < u1) {
             for (int b = 0; b < n; b++)
-                for (int g = 0; g < 4; g++)
-                    memcpy(s->z + b * N + (long)g * H + u0, s->bias + (long)g * H + u0,
-                           (size_t)(u1 - u0) * sizeof(float));
+                for (int g = 0; g < 4; g++) {
+                    float *zg = z + b * 4L * Hp + (long)g * Hp;
+                    memcpy(zg + u0, s->bias + (long)g * H + u0, (size_t)(u1 - u0) * sizeof(float));
+                    if (u1 == H && Hp > H)   /* the padding: read by the last vector */
+                        memset(zg + H, 0, (size_t)(Hp - H) * sizeof(float));
+                }
 #if CYL_HAVE_X86_KERNELS
             if (s->level == 2) {
-                cyl_fs_acc512(n, s->inputs, H, x, s->x_row, s->W, s->z, u0, u1);
-                cyl_fs_acc512(n, H, H, hprev, hprev_row, s->U, s->z, u0, u1);
-                cyl_fs_epilogue512(n, H, s->z, s->c, hout, s->h_row, u0, u1);
+                cyl_fs_acc512(n, s->inputs, H, Hp, x, s->x_row, s->W, z, u0, u1);
+                cyl_fs_acc512(n, H, H, Hp, hprev, hprev_row, s->U, z, u0, u1);
+                cyl_fs_epilogue512(n, H, Hp, z, s->c, hout, s->h_row, u0, u1);
             } else if (s->level == 1) {
-                cyl_fs_acc256(n, s->inputs, H, x, s->x_row, s->W, s->z, u0, u1);
-                cyl_fs_acc256(n, H, H, hprev, hprev_row, s->U, s->z, u0, u1);
-                cyl_fs_epilogue256(n, H, s->z, s->c, hout, s->h_row, u0, u1);
+                cyl_fs_acc256(n, s->inputs, H, Hp, x, s->x_row, s->W, z, u0, u1);
+                cyl_fs_acc256(n, H, H, Hp, hprev, hprev_row, s->U, z, u0, u1);
+                cyl_fs_epilogue256(n, H, Hp, z, s->c, hout, s->h_row, u0, u1);
             } else
 #endif
             {
-                cyl_fs_acc_scalar(n, s->inputs, H, x, s->x_row, s->W, s->z, u0, u1);
-                cyl_fs_acc_scalar(n, H, H, hprev, hprev_row, s->U, s->z, u0, u1);
-                cyl_fs_epilogue_scalar(n, H, s->z, s->c, hout, s->h_row, u0, u1);
+                cyl_fs_acc_scalar(n, s->inputs, H, Hp, x, s->x_row, s->W, z, u0, u1);
+                cyl_fs_acc_scalar(n, H, H, Hp, hprev, hprev_row, s->U, z, u0, u1);
+                cyl_fs_epilogue_scalar(n, H, Hp, z, s->c, hout, s->h_row, u0, u1);
             }
         }
         if (t + 1 < s->steps)

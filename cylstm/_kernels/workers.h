@@ -20,6 +20,7 @@
 #ifndef CYLSTM_WORKERS_H
 #define CYLSTM_WORKERS_H
 
+#include <stdint.h>
 #include <stdlib.h>
 
 #if defined(_WIN32)
