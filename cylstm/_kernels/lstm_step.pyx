@@ -49,12 +49,35 @@ cdef extern from "step_fused.h" nogil:
 # The fused step serves up to this many rows (beyond, the packed/BLAS products
 # of the unfused path share each weight read between more rows).
 DEF FUSED_MAX_ROWS = 8
-# Multiply-adds of one step below which it runs on one thread: a split costs a
-# wake-up and a barrier (about a microsecond with the workers spinning), the
-# 64 -> 256 step (33K) takes about as long alone.
-DEF SPLIT_MIN_WORK = 65536
-# The same for each step of a time loop, whose workers stay hot between steps.
-DEF SEQUENCE_SPLIT_MIN_WORK = 32768
+# Multiply-adds of one step below which it runs on one thread, alone and in
+# a time loop. Measured on the project's 2-core AMD EPYC VM with both cores
+# shared with other work (load 4-6): a split into two threads lost at every
+# size tried, up to 512K multiply-adds a step (1,1,256,256: median 47 us
+# against 31 us on one thread; 1,100,32,128: 2.2 ms against 1.2 ms), because
+# the worker seldom had a core to itself; it won only in the best samples
+# (22 us against 27 us). So the split starts where a step is large enough
+# (1M, e.g. 512 units) for half of it to outweigh a late worker; on machines
+# with idle cores `set_split_work` lowers it (the tests use it to reach the
+# threaded path at every size).
+cdef Py_ssize_t _split_min_work = 1 << 20
+cdef Py_ssize_t _sequence_split_min_work = 1 << 20
+
+
+def set_split_work(step=None, sequence=None):
+    """Set the multiply-adds per step from which a step (`step`) or each step
+    of a time loop (`sequence`) splits its units between threads; returns the
+    previous pair. None leaves one as it is."""
+    global _split_min_work, _sequence_split_min_work
+    old = (_split_min_work, _sequence_split_min_work)
+    for value in (step, sequence):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < 1):
+            raise ValueError(f"split work must be a positive int, got {value!r}.")
+    if step is not None:
+        _split_min_work = step
+    if sequence is not None:
+        _sequence_split_min_work = sequence
+    return old
 
 atexit.register(lambda: cyl_pool_shutdown())
 
@@ -71,11 +94,12 @@ def pool_size():
 
 
 cdef int _parts(Py_ssize_t work, Py_ssize_t minimum):
-    """Threads for a step of `work` multiply-adds, within cylstm's setting."""
+    """Threads for a step of `work` multiply-adds, within cylstm's setting:
+    one per `minimum` of work."""
     if work < 2 * minimum:
         return 1
     cdef Py_ssize_t n = current_threads()
-    return <int>min(n, work // minimum)
+    return <int>min(n, work // minimum, 64)
 
 
 cdef inline bint fused_activations(int act, int rec_act):
@@ -157,7 +181,7 @@ def fused_sequence(x, bint time_major, kernel, recurrent_kernel, bias, h0, c0,
 
 def sequence_parts(Py_ssize_t B, Py_ssize_t I, Py_ssize_t H):
     """Threads `fused_sequence` would use for rows of this size now."""
-    return _parts(B * (I + H) * 4 * H, SEQUENCE_SPLIT_MIN_WORK)
+    return _parts(B * (I + H) * 4 * H, _sequence_split_min_work)
 
 
 cdef void step_rows(int nb, int I, int H, int P, const floating* x, const floating* h,
@@ -338,7 +362,7 @@ cdef class StepKernel:
         cdef cyl_fused_job job
         cdef int parts = 1
         if self.fused_step:
-            parts = _parts(<Py_ssize_t>B * (self.input_dim + H) * 4 * H, SPLIT_MIN_WORK)
+            parts = _parts(<Py_ssize_t>B * (self.input_dim + H) * 4 * H, _split_min_work)
             job.rows = B
             job.inputs = self.input_dim
             job.units = H

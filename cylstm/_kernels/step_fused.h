@@ -277,9 +277,8 @@ static int cyl_fs_width(int level) {
     return level == 2 ? 16 : (level == 1 ? 8 : 1);
 }
 
-/* Part `part` of `parts` of the job: its units in every step, meeting the
- * other parts at the pool's barrier between steps. */
-static void cyl_fused_part(void *arg, int part, int parts) {
+/* Step `t` of the job for units chunk `part` of `parts` (whole vectors). */
+static void cyl_fused_chunk(void *arg, int t, int part, int parts) {
     const cyl_fused_job *s = (const cyl_fused_job *)arg;
     int n = s->rows, H = s->units, Hp = cyl_fs_padded(H);
     float *z = cyl_fs_aligned(s->z);
@@ -289,58 +288,67 @@ static void cyl_fused_part(void *arg, int part, int parts) {
     int u1 = (int)((long)vecs * (part + 1) / parts) * w;
     if (u1 > H)
         u1 = H;
-    for (int t = 0; t < s->steps; t++) {
-        const float *x = s->x + (long)t * s->x_step;
-        const float *hprev;
-        long hprev_row;
-        if (t == 0) {
-            hprev = s->h0;
-            hprev_row = s->h0_row;
-        } else {
-            hprev = s->h + (long)(s->h_ring ? (t - 1) % 2 : t - 1) * s->h_step;
-            hprev_row = s->h_row;
-        }
-        float *hout = s->h + (long)(s->h_ring ? t % 2 : t) * s->h_step;
-        if (u0 < u1) {
-            for (int b = 0; b < n; b++)
-                for (int g = 0; g < 4; g++) {
-                    float *zg = z + b * 4L * Hp + (long)g * Hp;
-                    memcpy(zg + u0, s->bias + (long)g * H + u0, (size_t)(u1 - u0) * sizeof(float));
-                    if (u1 == H && Hp > H)   /* the padding: read by the last vector */
-                        memset(zg + H, 0, (size_t)(Hp - H) * sizeof(float));
-                }
-#if CYL_HAVE_X86_KERNELS
-            if (s->level == 2) {
-                cyl_fs_acc512(n, s->inputs, H, Hp, x, s->x_row, s->W, z, u0, u1);
-                cyl_fs_acc512(n, H, H, Hp, hprev, hprev_row, s->U, z, u0, u1);
-                cyl_fs_epilogue512(n, H, Hp, z, s->c, hout, s->h_row, u0, u1);
-            } else if (s->level == 1) {
-                cyl_fs_acc256(n, s->inputs, H, Hp, x, s->x_row, s->W, z, u0, u1);
-                cyl_fs_acc256(n, H, H, Hp, hprev, hprev_row, s->U, z, u0, u1);
-                cyl_fs_epilogue256(n, H, Hp, z, s->c, hout, s->h_row, u0, u1);
-            } else
-#endif
-            {
-                cyl_fs_acc_scalar(n, s->inputs, H, Hp, x, s->x_row, s->W, z, u0, u1);
-                cyl_fs_acc_scalar(n, H, H, Hp, hprev, hprev_row, s->U, z, u0, u1);
-                cyl_fs_epilogue_scalar(n, H, Hp, z, s->c, hout, s->h_row, u0, u1);
-            }
-        }
-        if (t + 1 < s->steps)
-            cyl_pool_barrier(parts);
+    if (u0 >= u1)
+        return;
+    const float *x = s->x + (long)t * s->x_step;
+    const float *hprev;
+    long hprev_row;
+    if (t == 0) {
+        hprev = s->h0;
+        hprev_row = s->h0_row;
+    } else {
+        hprev = s->h + (long)(s->h_ring ? (t - 1) % 2 : t - 1) * s->h_step;
+        hprev_row = s->h_row;
     }
+    float *hout = s->h + (long)(s->h_ring ? t % 2 : t) * s->h_step;
+    for (int b = 0; b < n; b++)
+        for (int g = 0; g < 4; g++) {
+            float *zg = z + b * 4L * Hp + (long)g * Hp;
+            memcpy(zg + u0, s->bias + (long)g * H + u0, (size_t)(u1 - u0) * sizeof(float));
+            if (u1 == H && Hp > H)   /* the padding: read by the last vector */
+                memset(zg + H, 0, (size_t)(Hp - H) * sizeof(float));
+        }
+#if CYL_HAVE_X86_KERNELS
+    if (s->level == 2) {
+        cyl_fs_acc512(n, s->inputs, H, Hp, x, s->x_row, s->W, z, u0, u1);
+        cyl_fs_acc512(n, H, H, Hp, hprev, hprev_row, s->U, z, u0, u1);
+        cyl_fs_epilogue512(n, H, Hp, z, s->c, hout, s->h_row, u0, u1);
+        return;
+    }
+    if (s->level == 1) {
+        cyl_fs_acc256(n, s->inputs, H, Hp, x, s->x_row, s->W, z, u0, u1);
+        cyl_fs_acc256(n, H, H, Hp, hprev, hprev_row, s->U, z, u0, u1);
+        cyl_fs_epilogue256(n, H, Hp, z, s->c, hout, s->h_row, u0, u1);
+        return;
+    }
+#endif
+    cyl_fs_acc_scalar(n, s->inputs, H, Hp, x, s->x_row, s->W, z, u0, u1);
+    cyl_fs_acc_scalar(n, H, H, Hp, hprev, hprev_row, s->U, z, u0, u1);
+    cyl_fs_epilogue_scalar(n, H, Hp, z, s->c, hout, s->h_row, u0, u1);
 }
 
-/* Run the job on `parts` threads (the pool's, this one included), or on this
- * thread alone when parts is 1 or the pool is busy. Returns the parts used. */
-static int cyl_fused_run(cyl_fused_job *job, int parts) {
+/* Chunks per thread in a step: a thread that has its core to itself takes
+ * more of them than one that shares it (the busy machine this was measured
+ * on shares both cores with other work). */
+#ifndef CYL_FS_CHUNKS
+#define CYL_FS_CHUNKS 1
+#endif
+
+/* Run the job's steps with each step's units split into chunks shared by
+ * this thread and threads - 1 of the pool's workers, or on this thread alone
+ * when threads is 1 or the pool is busy. Returns the threads used. */
+static int cyl_fused_run(cyl_fused_job *job, int threads) {
     int w = cyl_fs_width(job->level);
     int vecs = (job->units + w - 1) / w;
+    if (threads > vecs)
+        threads = vecs;
+    int parts = threads * CYL_FS_CHUNKS;
     if (parts > vecs)
         parts = vecs;
-    if (parts > 1 && cyl_pool_run(cyl_fused_part, job, parts) == 0)
-        return parts;
-    cyl_fused_part(job, 0, 1);
+    if (threads > 1 && cyl_pool_run(cyl_fused_chunk, job, job->steps, parts, threads - 1) == 0)
+        return threads;
+    for (int t = 0; t < job->steps; t++)
+        cyl_fused_chunk(job, t, 0, 1);
     return 1;
 }
 

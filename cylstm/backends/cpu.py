@@ -260,10 +260,11 @@ class CpuBackend(Backend):
     RECURRENT_KERNEL_FEW_ROWS = (2, 1 << 19)
     RECURRENT_KERNEL_MIN_SIZE = 16384
 
-    # Sequences of up to this many rows, when cylstm may use several threads,
-    # run the fused step with its units split between persistent C threads
-    # (lstm_step.fused_sequence): too few rows to split by row, and a step big
-    # enough that two cores reading half the weights each win.
+    # Sequences of up to this many rows (float32, tanh/sigmoid, no projection,
+    # mask, dropout or training) run the fused step's time loop
+    # (lstm_step.fused_sequence): one pass per step instead of a gemv and four
+    # passes over the gates, and, for steps large enough, its units split
+    # between persistent C threads (too few rows to split by row).
     FUSED_SEQUENCE_ROWS = 2
 
     def _use_packed(self, matrix, slices):
@@ -408,12 +409,10 @@ class CpuBackend(Backend):
                 and (act_code, rec_code) == _FUSED_CODES and dtype == np.float32
                 and mask is None and recurrent_mask is None and input_mask is None
                 and not go_backwards):
-            parts = _fused_sequence_parts(B, I, H)
-            if parts > 1:
-                seq, last, h, c = _fused_sequence_kernel(
-                    x, time_major, kernel, recurrent_kernel, bias, h0, c0, return_sequences,
-                    parts)
-                return seq, last, h, c, None
+            seq, last, h, c = _fused_sequence_kernel(
+                x, time_major, kernel, recurrent_kernel, bias, h0, c0, return_sequences,
+                _fused_sequence_parts(B, I, H))
+            return seq, last, h, c, None
 
         h = np.array(h0, dtype=dtype, order="C", copy=True)
         c = np.array(c0, dtype=dtype, order="C", copy=True)

@@ -14,11 +14,21 @@ import pytest
 import cylstm
 from cylstm import _ops
 from cylstm._kernels import reference
-from cylstm._kernels.lstm_step import StepKernel, fused_isa, fused_sequence, pool_size
+from cylstm._kernels.lstm_step import (StepKernel, fused_isa, fused_sequence, pool_size,
+                                       set_split_work)
 
 TANH, SIGMOID = 1, 2
 UNITS = [1, 5, 17, 33, 100, 256]
 TOL = dict(rtol=2e-5, atol=2e-6)
+
+
+@pytest.fixture(autouse=True)
+def split_every_step():
+    """Split every step between the threads allowed, however small (the
+    defaults split only large steps), so each test reaches the pool."""
+    old = set_split_work(step=1, sequence=1)
+    yield
+    set_split_work(*old)
 
 
 @pytest.fixture(params=[2, 1, 0], ids=["avx512", "avx2", "scalar"])
@@ -118,6 +128,13 @@ def test_fused_sequence_matches_reference(isa, B, T, I, H, parts, time_major,
     np.testing.assert_allclose(c, rc, **TOL)
 
 
+def test_split_work_rejects_non_positive():
+    with pytest.raises(ValueError, match="positive"):
+        set_split_work(step=0)
+    with pytest.raises(ValueError, match="positive"):
+        set_split_work(sequence=True)
+
+
 def test_fused_sequence_rejects_mismatched_shapes():
     W, U, bias, h0, c0 = _weights(np.random.default_rng(0), 1, 4, 3)
     with pytest.raises(ValueError, match="recurrent_kernel"):
@@ -180,7 +197,8 @@ def test_fork_after_pool_use_steps_in_child():
         import os, sys
         import numpy as np
         import cylstm
-        from cylstm._kernels.lstm_step import StepKernel, pool_size
+        from cylstm._kernels.lstm_step import StepKernel, pool_size, set_split_work
+        set_split_work(step=1, sequence=1)
         rng = np.random.default_rng(0)
         I = H = 256
         W = rng.uniform(-.1, .1, (I, 4 * H)).astype(np.float32)
