@@ -49,18 +49,18 @@ cdef extern from "step_fused.h" nogil:
 # The fused step serves up to this many rows (beyond, the packed/BLAS products
 # of the unfused path share each weight read between more rows).
 DEF FUSED_MAX_ROWS = 8
-# Multiply-adds of one step below which it runs on one thread, alone and in
-# a time loop. Measured on the project's 2-core AMD EPYC VM with both cores
-# shared with other work (load 4-6): a split into two threads lost at every
-# size tried, up to 512K multiply-adds a step (1,1,256,256: median 47 us
-# against 31 us on one thread; 1,100,32,128: 2.2 ms against 1.2 ms), because
-# the worker seldom had a core to itself; it won only in the best samples
-# (22 us against 27 us). So the split starts where a step is large enough
-# (1M, e.g. 512 units) for half of it to outweigh a late worker; on machines
-# with idle cores `set_split_work` lowers it (the tests use it to reach the
+# Multiply-adds per thread below which a step runs on fewer threads (a step
+# of 2x this splits in two), alone and in a time loop. Measured on the
+# project's 2-core AMD EPYC VM (C harness, medians, load 1.3): 1,1,256,256
+# (524K) 31.6 us on one thread, 25.5 us on two; 128x128 (131K) 7.8 / 6.9 us;
+# 64x64 (33K) 2.1 / 3.4 us; a 1,100,32,128 sequence (82K a step) 598 us
+# unfused, 571 us fused, 471 us fused on two threads. With both cores busy
+# with other work (load 5-6) two threads lost at all of these (1,1,256,256:
+# 47 us against 31; 1,100,32,128: 2.2 ms against 1.2): the worker seldom had
+# its core. `set_split_work` changes both (the tests use it to reach the
 # threaded path at every size).
-cdef Py_ssize_t _split_min_work = 1 << 20
-cdef Py_ssize_t _sequence_split_min_work = 1 << 20
+cdef Py_ssize_t _split_min_work = 1 << 17
+cdef Py_ssize_t _sequence_split_min_work = 1 << 15
 
 
 def set_split_work(step=None, sequence=None):
