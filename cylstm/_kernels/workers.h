@@ -78,8 +78,7 @@ static int cyl_atomic_cas(volatile long *p, long expect, long v) {
 
 /* A hint to the core that this thread is spinning. */
 static inline void cyl_cpu_relax(void) {
-#if defined(CYL_NO_PAUSE)
-#elif defined(_MSC_VER) && (defined(_M_X64) || defined(_M_IX86))
+#if defined(_MSC_VER) && (defined(_M_X64) || defined(_M_IX86))
     _mm_pause();
 #elif defined(_MSC_VER) && defined(_M_ARM64)
     __yield();
