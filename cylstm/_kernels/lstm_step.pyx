@@ -3,6 +3,11 @@
 # gate workspace is preallocated, and the argument checks are a few C
 # comparisons. Per call: z = bias + x @ W + h @ U (two gemv/gemm), the fused
 # gate loop, then c and h. Notation as in lstm_forward.pyx.
+#
+# float32 with sigmoid gates, tanh and no projection, for up to FUSED_MAX_ROWS
+# rows, takes the fused step of step_fused.h instead (one pass; the units split
+# between persistent C threads when the step is big enough), and so does
+# `fused_sequence`, the time loop of few-row sequences (see its docstring).
 cimport numpy as cnp
 from cpython.pythread cimport (NOWAIT_LOCK, PyThread_acquire_lock, PyThread_allocate_lock,
                                PyThread_free_lock, PyThread_release_lock, PyThread_type_lock)
@@ -13,9 +18,170 @@ from .activations cimport activate, activate_gates, fill_gate_selector
 from .blas cimport gemm
 from .recurrent cimport recurrent_product
 
+import atexit
+
 import numpy as np
 
+from .._threads import current_threads
+
 cnp.import_array()
+
+cdef extern from "step_fused.h" nogil:
+    ctypedef struct cyl_fused_job:
+        int rows, inputs, units, steps, h_ring, level
+        const float* x
+        long x_row, x_step
+        const float* W
+        const float* U
+        const float* bias
+        const float* h0
+        long h0_row
+        float* h
+        long h_row, h_step
+        float* c
+        float* z
+    int cyl_fused_run(cyl_fused_job* job, int parts)
+    long cyl_fs_scratch(int n, int H)
+    int cyl_recurrent_isa(int force)
+    void cyl_pool_shutdown()
+    int cyl_pool_size()
+
+# The fused step serves up to this many rows (beyond, the packed/BLAS products
+# of the unfused path share each weight read between more rows).
+DEF FUSED_MAX_ROWS = 8
+# Multiply-adds per thread below which a step runs on fewer threads (a step
+# of 2x this splits in two), alone and in a time loop. Measured on the
+# project's 2-core AMD EPYC VM (C harness, medians, load 1.3): 1,1,256,256
+# (524K) 31.6 us on one thread, 25.5 us on two; 128x128 (131K) 7.8 / 6.9 us;
+# 64x64 (33K) 2.1 / 3.4 us; a 1,100,32,128 sequence (82K a step) 598 us
+# unfused, 571 us fused, 471 us fused on two threads. With both cores busy
+# with other work (load 5-6) two threads lost at all of these (1,1,256,256:
+# 47 us against 31; 1,100,32,128: 2.2 ms against 1.2): the worker seldom had
+# its core. `set_split_work` changes both (the tests use it to reach the
+# threaded path at every size).
+cdef Py_ssize_t _split_min_work = 1 << 17
+cdef Py_ssize_t _sequence_split_min_work = 1 << 15
+
+
+def set_split_work(step=None, sequence=None):
+    """Set the multiply-adds per step from which a step (`step`) or each step
+    of a time loop (`sequence`) splits its units between threads; returns the
+    previous pair. None leaves one as it is."""
+    global _split_min_work, _sequence_split_min_work
+    old = (_split_min_work, _sequence_split_min_work)
+    for value in (step, sequence):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < 1):
+            raise ValueError(f"split work must be a positive int, got {value!r}.")
+    if step is not None:
+        _split_min_work = step
+    if sequence is not None:
+        _sequence_split_min_work = sequence
+    return old
+
+atexit.register(lambda: cyl_pool_shutdown())
+
+
+def fused_isa(int force=-1):
+    """The instruction-set level of the fused step (2: AVX-512F, 1: AVX2 +
+    FMA, 0: scalar); `force` >= 0 caps it (the tests reach each level)."""
+    return cyl_recurrent_isa(force)
+
+
+def pool_size():
+    """Worker threads the fused step has started in this process."""
+    return cyl_pool_size()
+
+
+cdef int _parts(Py_ssize_t work, Py_ssize_t minimum):
+    """Threads for a step of `work` multiply-adds, within cylstm's setting:
+    one per `minimum` of work."""
+    if work < 2 * minimum:
+        return 1
+    cdef Py_ssize_t n = current_threads()
+    return <int>min(n, work // minimum, 64)
+
+
+cdef inline bint fused_activations(int act, int rec_act):
+    return act == 1 and rec_act == 2     # tanh, sigmoid (activations.pxd)
+
+
+def fused_sequence(x, bint time_major, kernel, recurrent_kernel, bias, h0, c0,
+                   bint return_sequences, int parts):
+    """The forward pass of a float32 LSTM (sigmoid gates, tanh, no projection,
+    mask or dropout) over few rows, on `parts` threads splitting each step's
+    units (workers.h), one barrier per step.
+
+    Each step is the fused step of step_fused.h, x_t @ W included: at few rows
+    a time loop is bound by reading W and U, and the input projection of all
+    steps up front (one gemm) saves nothing then. x is (B, T, I), or (T, B, I)
+    when time_major, C-contiguous float32; h0 (B, H), c0 (B, H). Returns
+    (sequence or None, last, h, c) as CpuBackend._compiled_forward does.
+    """
+    cdef cnp.ndarray xa = np.ascontiguousarray(x, np.float32)
+    cdef cnp.ndarray W = np.ascontiguousarray(kernel, np.float32)
+    cdef cnp.ndarray U = np.ascontiguousarray(recurrent_kernel, np.float32)
+    cdef cnp.ndarray bvec = np.ascontiguousarray(bias, np.float32)
+    cdef Py_ssize_t T, B, I
+    if time_major:
+        T, B, I = xa.shape[0], xa.shape[1], xa.shape[2]
+    else:
+        B, T, I = xa.shape[0], xa.shape[1], xa.shape[2]
+    cdef Py_ssize_t H = U.shape[0]
+    if (W.shape[0] != I or W.shape[1] != 4 * H or U.shape[1] != 4 * H
+            or bvec.shape[0] != 4 * H or tuple(h0.shape) != (B, H)
+            or tuple(c0.shape) != (B, H)):
+        raise ValueError(f"fused_sequence: shapes x {x.shape}, kernel {kernel.shape}, "
+                         f"recurrent_kernel {recurrent_kernel.shape}, bias {bias.shape}, "
+                         f"h0 {h0.shape}, c0 {c0.shape} do not make one LSTM.")
+    cdef cnp.ndarray h0a = np.ascontiguousarray(h0, np.float32)
+    cdef cnp.ndarray c = np.array(c0, np.float32, order="C", copy=True)
+    cdef cnp.ndarray z = np.empty(cyl_fs_scratch(<int>B, <int>H), np.float32)
+    cdef cnp.ndarray seq = None
+    cdef cnp.ndarray ring = None
+    cdef cyl_fused_job job
+    job.rows = <int>B
+    job.inputs = <int>I
+    job.units = <int>H
+    job.steps = <int>T
+    job.level = cyl_recurrent_isa(-1)
+    job.x = <const float*>cnp.PyArray_DATA(xa)
+    job.x_row = T * I if not time_major else I
+    job.x_step = I if not time_major else B * I
+    job.W = <const float*>cnp.PyArray_DATA(W)
+    job.U = <const float*>cnp.PyArray_DATA(U)
+    job.bias = <const float*>cnp.PyArray_DATA(bvec)
+    job.h0 = <const float*>cnp.PyArray_DATA(h0a)
+    job.h0_row = H
+    job.c = <float*>cnp.PyArray_DATA(c)
+    job.z = <float*>cnp.PyArray_DATA(z)
+    if return_sequences:
+        seq = np.empty((T, B, H) if time_major else (B, T, H), np.float32)
+        job.h = <float*>cnp.PyArray_DATA(seq)
+        job.h_ring = 0
+        job.h_row = T * H if not time_major else H
+        job.h_step = H if not time_major else B * H
+    else:
+        ring = np.empty((2, B, H), np.float32)
+        job.h = <float*>cnp.PyArray_DATA(ring)
+        job.h_ring = 1
+        job.h_row = H
+        job.h_step = B * H
+    if T > 0 and B > 0 and H > 0:
+        with nogil:
+            cyl_fused_run(&job, parts)
+    if T == 0 or B == 0:
+        last = np.array(h0a, copy=True)
+    elif return_sequences:
+        last = np.ascontiguousarray(seq[T - 1] if time_major else seq[:, T - 1])
+    else:
+        last = np.array(ring[(T - 1) % 2], copy=True)
+    return seq, last, last.copy(), c
+
+
+def sequence_parts(Py_ssize_t B, Py_ssize_t I, Py_ssize_t H):
+    """Threads `fused_sequence` would use for rows of this size now."""
+    return _parts(B * (I + H) * 4 * H, _sequence_split_min_work)
 
 
 cdef void step_rows(int nb, int I, int H, int P, const floating* x, const floating* h,
@@ -88,7 +254,7 @@ cdef class StepKernel:
     """
     cdef readonly object kernel, recurrent_kernel, bias, projection
     cdef readonly int batch, input_dim, units, output_dim
-    cdef int act, rec_act, typenum, is_float
+    cdef int act, rec_act, typenum, is_float, fused_step
     cdef object _gates, _m, _sel
     cdef PyThread_type_lock _busy
 
@@ -122,9 +288,12 @@ cdef class StepKernel:
         self.is_float = kernel.dtype == np.float32
         self.typenum = cnp.NPY_FLOAT32 if self.is_float else cnp.NPY_FLOAT64
         G = 4 * self.units
-        self._gates = np.empty(max(batch * G, 1), kernel.dtype)
+        self._gates = np.empty(max(batch * G, cyl_fs_scratch(<int>batch, self.units)),
+                               kernel.dtype)
         self._m = np.empty(max(batch * self.units, 1), kernel.dtype)
         self._sel = None
+        self.fused_step = (self.is_float and fused_activations(act, rec_act)
+                           and projection is None and batch <= FUSED_MAX_ROWS)
         if fused:
             self._sel = np.empty(max(batch * G, 1), np.float32)
             fill_gate_selector(<float*>cnp.PyArray_DATA(self._sel), batch, self.units)
@@ -190,8 +359,34 @@ cdef class StepKernel:
             psel = <float*>cnp.PyArray_DATA(<cnp.ndarray>self._sel)
         cdef void* pho = cnp.PyArray_DATA(h_out)
         cdef void* pco = cnp.PyArray_DATA(c_out)
+        cdef cyl_fused_job job
+        cdef int parts = 1
+        if self.fused_step:
+            parts = _parts(<Py_ssize_t>B * (self.input_dim + H) * 4 * H, _split_min_work)
+            job.rows = B
+            job.inputs = self.input_dim
+            job.units = H
+            job.steps = 1
+            job.h_ring = 0
+            job.level = cyl_recurrent_isa(-1)
+            job.x = <const float*>px
+            job.x_row = self.input_dim
+            job.x_step = 0
+            job.W = <const float*>pW
+            job.U = <const float*>pU
+            job.bias = <const float*>pb
+            job.h0 = <const float*>ph
+            job.h0_row = H
+            job.h = <float*>pho
+            job.h_row = H
+            job.h_step = 0
+            job.c = <float*>pco
+            job.z = <float*>pg
         with nogil:
-            if self.is_float:
+            if self.fused_step:
+                memcpy(pco, pc, <size_t>B * H * sizeof(float))
+                cyl_fused_run(&job, parts)
+            elif self.is_float:
                 step_rows[float](B, self.input_dim, H, P, <float*>px, <float*>ph, <float*>pc,
                                  <float*>pW, <float*>pU, <float*>pb, <float*>pWr,
                                  self.act, self.rec_act, <float*>pg, <float*>pm, psel,

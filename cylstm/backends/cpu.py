@@ -73,6 +73,20 @@ def pack_recurrent(*args, **kwargs):
     return pack_recurrent(*args, **kwargs)
 
 
+# The activations of the fused step (activations.pxd codes): tanh, sigmoid gates.
+_FUSED_CODES = (1, 2)
+
+
+def _fused_sequence_kernel(*args, **kwargs):
+    from .._kernels.lstm_step import fused_sequence
+    return fused_sequence(*args, **kwargs)
+
+
+def _fused_sequence_parts(*args, **kwargs):
+    from .._kernels.lstm_step import sequence_parts
+    return sequence_parts(*args, **kwargs)
+
+
 def _project_kernel(*args, **kwargs):
     from .._kernels.lstm_forward import project_inputs
     return project_inputs(*args, **kwargs)
@@ -255,6 +269,13 @@ class CpuBackend(Backend):
     RECURRENT_KERNEL_ROWS = (4, 256)
     RECURRENT_KERNEL_FEW_ROWS = (2, 1 << 19)
     RECURRENT_KERNEL_MIN_SIZE = 16384
+
+    # Sequences of up to this many rows (float32, tanh/sigmoid, no projection,
+    # mask, dropout or training) run the fused step's time loop
+    # (lstm_step.fused_sequence): one pass per step instead of a gemv and four
+    # passes over the gates, and, for steps large enough, its units split
+    # between persistent C threads (too few rows to split by row).
+    FUSED_SEQUENCE_ROWS = 2
 
     def _use_packed(self, matrix, slices):
         """Whether the step kernel, rather than BLAS, multiplies by ``matrix``."""
@@ -467,6 +488,15 @@ class CpuBackend(Backend):
                      _activations.kernel_code(recurrent_activation))
         act_code, rec_code = codes
         processing_order = output_order == "processing"
+
+        if (0 < B <= self.FUSED_SEQUENCE_ROWS and T > 0 and H == P and not training
+                and (act_code, rec_code) == _FUSED_CODES and dtype == np.float32
+                and mask is None and recurrent_mask is None and input_mask is None
+                and not go_backwards):
+            seq, last, h, c = _fused_sequence_kernel(
+                x, time_major, kernel, recurrent_kernel, bias, h0, c0, return_sequences,
+                _fused_sequence_parts(B, I, H))
+            return seq, last, h, c, None
 
         h = np.array(h0, dtype=dtype, order="C", copy=True)
         c = np.array(c0, dtype=dtype, order="C", copy=True)

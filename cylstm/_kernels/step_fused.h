@@ -1,0 +1,355 @@
+/* The fused LSTM step for few batch rows (float32, sigmoid gates, tanh):
+ * z = b + x_t @ W + h_{t-1} @ U, the gate activations, c_t and
+ * h_t = o * tanh(c_t) in one pass over a range of units, and a time loop of
+ * such steps whose units are split between persistent threads (workers.h).
+ *
+ * Why: with one or two rows a step is a matrix-vector product whose cost is
+ * reading W and U (2 MiB at 256 -> 1024 columns), and the unfused path adds
+ * six passes over the 4H gate values (bias copy, two gemv, activations, cell,
+ * tanh, product) plus a BLAS call's fixed cost each. Here a thread owns a
+ * range of units and all four gates of them: it accumulates its columns of
+ * the four gate blocks, then finishes those units while their gate values are
+ * still in L1, so a split of the units between threads needs no exchange
+ * but h_t (one barrier per step), and each core streams only its share of
+ * the weights (and keeps it in its L2 across steps).
+ *
+ * W (I x 4H) and U (H x 4H) are read in place, row by row: the layers update
+ * them in place, so a packed copy could go stale, and a row-major walk of k
+ * (four rows at a time) reads each weight row as contiguous runs, which the
+ * hardware prefetchers follow; the products accumulate in a row's z (4H
+ * values, L1) and the epilogue reads the four gates of each unit from there.
+ * AVX-512F (16 units a vector) and AVX2 + FMA (8), chosen at run time with
+ * cyl_recurrent_isa (recurrent.h); other CPUs use the unfused path. The
+ * epilogue is the scalar formulas of fastmath.h, vectorised by the compiler
+ * inside each ISA's function, so the accuracy is theirs: the gates as
+ * cyl_lstm_gates_f32 computes them, tanh(c) as cyl_lstm_cell_f32 does.
+ * Tested against the NumPy reference in tests/kernels/test_step_fused.py.
+ */
+#ifndef CYLSTM_STEP_FUSED_H
+#define CYLSTM_STEP_FUSED_H
+
+#include "fastmath.h"
+#include "recurrent.h"
+#include "workers.h"
+
+/* A time loop of T steps over n rows. Row b of step t reads
+ * x + t * x_step + b * x_row and writes h_t to h + t' * h_step + b * h_row,
+ * where t' = t, or t % 2 when h_ring (the caller keeps no sequence; h holds
+ * two steps). h_{-1} is h0 (row stride h0_row); c (n x H) holds c_{-1} and
+ * becomes c_T, updated in place. z is scratch of cyl_fs_scratch(n, H) values. */
+typedef struct {
+    int rows, inputs, units, steps, h_ring, level;
+    const float *x;
+    long x_row, x_step;
+    const float *W, *U, *bias, *h0;
+    long h0_row;
+    float *h;
+    long h_row, h_step;
+    float *c, *z;
+} cyl_fused_job;
+
+/* The gate values of fastmath.h's cyl_lstm_gates_f32, one at a time. */
+static inline float cyl_fs_gate_tanh(float x) {
+    float ax = x < 0 ? -x : x;
+    float e = cyl_exp_neg(-2.0f * ax);
+    float p = 1.0f / (1.0f + e);
+    float z = x * x;
+    float small = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z
+                     - 5.37397155531e-2f) * z + 1.33314422036e-1f) * z
+                   - 3.33332819422e-1f) * z * x + x;
+    float big = (1.0f - e) * p;
+    big = x < 0 ? -big : big;
+    return ax < 0.625f ? small : big;
+}
+
+/* z, c and h never overlap: saying so keeps the compiler from a run-time
+ * overlap check that, for small adjacent arrays, chose its scalar loop. */
+#if defined(_MSC_VER)
+#define CYL_FS_RESTRICT __restrict
+#else
+#define CYL_FS_RESTRICT __restrict__
+#endif
+
+/* Units [u0, u1) of one row: c and h from the row's gate values in z (a
+ * function of its own, so the restrict parameters reach the vectoriser). */
+#define CYL_FS_EPILOGUE_ROW(NAME, ATTR)                                              \
+    ATTR static void NAME(int H, int Hp, const float *CYL_FS_RESTRICT zb,           \
+                          float *CYL_FS_RESTRICT cb, float *CYL_FS_RESTRICT hb,      \
+                          int u0, int u1) {                                          \
+        (void)H;                                                                     \
+        for (int j = u0; j < u1; j++) {                                              \
+            float gi = cyl_sigmoid1(zb[j]);                                          \
+            float gf = cyl_sigmoid1(zb[Hp + j]);                                     \
+            float gg = cyl_fs_gate_tanh(zb[2 * Hp + j]);                             \
+            float go = cyl_sigmoid1(zb[3 * Hp + j]);                                 \
+            float cn = gf * cb[j] + gi * gg;                                         \
+            cb[j] = cn;                                                              \
+            hb[j] = go * cyl_tanh1(cn);                                              \
+        }                                                                            \
+    }
+
+#define CYL_FS_EPILOGUE(ROW, n, H, Hp, z, c, hrow, h_row, u0, u1)                   \
+    for (int b = 0; b < (n); b++)                                                   \
+        ROW(H, Hp, (z) + (long)b * 4 * (Hp), (c) + (long)b * (H),                   \
+            (hrow) + (long)b * (h_row), u0, u1);
+
+/* The scalar twin of the kernels below: z[b, g*H + u] for units [u0, u1)
+ * += A[b, :K] @ B[:, g*H + u]. Used for the step on CPUs without the vector
+ * kernels only by the tests' level-0 runs of this file (the layers take the
+ * unfused path there). */
+static void cyl_fs_acc_scalar(int n, int K, int H, int Hp, const float *A, long lda,
+                              const float *B, float *z, int u0, int u1) {
+    long N = 4L * H;
+    for (int b = 0; b < n; b++)
+        for (int k = 0; k < K; k++) {
+            float a = A[b * lda + k];
+            const float *bk = B + k * N;
+            float *zb = z + b * 4L * Hp;
+            for (int g = 0; g < 4; g++)
+                for (int u = u0; u < u1; u++)
+                    zb[g * Hp + u] += a * bk[g * H + u];
+        }
+}
+
+CYL_FS_EPILOGUE_ROW(cyl_fs_row_scalar, )
+
+static void cyl_fs_epilogue_scalar(int n, int H, int Hp, const float *z, float *c, float *h,
+                                   long h_row, int u0, int u1) {
+    CYL_FS_EPILOGUE(cyl_fs_row_scalar, n, H, Hp, z, c, h, h_row, u0, u1)
+}
+
+#if CYL_HAVE_X86_KERNELS
+
+/* Rows b0 .. b0+NR-1 (NR <= 4, a constant after inlining), four k at a time.
+ * Full vectors load and store unmasked (masked stores are slow on AMD cores,
+ * AVX2's vmaskmovps store very much so); only a range's last vector masks.
+ * z has a row stride of 4 * Hp and gate blocks Hp apart (Hp = H rounded up
+ * to 16, so z's vectors are aligned when z is). The four products of a k
+ * block go into two chains, so a step waits on two FMA latencies, not four. */
+#define CYL_FS_ACC_BODY(VEC, WIDTH, LOADU, STOREU, LOADM, STOREM, FMA, MUL, ADD, SET1,    \
+                        MASK_T, MAKE_MASK)                                                \
+    long N = 4L * H, Z = 4L * Hp;                                                         \
+    int k = 0;                                                                            \
+    for (; k + 4 <= K; k += 4) {                                                          \
+        const float *B0 = B + k * N, *B1 = B0 + N, *B2 = B1 + N, *B3 = B2 + N;             \
+        for (int g = 0; g < 4; g++) {                                                     \
+            int u = u0;                                                                   \
+            for (; u + WIDTH <= u1; u += WIDTH) {                                         \
+                long col = (long)g * H + u, zc = (long)g * Hp + u;                        \
+                VEC v0 = LOADU(B0 + col), v1 = LOADU(B1 + col);                           \
+                VEC v2 = LOADU(B2 + col), v3 = LOADU(B3 + col);                           \
+                for (int r = 0; r < NR; r++) {                                            \
+                    const float *ar = A + (long)(b0 + r) * lda + k;                       \
+                    float *zp = z + (long)(b0 + r) * Z + zc;                              \
+                    VEC p = FMA(SET1(ar[0]), v0, LOADU(zp));                              \
+                    VEC q = MUL(SET1(ar[1]), v1);                                         \
+                    p = FMA(SET1(ar[2]), v2, p);                                          \
+                    q = FMA(SET1(ar[3]), v3, q);                                          \
+                    STOREU(zp, ADD(p, q));                                                \
+                }                                                                         \
+            }                                                                             \
+            if (u < u1) {                                                                 \
+                MASK_T m = MAKE_MASK(u1 - u);                                             \
+                long col = (long)g * H + u, zc = (long)g * Hp + u;                        \
+                VEC v0 = LOADM(B0 + col, m), v1 = LOADM(B1 + col, m);                     \
+                VEC v2 = LOADM(B2 + col, m), v3 = LOADM(B3 + col, m);                     \
+                for (int r = 0; r < NR; r++) {                                            \
+                    const float *ar = A + (long)(b0 + r) * lda + k;                       \
+                    float *zp = z + (long)(b0 + r) * Z + zc;                              \
+                    VEC p = FMA(SET1(ar[0]), v0, LOADU(zp));                              \
+                    VEC q = MUL(SET1(ar[1]), v1);                                         \
+                    p = FMA(SET1(ar[2]), v2, p);                                          \
+                    q = FMA(SET1(ar[3]), v3, q);                                          \
+                    STOREU(zp, ADD(p, q));                                                \
+                }                                                                         \
+            }                                                                             \
+        }                                                                                 \
+    }                                                                                     \
+    for (; k < K; k++) {                                                                  \
+        const float *B0 = B + k * N;                                                      \
+        for (int g = 0; g < 4; g++)                                                       \
+            for (int u = u0; u < u1; u += WIDTH) {                                        \
+                MASK_T m = MAKE_MASK(u1 - u);                                             \
+                long col = (long)g * H + u, zc = (long)g * Hp + u;                        \
+                VEC v0 = LOADM(B0 + col, m);                                              \
+                for (int r = 0; r < NR; r++) {                                            \
+                    float *zp = z + (long)(b0 + r) * Z + zc;                              \
+                    STOREU(zp, FMA(SET1(A[(long)(b0 + r) * lda + k]), v0, LOADU(zp)));   \
+                }                                                                         \
+            }                                                                             \
+    }
+
+#define CYL_M512_LOAD(p, m) _mm512_maskz_loadu_ps(m, p)
+#define CYL_M512_STORE(p, m, v) _mm512_mask_storeu_ps(p, m, v)
+
+__attribute__((target("avx512f")))
+static inline __mmask16 cyl_fs_mask16(int w) {
+    return (__mmask16)(w >= 16 ? 0xFFFFu : ((1u << w) - 1u));
+}
+
+__attribute__((target("avx512f"), always_inline))
+static inline void cyl_fs_rows512(const int NR, int b0, int K, int H, int Hp, const float *A,
+                                  long lda, const float *B, float *z, int u0, int u1) {
+    CYL_FS_ACC_BODY(__m512, 16, _mm512_loadu_ps, _mm512_storeu_ps, CYL_M512_LOAD,
+                    CYL_M512_STORE, _mm512_fmadd_ps, _mm512_mul_ps, _mm512_add_ps,
+                    _mm512_set1_ps, __mmask16, cyl_fs_mask16)
+}
+
+__attribute__((target("avx512f")))
+static void cyl_fs_acc512(int n, int K, int H, int Hp, const float *A, long lda,
+                          const float *B, float *z, int u0, int u1) {
+    int b0 = 0;
+    for (; b0 + 4 <= n; b0 += 4)
+        cyl_fs_rows512(4, b0, K, H, Hp, A, lda, B, z, u0, u1);
+    switch (n - b0) {
+    case 3: cyl_fs_rows512(3, b0, K, H, Hp, A, lda, B, z, u0, u1); break;
+    case 2: cyl_fs_rows512(2, b0, K, H, Hp, A, lda, B, z, u0, u1); break;
+    case 1: cyl_fs_rows512(1, b0, K, H, Hp, A, lda, B, z, u0, u1); break;
+    default: break;
+    }
+}
+
+CYL_FS_EPILOGUE_ROW(cyl_fs_row512, __attribute__((target("avx512f"))))
+
+__attribute__((target("avx512f")))
+static void cyl_fs_epilogue512(int n, int H, int Hp, const float *z, float *c, float *h,
+                               long h_row, int u0, int u1) {
+    CYL_FS_EPILOGUE(cyl_fs_row512, n, H, Hp, z, c, h, h_row, u0, u1)
+}
+
+#define CYL_M256_LOAD(p, m) _mm256_maskload_ps(p, m)
+#define CYL_M256_STORE(p, m, v) _mm256_maskstore_ps(p, m, v)
+
+__attribute__((target("avx2,fma")))
+static inline __m256i cyl_fs_mask8(int w) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(w), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+__attribute__((target("avx2,fma"), always_inline))
+static inline void cyl_fs_rows256(const int NR, int b0, int K, int H, int Hp, const float *A,
+                                  long lda, const float *B, float *z, int u0, int u1) {
+    CYL_FS_ACC_BODY(__m256, 8, _mm256_loadu_ps, _mm256_storeu_ps, CYL_M256_LOAD,
+                    CYL_M256_STORE, _mm256_fmadd_ps, _mm256_mul_ps, _mm256_add_ps,
+                    _mm256_set1_ps, __m256i, cyl_fs_mask8)
+}
+
+__attribute__((target("avx2,fma")))
+static void cyl_fs_acc256(int n, int K, int H, int Hp, const float *A, long lda,
+                          const float *B, float *z, int u0, int u1) {
+    int b0 = 0;
+    for (; b0 + 4 <= n; b0 += 4)
+        cyl_fs_rows256(4, b0, K, H, Hp, A, lda, B, z, u0, u1);
+    switch (n - b0) {
+    case 3: cyl_fs_rows256(3, b0, K, H, Hp, A, lda, B, z, u0, u1); break;
+    case 2: cyl_fs_rows256(2, b0, K, H, Hp, A, lda, B, z, u0, u1); break;
+    case 1: cyl_fs_rows256(1, b0, K, H, Hp, A, lda, B, z, u0, u1); break;
+    default: break;
+    }
+}
+
+CYL_FS_EPILOGUE_ROW(cyl_fs_row256, __attribute__((target("avx2,fma"))))
+
+__attribute__((target("avx2,fma")))
+static void cyl_fs_epilogue256(int n, int H, int Hp, const float *z, float *c, float *h,
+                               long h_row, int u0, int u1) {
+    CYL_FS_EPILOGUE(cyl_fs_row256, n, H, Hp, z, c, h, h_row, u0, u1)
+}
+
+#endif
+
+/* The units of a gate block in z: H rounded up to a whole AVX-512 vector. */
+static inline int cyl_fs_padded(int H) {
+    return (H + 15) / 16 * 16;
+}
+
+/* z's first 64-byte boundary (the scratch has 16 floats to spare). */
+static inline float *cyl_fs_aligned(float *z) {
+    return (float *)(((uintptr_t)z + 63) & ~(uintptr_t)63);
+}
+
+/* Scratch values a job of n rows and H units needs for z. */
+static inline long cyl_fs_scratch(int n, int H) {
+    return (long)n * 4 * cyl_fs_padded(H) + 16;
+}
+
+/* Units per vector of the level (the grain of a split between threads). */
+static int cyl_fs_width(int level) {
+    return level == 2 ? 16 : (level == 1 ? 8 : 1);
+}
+
+/* Step `t` of the job for units chunk `part` of `parts` (whole vectors). */
+static void cyl_fused_chunk(void *arg, int t, int part, int parts) {
+    const cyl_fused_job *s = (const cyl_fused_job *)arg;
+    int n = s->rows, H = s->units, Hp = cyl_fs_padded(H);
+    float *z = cyl_fs_aligned(s->z);
+    int w = cyl_fs_width(s->level);
+    int vecs = (H + w - 1) / w;
+    int u0 = (int)((long)vecs * part / parts) * w;
+    int u1 = (int)((long)vecs * (part + 1) / parts) * w;
+    if (u1 > H)
+        u1 = H;
+    if (u0 >= u1)
+        return;
+    const float *x = s->x + (long)t * s->x_step;
+    const float *hprev;
+    long hprev_row;
+    if (t == 0) {
+        hprev = s->h0;
+        hprev_row = s->h0_row;
+    } else {
+        hprev = s->h + (long)(s->h_ring ? (t - 1) % 2 : t - 1) * s->h_step;
+        hprev_row = s->h_row;
+    }
+    float *hout = s->h + (long)(s->h_ring ? t % 2 : t) * s->h_step;
+    for (int b = 0; b < n; b++)
+        for (int g = 0; g < 4; g++) {
+            float *zg = z + b * 4L * Hp + (long)g * Hp;
+            memcpy(zg + u0, s->bias + (long)g * H + u0, (size_t)(u1 - u0) * sizeof(float));
+            if (u1 == H && Hp > H)   /* the padding: read by the last vector */
+                memset(zg + H, 0, (size_t)(Hp - H) * sizeof(float));
+        }
+#if CYL_HAVE_X86_KERNELS
+    if (s->level == 2) {
+        cyl_fs_acc512(n, s->inputs, H, Hp, x, s->x_row, s->W, z, u0, u1);
+        cyl_fs_acc512(n, H, H, Hp, hprev, hprev_row, s->U, z, u0, u1);
+        cyl_fs_epilogue512(n, H, Hp, z, s->c, hout, s->h_row, u0, u1);
+        return;
+    }
+    if (s->level == 1) {
+        cyl_fs_acc256(n, s->inputs, H, Hp, x, s->x_row, s->W, z, u0, u1);
+        cyl_fs_acc256(n, H, H, Hp, hprev, hprev_row, s->U, z, u0, u1);
+        cyl_fs_epilogue256(n, H, Hp, z, s->c, hout, s->h_row, u0, u1);
+        return;
+    }
+#endif
+    cyl_fs_acc_scalar(n, s->inputs, H, Hp, x, s->x_row, s->W, z, u0, u1);
+    cyl_fs_acc_scalar(n, H, H, Hp, hprev, hprev_row, s->U, z, u0, u1);
+    cyl_fs_epilogue_scalar(n, H, Hp, z, s->c, hout, s->h_row, u0, u1);
+}
+
+/* Chunks per thread in a step: a thread that has its core to itself takes
+ * more of them than one that shares it (the busy machine this was measured
+ * on shares both cores with other work). */
+#ifndef CYL_FS_CHUNKS
+#define CYL_FS_CHUNKS 1
+#endif
+
+/* Run the job's steps with each step's units split into chunks shared by
+ * this thread and threads - 1 of the pool's workers, or on this thread alone
+ * when threads is 1 or the pool is busy. Returns the threads used. */
+static int cyl_fused_run(cyl_fused_job *job, int threads) {
+    int w = cyl_fs_width(job->level);
+    int vecs = (job->units + w - 1) / w;
+    if (threads > vecs)
+        threads = vecs;
+    int parts = threads * CYL_FS_CHUNKS;
+    if (parts > vecs)
+        parts = vecs;
+    if (threads > 1 && cyl_pool_run(cyl_fused_chunk, job, job->steps, parts, threads - 1) == 0)
+        return threads;
+    for (int t = 0; t < job->steps; t++)
+        cyl_fused_chunk(job, t, 0, 1);
+    return 1;
+}
+
+#endif

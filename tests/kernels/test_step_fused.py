@@ -1,0 +1,230 @@
+"""The fused few-row step (step_fused.h) and its persistent worker threads
+(workers.h) against the NumPy reference: every instruction-set level, unit
+counts that do not fill a vector, 1-5 rows, 1-4 threads, weights changed in
+place, concurrent Python threads, and a fork after the pool has started."""
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytest
+
+import cylstm
+from cylstm import _ops
+from cylstm._kernels import reference
+from cylstm._kernels.lstm_step import (StepKernel, fused_isa, fused_sequence, pool_size,
+                                       set_split_work)
+
+TANH, SIGMOID = 1, 2
+UNITS = [1, 5, 17, 33, 100, 256]
+TOL = dict(rtol=2e-5, atol=2e-6)
+
+
+@pytest.fixture(autouse=True)
+def split_every_step():
+    """Split every step between the threads allowed, however small (the
+    defaults split only large steps), so each test reaches the pool."""
+    old = set_split_work(step=1, sequence=1)
+    yield
+    set_split_work(*old)
+
+
+@pytest.fixture(params=[2, 1, 0], ids=["avx512", "avx2", "scalar"])
+def isa(request):
+    best = fused_isa()
+    if request.param > best:
+        pytest.skip("this CPU lacks the instruction set")
+    fused_isa(request.param)
+    yield request.param
+    fused_isa(best)
+
+
+def _weights(rng, B, I, H, scale=0.5):
+    r = lambda *s: rng.uniform(-scale, scale, s).astype(np.float32)
+    return r(I, 4 * H), r(H, 4 * H), r(4 * H), r(B, H), r(B, H)
+
+
+def _reference_step(x, W, U, bias, h0, c0):
+    _, _, h, c, _ = reference.lstm_forward(x[None].astype(np.float64), W, U, bias, h0, c0)
+    return h, c
+
+
+@pytest.mark.parametrize("H", UNITS)
+@pytest.mark.parametrize("B", [1, 2, 3, 4, 5])
+def test_step_matches_reference(isa, B, H):
+    rng = np.random.default_rng(B * 1000 + H)
+    I = 7 if H < 100 else 64
+    W, U, bias, h0, c0 = _weights(rng, B, I, H)
+    x = rng.uniform(-1, 1, (B, I)).astype(np.float32)
+    k = StepKernel(W, U, bias, None, TANH, SIGMOID, B, True)
+    for n in (1, 2, 3, 4):
+        with cylstm.threads(n):
+            h, c = k.step(x, h0, c0)
+        rh, rc = _reference_step(x, W, U, bias, h0, c0)
+        np.testing.assert_allclose(h, rh, **TOL)
+        np.testing.assert_allclose(c, rc, **TOL)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 4])
+def test_large_step_splits_and_matches(isa, threads):
+    """Steps big enough to be split between workers, at every thread count."""
+    rng = np.random.default_rng(threads)
+    B, I, H = 2, 256, 256
+    W, U, bias, h0, c0 = _weights(rng, B, I, H, 0.1)
+    x = rng.uniform(-1, 1, (B, I)).astype(np.float32)
+    k = StepKernel(W, U, bias, None, TANH, SIGMOID, B, True)
+    with cylstm.threads(threads):
+        h, c = k.step(x, h0, c0)
+        out, h1, c1 = k.sequence_of_one(x[:, None], h0, c0, False, True)
+    rh, rc = _reference_step(x, W, U, bias, h0, c0)
+    np.testing.assert_allclose(h, rh, **TOL)
+    np.testing.assert_allclose(c, rc, **TOL)
+    np.testing.assert_array_equal(out[:, 0], h)
+    np.testing.assert_array_equal(c1, c)
+    if threads > 1:
+        assert pool_size() >= 1
+
+
+def test_weights_changed_in_place_show_in_next_step(isa):
+    rng = np.random.default_rng(3)
+    B, I, H = 1, 256, 256
+    W, U, bias, h0, c0 = _weights(rng, B, I, H, 0.1)
+    x = rng.uniform(-1, 1, (B, I)).astype(np.float32)
+    k = StepKernel(W, U, bias, None, TANH, SIGMOID, B, True)
+    for n in (1, 2):
+        with cylstm.threads(n):
+            for _ in range(3):
+                W *= np.float32(0.9)
+                U += np.float32(0.01)
+                bias -= np.float32(0.02)
+                h, c = k.step(x, h0, c0)
+                rh, rc = _reference_step(x, W, U, bias, h0, c0)
+                np.testing.assert_allclose(h, rh, **TOL)
+                np.testing.assert_allclose(c, rc, **TOL)
+
+
+@pytest.mark.parametrize("time_major", [False, True])
+@pytest.mark.parametrize("return_sequences", [True, False])
+@pytest.mark.parametrize("B,T,I,H", [(1, 9, 5, 17), (2, 7, 32, 128), (3, 4, 3, 1),
+                                     (5, 6, 11, 33), (1, 1, 8, 100)])
+@pytest.mark.parametrize("parts", [1, 2, 3, 4])
+def test_fused_sequence_matches_reference(isa, B, T, I, H, parts, time_major,
+                                          return_sequences):
+    rng = np.random.default_rng(B * 100 + T * 10 + H)
+    W, U, bias, h0, c0 = _weights(rng, B, I, H)
+    x = rng.uniform(-1, 1, (T, B, I)).astype(np.float32)
+    seq, last, h, c = fused_sequence(x if time_major else x.transpose(1, 0, 2).copy(),
+                                     time_major, W, U, bias, h0, c0, return_sequences, parts)
+    rseq, rlast, rh, rc, _ = reference.lstm_forward(x.astype(np.float64), W, U, bias, h0, c0)
+    if return_sequences:
+        np.testing.assert_allclose(seq if time_major else seq.transpose(1, 0, 2), rseq,
+                                   **TOL)
+    else:
+        assert seq is None
+    np.testing.assert_allclose(last, rlast, **TOL)
+    np.testing.assert_allclose(h, rh, **TOL)
+    np.testing.assert_allclose(c, rc, **TOL)
+
+
+def test_split_work_rejects_non_positive():
+    with pytest.raises(ValueError, match="positive"):
+        set_split_work(step=0)
+    with pytest.raises(ValueError, match="positive"):
+        set_split_work(sequence=True)
+
+
+def test_fused_sequence_rejects_mismatched_shapes():
+    W, U, bias, h0, c0 = _weights(np.random.default_rng(0), 1, 4, 3)
+    with pytest.raises(ValueError, match="recurrent_kernel"):
+        fused_sequence(np.zeros((1, 2, 5), np.float32), False, W, U, bias, h0, c0, True, 1)
+
+
+@pytest.mark.parametrize("B,T,I,H", [(1, 20, 32, 128), (2, 5, 16, 40)])
+def test_layer_calls_with_two_threads_match_reference(B, T, I, H):
+    """The backend's few-row dispatch (CpuBackend._compiled_forward)."""
+    rng = np.random.default_rng(11)
+    W, U, bias, h0, c0 = _weights(rng, B, I, H)
+    x = rng.uniform(-1, 1, (B, T, I)).astype(np.float32)
+    rseq, rlast, rh, rc, _ = reference.lstm_forward(
+        x.transpose(1, 0, 2).astype(np.float64), W, U, bias, h0, c0)
+    for n in (1, 2):
+        with cylstm.threads(n):
+            seq, last, h, c, _ = _ops.lstm_forward(x, W, U, bias, h0, c0)
+        np.testing.assert_allclose(seq, rseq.transpose(1, 0, 2), **TOL)
+        np.testing.assert_allclose(c, rc, **TOL)
+
+
+def test_concurrent_python_threads_give_serial_results():
+    """Several Python threads stepping at once: the pool serves one at a time,
+    the others run inline; every result equals the serial one."""
+    rng = np.random.default_rng(5)
+    B, I, H = 1, 256, 256
+    W, U, bias, h0, c0 = _weights(rng, B, I, H, 0.1)
+    kernels = [StepKernel(W, U, bias, None, TANH, SIGMOID, B, True) for _ in range(2)]
+    xs = [rng.uniform(-1, 1, (B, I)).astype(np.float32) for _ in range(8)]
+    with cylstm.threads(1):
+        expected = [kernels[0].step(x, h0, c0) for x in xs]
+    errors = []
+
+    def work(i):
+        try:
+            with cylstm.threads(2):
+                for _ in range(30):
+                    h, c = kernels[i % 2].step(xs[i], h0, c0)
+                    seq = fused_sequence(xs[i][:, None], False, W, U, bias, h0, c0, True, 2)[0]
+                    if not (np.array_equal(h, expected[i][0])
+                            and np.array_equal(c, expected[i][1])
+                            and np.array_equal(seq[:, 0], h)):
+                        errors.append(i)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_fork_after_pool_use_steps_in_child():
+    """A child forked after the workers started (multiprocessing, dask) makes
+    its own pool and does not hang; the parent's pool still works after."""
+    code = textwrap.dedent("""
+        import os, sys
+        import numpy as np
+        import cylstm
+        from cylstm._kernels.lstm_step import StepKernel, pool_size, set_split_work
+        set_split_work(step=1, sequence=1)
+        rng = np.random.default_rng(0)
+        I = H = 256
+        W = rng.uniform(-.1, .1, (I, 4 * H)).astype(np.float32)
+        U = rng.uniform(-.1, .1, (H, 4 * H)).astype(np.float32)
+        b = np.zeros(4 * H, np.float32)
+        x = rng.uniform(-1, 1, (1, I)).astype(np.float32)
+        h0 = np.zeros((1, H), np.float32)
+        k = StepKernel(W, U, b, None, 1, 2, 1, True)
+        with cylstm.threads(1):
+            want = k.step(x, h0, h0)[0]
+        with cylstm.threads(2):
+            got = k.step(x, h0, h0)[0]
+            assert pool_size() >= 1
+        pid = os.fork()
+        if pid == 0:
+            ok = True
+            with cylstm.threads(2):
+                for _ in range(50):
+                    ok &= bool(np.array_equal(k.step(x, h0, h0)[0], want))
+            os._exit(0 if ok else 3)
+        _, status = os.waitpid(pid, 0)
+        with cylstm.threads(2):
+            again = k.step(x, h0, h0)[0]
+        assert np.array_equal(got, want) and np.array_equal(again, want)
+        sys.exit(os.waitstatus_to_exitcode(status))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], timeout=120, cwd=os.getcwd(),
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
