@@ -64,7 +64,8 @@ class ForwardPlan:
                  "x_shape", "state_shapes", "seq_shape", "dtype", "time_major",
                  "processing_order", "go_backwards", "slices", "chunk", "fused", "packed",
                  "buffers", "lock", "fn", "pack", "bias_parts", "scratch", "last", "limits",
-                 "fused_step", "pack_fused", "fused_fn")
+                 "fused_step", "pack_fused", "fused_fn", "few_rows", "few_rows_fn",
+                 "few_rows_parts", "return_sequences")
 
     def __init__(self, backend: Any, kernel: Any, recurrent_kernel: Any, bias: Any,
                  projection: Any, codes: Tuple[int, int], x_shape: Tuple[int, int, int],
@@ -107,6 +108,16 @@ class ForwardPlan:
                                and backend._fused_packed(recurrent_kernel, self.slices) is not None)
         self.pack_fused = _kernels.pack_fused
         self.fused_fn = _kernels.lstm_forward_fused
+        # A few rows run the fused step's time loop on the C worker threads
+        # (lstm_step.fused_sequence), as in _compiled_forward.
+        from .._kernels import lstm_step as _step
+        from .cpu import _FUSED_CODES
+        self.few_rows = bool(B <= backend.FUSED_SEQUENCE_ROWS and projection is None
+                             and tuple(codes) == _FUSED_CODES and dtype == np.float32
+                             and not go_backwards)
+        self.few_rows_fn = _step.fused_sequence
+        self.few_rows_parts = _step.sequence_parts
+        self.return_sequences = bool(return_sequences)
         self.fn = _kernels.lstm_forward.__signatures__[
             "float" if dtype == np.float32 else "double"]
         # The buffers _compiled_forward would take from the workspace, taken
@@ -145,6 +156,15 @@ class ForwardPlan:
                 np.add(self.bias_parts[0], self.bias_parts[1], out=self.bias)
             dtype = self.dtype
             hs, cs = self.state_shapes
+            if self.few_rows:
+                T, B, I = (self.x_shape if self.time_major
+                           else (self.x_shape[1], self.x_shape[0], self.x_shape[2]))
+                seq, last, h, c = self.few_rows_fn(
+                    x, self.time_major, self.kernel, self.recurrent_kernel, self.bias,
+                    np.zeros(hs, dtype) if h0 is None else h0,
+                    np.zeros(cs, dtype) if c0 is None else c0,
+                    self.return_sequences, self.few_rows_parts(B, I, cs[1]))
+                return seq, last, h, c
             if self.scratch is None:
                 h = np.zeros(hs, dtype) if h0 is None else np.array(h0, dtype, order="C")
                 c = np.zeros(cs, dtype) if c0 is None else np.array(c0, dtype, order="C")
