@@ -277,6 +277,12 @@ class CpuBackend(Backend):
     # between persistent C threads (too few rows to split by row).
     FUSED_SEQUENCE_ROWS = 2
 
+    def _few_row_sequence(self, B, H, P, codes, dtype, go_backwards):
+        """Whether an inference call without masks or dropout of this shape
+        runs lstm_step.fused_sequence (see FUSED_SEQUENCE_ROWS)."""
+        return (0 < B <= self.FUSED_SEQUENCE_ROWS and H == P and tuple(codes) == _FUSED_CODES
+                and dtype == np.float32 and not go_backwards)
+
     def _use_packed(self, matrix, slices):
         """Whether the step kernel, rather than BLAS, multiplies by ``matrix``."""
         rows = min(b1 - b0 for b0, b1 in slices)
@@ -489,10 +495,9 @@ class CpuBackend(Backend):
         act_code, rec_code = codes
         processing_order = output_order == "processing"
 
-        if (0 < B <= self.FUSED_SEQUENCE_ROWS and T > 0 and H == P and not training
-                and (act_code, rec_code) == _FUSED_CODES and dtype == np.float32
-                and mask is None and recurrent_mask is None and input_mask is None
-                and not go_backwards):
+        if (T > 0 and not training and mask is None and recurrent_mask is None
+                and input_mask is None
+                and self._few_row_sequence(B, H, P, (act_code, rec_code), dtype, go_backwards)):
             seq, last, h, c = _fused_sequence_kernel(
                 x, time_major, kernel, recurrent_kernel, bias, h0, c0, return_sequences,
                 _fused_sequence_parts(B, I, H))

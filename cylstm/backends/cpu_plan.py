@@ -65,7 +65,7 @@ class ForwardPlan:
                  "processing_order", "go_backwards", "slices", "chunk", "fused", "packed",
                  "buffers", "lock", "fn", "pack", "bias_parts", "scratch", "last", "limits",
                  "fused_step", "pack_fused", "fused_fn", "few_rows", "few_rows_fn",
-                 "few_rows_parts", "return_sequences")
+                 "few_rows_parts", "return_sequences", "fused_panels")
 
     def __init__(self, backend: Any, kernel: Any, recurrent_kernel: Any, bias: Any,
                  projection: Any, codes: Tuple[int, int], x_shape: Tuple[int, int, int],
@@ -107,14 +107,13 @@ class ForwardPlan:
         self.fused_step = bool(fused and projection is None
                                and backend._fused_packed(recurrent_kernel, self.slices) is not None)
         self.pack_fused = _kernels.pack_fused
+        self.fused_panels = backend.FUSED_STEP_PANEL_UNITS
         self.fused_fn = _kernels.lstm_forward_fused
         # A few rows run the fused step's time loop on the C worker threads
         # (lstm_step.fused_sequence), as in _compiled_forward.
         from .._kernels import lstm_step as _step
-        from .cpu import _FUSED_CODES
-        self.few_rows = bool(B <= backend.FUSED_SEQUENCE_ROWS and projection is None
-                             and tuple(codes) == _FUSED_CODES and dtype == np.float32
-                             and not go_backwards)
+        self.few_rows = bool(projection is None and backend._few_row_sequence(
+            B, H, P, codes, dtype, go_backwards))
         self.few_rows_fn = _step.fused_sequence
         self.few_rows_parts = _step.sequence_parts
         self.return_sequences = bool(return_sequences)
@@ -130,8 +129,8 @@ class ForwardPlan:
             (ws.get(f"gates{i}", chunk * (b1 - b0) * G, dtype),
              ws.get(f"x{i}", chunk * (b1 - b0) * I, dtype), ws.get(f"act{i}", 1, dtype),
              ws.get(f"h{i}", (b1 - b0) * P, dtype), ws.get(f"m{i}", (b1 - b0) * H, dtype),
-             ws.get(f"h2_{i}", (b1 - b0) * H, dtype) if self.fused_step
-             else ws.get(f"sel{i}", (b1 - b0) * G, np.float32) if self.fused else None)
+             ws.get(f"sel{i}", (b1 - b0) * G, np.float32) if self.fused else None,
+             ws.get(f"h2_{i}", (b1 - b0) * H, dtype) if self.fused_step else None)
             for i, (b0, b1) in enumerate(self.slices)]
 
     def sum_biases(self, bias_ih: Any, bias_hh: Any) -> None:
@@ -186,19 +185,21 @@ class ForwardPlan:
                     break
             try:
                 tm = self.time_major
-                if self.fused_step:
-                    u_fused = self.pack_fused(U)
+                # Packed per call; None (or another panel width) when the
+                # instruction set in force has changed since the plan was made.
+                u_fused = self.pack_fused(U) if self.fused_step else None
+                if u_fused is not None and u_fused.shape[1] // 4 in self.fused_panels:
                     run_parallel([partial(
                         self.fused_fn, x, tm, self.kernel, u_fused, u_fused.shape[1] // 4,
                         self.bias, None, None, self.go_backwards, h, c, last, seq, tm,
                         self.processing_order, None, None, None, None, gbuf, self.chunk, xbuf,
                         hbuf, h2, b0, b1)
-                        for (b0, b1), (gbuf, xbuf, _, hbuf, _, h2)
+                        for (b0, b1), (gbuf, xbuf, _, hbuf, _, _, h2)
                         in zip(self.slices, self.buffers)])
                     return seq, last, h, c
                 u_packed = self.pack(U) if self.packed else None
                 if len(self.slices) == 1:
-                    gbuf, xbuf, abuf, hbuf, mbuf, sel = self.buffers[0]
+                    gbuf, xbuf, abuf, hbuf, mbuf, sel, _ = self.buffers[0]
                     self.fn(x, tm, self.kernel, U, u_packed, self.bias, self.projection, None,
                             None, None, None, None, self.go_backwards, self.act, self.rec, h, c,
                             last, seq, tm, self.processing_order, None, None, None, None, None,
@@ -209,7 +210,7 @@ class ForwardPlan:
                         None, None, None, None, None, self.go_backwards, self.act, self.rec, h,
                         c, last, seq, tm, self.processing_order, None, None, None, None, None,
                         gbuf, self.chunk, xbuf, abuf, hbuf, mbuf, sel, b0, b1)
-                        for (b0, b1), (gbuf, xbuf, abuf, hbuf, mbuf, sel)
+                        for (b0, b1), (gbuf, xbuf, abuf, hbuf, mbuf, sel, _)
                         in zip(self.slices, self.buffers)])
             finally:
                 if changed:
