@@ -225,6 +225,10 @@ def test_fork_after_pool_use_steps_in_child():
         assert np.array_equal(got, want) and np.array_equal(again, want)
         sys.exit(os.waitstatus_to_exitcode(status))
     """)
-    proc = subprocess.run([sys.executable, "-c", code], timeout=120, cwd=os.getcwd(),
+    # The child imports the cylstm under test (an installed wheel's when the
+    # tests run from a copy of the sources), not a source tree in the cwd.
+    import cylstm
+    proc = subprocess.run([sys.executable, "-c", code], timeout=120,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(cylstm.__file__))),
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
