@@ -77,11 +77,15 @@ static inline float cyl_fs_gate_tanh(float x) {
                           float *CYL_FS_RESTRICT cb, float *CYL_FS_RESTRICT hb,      \
                           int u0, int u1) {                                          \
         (void)H;                                                                     \
+        /* gate pointers, not zb[g * Hp + j]: under Python's -fwrapv an int   */   \
+        /* sum in an index may wrap, and GCC then left this loop scalar-slow   */   \
+        const float *CYL_FS_RESTRICT zi = zb, *CYL_FS_RESTRICT zf = zb + Hp;         \
+        const float *CYL_FS_RESTRICT zg = zb + 2L * Hp, *CYL_FS_RESTRICT zo = zb + 3L * Hp; \
         for (int j = u0; j < u1; j++) {                                              \
-            float gi = cyl_sigmoid1(zb[j]);                                          \
-            float gf = cyl_sigmoid1(zb[Hp + j]);                                     \
-            float gg = cyl_fs_gate_tanh(zb[2 * Hp + j]);                             \
-            float go = cyl_sigmoid1(zb[3 * Hp + j]);                                 \
+            float gi = cyl_sigmoid1(zi[j]);                                          \
+            float gf = cyl_sigmoid1(zf[j]);                                          \
+            float gg = cyl_fs_gate_tanh(zg[j]);                                      \
+            float go = cyl_sigmoid1(zo[j]);                                          \
             float cn = gf * cb[j] + gi * gg;                                         \
             cb[j] = cn;                                                              \
             hb[j] = go * cyl_tanh1(cn);                                              \
@@ -179,6 +183,62 @@ static void cyl_fs_epilogue_scalar(int n, int H, int Hp, const float *z, float *
             }                                                                             \
     }
 
+/* One row (the streaming and one-sequence case), eight k at a time: the
+ * eight broadcasts of x_t / h_{t-1} are made once per k block, not per
+ * vector (z's stores could alias A, so the compiler reloads them inside the
+ * loop otherwise), and z is loaded and stored once per eight weight vectors,
+ * not four, so a step issues little besides the weight loads and the FMAs. */
+#define CYL_FS_ACC1_BODY(VEC, WIDTH, LOADU, STOREU, LOADM, FMA, MUL, ADD, SET1, MASK_T,     \
+                         MAKE_MASK)                                                         \
+    long N = 4L * H;                                                                        \
+    int k = 0;                                                                              \
+    for (; k + 8 <= K; k += 8) {                                                            \
+        const float *B0 = B + k * N;                                                        \
+        VEC a0 = SET1(A[k]), a1 = SET1(A[k + 1]), a2 = SET1(A[k + 2]), a3 = SET1(A[k + 3]);  \
+        VEC a4 = SET1(A[k + 4]), a5 = SET1(A[k + 5]), a6 = SET1(A[k + 6]);                   \
+        VEC a7 = SET1(A[k + 7]);                                                            \
+        for (int g = 0; g < 4; g++) {                                                       \
+            const float *Bg = B0 + (long)g * H;                                             \
+            float *zg = z + (long)g * Hp;                                                   \
+            int u = u0;                                                                     \
+            for (; u + WIDTH <= u1; u += WIDTH) {                                           \
+                const float *bp = Bg + u;                                                   \
+                VEC p = FMA(a0, LOADU(bp), LOADU(zg + u));                                  \
+                VEC q = MUL(a1, LOADU(bp + N));                                             \
+                p = FMA(a2, LOADU(bp + 2 * N), p);                                          \
+                q = FMA(a3, LOADU(bp + 3 * N), q);                                          \
+                p = FMA(a4, LOADU(bp + 4 * N), p);                                          \
+                q = FMA(a5, LOADU(bp + 5 * N), q);                                          \
+                p = FMA(a6, LOADU(bp + 6 * N), p);                                          \
+                q = FMA(a7, LOADU(bp + 7 * N), q);                                          \
+                STOREU(zg + u, ADD(p, q));                                                  \
+            }                                                                               \
+            if (u < u1) {                                                                   \
+                MASK_T m = MAKE_MASK(u1 - u);                                               \
+                const float *bp = Bg + u;                                                   \
+                VEC p = FMA(a0, LOADM(bp, m), LOADU(zg + u));                               \
+                VEC q = MUL(a1, LOADM(bp + N, m));                                          \
+                p = FMA(a2, LOADM(bp + 2 * N, m), p);                                       \
+                q = FMA(a3, LOADM(bp + 3 * N, m), q);                                       \
+                p = FMA(a4, LOADM(bp + 4 * N, m), p);                                       \
+                q = FMA(a5, LOADM(bp + 5 * N, m), q);                                       \
+                p = FMA(a6, LOADM(bp + 6 * N, m), p);                                       \
+                q = FMA(a7, LOADM(bp + 7 * N, m), q);                                       \
+                STOREU(zg + u, ADD(p, q));                                                  \
+            }                                                                               \
+        }                                                                                   \
+    }                                                                                       \
+    for (; k < K; k++) {                                                                    \
+        const float *B0 = B + k * N;                                                        \
+        VEC a0 = SET1(A[k]);                                                                \
+        for (int g = 0; g < 4; g++)                                                         \
+            for (int u = u0; u < u1; u += WIDTH) {                                          \
+                MASK_T m = MAKE_MASK(u1 - u);                                               \
+                float *zp = z + (long)g * Hp + u;                                           \
+                STOREU(zp, FMA(a0, LOADM(B0 + (long)g * H + u, m), LOADU(zp)));             \
+            }                                                                               \
+    }
+
 #define CYL_M512_LOAD(p, m) _mm512_maskz_loadu_ps(m, p)
 #define CYL_M512_STORE(p, m, v) _mm512_mask_storeu_ps(p, m, v)
 
@@ -198,6 +258,12 @@ static inline void cyl_fs_rows512(const int NR, int b0, int K, int H, int Hp, co
 __attribute__((target("avx512f")))
 static void cyl_fs_acc512(int n, int K, int H, int Hp, const float *A, long lda,
                           const float *B, float *z, int u0, int u1) {
+    if (n == 1) {
+        CYL_FS_ACC1_BODY(__m512, 16, _mm512_loadu_ps, _mm512_storeu_ps, CYL_M512_LOAD,
+                         _mm512_fmadd_ps, _mm512_mul_ps, _mm512_add_ps, _mm512_set1_ps,
+                         __mmask16, cyl_fs_mask16)
+        return;
+    }
     int b0 = 0;
     for (; b0 + 4 <= n; b0 += 4)
         cyl_fs_rows512(4, b0, K, H, Hp, A, lda, B, z, u0, u1);
@@ -236,6 +302,12 @@ static inline void cyl_fs_rows256(const int NR, int b0, int K, int H, int Hp, co
 __attribute__((target("avx2,fma")))
 static void cyl_fs_acc256(int n, int K, int H, int Hp, const float *A, long lda,
                           const float *B, float *z, int u0, int u1) {
+    if (n == 1) {
+        CYL_FS_ACC1_BODY(__m256, 8, _mm256_loadu_ps, _mm256_storeu_ps, CYL_M256_LOAD,
+                         _mm256_fmadd_ps, _mm256_mul_ps, _mm256_add_ps, _mm256_set1_ps,
+                         __m256i, cyl_fs_mask8)
+        return;
+    }
     int b0 = 0;
     for (; b0 + 4 <= n; b0 += 4)
         cyl_fs_rows256(4, b0, K, H, Hp, A, lda, B, z, u0, u1);
