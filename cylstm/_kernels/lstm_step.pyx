@@ -36,6 +36,7 @@ cdef extern from "step_fused.h" nogil:
         const float* bias
         const float* h0
         long h0_row
+        const float* bias2
         float* h
         long h_row, h_step
         float* c
@@ -153,6 +154,7 @@ def fused_sequence(x, bint time_major, kernel, recurrent_kernel, bias, h0, c0,
     job.bias = <const float*>cnp.PyArray_DATA(bvec)
     job.h0 = <const float*>cnp.PyArray_DATA(h0a)
     job.h0_row = H
+    job.bias2 = NULL
     job.c = <float*>cnp.PyArray_DATA(c)
     job.z = <float*>cnp.PyArray_DATA(z)
     if return_sequences:
@@ -186,7 +188,8 @@ def sequence_parts(Py_ssize_t B, Py_ssize_t I, Py_ssize_t H):
 
 cdef void step_rows(int nb, int I, int H, int P, const floating* x, const floating* h,
                     const floating* c, const floating* W, const floating* U,
-                    const floating* bias, const floating* Wr, int act, int rec_act,
+                    const floating* bias, const floating* bias2, const floating* Wr,
+                    int act, int rec_act,
                     floating* gates, floating* mbuf, const float* sel,
                     floating* h_out, floating* c_out) noexcept nogil:
     cdef int G = 4 * H
@@ -194,6 +197,10 @@ cdef void step_rows(int nb, int I, int H, int P, const floating* x, const floati
     cdef floating* arow
     for b in range(nb):
         memcpy(gates + <Py_ssize_t>b * G, bias, G * sizeof(floating))
+        if bias2 != NULL:
+            arow = gates + <Py_ssize_t>b * G
+            for j in range(G):
+                arow[j] += bias2[j]
     recurrent_product(nb, G, I, x, I, W, <const float*>NULL, 0, gates, G)
     recurrent_product(nb, G, P, h, P, U, <const float*>NULL, 0, gates, G)
     activate_gates(act, rec_act, gates, gates, sel, nb, H)
@@ -252,7 +259,7 @@ cdef class StepKernel:
     is stepping the same kernel -- uses private scratch for that call, so
     concurrent calls on one layer give the serial results.
     """
-    cdef readonly object kernel, recurrent_kernel, bias, projection
+    cdef readonly object kernel, recurrent_kernel, bias, projection, bias2
     cdef readonly int batch, input_dim, units, output_dim
     cdef int act, rec_act, typenum, is_float, fused_step
     cdef object _gates, _m, _sel
@@ -278,6 +285,7 @@ cdef class StepKernel:
         self.kernel = kernel
         self.recurrent_kernel = recurrent_kernel
         self.bias = bias
+        self.bias2 = None
         self.projection = projection
         self.batch = batch
         self.input_dim = kernel.shape[0]
@@ -298,6 +306,25 @@ cdef class StepKernel:
             self._sel = np.empty(max(batch * G, 1), np.float32)
             fill_gate_selector(<float*>cnp.PyArray_DATA(self._sel), batch, self.units)
 
+    def set_second_bias(self, bias2):
+        """Add ``bias2`` (4 * units,) to the bias on every step, read in place
+        (torch's bias_hh next to bias_ih: no per-call sum, and edits of either
+        show in the next step); None removes it."""
+        cdef cnp.ndarray arr
+        if bias2 is not None:
+            ok = cnp.PyArray_CheckExact(bias2)
+            if ok:
+                arr = <cnp.ndarray>bias2
+                ok = (cnp.PyArray_NDIM(arr) == 1 and cnp.PyArray_DIMS(arr)[0] == 4 * self.units
+                      and cnp.PyArray_TYPE(arr) == self.typenum
+                      and cnp.PyArray_IS_C_CONTIGUOUS(arr))
+            if not ok:
+                raise ValueError(f"bias2 must be a C-contiguous ndarray of shape "
+                                 f"({4 * self.units},) and dtype {self.kernel.dtype}; got "
+                                 f"{getattr(bias2, 'shape', type(bias2))} "
+                                 f"{getattr(bias2, 'dtype', '')}.")
+        self.bias2 = bias2
+
     def step(self, x, h, c):
         """(h_new, c_new) from x (batch, input_dim), h, c; None if an argument
         does not fit (see the class docstring)."""
@@ -305,23 +332,28 @@ cdef class StepKernel:
                 and _fits(h, self.batch, self.output_dim, self.typenum)
                 and _fits(c, self.batch, self.units, self.typenum)):
             return None
-        return self._run(x, h, c, 2, False)
+        return self._run(x, h, c, 2, False, False)
 
-    def sequence_of_one(self, x, h, c, bint time_major, bint return_sequences):
+    def sequence_of_one(self, x, h, c, bint time_major, bint return_sequences,
+                        bint torch_states=False):
         """A whole layer call on a sequence of one timestep: x is (batch, 1, I)
         (or (1, batch, I)); returns (output, h_new, c_new) with the output
-        (batch, 1, P) / (1, batch, P) when return_sequences, else h_new."""
+        (batch, 1, P) / (1, batch, P) when return_sequences, else h_new.
+        ``torch_states`` (with return_sequences): h_new (1, batch, P) and c_new
+        (1, batch, H), h_new an array of its own (torch's h_n, c_n)."""
         if not (_fits_one_step(x, self.batch, self.input_dim, self.typenum, time_major)
                 and _fits(h, self.batch, self.output_dim, self.typenum)
                 and _fits(c, self.batch, self.units, self.typenum)):
             return None
         if not return_sequences:
-            h_new, c_new = self._run(x, h, c, 2, False)
+            h_new, c_new = self._run(x, h, c, 2, False, False)
             return h_new, h_new, c_new
-        out, c_new = self._run(x, h, c, 3, time_major)
+        if torch_states:
+            return self._run(x, h, c, 3, time_major, True)
+        out, c_new = self._run(x, h, c, 3, time_major, False)
         return out, out.reshape(self.batch, self.output_dim), c_new
 
-    cdef tuple _run(self, x, h, c, int out_ndim, bint time_major):
+    cdef tuple _run(self, x, h, c, int out_ndim, bint time_major, bint torch_states):
         cdef int B = self.batch, P = self.output_dim, H = self.units
         cdef cnp.npy_intp hdims[3]
         cdef cnp.npy_intp cdims[2]
@@ -332,18 +364,36 @@ cdef class StepKernel:
             hdims[0] = 1 if time_major else B
             hdims[1] = B if time_major else 1
             hdims[2] = P
+        cdef cnp.npy_intp sdims[3]
+        sdims[0] = 1
+        sdims[1] = B
+        sdims[2] = P
         cdims[0] = B
         cdims[1] = H
         cdef cnp.ndarray h_out = cnp.PyArray_EMPTY(out_ndim, hdims, self.typenum, 0)
-        cdef cnp.ndarray c_out = cnp.PyArray_EMPTY(2, cdims, self.typenum, 0)
+        cdef cnp.ndarray c_out
+        cdef cnp.ndarray h_state = None
+        if torch_states:
+            h_state = cnp.PyArray_EMPTY(3, sdims, self.typenum, 0)
+            sdims[2] = H
+            c_out = cnp.PyArray_EMPTY(3, sdims, self.typenum, 0)
+        else:
+            c_out = cnp.PyArray_EMPTY(2, cdims, self.typenum, 0)
         if B == 0:
-            return h_out, c_out
+            return (h_out, h_state, c_out) if torch_states else (h_out, c_out)
+        cdef void* phs = NULL
+        if torch_states:
+            phs = cnp.PyArray_DATA(h_state)
+        cdef size_t item = sizeof(float) if self.is_float else sizeof(double)
         cdef void* px = cnp.PyArray_DATA(<cnp.ndarray>x)
         cdef void* ph = cnp.PyArray_DATA(<cnp.ndarray>h)
         cdef void* pc = cnp.PyArray_DATA(<cnp.ndarray>c)
         cdef void* pW = cnp.PyArray_DATA(<cnp.ndarray>self.kernel)
         cdef void* pU = cnp.PyArray_DATA(<cnp.ndarray>self.recurrent_kernel)
         cdef void* pb = cnp.PyArray_DATA(<cnp.ndarray>self.bias)
+        cdef void* pb2 = NULL
+        if self.bias2 is not None:
+            pb2 = cnp.PyArray_DATA(<cnp.ndarray>self.bias2)
         cdef void* pWr = NULL
         if self.projection is not None:
             pWr = cnp.PyArray_DATA(<cnp.ndarray>self.projection)
@@ -377,6 +427,7 @@ cdef class StepKernel:
             job.bias = <const float*>pb
             job.h0 = <const float*>ph
             job.h0_row = H
+            job.bias2 = <const float*>pb2
             job.h = <float*>pho
             job.h_row = H
             job.h_step = 0
@@ -388,14 +439,18 @@ cdef class StepKernel:
                 cyl_fused_run(&job, parts)
             elif self.is_float:
                 step_rows[float](B, self.input_dim, H, P, <float*>px, <float*>ph, <float*>pc,
-                                 <float*>pW, <float*>pU, <float*>pb, <float*>pWr,
+                                 <float*>pW, <float*>pU, <float*>pb, <float*>pb2, <float*>pWr,
                                  self.act, self.rec_act, <float*>pg, <float*>pm, psel,
                                  <float*>pho, <float*>pco)
             else:
                 step_rows[double](B, self.input_dim, H, P, <double*>px, <double*>ph,
                                   <double*>pc, <double*>pW, <double*>pU, <double*>pb,
-                                  <double*>pWr, self.act, self.rec_act, <double*>pg,
+                                  <double*>pb2, <double*>pWr, self.act, self.rec_act, <double*>pg,
                                   <double*>pm, NULL, <double*>pho, <double*>pco)
             if owned:
                 PyThread_release_lock(self._busy)
+            if phs != NULL:
+                memcpy(phs, pho, <size_t>B * P * item)
+        if torch_states:
+            return h_out, h_state, c_out
         return h_out, c_out

@@ -43,6 +43,7 @@ typedef struct {
     long x_row, x_step;
     const float *W, *U, *bias, *h0;
     long h0_row;
+    const float *bias2;   /* added to bias when not NULL (torch's bias_hh) */
     float *h;
     long h_row, h_step;
     float *c, *z;
@@ -377,6 +378,11 @@ static void cyl_fused_chunk(void *arg, int t, int part, int parts) {
         for (int g = 0; g < 4; g++) {
             float *zg = z + b * 4L * Hp + (long)g * Hp;
             memcpy(zg + u0, s->bias + (long)g * H + u0, (size_t)(u1 - u0) * sizeof(float));
+            if (s->bias2 != NULL) {
+                const float *b2 = s->bias2 + (long)g * H;
+                for (int u = u0; u < u1; u++)
+                    zg[u] += b2[u];
+            }
             if (u1 == H && Hp > H)   /* the padding: read by the last vector */
                 memset(zg + H, 0, (size_t)(Hp - H) * sizeof(float));
         }
