@@ -44,6 +44,10 @@ typedef struct {
     const float *W, *U, *bias, *h0;
     long h0_row;
     const float *bias2;   /* added to bias when not NULL (torch's bias_hh) */
+    /* When not NULL (scratch of cyl_fs_zx_scratch(rows, units) values):
+     * b + x_t @ W is made for CYL_FS_ZX_STEPS steps at once, their rows
+     * sharing each load of W (see cyl_fs_zx_fill). */
+    float *zx;
     float *h;
     long h_row, h_step;
     float *c, *z;
@@ -345,6 +349,62 @@ static inline long cyl_fs_scratch(int n, int H) {
     return (long)n * 4 * cyl_fs_padded(H) + 16;
 }
 
+/* Steps whose input projections a time loop makes together: with few rows a
+ * step's x_t @ W reads all of W for one or two rows of x; made for this many
+ * steps at once, the steps' rows share each load of W in the kernels' 4-row
+ * register block (measured, 1,100,32,128 one thread, C harness: see
+ * lstm_step.pyx). More steps gain nothing more: the block is four rows. */
+#ifndef CYL_FS_ZX_STEPS
+#define CYL_FS_ZX_STEPS 8
+#endif
+
+/* Scratch values of a job's zx: CYL_FS_ZX_STEPS steps of n rows. */
+static inline long cyl_fs_zx_scratch(int n, int H) {
+    return (long)n * CYL_FS_ZX_STEPS * 4 * cyl_fs_padded(H) + 16;
+}
+
+/* The bias (b + bias2) into units [u0, u1) of a z row, gate blocks Hp
+ * apart, and the padding past H zeroed when this range ends the row (the
+ * last vector of the kernels reads it). */
+static void cyl_fs_bias_row(const cyl_fused_job *s, int H, int Hp, float *zrow, int u0, int u1) {
+    for (int g = 0; g < 4; g++) {
+        float *zg = zrow + (long)g * Hp;
+        memcpy(zg + u0, s->bias + (long)g * H + u0, (size_t)(u1 - u0) * sizeof(float));
+        if (s->bias2 != NULL) {
+            const float *b2 = s->bias2 + (long)g * H;
+            for (int u = u0; u < u1; u++)
+                zg[u] += b2[u];
+        }
+        if (u1 == H && Hp > H)
+            memset(zg + H, 0, (size_t)(Hp - H) * sizeof(float));
+    }
+}
+
+/* Units [u0, u1) of b + x_t @ W for steps t0 .. t0 + nt - 1, row b of step
+ * t at zx row b * CYL_FS_ZX_STEPS + (t - t0). */
+static void cyl_fs_zx_fill(const cyl_fused_job *s, int Hp, int t0, int nt, int u0, int u1) {
+    int n = s->rows, H = s->units;
+    float *zx = cyl_fs_aligned(s->zx);
+    for (int b = 0; b < n; b++) {
+        float *zb = zx + (long)b * CYL_FS_ZX_STEPS * 4 * Hp;
+        for (int i = 0; i < nt; i++)
+            cyl_fs_bias_row(s, H, Hp, zb + (long)i * 4 * Hp, u0, u1);
+        /* the steps of row b: x rows x_step apart */
+        const float *xb = s->x + (long)t0 * s->x_step + (long)b * s->x_row;
+#if CYL_HAVE_X86_KERNELS
+        if (s->level == 2) {
+            cyl_fs_acc512(nt, s->inputs, H, Hp, xb, s->x_step, s->W, zb, u0, u1);
+            continue;
+        }
+        if (s->level == 1) {
+            cyl_fs_acc256(nt, s->inputs, H, Hp, xb, s->x_step, s->W, zb, u0, u1);
+            continue;
+        }
+#endif
+        cyl_fs_acc_scalar(nt, s->inputs, H, Hp, xb, s->x_step, s->W, zb, u0, u1);
+    }
+}
+
 /* Units per vector of the level (the grain of a split between threads). */
 static int cyl_fs_width(int level) {
     return level == 2 ? 16 : (level == 1 ? 8 : 1);
@@ -374,33 +434,46 @@ static void cyl_fused_chunk(void *arg, int t, int part, int parts) {
         hprev_row = s->h_row;
     }
     float *hout = s->h + (long)(s->h_ring ? t % 2 : t) * s->h_step;
-    for (int b = 0; b < n; b++)
-        for (int g = 0; g < 4; g++) {
-            float *zg = z + b * 4L * Hp + (long)g * Hp;
-            memcpy(zg + u0, s->bias + (long)g * H + u0, (size_t)(u1 - u0) * sizeof(float));
-            if (s->bias2 != NULL) {
-                const float *b2 = s->bias2 + (long)g * H;
-                for (int u = u0; u < u1; u++)
-                    zg[u] += b2[u];
-            }
-            if (u1 == H && Hp > H)   /* the padding: read by the last vector */
-                memset(zg + H, 0, (size_t)(Hp - H) * sizeof(float));
+    int project = 1;   /* x_t @ W still to add to z */
+    if (s->zx != NULL && s->inputs > 0) {
+        int i = t % CYL_FS_ZX_STEPS;
+        if (i == 0) {
+            int nt = s->steps - t < CYL_FS_ZX_STEPS ? s->steps - t : CYL_FS_ZX_STEPS;
+            cyl_fs_zx_fill(s, Hp, t, nt, u0, u1);
         }
+        const float *zx = cyl_fs_aligned(s->zx);
+        for (int b = 0; b < n; b++) {
+            const float *src = zx + ((long)b * CYL_FS_ZX_STEPS + i) * 4 * Hp;
+            float *dst = z + b * 4L * Hp;
+            for (int g = 0; g < 4; g++) {
+                long off = (long)g * Hp + u0;
+                long len = (u1 == H ? Hp : u1) - u0;   /* with the zeroed padding */
+                memcpy(dst + off, src + off, (size_t)len * sizeof(float));
+            }
+        }
+        project = 0;
+    } else {
+        for (int b = 0; b < n; b++)
+            cyl_fs_bias_row(s, H, Hp, z + b * 4L * Hp, u0, u1);
+    }
 #if CYL_HAVE_X86_KERNELS
     if (s->level == 2) {
-        cyl_fs_acc512(n, s->inputs, H, Hp, x, s->x_row, s->W, z, u0, u1);
+        if (project)
+            cyl_fs_acc512(n, s->inputs, H, Hp, x, s->x_row, s->W, z, u0, u1);
         cyl_fs_acc512(n, H, H, Hp, hprev, hprev_row, s->U, z, u0, u1);
         cyl_fs_epilogue512(n, H, Hp, z, s->c, hout, s->h_row, u0, u1);
         return;
     }
     if (s->level == 1) {
-        cyl_fs_acc256(n, s->inputs, H, Hp, x, s->x_row, s->W, z, u0, u1);
+        if (project)
+            cyl_fs_acc256(n, s->inputs, H, Hp, x, s->x_row, s->W, z, u0, u1);
         cyl_fs_acc256(n, H, H, Hp, hprev, hprev_row, s->U, z, u0, u1);
         cyl_fs_epilogue256(n, H, Hp, z, s->c, hout, s->h_row, u0, u1);
         return;
     }
 #endif
-    cyl_fs_acc_scalar(n, s->inputs, H, Hp, x, s->x_row, s->W, z, u0, u1);
+    if (project)
+        cyl_fs_acc_scalar(n, s->inputs, H, Hp, x, s->x_row, s->W, z, u0, u1);
     cyl_fs_acc_scalar(n, H, H, Hp, hprev, hprev_row, s->U, z, u0, u1);
     cyl_fs_epilogue_scalar(n, H, Hp, z, s->c, hout, s->h_row, u0, u1);
 }

@@ -107,8 +107,11 @@ def test_weights_changed_in_place_show_in_next_step(isa):
 
 @pytest.mark.parametrize("time_major", [False, True])
 @pytest.mark.parametrize("return_sequences", [True, False])
+# T of 9, 19 and 17: the input projections of eight steps made together
+# (step_fused.h, CYL_FS_ZX_STEPS) end in a part-filled batch of steps.
 @pytest.mark.parametrize("B,T,I,H", [(1, 9, 5, 17), (2, 7, 32, 128), (3, 4, 3, 1),
-                                     (5, 6, 11, 33), (1, 1, 8, 100)])
+                                     (5, 6, 11, 33), (1, 1, 8, 100), (2, 19, 13, 40),
+                                     (1, 17, 9, 70)])
 @pytest.mark.parametrize("parts", [1, 2, 3, 4])
 def test_fused_sequence_matches_reference(isa, B, T, I, H, parts, time_major,
                                           return_sequences):
