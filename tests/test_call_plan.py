@@ -333,3 +333,36 @@ def test_plan_casts_real_inputs_and_is_kept(rng, plan_runs):
         assert call._call_plan is plan
         with pytest.raises(TypeError, match="real numbers"):
             call(x.astype("complex64"))
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (2, 1, 3), (1, 9, 3), (2, 12, 3)])
+def test_module_two_biases_in_the_kernel(rng, shape):
+    """One-step and few-row plans add bias_hh in the kernel (no per-call sum):
+    both biases count, and an in-place edit of either shows in the next call."""
+    m = cylstm.nn.LSTM(3, 5, batch_first=True)
+    m.load_state_dict({k: rng.uniform(-0.5, 0.5, v.shape).astype(np.float32)
+                       for k, v in m.state_dict().items()})
+    x = _x(rng, shape)
+    for _ in range(2):
+        out, (h, c) = m(x)
+        _close([out, h, c], list(_flat(_ref(m, x))))
+    assert h.shape == (1, shape[0], 5) and c.shape == (1, shape[0], 5)
+    assert not np.shares_memory(out, h)
+    m.bias_hh_l0[...] += 0.75
+    _close(list(_flat(m(x))), list(_flat(_ref(m, x))))
+    m.bias_ih_l0[...] -= 0.5
+    _close(list(_flat(m(x))), list(_flat(_ref(m, x))))
+
+
+def test_module_subclass_forward_is_called(rng):
+    """LSTM.__call__ goes straight to a plan only for LSTM's own forward."""
+    class Doubled(cylstm.nn.LSTM):
+        def forward(self, input, hx=None):
+            out, state = super().forward(input, hx)
+            return out * 2, state
+
+    m = Doubled(3, 4, batch_first=True)
+    x = _x(rng, (1, 1, 3))
+    first = m(x)[0]
+    _close(m(x)[0], first)
+    _close(first, 2 * _ref(cylstm.nn.LSTM.forward, m, x)[0])

@@ -110,7 +110,7 @@ cdef inline bint fused_activations(int act, int rec_act):
 
 
 def fused_sequence(x, bint time_major, kernel, recurrent_kernel, bias, h0, c0,
-                   bint return_sequences, int parts):
+                   bint return_sequences, int parts, bias2=None):
     """The forward pass of a float32 LSTM (sigmoid gates, tanh, no projection,
     mask or dropout) over few rows, on `parts` threads splitting each step's
     units (workers.h), one barrier per step.
@@ -120,7 +120,8 @@ def fused_sequence(x, bint time_major, kernel, recurrent_kernel, bias, h0, c0,
     steps at a time are made together (their rows share each read of W, in
     the threads' own units, no BLAS call), so a step reads W an eighth as
     often as U. x is (B, T, I), or (T, B, I)
-    when time_major, C-contiguous float32; h0 (B, H), c0 (B, H). Returns
+    when time_major, C-contiguous float32; h0 (B, H), c0 (B, H); bias2, when
+    given, (4H,) added to bias in the kernel (torch's bias_hh). Returns
     (sequence or None, last, h, c) as CpuBackend._compiled_forward does.
     """
     cdef cnp.ndarray xa = np.ascontiguousarray(x, np.float32)
@@ -139,6 +140,12 @@ def fused_sequence(x, bint time_major, kernel, recurrent_kernel, bias, h0, c0,
         raise ValueError(f"fused_sequence: shapes x {x.shape}, kernel {kernel.shape}, "
                          f"recurrent_kernel {recurrent_kernel.shape}, bias {bias.shape}, "
                          f"h0 {h0.shape}, c0 {c0.shape} do not make one LSTM.")
+    cdef cnp.ndarray b2 = None
+    if bias2 is not None:
+        b2 = np.ascontiguousarray(bias2, np.float32)
+        if b2.ndim != 1 or b2.shape[0] != 4 * H:
+            raise ValueError(f"fused_sequence: bias2 of shape {bias2.shape}; expected "
+                             f"({4 * H},).")
     cdef cnp.ndarray h0a = np.ascontiguousarray(h0, np.float32)
     cdef cnp.ndarray c = np.array(c0, np.float32, order="C", copy=True)
     # z, then (for more than one step) the input projections of a few steps
@@ -164,7 +171,7 @@ def fused_sequence(x, bint time_major, kernel, recurrent_kernel, bias, h0, c0,
     job.bias = <const float*>cnp.PyArray_DATA(bvec)
     job.h0 = <const float*>cnp.PyArray_DATA(h0a)
     job.h0_row = H
-    job.bias2 = NULL
+    job.bias2 = NULL if b2 is None else <const float*>cnp.PyArray_DATA(b2)
     job.c = <float*>cnp.PyArray_DATA(c)
     job.z = <float*>cnp.PyArray_DATA(z)
     job.zx = job.z + zsize if project_ahead else NULL

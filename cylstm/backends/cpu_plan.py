@@ -151,19 +151,21 @@ class ForwardPlan:
         if not self.lock.acquire(False):
             return None
         try:
-            if self.bias_parts is not None:
-                np.add(self.bias_parts[0], self.bias_parts[1], out=self.bias)
             dtype = self.dtype
             hs, cs = self.state_shapes
             if self.few_rows:
                 T, B, I = (self.x_shape if self.time_major
                            else (self.x_shape[1], self.x_shape[0], self.x_shape[2]))
+                # torch's two biases: the kernel adds the second itself
+                bias, bias2 = self.bias_parts or (self.bias, None)
                 seq, last, h, c = self.few_rows_fn(
-                    x, self.time_major, self.kernel, self.recurrent_kernel, self.bias,
+                    x, self.time_major, self.kernel, self.recurrent_kernel, bias,
                     np.zeros(hs, dtype) if h0 is None else h0,
                     np.zeros(cs, dtype) if c0 is None else c0,
-                    self.return_sequences, self.few_rows_parts(B, I, cs[1]))
+                    self.return_sequences, self.few_rows_parts(B, I, cs[1]), bias2)
                 return seq, last, h, c
+            if self.bias_parts is not None:
+                np.add(self.bias_parts[0], self.bias_parts[1], out=self.bias)
             if self.scratch is None:
                 h = np.zeros(hs, dtype) if h0 is None else np.array(h0, dtype, order="C")
                 c = np.zeros(cs, dtype) if c0 is None else np.array(c0, dtype, order="C")
