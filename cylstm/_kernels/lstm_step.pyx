@@ -171,7 +171,9 @@ def fused_sequence(x, bint time_major, kernel, recurrent_kernel, bias, h0, c0,
     job.bias = <const float*>cnp.PyArray_DATA(bvec)
     job.h0 = <const float*>cnp.PyArray_DATA(h0a)
     job.h0_row = H
-    job.bias2 = NULL if b2 is None else <const float*>cnp.PyArray_DATA(b2)
+    job.bias2 = NULL
+    if b2 is not None:
+        job.bias2 = <const float*>cnp.PyArray_DATA(b2)
     job.c = <float*>cnp.PyArray_DATA(c)
     job.z = <float*>cnp.PyArray_DATA(z)
     job.zx = job.z + zsize if project_ahead else NULL
