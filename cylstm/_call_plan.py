@@ -207,7 +207,7 @@ class ModuleCallPlan:
                 return None       # the general path raises the error
             input = input.astype(self.dtype)     # any real dtype is cast, as there
         if hx is None and self.torch_step is not None:
-            res = self.torch_step(input)
+            res = self.torch_step(input, None, None)
             if res is not None:
                 return res[0], (res[1], res[2])
         h0 = c0 = None
@@ -221,6 +221,10 @@ class ModuleCallPlan:
                 return None
             h0, c0 = h0.reshape(self.forward.state_shapes[0]), c0.reshape(
                 self.forward.state_shapes[1])
+            if self.torch_step is not None:   # streaming: module(x_t, hx) step after step
+                res = self.torch_step(input, h0, c0)
+                if res is not None:
+                    return res[0], (res[1], res[2])
         res = self.forward.run(np.ascontiguousarray(input if self.batched else input[:, None]),
                                h0, c0)
         if res is None:

@@ -366,3 +366,23 @@ def test_module_subclass_forward_is_called(rng):
     first = m(x)[0]
     _close(m(x)[0], first)
     _close(first, 2 * _ref(cylstm.nn.LSTM.forward, m, x)[0])
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_module_streaming_with_states(rng, batch_first):
+    """module(x_t, hx) step after step (one-step plan with states given),
+    including states that are not C-contiguous and a float64 input."""
+    m = cylstm.nn.LSTM(3, 5, batch_first=batch_first)
+    m.load_state_dict({k: rng.uniform(-0.5, 0.5, v.shape).astype(np.float32)
+                       for k, v in m.state_dict().items()})
+    hx = ref_hx = None
+    for t in range(4):
+        x = _x(rng, (2, 1, 3) if batch_first else (1, 2, 3))
+        out, hx = m(x if t != 2 else x.astype("float64"), hx)
+        rout, ref_hx = _ref(m, x, ref_hx)
+        _close([out, *hx], [rout, *ref_hx])
+        assert not np.shares_memory(out, hx[0])
+    h_wide = np.zeros((1, 2, 10), np.float32)
+    h_wide[..., ::2] = hx[0]
+    out, (h, c) = m(x, (h_wide[..., ::2], hx[1]))
+    _close([out, h, c], list(_flat(_ref(m, x, (hx[0], hx[1])))))
