@@ -386,3 +386,30 @@ def test_module_streaming_with_states(rng, batch_first):
     h_wide[..., ::2] = hx[0]
     out, (h, c) = m(x, (h_wide[..., ::2], hx[1]))
     _close([out, h, c], list(_flat(_ref(m, x, (hx[0], hx[1])))))
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 8), (2, 1, 8), (1, 12, 8)])
+def test_module_concurrent_calls_match_serial(rng, shape):
+    """Python threads calling one nn.LSTM's one-step / few-row plan (both
+    biases added in the kernel, states given and not) get the serial results."""
+    m = cylstm.nn.LSTM(8, 70, batch_first=True)
+    m.load_state_dict({k: rng.uniform(-0.3, 0.3, v.shape).astype(np.float32)
+                       for k, v in m.state_dict().items()})
+    xs = [_x(rng, shape) for _ in range(4)]
+    hxs = [(_x(rng, (1, shape[0], 70)), _x(rng, (1, shape[0], 70))) for _ in range(4)]
+    serial = [(list(_flat(m(x))), list(_flat(m(x, hx)))) for x, hx in zip(xs, hxs)]
+    out = [None] * 4
+
+    def work(i):
+        with cylstm.threads(2):
+            for _ in range(30):
+                out[i] = (list(_flat(m(xs[i]))), list(_flat(m(xs[i], hxs[i]))))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for got, want in zip(out, serial):
+        for a, b in zip(got[0] + got[1], want[0] + want[1]):
+            np.testing.assert_array_equal(a, b)
