@@ -5,7 +5,9 @@ For each shape, in interleaved rounds on one thread: a call of
 ``cylstm.layers.LSTM`` (last output), a call of ``cylstm.nn.LSTM`` (batch
 first, eval mode) and the kernel alone -- the compiled forward loop
 (``lstm_forward``, float32 specialisation) on the same weights with its
-buffers made once, or for one step the streaming kernel's ``step``. Rounds
+buffers made once, for one or two rows the few-row time loop
+(``lstm_step.fused_sequence``), or for one step the streaming kernel's
+``step``. Rounds
 are timed in CPU time of the calling thread (``time.thread_time``: the time
 other processes hold the core is not counted). The fixed cost printed is
 the median over rounds of (a call's round - the kernel's round, timed back to
@@ -55,6 +57,13 @@ def _kernel_alone(layer, x):
         step = StepKernel(W, U, b, None, tanh, sigmoid, B, True)
         x2 = np.ascontiguousarray(x.reshape(B, I))
         return lambda: step.step(x2, h, c)
+    from cylstm.backends.cpu import CpuBackend
+    if B <= CpuBackend.FUSED_SEQUENCE_ROWS:
+        # the few-row time loop the plans run (lstm_step.fused_sequence), on
+        # the threads the call would use
+        from cylstm._kernels.lstm_step import fused_sequence, sequence_parts
+        parts = sequence_parts(B, I, H)
+        return lambda: fused_sequence(x, False, W, U, b, h, c, False, parts)
     fn = lstm_forward.__signatures__["float"]
     last = np.zeros((B, H), np.float32)
     gates = np.empty(T * B * G, np.float32)

@@ -153,7 +153,7 @@ class ModuleCallPlan:
     common cell)."""
 
     __slots__ = ("key", "weights", "forward", "x_shape", "dtype", "h_shape", "c_shape",
-                 "batched")
+                 "batched", "torch_step")
 
     def __init__(self, module: Any, x_shape: Any, forward: Any) -> None:
         self.key = _module_key(module)
@@ -162,6 +162,10 @@ class ModuleCallPlan:
         self.x_shape = tuple(x_shape)
         self.dtype = forward.dtype
         self.batched = len(x_shape) == 3
+        # One timestep, batched, from zero states: the kernel makes torch's
+        # three arrays itself (StepPlan.run_torch).
+        self.torch_step = (forward.run_torch if self.batched
+                           and getattr(forward, "torch_states", False) else None)
         hs, cs = forward.state_shapes
         # hx as forward takes it: (1, B, P) / (1, B, H), unbatched (1, P) / (1, H).
         if self.batched:
@@ -202,6 +206,10 @@ class ModuleCallPlan:
             if input.dtype.kind not in "biuf":
                 return None       # the general path raises the error
             input = input.astype(self.dtype)     # any real dtype is cast, as there
+        if hx is None and self.torch_step is not None:
+            res = self.torch_step(input, None, None)
+            if res is not None:
+                return res[0], (res[1], res[2])
         h0 = c0 = None
         if hx is not None:
             if type(hx) not in (tuple, list) or len(hx) != 2:
@@ -213,6 +221,10 @@ class ModuleCallPlan:
                 return None
             h0, c0 = h0.reshape(self.forward.state_shapes[0]), c0.reshape(
                 self.forward.state_shapes[1])
+            if self.torch_step is not None:   # streaming: module(x_t, hx) step after step
+                res = self.torch_step(input, h0, c0)
+                if res is not None:
+                    return res[0], (res[1], res[2])
         res = self.forward.run(np.ascontiguousarray(input if self.batched else input[:, None]),
                                h0, c0)
         if res is None:

@@ -333,3 +333,83 @@ def test_plan_casts_real_inputs_and_is_kept(rng, plan_runs):
         assert call._call_plan is plan
         with pytest.raises(TypeError, match="real numbers"):
             call(x.astype("complex64"))
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (2, 1, 3), (1, 9, 3), (2, 12, 3)])
+def test_module_two_biases_in_the_kernel(rng, shape):
+    """One-step and few-row plans add bias_hh in the kernel (no per-call sum):
+    both biases count, and an in-place edit of either shows in the next call."""
+    m = cylstm.nn.LSTM(3, 5, batch_first=True)
+    m.load_state_dict({k: rng.uniform(-0.5, 0.5, v.shape).astype(np.float32)
+                       for k, v in m.state_dict().items()})
+    x = _x(rng, shape)
+    for _ in range(2):
+        out, (h, c) = m(x)
+        _close([out, h, c], list(_flat(_ref(m, x))))
+    assert h.shape == (1, shape[0], 5) and c.shape == (1, shape[0], 5)
+    assert not np.shares_memory(out, h)
+    m.bias_hh_l0[...] += 0.75
+    _close(list(_flat(m(x))), list(_flat(_ref(m, x))))
+    m.bias_ih_l0[...] -= 0.5
+    _close(list(_flat(m(x))), list(_flat(_ref(m, x))))
+
+
+def test_module_subclass_forward_is_called(rng):
+    """LSTM.__call__ goes straight to a plan only for LSTM's own forward."""
+    class Doubled(cylstm.nn.LSTM):
+        def forward(self, input, hx=None):
+            out, state = super().forward(input, hx)
+            return out * 2, state
+
+    m = Doubled(3, 4, batch_first=True)
+    x = _x(rng, (1, 1, 3))
+    first = m(x)[0]
+    _close(m(x)[0], first)
+    _close(first, 2 * _ref(cylstm.nn.LSTM.forward, m, x)[0])
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_module_streaming_with_states(rng, batch_first):
+    """module(x_t, hx) step after step (one-step plan with states given),
+    including states that are not C-contiguous and a float64 input."""
+    m = cylstm.nn.LSTM(3, 5, batch_first=batch_first)
+    m.load_state_dict({k: rng.uniform(-0.5, 0.5, v.shape).astype(np.float32)
+                       for k, v in m.state_dict().items()})
+    hx = ref_hx = None
+    for t in range(4):
+        x = _x(rng, (2, 1, 3) if batch_first else (1, 2, 3))
+        out, hx = m(x if t != 2 else x.astype("float64"), hx)
+        rout, ref_hx = _ref(m, x, ref_hx)
+        _close([out, *hx], [rout, *ref_hx])
+        assert not np.shares_memory(out, hx[0])
+    h_wide = np.zeros((1, 2, 10), np.float32)
+    h_wide[..., ::2] = hx[0]
+    out, (h, c) = m(x, (h_wide[..., ::2], hx[1]))
+    _close([out, h, c], list(_flat(_ref(m, x, (hx[0], hx[1])))))
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 8), (2, 1, 8), (1, 12, 8)])
+def test_module_concurrent_calls_match_serial(rng, shape):
+    """Python threads calling one nn.LSTM's one-step / few-row plan (both
+    biases added in the kernel, states given and not) get the serial results."""
+    m = cylstm.nn.LSTM(8, 70, batch_first=True)
+    m.load_state_dict({k: rng.uniform(-0.3, 0.3, v.shape).astype(np.float32)
+                       for k, v in m.state_dict().items()})
+    xs = [_x(rng, shape) for _ in range(4)]
+    hxs = [(_x(rng, (1, shape[0], 70)), _x(rng, (1, shape[0], 70))) for _ in range(4)]
+    serial = [(list(_flat(m(x))), list(_flat(m(x, hx)))) for x, hx in zip(xs, hxs)]
+    out = [None] * 4
+
+    def work(i):
+        with cylstm.threads(2):
+            for _ in range(30):
+                out[i] = (list(_flat(m(xs[i]))), list(_flat(m(xs[i], hxs[i]))))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for got, want in zip(out, serial):
+        for a, b in zip(got[0] + got[1], want[0] + want[1]):
+            np.testing.assert_array_equal(a, b)

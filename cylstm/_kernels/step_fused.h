@@ -43,6 +43,11 @@ typedef struct {
     long x_row, x_step;
     const float *W, *U, *bias, *h0;
     long h0_row;
+    const float *bias2;   /* added to bias when not NULL (torch's bias_hh) */
+    /* When not NULL (scratch of cyl_fs_zx_scratch(rows, units) values):
+     * b + x_t @ W is made for CYL_FS_ZX_STEPS steps at once, their rows
+     * sharing each load of W (see cyl_fs_zx_fill). */
+    float *zx;
     float *h;
     long h_row, h_step;
     float *c, *z;
@@ -77,11 +82,15 @@ static inline float cyl_fs_gate_tanh(float x) {
                           float *CYL_FS_RESTRICT cb, float *CYL_FS_RESTRICT hb,      \
                           int u0, int u1) {                                          \
         (void)H;                                                                     \
+        /* gate pointers, not zb[g * Hp + j]: under Python's -fwrapv an int   */   \
+        /* sum in an index may wrap, and GCC then left this loop scalar-slow   */   \
+        const float *CYL_FS_RESTRICT zi = zb, *CYL_FS_RESTRICT zf = zb + Hp;         \
+        const float *CYL_FS_RESTRICT zg = zb + 2L * Hp, *CYL_FS_RESTRICT zo = zb + 3L * Hp; \
         for (int j = u0; j < u1; j++) {                                              \
-            float gi = cyl_sigmoid1(zb[j]);                                          \
-            float gf = cyl_sigmoid1(zb[Hp + j]);                                     \
-            float gg = cyl_fs_gate_tanh(zb[2 * Hp + j]);                             \
-            float go = cyl_sigmoid1(zb[3 * Hp + j]);                                 \
+            float gi = cyl_sigmoid1(zi[j]);                                          \
+            float gf = cyl_sigmoid1(zf[j]);                                          \
+            float gg = cyl_fs_gate_tanh(zg[j]);                                      \
+            float go = cyl_sigmoid1(zo[j]);                                          \
             float cn = gf * cb[j] + gi * gg;                                         \
             cb[j] = cn;                                                              \
             hb[j] = go * cyl_tanh1(cn);                                              \
@@ -179,6 +188,62 @@ static void cyl_fs_epilogue_scalar(int n, int H, int Hp, const float *z, float *
             }                                                                             \
     }
 
+/* One row (the streaming and one-sequence case), eight k at a time: the
+ * eight broadcasts of x_t / h_{t-1} are made once per k block, not per
+ * vector (z's stores could alias A, so the compiler reloads them inside the
+ * loop otherwise), and z is loaded and stored once per eight weight vectors,
+ * not four, so a step issues little besides the weight loads and the FMAs. */
+#define CYL_FS_ACC1_BODY(VEC, WIDTH, LOADU, STOREU, LOADM, FMA, MUL, ADD, SET1, MASK_T,     \
+                         MAKE_MASK)                                                         \
+    long N = 4L * H;                                                                        \
+    int k = 0;                                                                              \
+    for (; k + 8 <= K; k += 8) {                                                            \
+        const float *B0 = B + k * N;                                                        \
+        VEC a0 = SET1(A[k]), a1 = SET1(A[k + 1]), a2 = SET1(A[k + 2]), a3 = SET1(A[k + 3]);  \
+        VEC a4 = SET1(A[k + 4]), a5 = SET1(A[k + 5]), a6 = SET1(A[k + 6]);                   \
+        VEC a7 = SET1(A[k + 7]);                                                            \
+        for (int g = 0; g < 4; g++) {                                                       \
+            const float *Bg = B0 + (long)g * H;                                             \
+            float *zg = z + (long)g * Hp;                                                   \
+            int u = u0;                                                                     \
+            for (; u + WIDTH <= u1; u += WIDTH) {                                           \
+                const float *bp = Bg + u;                                                   \
+                VEC p = FMA(a0, LOADU(bp), LOADU(zg + u));                                  \
+                VEC q = MUL(a1, LOADU(bp + N));                                             \
+                p = FMA(a2, LOADU(bp + 2 * N), p);                                          \
+                q = FMA(a3, LOADU(bp + 3 * N), q);                                          \
+                p = FMA(a4, LOADU(bp + 4 * N), p);                                          \
+                q = FMA(a5, LOADU(bp + 5 * N), q);                                          \
+                p = FMA(a6, LOADU(bp + 6 * N), p);                                          \
+                q = FMA(a7, LOADU(bp + 7 * N), q);                                          \
+                STOREU(zg + u, ADD(p, q));                                                  \
+            }                                                                               \
+            if (u < u1) {                                                                   \
+                MASK_T m = MAKE_MASK(u1 - u);                                               \
+                const float *bp = Bg + u;                                                   \
+                VEC p = FMA(a0, LOADM(bp, m), LOADU(zg + u));                               \
+                VEC q = MUL(a1, LOADM(bp + N, m));                                          \
+                p = FMA(a2, LOADM(bp + 2 * N, m), p);                                       \
+                q = FMA(a3, LOADM(bp + 3 * N, m), q);                                       \
+                p = FMA(a4, LOADM(bp + 4 * N, m), p);                                       \
+                q = FMA(a5, LOADM(bp + 5 * N, m), q);                                       \
+                p = FMA(a6, LOADM(bp + 6 * N, m), p);                                       \
+                q = FMA(a7, LOADM(bp + 7 * N, m), q);                                       \
+                STOREU(zg + u, ADD(p, q));                                                  \
+            }                                                                               \
+        }                                                                                   \
+    }                                                                                       \
+    for (; k < K; k++) {                                                                    \
+        const float *B0 = B + k * N;                                                        \
+        VEC a0 = SET1(A[k]);                                                                \
+        for (int g = 0; g < 4; g++)                                                         \
+            for (int u = u0; u < u1; u += WIDTH) {                                          \
+                MASK_T m = MAKE_MASK(u1 - u);                                               \
+                float *zp = z + (long)g * Hp + u;                                           \
+                STOREU(zp, FMA(a0, LOADM(B0 + (long)g * H + u, m), LOADU(zp)));             \
+            }                                                                               \
+    }
+
 #define CYL_M512_LOAD(p, m) _mm512_maskz_loadu_ps(m, p)
 #define CYL_M512_STORE(p, m, v) _mm512_mask_storeu_ps(p, m, v)
 
@@ -198,6 +263,12 @@ static inline void cyl_fs_rows512(const int NR, int b0, int K, int H, int Hp, co
 __attribute__((target("avx512f")))
 static void cyl_fs_acc512(int n, int K, int H, int Hp, const float *A, long lda,
                           const float *B, float *z, int u0, int u1) {
+    if (n == 1) {
+        CYL_FS_ACC1_BODY(__m512, 16, _mm512_loadu_ps, _mm512_storeu_ps, CYL_M512_LOAD,
+                         _mm512_fmadd_ps, _mm512_mul_ps, _mm512_add_ps, _mm512_set1_ps,
+                         __mmask16, cyl_fs_mask16)
+        return;
+    }
     int b0 = 0;
     for (; b0 + 4 <= n; b0 += 4)
         cyl_fs_rows512(4, b0, K, H, Hp, A, lda, B, z, u0, u1);
@@ -236,6 +307,12 @@ static inline void cyl_fs_rows256(const int NR, int b0, int K, int H, int Hp, co
 __attribute__((target("avx2,fma")))
 static void cyl_fs_acc256(int n, int K, int H, int Hp, const float *A, long lda,
                           const float *B, float *z, int u0, int u1) {
+    if (n == 1) {
+        CYL_FS_ACC1_BODY(__m256, 8, _mm256_loadu_ps, _mm256_storeu_ps, CYL_M256_LOAD,
+                         _mm256_fmadd_ps, _mm256_mul_ps, _mm256_add_ps, _mm256_set1_ps,
+                         __m256i, cyl_fs_mask8)
+        return;
+    }
     int b0 = 0;
     for (; b0 + 4 <= n; b0 += 4)
         cyl_fs_rows256(4, b0, K, H, Hp, A, lda, B, z, u0, u1);
@@ -272,6 +349,62 @@ static inline long cyl_fs_scratch(int n, int H) {
     return (long)n * 4 * cyl_fs_padded(H) + 16;
 }
 
+/* Steps whose input projections a time loop makes together: with few rows a
+ * step's x_t @ W reads all of W for one or two rows of x; made for this many
+ * steps at once, the steps' rows share each load of W in the kernels' 4-row
+ * register block (measured, 1,100,32,128 one thread, C harness: see
+ * lstm_step.pyx). More steps gain nothing more: the block is four rows. */
+#ifndef CYL_FS_ZX_STEPS
+#define CYL_FS_ZX_STEPS 8
+#endif
+
+/* Scratch values of a job's zx: CYL_FS_ZX_STEPS steps of n rows. */
+static inline long cyl_fs_zx_scratch(int n, int H) {
+    return (long)n * CYL_FS_ZX_STEPS * 4 * cyl_fs_padded(H) + 16;
+}
+
+/* The bias (b + bias2) into units [u0, u1) of a z row, gate blocks Hp
+ * apart, and the padding past H zeroed when this range ends the row (the
+ * last vector of the kernels reads it). */
+static void cyl_fs_bias_row(const cyl_fused_job *s, int H, int Hp, float *zrow, int u0, int u1) {
+    for (int g = 0; g < 4; g++) {
+        float *zg = zrow + (long)g * Hp;
+        memcpy(zg + u0, s->bias + (long)g * H + u0, (size_t)(u1 - u0) * sizeof(float));
+        if (s->bias2 != NULL) {
+            const float *b2 = s->bias2 + (long)g * H;
+            for (int u = u0; u < u1; u++)
+                zg[u] += b2[u];
+        }
+        if (u1 == H && Hp > H)
+            memset(zg + H, 0, (size_t)(Hp - H) * sizeof(float));
+    }
+}
+
+/* Units [u0, u1) of b + x_t @ W for steps t0 .. t0 + nt - 1, row b of step
+ * t at zx row b * CYL_FS_ZX_STEPS + (t - t0). */
+static void cyl_fs_zx_fill(const cyl_fused_job *s, int Hp, int t0, int nt, int u0, int u1) {
+    int n = s->rows, H = s->units;
+    float *zx = cyl_fs_aligned(s->zx);
+    for (int b = 0; b < n; b++) {
+        float *zb = zx + (long)b * CYL_FS_ZX_STEPS * 4 * Hp;
+        for (int i = 0; i < nt; i++)
+            cyl_fs_bias_row(s, H, Hp, zb + (long)i * 4 * Hp, u0, u1);
+        /* the steps of row b: x rows x_step apart */
+        const float *xb = s->x + (long)t0 * s->x_step + (long)b * s->x_row;
+#if CYL_HAVE_X86_KERNELS
+        if (s->level == 2) {
+            cyl_fs_acc512(nt, s->inputs, H, Hp, xb, s->x_step, s->W, zb, u0, u1);
+            continue;
+        }
+        if (s->level == 1) {
+            cyl_fs_acc256(nt, s->inputs, H, Hp, xb, s->x_step, s->W, zb, u0, u1);
+            continue;
+        }
+#endif
+        cyl_fs_acc_scalar(nt, s->inputs, H, Hp, xb, s->x_step, s->W, zb, u0, u1);
+    }
+}
+
 /* Units per vector of the level (the grain of a split between threads). */
 static int cyl_fs_width(int level) {
     return level == 2 ? 16 : (level == 1 ? 8 : 1);
@@ -301,28 +434,46 @@ static void cyl_fused_chunk(void *arg, int t, int part, int parts) {
         hprev_row = s->h_row;
     }
     float *hout = s->h + (long)(s->h_ring ? t % 2 : t) * s->h_step;
-    for (int b = 0; b < n; b++)
-        for (int g = 0; g < 4; g++) {
-            float *zg = z + b * 4L * Hp + (long)g * Hp;
-            memcpy(zg + u0, s->bias + (long)g * H + u0, (size_t)(u1 - u0) * sizeof(float));
-            if (u1 == H && Hp > H)   /* the padding: read by the last vector */
-                memset(zg + H, 0, (size_t)(Hp - H) * sizeof(float));
+    int project = 1;   /* x_t @ W still to add to z */
+    if (s->zx != NULL && s->inputs > 0) {
+        int i = t % CYL_FS_ZX_STEPS;
+        if (i == 0) {
+            int nt = s->steps - t < CYL_FS_ZX_STEPS ? s->steps - t : CYL_FS_ZX_STEPS;
+            cyl_fs_zx_fill(s, Hp, t, nt, u0, u1);
         }
+        const float *zx = cyl_fs_aligned(s->zx);
+        for (int b = 0; b < n; b++) {
+            const float *src = zx + ((long)b * CYL_FS_ZX_STEPS + i) * 4 * Hp;
+            float *dst = z + b * 4L * Hp;
+            for (int g = 0; g < 4; g++) {
+                long off = (long)g * Hp + u0;
+                long len = (u1 == H ? Hp : u1) - u0;   /* with the zeroed padding */
+                memcpy(dst + off, src + off, (size_t)len * sizeof(float));
+            }
+        }
+        project = 0;
+    } else {
+        for (int b = 0; b < n; b++)
+            cyl_fs_bias_row(s, H, Hp, z + b * 4L * Hp, u0, u1);
+    }
 #if CYL_HAVE_X86_KERNELS
     if (s->level == 2) {
-        cyl_fs_acc512(n, s->inputs, H, Hp, x, s->x_row, s->W, z, u0, u1);
+        if (project)
+            cyl_fs_acc512(n, s->inputs, H, Hp, x, s->x_row, s->W, z, u0, u1);
         cyl_fs_acc512(n, H, H, Hp, hprev, hprev_row, s->U, z, u0, u1);
         cyl_fs_epilogue512(n, H, Hp, z, s->c, hout, s->h_row, u0, u1);
         return;
     }
     if (s->level == 1) {
-        cyl_fs_acc256(n, s->inputs, H, Hp, x, s->x_row, s->W, z, u0, u1);
+        if (project)
+            cyl_fs_acc256(n, s->inputs, H, Hp, x, s->x_row, s->W, z, u0, u1);
         cyl_fs_acc256(n, H, H, Hp, hprev, hprev_row, s->U, z, u0, u1);
         cyl_fs_epilogue256(n, H, Hp, z, s->c, hout, s->h_row, u0, u1);
         return;
     }
 #endif
-    cyl_fs_acc_scalar(n, s->inputs, H, Hp, x, s->x_row, s->W, z, u0, u1);
+    if (project)
+        cyl_fs_acc_scalar(n, s->inputs, H, Hp, x, s->x_row, s->W, z, u0, u1);
     cyl_fs_acc_scalar(n, H, H, Hp, hprev, hprev_row, s->U, z, u0, u1);
     cyl_fs_epilogue_scalar(n, H, Hp, z, s->c, hout, s->h_row, u0, u1);
 }

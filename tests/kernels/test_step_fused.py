@@ -105,10 +105,71 @@ def test_weights_changed_in_place_show_in_next_step(isa):
                 np.testing.assert_allclose(c, rc, **TOL)
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "unfused"])
+@pytest.mark.parametrize("B,H", [(1, 17), (3, 40)])
+def test_second_bias_is_added_and_read_in_place(isa, fused, B, H):
+    """torch's bias_hh next to bias_ih: StepKernel.set_second_bias, on the
+    fused step and on the unfused path (float64 takes it), edits shown."""
+    rng = np.random.default_rng(B + H)
+    I = 6
+    W, U, b1, h0, c0 = _weights(rng, B, I, H)
+    b2 = rng.uniform(-0.5, 0.5, 4 * H).astype(np.float32)
+    x = rng.uniform(-1, 1, (B, I)).astype(np.float32)
+    dtype = np.float32 if fused else np.float64
+    W, U, b1, b2, x, h0, c0 = (a.astype(dtype) for a in (W, U, b1, b2, x, h0, c0))
+    k = StepKernel(W, U, b1, None, TANH, SIGMOID, B, fused)
+    k.set_second_bias(b2)
+    for _ in range(2):
+        for n in (1, 2):
+            with cylstm.threads(n):
+                h, c = k.step(x, h0, c0)
+            rh, rc = _reference_step(x, W, U, b1 + b2, h0, c0)
+            np.testing.assert_allclose(h, rh, **TOL)
+            np.testing.assert_allclose(c, rc, **TOL)
+        b2 *= 2
+    out, hn, cn = k.sequence_of_one(x[:, None], h0, c0, False, True, True)
+    rh, rc = _reference_step(x, W, U, b1 + b2, h0, c0)
+    assert out.shape == (B, 1, H) and hn.shape == (1, B, H) and cn.shape == (1, B, H)
+    assert not np.shares_memory(out, hn)
+    np.testing.assert_allclose(out[:, 0], rh, **TOL)
+    np.testing.assert_allclose(hn[0], rh, **TOL)
+    np.testing.assert_allclose(cn[0], rc, **TOL)
+    k.set_second_bias(None)
+    h, _ = k.step(x, h0, c0)
+    np.testing.assert_allclose(h, _reference_step(x, W, U, b1, h0, c0)[0], **TOL)
+
+
+def test_second_bias_rejects_a_wrong_array():
+    W, U, b1, _, _ = _weights(np.random.default_rng(0), 1, 3, 5)
+    k = StepKernel(W, U, b1, None, TANH, SIGMOID, 1, True)
+    for bad in (np.zeros(19, np.float32), np.zeros(20, np.float64), [0.0] * 20,
+                np.zeros((2, 20), np.float32)[:, 0]):
+        with pytest.raises(ValueError, match="bias2"):
+            k.set_second_bias(bad)
+
+
+@pytest.mark.parametrize("parts", [1, 2])
+def test_fused_sequence_second_bias(isa, parts):
+    rng = np.random.default_rng(11)
+    B, T, I, H = 2, 11, 7, 21
+    W, U, b1, h0, c0 = _weights(rng, B, I, H)
+    b2 = rng.uniform(-0.5, 0.5, 4 * H).astype(np.float32)
+    x = rng.uniform(-1, 1, (T, B, I)).astype(np.float32)
+    seq, _, h, c = fused_sequence(x, True, W, U, b1, h0, c0, True, parts, b2)
+    rseq, _, rh, rc, _ = reference.lstm_forward(x.astype(np.float64), W, U, b1 + b2, h0, c0)
+    np.testing.assert_allclose(seq, rseq, **TOL)
+    np.testing.assert_allclose(c, rc, **TOL)
+    with pytest.raises(ValueError, match="bias2"):
+        fused_sequence(x, True, W, U, b1, h0, c0, True, parts, b2[:-1])
+
+
 @pytest.mark.parametrize("time_major", [False, True])
 @pytest.mark.parametrize("return_sequences", [True, False])
+# T of 9, 19 and 17: the input projections of eight steps made together
+# (step_fused.h, CYL_FS_ZX_STEPS) end in a part-filled batch of steps.
 @pytest.mark.parametrize("B,T,I,H", [(1, 9, 5, 17), (2, 7, 32, 128), (3, 4, 3, 1),
-                                     (5, 6, 11, 33), (1, 1, 8, 100)])
+                                     (5, 6, 11, 33), (1, 1, 8, 100), (2, 19, 13, 40),
+                                     (1, 17, 9, 70)])
 @pytest.mark.parametrize("parts", [1, 2, 3, 4])
 def test_fused_sequence_matches_reference(isa, B, T, I, H, parts, time_major,
                                           return_sequences):
