@@ -91,9 +91,22 @@ static void cyl_fused_pack(const float *U, int K, int H, int u, float *Up) {
         int w = H - p * u < u ? H - p * u : u;
         for (int k = 0; k < K; k++) {
             float *dst = Up + ((ptrdiff_t)p * K + k) * 4 * u;
+            const float *src = U + (ptrdiff_t)k * 4 * H + p * u;
+            /* Whole panels: copies of a constant size, which the compiler
+             * makes vector moves (a call per 64 bytes made packing a
+             * 128 x 1024 W take 0.1 ms, paid per call by the call plans). */
+            if (w == 16 && u == 16) {
+                for (int q = 0; q < 4; q++)
+                    memcpy(dst + q * 16, src + (ptrdiff_t)q * H, 16 * sizeof(float));
+                continue;
+            }
+            if (w == 8 && u == 8) {
+                for (int q = 0; q < 4; q++)
+                    memcpy(dst + q * 8, src + (ptrdiff_t)q * H, 8 * sizeof(float));
+                continue;
+            }
             for (int q = 0; q < 4; q++) {
-                memcpy(dst + q * u, U + (ptrdiff_t)k * 4 * H + q * H + p * u,
-                       (size_t)w * sizeof(float));
+                memcpy(dst + q * u, src + (ptrdiff_t)q * H, (size_t)w * sizeof(float));
                 if (w < u)
                     memset(dst + q * u + w, 0, (size_t)(u - w) * sizeof(float));
             }
