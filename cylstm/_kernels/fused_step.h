@@ -24,11 +24,19 @@
  * for tanh near 0), written with intrinsics; the AVX-512 ones divide with
  * rcp14 and a Newton step (within 2 ulp). NaN and inf propagate as there.
  *
+ * Inference can also make the input projection in the step (Wp, packed
+ * as U is): the accumulators start from the bias, take x_t @ W, then
+ * h_{t-1} @ U, so no gate block goes through memory at all, and the
+ * projection runs on this register block (near the core's FMA peak)
+ * instead of scipy's sgemm on a few timesteps at a time, which packed
+ * its operands on every call and ran at about 70 % of it.
+ *
  * What it gained (AMD EPYC Zen 4, one thread, against the unfused path in
- * alternating calls): 3-11 % at one row and at few rows up to 128 units,
- * even at 256, 2-6 % slower at 512. The passes it saves were cheap there
- * (a step's gate block stays in L2) and the gate arithmetic, which both
- * paths do, is what costs; the backend picks it by these numbers
+ * alternating calls): with the projection by sgemm, 3-11 % at one row and
+ * at few rows up to 128 units, even at 256, 2-6 % slower at 512 (the
+ * passes it saves were cheap: a step's gate block stays in L2); with the
+ * projection in the step, 5-15 % at 16-256 rows and 64-512 units, 20-27 %
+ * where the input is wide (I >= 512). The backend picks by these numbers
  * (CpuBackend.FUSED_STEP_*). Work can be split by rows
  * [b0, b1) and by unit panels [p0, p1) (h_t goes to a buffer other than
  * h_{t-1}, so panels of one step may run in parallel). Tested against the
