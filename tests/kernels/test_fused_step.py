@@ -318,3 +318,37 @@ def test_default_dispatch_projects_the_input_in_the_step_above_the_training_limi
     if recurrent_isa() == 2:
         _assert_inference_matches(p, calls, scale=8)
         assert calls.projected == [True]
+
+
+def test_layer_and_module_calls_project_the_input_in_the_step(monkeypatch):
+    """The call plans of layers.LSTM and nn.LSTM (which pass no W_fused) above
+    the training limit: the twin's outputs, and the same at the AVX2 level
+    (where the plan falls back to the unfused path)."""
+    from cylstm._kernels import lstm_forward as kernels
+    calls = []
+    real = kernels.lstm_forward_fused
+    monkeypatch.setattr(kernels, "lstm_forward_fused",
+                        lambda *a, **k: calls.append(len(a)) or real(*a, **k))
+    rng = np.random.default_rng(12)
+    B, T, I, H = 5, 4, 7, _ops.cpu().FUSED_STEP_MAX_UNITS + 16
+    x = rng.uniform(-1, 1, (B, T, I)).astype(DT)
+    layer = cylstm.layers.LSTM(H, return_sequences=True)
+    layer.build((B, T, I))
+    W, U, b = (w.astype(np.float64) for w in layer.get_weights())
+    rseq, *_ = reference.lstm_forward(x.transpose(1, 0, 2).astype(np.float64), W, U, b,
+                                      np.zeros((B, H)), np.zeros((B, H)))
+    want = rseq.transpose(1, 0, 2)
+    module = cylstm.nn.LSTM(I, H, batch_first=True).eval()
+    module.load_state_dict({"weight_ih_l0": W.T.astype(DT), "weight_hh_l0": U.T.astype(DT),
+                            "bias_ih_l0": b.astype(DT), "bias_hh_l0": np.zeros(4 * H, DT)})
+    best = recurrent_isa()
+    try:
+        for level in (best, 1):
+            recurrent_isa(level)
+            n = len(calls)
+            np.testing.assert_allclose(layer(x), want, rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(module(x)[0], want, rtol=1e-5, atol=1e-5)
+            if level == 2 == best:
+                assert len(calls) >= n + 2     # both ran the fused kernel
+    finally:
+        recurrent_isa(best)
