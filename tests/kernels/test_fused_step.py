@@ -172,7 +172,8 @@ def test_thread_counts(isa, fused_calls, monkeypatch, threads, with_mask):
         assert len(_ops.row_slices(9, 1)) == threads
         assert_kernel_matches_reference(p, DT, rng, compiled=True, scale=4, go_backwards=True)
         _assert_inference_matches(p, fused_calls, go_backwards=True)
-    assert len(fused_calls) == 2 * threads
+        _assert_inference_matches(p, fused_calls, time_major=True)
+    assert len(fused_calls) == 3 * threads
 
 
 def test_large_values_saturate_like_the_reference(isa, fused_calls):
