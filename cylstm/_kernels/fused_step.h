@@ -24,11 +24,19 @@
  * for tanh near 0), written with intrinsics; the AVX-512 ones divide with
  * rcp14 and a Newton step (within 2 ulp). NaN and inf propagate as there.
  *
+ * Inference can also make the input projection in the step (Wp, packed
+ * as U is): the accumulators start from the bias, take x_t @ W, then
+ * h_{t-1} @ U, so no gate block goes through memory at all, and the
+ * projection runs on this register block (near the core's FMA peak)
+ * instead of scipy's sgemm on a few timesteps at a time, which packed
+ * its operands on every call and ran at about 70 % of it.
+ *
  * What it gained (AMD EPYC Zen 4, one thread, against the unfused path in
- * alternating calls): 3-11 % at one row and at few rows up to 128 units,
- * even at 256, 2-6 % slower at 512. The passes it saves were cheap there
- * (a step's gate block stays in L2) and the gate arithmetic, which both
- * paths do, is what costs; the backend picks it by these numbers
+ * alternating calls): with the projection by sgemm, 3-11 % at one row and
+ * at few rows up to 128 units, even at 256, 2-6 % slower at 512 (the
+ * passes it saves were cheap: a step's gate block stays in L2); with the
+ * projection in the step, 5-15 % at 16-256 rows and 64-512 units, 20-27 %
+ * where the input is wide (I >= 512). The backend picks by these numbers
  * (CpuBackend.FUSED_STEP_*). Work can be split by rows
  * [b0, b1) and by unit panels [p0, p1) (h_t goes to a buffer other than
  * h_{t-1}, so panels of one step may run in parallel). Tested against the
@@ -67,6 +75,15 @@ typedef struct {
     ptrdiff_t ldcp;
     const unsigned char *mask; /* row b steps iff mask[b * mask_stride]; NULL: all */
     ptrdiff_t mask_stride;
+    /* The input projection in the step (inference), or Wp NULL to read zx_t
+     * from z: z_t = bias + x_t @ W + h_{t-1} @ U, all in the registers, W
+     * packed by cyl_fused_pack as U is. z is then neither read nor written
+     * (store_act must be 0). */
+    const float *X;           /* x_t rows, I values each */
+    ptrdiff_t ldx;
+    int nx;                   /* I, the width of x_t */
+    const float *Wp;          /* W (I x 4H) packed by cyl_fused_pack, or NULL */
+    const float *bias;        /* 4H, [i | f | g | o] */
 } cyl_fused_args;
 
 /* Units per panel for the level in use, 0 when there is no kernel. */
@@ -82,9 +99,22 @@ static void cyl_fused_pack(const float *U, int K, int H, int u, float *Up) {
         int w = H - p * u < u ? H - p * u : u;
         for (int k = 0; k < K; k++) {
             float *dst = Up + ((ptrdiff_t)p * K + k) * 4 * u;
+            const float *src = U + (ptrdiff_t)k * 4 * H + p * u;
+            /* Whole panels: copies of a constant size, which the compiler
+             * makes vector moves (a call per 64 bytes made packing a
+             * 128 x 1024 W take 0.1 ms, paid per call by the call plans). */
+            if (w == 16 && u == 16) {
+                for (int q = 0; q < 4; q++)
+                    memcpy(dst + q * 16, src + (ptrdiff_t)q * H, 16 * sizeof(float));
+                continue;
+            }
+            if (w == 8 && u == 8) {
+                for (int q = 0; q < 4; q++)
+                    memcpy(dst + q * 8, src + (ptrdiff_t)q * H, 8 * sizeof(float));
+                continue;
+            }
             for (int q = 0; q < 4; q++) {
-                memcpy(dst + q * u, U + (ptrdiff_t)k * 4 * H + q * H + p * u,
-                       (size_t)w * sizeof(float));
+                memcpy(dst + q * u, src + (ptrdiff_t)q * H, (size_t)w * sizeof(float));
                 if (w < u)
                     memset(dst + q * u + w, 0, (size_t)(u - w) * sizeof(float));
             }
@@ -177,10 +207,34 @@ static CYL_FORCE_INLINE void cyl_fused_block16(const int R, const cyl_fused_args
     const int unit0 = p * 16;
     const float *panel = a->Up + (ptrdiff_t)p * K * 64;
     __m512 acc[6][4];
-    for (int r = 0; r < R; r++) {
-        const float *zr = a->z + (ptrdiff_t)(b + r) * a->ldz + unit0;
-        for (int q = 0; q < 4; q++)
-            acc[r][q] = _mm512_maskz_loadu_ps(m, zr + (ptrdiff_t)q * H);
+    if (a->Wp != NULL) {
+        /* bias + x_t @ W: the projection's panel streams from L2 as U's does,
+         * and no gate block goes through memory. */
+        for (int q = 0; q < 4; q++) {
+            __m512 bq = _mm512_maskz_loadu_ps(m, a->bias + (ptrdiff_t)q * H + unit0);
+            for (int r = 0; r < R; r++)
+                acc[r][q] = bq;
+        }
+        const float *wpanel = a->Wp + (ptrdiff_t)p * a->nx * 64;
+        const float *X = a->X + (ptrdiff_t)b * a->ldx;
+        for (int k = 0; k < a->nx; k++) {
+            const float *wk = wpanel + (ptrdiff_t)k * 64;
+            __m512 w0 = _mm512_loadu_ps(wk), w1 = _mm512_loadu_ps(wk + 16);
+            __m512 w2 = _mm512_loadu_ps(wk + 32), w3 = _mm512_loadu_ps(wk + 48);
+            for (int r = 0; r < R; r++) {
+                __m512 xv = _mm512_set1_ps(X[(ptrdiff_t)r * a->ldx + k]);
+                acc[r][0] = _mm512_fmadd_ps(xv, w0, acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(xv, w1, acc[r][1]);
+                acc[r][2] = _mm512_fmadd_ps(xv, w2, acc[r][2]);
+                acc[r][3] = _mm512_fmadd_ps(xv, w3, acc[r][3]);
+            }
+        }
+    } else {
+        for (int r = 0; r < R; r++) {
+            const float *zr = a->z + (ptrdiff_t)(b + r) * a->ldz + unit0;
+            for (int q = 0; q < 4; q++)
+                acc[r][q] = _mm512_maskz_loadu_ps(m, zr + (ptrdiff_t)q * H);
+        }
     }
     const float *A = a->A + (ptrdiff_t)b * a->lda;
     for (int k = 0; k < K; k++) {
@@ -269,10 +323,12 @@ static void (*const cyl_fused_blocks16[6])(const cyl_fused_args *, int, int, __m
 static inline void cyl_fused_prefetch(const cyl_fused_args *a, int b, int n, int unit0,
                                       int width) {
     for (int r = 0; r < n; r++) {
-        const float *zr = a->z + (ptrdiff_t)(b + r) * a->ldz + unit0;
-        for (int q = 0; q < 4; q++) {
-            __builtin_prefetch(zr + (ptrdiff_t)q * a->H);
-            __builtin_prefetch(zr + (ptrdiff_t)q * a->H + width - 1);
+        if (a->Wp == NULL) {   /* else no z: x_t's rows are read in order */
+            const float *zr = a->z + (ptrdiff_t)(b + r) * a->ldz + unit0;
+            for (int q = 0; q < 4; q++) {
+                __builtin_prefetch(zr + (ptrdiff_t)q * a->H);
+                __builtin_prefetch(zr + (ptrdiff_t)q * a->H + width - 1);
+            }
         }
         const float *cr = a->c + (ptrdiff_t)(b + r) * a->ldc + unit0;
         __builtin_prefetch(cr);
@@ -393,10 +449,28 @@ static CYL_FORCE_INLINE void cyl_fused_block8(const int R, const cyl_fused_args 
     const int unit0 = p * 8;
     const float *panel = a->Up + (ptrdiff_t)p * K * 32;
     __m256 acc[3][4];
-    for (int r = 0; r < R; r++) {
-        const float *zr = a->z + (ptrdiff_t)(b + r) * a->ldz + unit0;
-        for (int q = 0; q < 4; q++)
-            acc[r][q] = cyl_ld8(zr + (ptrdiff_t)q * H, m, full);
+    if (a->Wp != NULL) {   /* bias + x_t @ W, as in the AVX-512 block */
+        for (int q = 0; q < 4; q++) {
+            __m256 bq = cyl_ld8(a->bias + (ptrdiff_t)q * H + unit0, m, full);
+            for (int r = 0; r < R; r++)
+                acc[r][q] = bq;
+        }
+        const float *wpanel = a->Wp + (ptrdiff_t)p * a->nx * 32;
+        const float *X = a->X + (ptrdiff_t)b * a->ldx;
+        for (int k = 0; k < a->nx; k++) {
+            const float *wk = wpanel + (ptrdiff_t)k * 32;
+            for (int r = 0; r < R; r++) {
+                __m256 xv = _mm256_broadcast_ss(X + (ptrdiff_t)r * a->ldx + k);
+                for (int q = 0; q < 4; q++)
+                    acc[r][q] = _mm256_fmadd_ps(xv, _mm256_loadu_ps(wk + 8 * q), acc[r][q]);
+            }
+        }
+    } else {
+        for (int r = 0; r < R; r++) {
+            const float *zr = a->z + (ptrdiff_t)(b + r) * a->ldz + unit0;
+            for (int q = 0; q < 4; q++)
+                acc[r][q] = cyl_ld8(zr + (ptrdiff_t)q * H, m, full);
+        }
     }
     const float *A = a->A + (ptrdiff_t)b * a->lda;
     for (int k = 0; k < K; k++) {

@@ -29,7 +29,8 @@ def lstm_forward_fused(
     h: _F32, c: _F32, prev_out: _F32, out_seq: Optional[_F32], out_time_major: bool,
     out_processing_order: bool, z_store: Optional[_F32], hprev_store: Optional[_F32],
     cprev_store: Optional[_F32], c_store: Optional[_F32], gbuf: Optional[_F32], chunk: int,
-    xbuf: _F32, hbuf: _F32, h2: _F32, b0: int, b1: int,
+    xbuf: Optional[_F32], hbuf: _F32, h2: _F32, b0: int, b1: int,
+    W_fused: Optional[_F32] = ..., fuse_input: bool = ...,
 ) -> None: ...
 def lstm_forward_ext(
     x: _Float, x_time_major: bool, W: _Float, U: _Float,

@@ -61,6 +61,11 @@ cdef extern from "fused_step.h" nogil:
         Py_ssize_t ldcp
         const unsigned char* mask
         Py_ssize_t mask_stride
+        const float* X
+        Py_ssize_t ldx
+        int nx
+        const float* Wp
+        const float* bias
     int cyl_fused_units()
     void cyl_fused_pack(const float* U, int K, int H, int u, float* Up)
     void cyl_fused_step_f32(const cyl_fused_args* a, int b0, int b1, int p0, int p1)
@@ -408,7 +413,9 @@ cdef void forward_rows_fused(
         bint out_processing_order,
         float* z_store, float* hprev_store, float* cprev_store, float* c_store,
         float* gbuf, int chunk, float* xbuf, float* hbuf, float* h2,
-        int b0, int b1) noexcept nogil:
+        const float* Wp, int b0, int b1) noexcept nogil:
+    # Wp (inference only): W packed as U is; the step then makes the input
+    # projection itself and gbuf / xbuf are not used.
     cdef int nb = b1 - b0
     cdef int G = 4 * H
     cdef int panels = (H + units - 1) // units
@@ -443,6 +450,15 @@ cdef void forward_rows_fused(
     a.ldtc = H
     a.ldcp = H
     a.mask_stride = T
+    a.nx = I
+    a.bias = bias
+    a.Wp = NULL
+    a.X = NULL
+    a.ldx = 0
+    if Wp != NULL and not training:
+        a.Wp = Wp
+        a.ldx = I if x_time_major else <Py_ssize_t>T * I
+        chunk = T
 
     s0 = 0
     while s0 < T:
@@ -455,12 +471,17 @@ cdef void forward_rows_fused(
         else:
             tlo = s0
             thi = s1
-        if not training:
+        if not training and a.Wp == NULL:
             _project_inputs(x, x_time_major, T, B, I, G, W, bias, tlo, thi, b0, b1,
                             gbase, xbuf)
         for s in range(s0, s1):
             t = T - 1 - s if go_backwards else s
             a.A = hcur
+            if a.Wp != NULL:
+                if x_time_major:
+                    a.X = x + (<Py_ssize_t>t * B + b0) * I
+                else:
+                    a.X = x + (<Py_ssize_t>b0 * T + t) * I
             if rec_mask != NULL:
                 for r in range(<Py_ssize_t>nb * H):
                     hbuf[r] = hcur[r] * rec_mask[<Py_ssize_t>b0 * H + r]
@@ -473,7 +494,7 @@ cdef void forward_rows_fused(
             else:
                 a.tc = NULL
                 a.cprev = NULL
-            a.z = gbase + (t - tlo) * gstride
+            a.z = gbase + (t - tlo) * gstride if a.Wp == NULL else NULL
             a.h = hnext
             a.out = NULL
             if mask == NULL and out_seq != NULL:
@@ -516,14 +537,19 @@ def lstm_forward_fused(
         float[:, :, ::1] z_store, float[:, :, ::1] hprev_store,
         float[:, :, ::1] cprev_store, float[:, :, ::1] c_store,
         float[::1] gbuf, int chunk, float[::1] xbuf, float[::1] hbuf, float[::1] h2,
-        int b0, int b1):
+        int b0, int b1, const float[:, ::1] W_fused=None, bint fuse_input=True):
     """`lstm_forward` on the fused step kernel (float32, tanh/sigmoid, no
     projection, no per-gate recurrent dropout) for batch rows [b0, b1), in
     place. `U_fused` is `pack_fused(U)` made at `units` (its panel width / 4).
     Conventions and training stores as in `lstm_forward` (z_store holds the
     gate activations and c_store tanh(c_t) on exit). Workspace, nb = b1 - b0:
     gbuf chunk*nb*4H (unused when training), xbuf chunk*nb*I, hbuf and h2
-    nb*H each."""
+    nb*H each. An inference call with `fuse_input` makes the input
+    projection in the step too (bias + x_t @ W + h @ U in the registers) from
+    `W_fused`, `pack_fused(W)` at the same `units`, or, when that is None, a
+    copy of W packed here; gbuf and xbuf may then be None. Without
+    `fuse_input` (and always in training) one sgemm per chunk of timesteps
+    makes it into gbuf."""
     cdef int T, B, I, H
     if x_time_major:
         T, B = x.shape[0], x.shape[1]
@@ -534,6 +560,25 @@ def lstm_forward_fused(
     if h.shape[1] != H or U_fused.shape[1] != 4 * units or units not in (8, 16):
         raise ValueError("lstm_forward_fused: h must have as many units as c, and "
                          "U_fused a pack_fused layout")
+    cdef bint training = z_store is not None
+    if fuse_input and not training and W_fused is None:
+        W_fused = pack_fused(W)
+        if W_fused is not None and W_fused.shape[1] != 4 * units:
+            W_fused = None   # the ISA level changed since U_fused was packed
+    if not fuse_input or training:
+        W_fused = None
+    if W_fused is not None and (
+            W_fused.shape[1] != 4 * units or W_fused.shape[0] != (H + units - 1) // units * I):
+        raise ValueError("lstm_forward_fused: W_fused must be pack_fused(W) at `units`, "
+                         f"shape ({(H + units - 1) // units * I}, {4 * units}), got "
+                         f"({W_fused.shape[0]}, {W_fused.shape[1]})")
+    if W_fused is None and (xbuf is None or (gbuf is None and not training)):
+        raise ValueError("lstm_forward_fused: gbuf and xbuf are needed unless "
+                         "W_fused is given for an inference call")
+    cdef const float* wp = NULL
+    if W_fused is not None:
+        # With I = 0 the kernel reads no W: any non-NULL pointer marks the mode.
+        wp = &W_fused[0, 0] if I > 0 else &bias[0]
     cdef Py_ssize_t st = 0, sb = 0
     if out_seq is not None:
         st = out_seq.strides[0 if out_time_major else 1] // sizeof(float)
@@ -552,8 +597,8 @@ def lstm_forward_fused(
             &hprev_store[0, 0, 0] if hprev_store is not None else NULL,
             &cprev_store[0, 0, 0] if cprev_store is not None else NULL,
             &c_store[0, 0, 0] if c_store is not None else NULL,
-            &gbuf[0] if gbuf is not None else NULL, chunk, &xbuf[0], &hbuf[0], &h2[0],
-            b0, b1)
+            &gbuf[0] if gbuf is not None else NULL, chunk,
+            &xbuf[0] if xbuf is not None else NULL, &hbuf[0], &h2[0], wp, b0, b1)
 
 
 def pack_fused(const float[:, ::1] U):

@@ -12,7 +12,7 @@ from cylstm.backends import cpu as cpu_backend
 from cylstm._kernels import reference
 from cylstm._kernels.lstm_forward import pack_fused, recurrent_isa
 
-from .._helpers import assert_kernel_matches_reference
+from .._helpers import assert_kernel_matches_reference, kernel_and_reference
 
 DT = "float32"
 
@@ -27,19 +27,33 @@ def isa(request):
     recurrent_isa(best)
 
 
-@pytest.fixture
-def fused_calls(monkeypatch):
-    """Counts the calls of the fused kernel (so a test knows it ran)."""
-    calls = []
+class _Calls(list):
+    """The units of each fused kernel call, and whether the step made the
+    input projection (``projected``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.projected = []
+
+
+@pytest.fixture(params=[True, False], ids=["input-in-step", "input-by-gemm"])
+def fused_calls(monkeypatch, request):
+    """Counts the calls of the fused kernel (so a test knows it ran), once with
+    the inference input projection made in the step, once by sgemm."""
+    calls = _Calls()
     real = cpu_backend._forward_fused_kernel
 
     def spy(*args, **kwargs):
         calls.append(args[4])      # units
+        calls.projected.append(len(args) > 26 and args[26] is not None)   # W_fused
         return real(*args, **kwargs)
 
     monkeypatch.setattr(cpu_backend, "_forward_fused_kernel", spy)
     monkeypatch.setattr(_ops.cpu(), "FUSED_STEP_MIN_ROWS", 1)
     monkeypatch.setattr(_ops.cpu(), "FUSED_STEP_MAX_UNITS", 10**9)
+    monkeypatch.setattr(_ops.cpu(), "FUSED_STEP_INPUT", request.param)
+    # One and two rows here too, not lstm_step.fused_sequence.
+    monkeypatch.setattr(_ops.cpu(), "FUSED_SEQUENCE_ROWS", 0)
     monkeypatch.setattr(_ops.cpu(), "FUSED_STEP_PANEL_UNITS", (16, 8))
     return calls
 
@@ -57,6 +71,23 @@ def _problem(rng, B, T, I, H, with_mask=False, rec_drop=False, in_drop=False):
                 h0=r(B, H), c0=r(B, H), projection=None, mask=mask,
                 recurrent_mask=drop(B, H) if rec_drop else None,
                 input_mask=drop(4, B, I) if in_drop else None)
+
+
+def _assert_inference_matches(p, fused_calls, scale=4, **kw):
+    """An inference call (the path that may project the input in the step)
+    against the twin; the step made the projection iff the backend asks for
+    it and no per-gate input mask needs the whole projection up front."""
+    n = len(fused_calls)
+    (seq, last, h, c, cache), (rseq, rlast, rh, rc, _) = kernel_and_reference(
+        p, training=False, **kw)
+    assert cache is None and len(fused_calls) > n     # one call per row slice
+    want = bool(_ops.cpu().FUSED_STEP_INPUT) and p.get("input_mask") is None
+    assert fused_calls.projected[n:] == [want] * (len(fused_calls) - n)
+    tol = dict(rtol=1e-5 * scale, atol=1e-6 * scale)
+    np.testing.assert_allclose(seq, rseq if kw.get("time_major") else rseq.transpose(1, 0, 2),
+                               **tol)
+    for a, b in ((last, rlast), (h, rh), (c, rc)):
+        np.testing.assert_allclose(a, b, **tol)
 
 
 def test_pack_fused_layout(isa):
@@ -81,6 +112,7 @@ def test_units_and_rows_that_do_not_fill_a_block(isa, fused_calls, H):
     for B in range(1, 10):
         p = _problem(rng, B, 4, 6, H)
         assert_kernel_matches_reference(p, DT, rng, compiled=True, scale=4)
+        _assert_inference_matches(p, fused_calls)
     assert fused_calls and set(fused_calls) == {16 if isa == 2 else 8}
 
 
@@ -94,6 +126,7 @@ def test_options_match_reference(isa, fused_calls, go_backwards, with_mask, time
                  in_drop=drop in ("in", "both"))
     assert_kernel_matches_reference(p, DT, rng, compiled=True, scale=4,
                                     go_backwards=go_backwards, time_major=time_major)
+    _assert_inference_matches(p, fused_calls, go_backwards=go_backwards, time_major=time_major)
     assert fused_calls
 
 
@@ -138,7 +171,9 @@ def test_thread_counts(isa, fused_calls, monkeypatch, threads, with_mask):
     with cylstm.threads(threads):
         assert len(_ops.row_slices(9, 1)) == threads
         assert_kernel_matches_reference(p, DT, rng, compiled=True, scale=4, go_backwards=True)
-    assert len(fused_calls) == threads
+        _assert_inference_matches(p, fused_calls, go_backwards=True)
+        _assert_inference_matches(p, fused_calls, time_major=True)
+    assert len(fused_calls) == 3 * threads
 
 
 def test_large_values_saturate_like_the_reference(isa, fused_calls):
@@ -148,6 +183,7 @@ def test_large_values_saturate_like_the_reference(isa, fused_calls):
     p["kernel"] *= 60
     p["bias"][:] = rng.choice([-95.0, -20.0, 0.0, 20.0, 95.0], p["bias"].shape)
     assert_kernel_matches_reference(p, DT, rng, compiled=True, scale=4)
+    _assert_inference_matches(p, fused_calls)
 
 
 def test_nan_and_inf_propagate_like_the_reference(isa, fused_calls):
@@ -180,6 +216,7 @@ def test_unfused_cases_take_the_other_path(fused_calls, monkeypatch):
     _ops.lstm_forward(*args)
     monkeypatch.setattr(_ops.cpu(), "FUSED_STEP_MIN_ROWS", 1)
     monkeypatch.setattr(_ops.cpu(), "FUSED_STEP_MAX_UNITS", 5)
+    monkeypatch.setattr(_ops.cpu(), "FUSED_STEP_INPUT_MAX_UNITS", 5)
     _ops.lstm_forward(*args)
     monkeypatch.setattr(_ops.cpu(), "FUSED_STEP_MAX_UNITS", 6)
     monkeypatch.setattr(_ops.cpu(), "FUSED_STEP_PANEL_UNITS", ())
@@ -201,3 +238,118 @@ def test_default_dispatch_takes_the_fused_kernel_where_it_applies(monkeypatch):
     p = _problem(rng, 5, 4, 3, 40, with_mask=True)
     assert_kernel_matches_reference(p, DT, rng, compiled=True, scale=4)
     assert bool(calls) == (recurrent_isa() == 2)
+
+
+@pytest.mark.parametrize("I", [1, 7, 16, 37])
+@pytest.mark.parametrize("H", [3, 16, 40, 130])
+def test_input_projection_in_the_step(isa, fused_calls, I, H):
+    """Input widths and unit counts that do not fill a panel or a vector, row
+    counts that do not fill a register block, both layouts, with a mask."""
+    rng = np.random.default_rng(I * 1000 + H)
+    for B, time_major, with_mask in ((1, False, False), (5, True, True), (13, False, True),
+                                     (64, True, False)):
+        p = _problem(rng, B, 5, I, H, with_mask=with_mask)
+        _assert_inference_matches(p, fused_calls, scale=4 + H // 16, time_major=time_major,
+                                  go_backwards=B == 13)
+
+
+def _kernel_args(p, W_fused=None, fuse_input=True, gbuf=True):
+    B, T, I = p["x"].shape
+    H = p["c0"].shape[1]
+    U_fused = pack_fused(p["recurrent_kernel"])
+    units = U_fused.shape[1] // 4
+    h, c = p["h0"].copy(), p["c0"].copy()
+    last = np.zeros_like(h)
+    seq = np.empty((B, T, H), np.float32)
+    args = (p["x"], False, p["kernel"], U_fused, units, p["bias"], None, None, False, h, c,
+            last, seq, False, True, None, None, None, None,
+            np.empty(T * B * 4 * H, np.float32) if gbuf else None, T,
+            np.empty(T * B * I, np.float32) if gbuf else None,
+            np.empty(B * H, np.float32), np.empty(B * H, np.float32), 0, B)
+    return args, (seq, last, h, c)
+
+
+def test_kernel_packs_the_input_weights_itself(isa):
+    """lstm_forward_fused as the call plans use it (no W_fused): inference packs
+    W itself; given, unpacked and by sgemm all agree with the twin."""
+    from cylstm._kernels.lstm_forward import lstm_forward_fused
+    rng = np.random.default_rng(4)
+    p = _problem(rng, 6, 7, 9, 21)
+    rseq, rlast, rh, rc, _ = reference.lstm_forward(
+        p["x"].transpose(1, 0, 2).astype(np.float64), p["kernel"], p["recurrent_kernel"],
+        p["bias"], p["h0"], p["c0"])
+    for kw, gbuf in (({}, False), ({"W_fused": pack_fused(p["kernel"])}, False),
+                     ({"fuse_input": False}, True)):
+        args, outs = _kernel_args(p, gbuf=gbuf)
+        lstm_forward_fused(*args, **kw)
+        for a, b in zip(outs, (rseq.transpose(1, 0, 2), rlast, rh, rc)):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=4e-6)
+
+
+def test_kernel_rejects_a_wrong_input_packing(isa):
+    from cylstm._kernels.lstm_forward import lstm_forward_fused
+    rng = np.random.default_rng(6)
+    p = _problem(rng, 3, 2, 5, 20)
+    args, _ = _kernel_args(p, gbuf=False)
+    with pytest.raises(ValueError, match="W_fused"):
+        lstm_forward_fused(*args, W_fused=pack_fused(p["kernel"][:4]))
+    with pytest.raises(ValueError, match="gbuf and xbuf"):
+        lstm_forward_fused(*args, fuse_input=False)
+
+
+def test_default_dispatch_projects_the_input_in_the_step_above_the_training_limit(monkeypatch):
+    """Inference with more units than FUSED_STEP_MAX_UNITS (the training
+    limit) runs the fused step with the input projection in it on an
+    AVX-512 CPU; training at that size stays on the unfused path."""
+    calls = _Calls()
+    real = cpu_backend._forward_fused_kernel
+
+    def spy(*a, **k):
+        calls.append(a[4])
+        calls.projected.append(a[26] is not None)
+        return real(*a, **k)
+
+    monkeypatch.setattr(cpu_backend, "_forward_fused_kernel", spy)
+    monkeypatch.setattr(_ops.cpu(), "FUSED_SEQUENCE_ROWS", 0)
+    rng = np.random.default_rng(8)
+    H = _ops.cpu().FUSED_STEP_MAX_UNITS + 3
+    p = _problem(rng, 3, 3, 5, H, with_mask=True)
+    assert_kernel_matches_reference(p, DT, rng, compiled=True, scale=8)
+    assert not calls
+    if recurrent_isa() == 2:
+        _assert_inference_matches(p, calls, scale=8)
+        assert calls.projected == [True]
+
+
+def test_layer_and_module_calls_project_the_input_in_the_step(monkeypatch):
+    """The call plans of layers.LSTM and nn.LSTM (which pass no W_fused) above
+    the training limit: the twin's outputs, and the same at the AVX2 level
+    (where the plan falls back to the unfused path)."""
+    from cylstm._kernels import lstm_forward as kernels
+    calls = []
+    real = kernels.lstm_forward_fused
+    monkeypatch.setattr(kernels, "lstm_forward_fused",
+                        lambda *a, **k: calls.append(len(a)) or real(*a, **k))
+    rng = np.random.default_rng(12)
+    B, T, I, H = 5, 4, 7, _ops.cpu().FUSED_STEP_MAX_UNITS + 16
+    x = rng.uniform(-1, 1, (B, T, I)).astype(DT)
+    layer = cylstm.layers.LSTM(H, return_sequences=True)
+    layer.build((B, T, I))
+    W, U, b = (w.astype(np.float64) for w in layer.get_weights())
+    rseq, *_ = reference.lstm_forward(x.transpose(1, 0, 2).astype(np.float64), W, U, b,
+                                      np.zeros((B, H)), np.zeros((B, H)))
+    want = rseq.transpose(1, 0, 2)
+    module = cylstm.nn.LSTM(I, H, batch_first=True).eval()
+    module.load_state_dict({"weight_ih_l0": W.T.astype(DT), "weight_hh_l0": U.T.astype(DT),
+                            "bias_ih_l0": b.astype(DT), "bias_hh_l0": np.zeros(4 * H, DT)})
+    best = recurrent_isa()
+    try:
+        for level in (best, 1):
+            recurrent_isa(level)
+            n = len(calls)
+            np.testing.assert_allclose(layer(x), want, rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(module(x)[0], want, rtol=1e-5, atol=1e-5)
+            if level == 2 == best:
+                assert len(calls) >= n + 2     # both ran the fused kernel
+    finally:
+        recurrent_isa(best)
