@@ -191,11 +191,13 @@ class ForwardPlan:
                 # instruction set in force has changed since the plan was made.
                 u_fused = self.pack_fused(U) if self.fused_step else None
                 if u_fused is not None and u_fused.shape[1] // 4 in self.fused_panels:
+                    # W packed once for all row slices (the kernel would pack it per slice)
+                    w_fused = self.pack_fused(self.kernel)
                     run_parallel([partial(
                         self.fused_fn, x, tm, self.kernel, u_fused, u_fused.shape[1] // 4,
                         self.bias, None, None, self.go_backwards, h, c, last, seq, tm,
                         self.processing_order, None, None, None, None, gbuf, self.chunk, xbuf,
-                        hbuf, h2, b0, b1)
+                        hbuf, h2, b0, b1, w_fused)
                         for (b0, b1), (gbuf, xbuf, _, hbuf, _, _, h2)
                         in zip(self.slices, self.buffers)])
                     return seq, last, h, c
