@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "fastmath.h"   /* the SIMD-friendly sigmoid and tanh of the float kernels */
+#include "workers.h"    /* the persistent threads that split a step's columns */
 
 /* Same guard as recurrent.h: target attributes and __builtin_cpu_supports
  * exist on GCC/clang for x86-64 only; MSVC and aarch64 take the portable path. */
@@ -197,10 +198,10 @@ static void cyl_q8_quantize(int level, int n, int K, const float *A, int lda, ui
 }
 
 /* acc (n x N, int32) = Q (n x Kp uint8) @ W (packed), portable C. */
-static void cyl_q8_gemm_c(int n, int N, int K, const uint8_t *Q, const int8_t *Wp,
+static void cyl_q8_gemm_c(int p0, int p1, int n, int N, int K, const uint8_t *Q, const int8_t *Wp,
                           int32_t *acc) {
     int Kp = cyl_q_round_up(K, 4);
-    for (int j0 = 0, p = 0; j0 < N; j0 += CYL_Q_PANEL, p++) {
+    for (int p = p0, j0 = p0 * CYL_Q_PANEL; p < p1; p++, j0 += CYL_Q_PANEL) {
         const int8_t *panel = Wp + (long)p * Kp * CYL_Q_PANEL;
         int w = N - j0 < CYL_Q_PANEL ? N - j0 : CYL_Q_PANEL;
         for (int i = 0; i < n; i++) {
@@ -220,10 +221,10 @@ static void cyl_q8_gemm_c(int n, int N, int K, const uint8_t *Q, const int8_t *W
 #if CYL_Q_HAVE_X86
 
 __attribute__((target("avx512f,avx512bw,avx512vnni")))
-static void cyl_q8_gemm_vnni(int n, int N, int K, const uint8_t *Q, const int8_t *Wp,
+static void cyl_q8_gemm_vnni(int p0, int p1, int n, int N, int K, const uint8_t *Q, const int8_t *Wp,
                              int32_t *acc) {
     int Kp = cyl_q_round_up(K, 4), K4 = Kp / 4;
-    for (int j0 = 0, p = 0; j0 < N; j0 += CYL_Q_PANEL, p++) {
+    for (int p = p0, j0 = p0 * CYL_Q_PANEL; p < p1; p++, j0 += CYL_Q_PANEL) {
         const int8_t *panel = Wp + (long)p * Kp * CYL_Q_PANEL;
         __mmask16 m[4];
         for (int q = 0; q < 4; q++) {
@@ -302,10 +303,10 @@ static inline __m256i cyl_q8_pairsum_avx2(__m256i lo, __m256i hi) {
 }
 
 __attribute__((target("avx2,fma")))
-static void cyl_q8_gemm_avx2(int n, int N, int K, const uint8_t *Q, const int8_t *Wp,
+static void cyl_q8_gemm_avx2(int p0, int p1, int n, int N, int K, const uint8_t *Q, const int8_t *Wp,
                              int32_t *acc) {
     int Kp = cyl_q_round_up(K, 4), K4 = Kp / 4;
-    for (int j0 = 0, p = 0; j0 < N; j0 += CYL_Q_PANEL, p++) {
+    for (int p = p0, j0 = p0 * CYL_Q_PANEL; p < p1; p++, j0 += CYL_Q_PANEL) {
         const int8_t *panel = Wp + (long)p * Kp * CYL_Q_PANEL;
         int w = N - j0 < CYL_Q_PANEL ? N - j0 : CYL_Q_PANEL;
         for (int c0 = 0; c0 < w; c0 += 16) {   /* 16 columns = 64 bytes per k4 */
@@ -340,34 +341,48 @@ static void cyl_q8_gemm_avx2(int n, int N, int K, const uint8_t *Q, const int8_t
 
 #endif  /* CYL_Q_HAVE_X86 */
 
-static void cyl_q8_gemm(int level, int n, int N, int K, const uint8_t *Q, const int8_t *Wp,
-                        int32_t *acc) {
+/* acc (n x N) = Q @ W over the column panels p0 .. p1-1 (64 columns each). */
+static void cyl_q8_gemm_panels(int level, int p0, int p1, int n, int N, int K,
+                               const uint8_t *Q, const int8_t *Wp, int32_t *acc) {
 #if CYL_Q_HAVE_X86
     if (level >= 2) {
-        cyl_q8_gemm_vnni(n, N, K, Q, Wp, acc);
+        cyl_q8_gemm_vnni(p0, p1, n, N, K, Q, Wp, acc);
         return;
     }
     if (level == 1) {
-        cyl_q8_gemm_avx2(n, N, K, Q, Wp, acc);
+        cyl_q8_gemm_avx2(p0, p1, n, N, K, Q, Wp, acc);
         return;
     }
 #endif
     (void)level;
-    cyl_q8_gemm_c(n, N, K, Q, Wp, acc);
+    cyl_q8_gemm_c(p0, p1, n, N, K, Q, Wp, acc);
 }
 
-/* C (n x N, stride ldc) += dequantized acc (cloned per instruction set, as
- * fastmath.h's loops, so that it vectorises beyond SSE2). */
+static inline int cyl_q_panels(int N) { return (N + CYL_Q_PANEL - 1) / CYL_Q_PANEL; }
+
+static void cyl_q8_gemm(int level, int n, int N, int K, const uint8_t *Q, const int8_t *Wp,
+                        int32_t *acc) {
+    cyl_q8_gemm_panels(level, 0, cyl_q_panels(N), n, N, K, Q, Wp, acc);
+}
+
+/* Columns j0 .. j1-1 of C (n x N, stride ldc) += dequantized acc (cloned per
+ * instruction set, as fastmath.h's loops, so that it vectorises beyond SSE2). */
 CYL_CLONES
-static void cyl_q8_dequant_add(int n, int N, const int32_t *acc, const float *sa,
-                               const int32_t *zp, const float *sw, const int32_t *colsum,
-                               float *C, int ldc) {
+static void cyl_q8_dequant_cols(int n, int N, int j0, int j1, const int32_t *acc,
+                                const float *sa, const int32_t *zp, const float *sw,
+                                const int32_t *colsum, float *C, int ldc) {
     for (int i = 0; i < n; i++) {
         const int32_t *ai = acc + (long)i * N;
         float *ci = C + (long)i * ldc;
-        for (int j = 0; j < N; j++)
+        for (int j = j0; j < j1; j++)
             ci[j] += (float)(ai[j] - zp[i] * colsum[j]) * (sa[i] * sw[j]);
     }
+}
+
+static void cyl_q8_dequant_add(int n, int N, const int32_t *acc, const float *sa,
+                               const int32_t *zp, const float *sw, const int32_t *colsum,
+                               float *C, int ldc) {
+    cyl_q8_dequant_cols(n, N, 0, N, acc, sa, zp, sw, colsum, C, ldc);
 }
 
 /* ---------------------------------------------------------------- bfloat16 */
@@ -416,10 +431,10 @@ static void cyl_bf16_round_rows(int n, int K, const float *A, int lda, uint16_t 
     }
 }
 
-static void cyl_bf16_gemm_c(int n, int N, int K, const uint16_t *Q, const uint16_t *Wp,
+static void cyl_bf16_gemm_c(int p0, int p1, int n, int N, int K, const uint16_t *Q, const uint16_t *Wp,
                             float *C, int ldc) {
     int Kp = cyl_q_round_up(K, 2);
-    for (int j0 = 0, p = 0; j0 < N; j0 += CYL_Q_PANEL, p++) {
+    for (int p = p0, j0 = p0 * CYL_Q_PANEL; p < p1; p++, j0 += CYL_Q_PANEL) {
         const uint16_t *panel = Wp + (long)p * Kp * CYL_Q_PANEL;
         int w = N - j0 < CYL_Q_PANEL ? N - j0 : CYL_Q_PANEL;
         for (int i = 0; i < n; i++) {
@@ -442,10 +457,10 @@ static void cyl_bf16_gemm_c(int n, int N, int K, const uint16_t *Q, const uint16
 
 #if CYL_Q_HAVE_BF16_ISA
 __attribute__((target("avx512f,avx512bw,avx512bf16")))
-static void cyl_bf16_gemm_avx512(int n, int N, int K, const uint16_t *Q,
+static void cyl_bf16_gemm_avx512(int p0, int p1, int n, int N, int K, const uint16_t *Q,
                                  const uint16_t *Wp, float *C, int ldc) {
     int Kp = cyl_q_round_up(K, 2), K2 = Kp / 2;
-    for (int j0 = 0, p = 0; j0 < N; j0 += CYL_Q_PANEL, p++) {
+    for (int p = p0, j0 = p0 * CYL_Q_PANEL; p < p1; p++, j0 += CYL_Q_PANEL) {
         const uint16_t *panel = Wp + (long)p * Kp * CYL_Q_PANEL;
         __mmask16 m[4];
         for (int q = 0; q < 4; q++) {
@@ -522,11 +537,11 @@ static void cyl_bf16_gemm_avx512(int n, int N, int K, const uint16_t *Q,
  * high); the odd value is the lane with its low half cleared, the even one
  * the lane shifted left by 16. */
 __attribute__((target("avx2,fma")))
-static void cyl_bf16_gemm_avx2(int n, int N, int K, const uint16_t *Q, const uint16_t *Wp,
+static void cyl_bf16_gemm_avx2(int p0, int p1, int n, int N, int K, const uint16_t *Q, const uint16_t *Wp,
                                float *C, int ldc) {
     int Kp = cyl_q_round_up(K, 2), K2 = Kp / 2;
     const __m256i hi_mask = _mm256_set1_epi32((int)0xffff0000u);
-    for (int j0 = 0, p = 0; j0 < N; j0 += CYL_Q_PANEL, p++) {
+    for (int p = p0, j0 = p0 * CYL_Q_PANEL; p < p1; p++, j0 += CYL_Q_PANEL) {
         const uint16_t *panel = Wp + (long)p * Kp * CYL_Q_PANEL;
         int w = N - j0 < CYL_Q_PANEL ? N - j0 : CYL_Q_PANEL;
         for (int c0 = 0; c0 < w; c0 += 16) {
@@ -557,22 +572,28 @@ static void cyl_bf16_gemm_avx2(int n, int N, int K, const uint16_t *Q, const uin
 
 #endif  /* CYL_Q_HAVE_X86 */
 
-static void cyl_bf16_gemm(int level, int n, int N, int K, const uint16_t *Q,
-                          const uint16_t *Wp, float *C, int ldc) {
+/* C (n x N) += Q @ W over the column panels p0 .. p1-1. */
+static void cyl_bf16_gemm_panels(int level, int p0, int p1, int n, int N, int K,
+                                 const uint16_t *Q, const uint16_t *Wp, float *C, int ldc) {
 #if CYL_Q_HAVE_X86
 #if CYL_Q_HAVE_BF16_ISA
     if (level >= 2) {
-        cyl_bf16_gemm_avx512(n, N, K, Q, Wp, C, ldc);
+        cyl_bf16_gemm_avx512(p0, p1, n, N, K, Q, Wp, C, ldc);
         return;
     }
 #endif
     if (level >= 1) {
-        cyl_bf16_gemm_avx2(n, N, K, Q, Wp, C, ldc);
+        cyl_bf16_gemm_avx2(p0, p1, n, N, K, Q, Wp, C, ldc);
         return;
     }
 #endif
     (void)level;
-    cyl_bf16_gemm_c(n, N, K, Q, Wp, C, ldc);
+    cyl_bf16_gemm_c(p0, p1, n, N, K, Q, Wp, C, ldc);
+}
+
+static void cyl_bf16_gemm(int level, int n, int N, int K, const uint16_t *Q,
+                          const uint16_t *Wp, float *C, int ldc) {
+    cyl_bf16_gemm_panels(level, 0, cyl_q_panels(N), n, N, K, Q, Wp, C, ldc);
 }
 
 /* ---------------------------------------------------------------- one matrix */
@@ -693,6 +714,187 @@ static void cyl_q_lstm(const cyl_qmat *U, const cyl_qmat *R, int level, int T, i
                 memcpy(seq + ((long)t * B + b) * P, prev + (long)b * P, (size_t)P * sizeof(float));
         }
     }
+}
+
+
+/* ---------------------------------------------------------------- the column split */
+
+/* The LSTM of cyl_q_lstm (no projection) with every product's column panels
+ * and every cell's units split between `parts` threads: the calling thread
+ * and workers of the persistent pool (workers.h). For few rows (B = 1 cannot
+ * be split by rows): each thread streams only its share of the weights.
+ *
+ * Pool steps: 0 quantizes the T*B rows of x (rows split), 1 the input product
+ * into xproj (panels split); then per time step t, 2 + 2t the recurrent
+ * product into xproj's step t (panels split; each thread quantizes h_{t-1}
+ * itself into its own scratch, P values, rather than wait on a barrier for
+ * one copy) and 3 + 2t the cell (units split, in whole 16-unit vectors).
+ * Each pool step starts when the previous one is complete. The products
+ * are those of cyl_q_lstm bit for bit (the same int32 sums, the same float32
+ * bfloat16 sums: a column's sum does not depend on the panels around it); the
+ * gate math is the same function on shorter runs of units, whose vectorised
+ * loops may round the last bit of an element differently where H is not a
+ * multiple of 16 (a run's tail). */
+typedef struct {
+    const cyl_qmat *W, *U;
+    int level, T, B, H, parts;
+    const float *x;            /* T*B x F */
+    float *xproj;              /* T*B x 4H, bias on entry */
+    const uint8_t *mask;       /* T x B or NULL */
+    float *h, *c, *seq, *prev, *sel, *hnew, *cnew;
+    unsigned char *shared;     /* the quantized x rows and the int32 sums */
+    unsigned char *own;        /* parts x own_bytes: each thread's quantized h */
+    long own_bytes;
+} cyl_q_split_job;
+
+/* Bytes of cyl_q_split_job's shared and own scratch. */
+static long cyl_q_split_shared(const cyl_qmat *W, const cyl_qmat *U, int T, int B) {
+    long rows = (long)T * B;
+    if (U->kind == 0)
+        return rows * (4L * U->N + cyl_q_round_up(W->K, 4) + 8) + 4L * B * U->N + 64;
+    return rows * 2L * cyl_q_round_up(W->K, 2) + 64;
+}
+
+static long cyl_q_split_own(const cyl_qmat *U, int B) {
+    long b = U->kind == 0 ? (long)B * (cyl_q_round_up(U->K, 4) + 8)
+                          : (long)B * 2 * cyl_q_round_up(U->K, 2);
+    return (b + 63) / 64 * 64;
+}
+
+static inline void cyl_q_share(int total, int part, int parts, int grain, int *a, int *b) {
+    int units = (total + grain - 1) / grain;
+    *a = (int)((long)units * part / parts) * grain;
+    *b = (int)((long)units * (part + 1) / parts) * grain;
+    if (*b > total)
+        *b = total;
+}
+
+/* The cell of rows 0..B-1 for units u0 .. u1-1 (cyl_q_cell's math, per gate block). */
+static void cyl_q_cell_units(int B, int H, float *z, const float *sel, const float *c,
+                             float *cn, float *hn, int u0, int u1) {
+    int G = 4 * H, n = u1 - u0;
+    for (int b = 0; b < B; b++) {
+        float *zb = z + (long)b * G;
+        for (int g = 0; g < 4; g++)   /* the same function as cyl_q_cell: the same bits */
+            cyl_lstm_gates_f32(zb + g * H + u0, zb + g * H + u0, sel + g * H + u0, n);
+        const float *cb = c + (long)b * H;
+        float *nb = cn + (long)b * H, *hb = hn + (long)b * H;
+        for (int j = u0; j < u1; j++)
+            nb[j] = zb[H + j] * cb[j] + zb[j] * zb[2 * H + j];
+        cyl_tanh_f32(nb + u0, hb + u0, n);
+        for (int j = u0; j < u1; j++)
+            hb[j] *= zb[3 * H + j];
+    }
+}
+
+static void cyl_q_split_chunk(void *arg, int step, int part, int parts) {
+    const cyl_q_split_job *s = (const cyl_q_split_job *)arg;
+    const cyl_qmat *W = s->W, *U = s->U;
+    int B = s->B, H = s->H, G = 4 * H, rows = s->T * s->B;
+    int int8 = U->kind == 0;
+    int KpW = cyl_q_round_up(W->K, int8 ? 4 : 2), KpU = cyl_q_round_up(U->K, int8 ? 4 : 2);
+    /* shared: int8: acc (rows x G int32), acc of a step (B x G), sa, zp (rows), q (rows x KpW);
+     * bf16: q (rows x KpW uint16) */
+    int32_t *acc = (int32_t *)s->shared;
+    int32_t *acc_t = acc + (long)rows * G;
+    float *sa = (float *)(acc_t + (long)B * G);
+    int32_t *zp = (int32_t *)(sa + rows);
+    uint8_t *q8 = (uint8_t *)(zp + rows);
+    uint16_t *q16 = (uint16_t *)s->shared;
+    int p0, p1;
+    cyl_q_share(cyl_q_panels(G), part, parts, 1, &p0, &p1);
+    int j0 = p0 * CYL_Q_PANEL, j1 = p1 * CYL_Q_PANEL < G ? p1 * CYL_Q_PANEL : G;
+    if (step == 0) {   /* quantize x's rows */
+        int r0, r1;
+        cyl_q_share(rows, part, parts, 1, &r0, &r1);
+        if (r1 <= r0)
+            return;
+        const float *x = s->x + (long)r0 * W->K;
+        if (int8)
+            cyl_q8_quantize(s->level, r1 - r0, W->K, x, W->K, q8 + (long)r0 * KpW, sa + r0,
+                            zp + r0);
+        else
+            cyl_bf16_round_rows(r1 - r0, W->K, x, W->K, q16 + (long)r0 * KpW);
+        return;
+    }
+    if (step == 1) {   /* the input product */
+        if (p1 <= p0)
+            return;
+        if (int8) {
+            cyl_q8_gemm_panels(s->level, p0, p1, rows, G, W->K, q8, (const int8_t *)W->packed, acc);
+            cyl_q8_dequant_cols(rows, G, j0, j1, acc, sa, zp, W->scale, W->colsum, s->xproj, G);
+        } else {
+            cyl_bf16_gemm_panels(s->level, p0, p1, rows, G, W->K, q16,
+                                 (const uint16_t *)W->packed, s->xproj, G);
+        }
+        return;
+    }
+    int t = (step - 2) / 2;
+    float *z = s->xproj + (long)t * B * G;
+    if ((step & 1) == 0) {   /* the recurrent product of step t */
+        if (p1 <= p0)
+            return;
+        unsigned char *own = s->own + (long)part * s->own_bytes;
+        if (int8) {
+            uint8_t *qh = own;
+            float *sh = (float *)(qh + (long)B * KpU);
+            int32_t *zh = (int32_t *)(sh + B);
+            cyl_q8_quantize(s->level, B, U->K, s->h, U->K, qh, sh, zh);
+            cyl_q8_gemm_panels(s->level, p0, p1, B, G, U->K, qh, (const int8_t *)U->packed, acc_t);
+            cyl_q8_dequant_cols(B, G, j0, j1, acc_t, sh, zh, U->scale, U->colsum, z, G);
+        } else {
+            uint16_t *qh = (uint16_t *)own;
+            cyl_bf16_round_rows(B, U->K, s->h, U->K, qh);
+            cyl_bf16_gemm_panels(s->level, p0, p1, B, G, U->K, qh, (const uint16_t *)U->packed,
+                                 z, G);
+        }
+        return;
+    }
+    /* the cell of step t for this thread's units */
+    int u0, u1;
+    cyl_q_share(H, part, parts, 16, &u0, &u1);
+    if (u1 <= u0)
+        return;
+    size_t nb = (size_t)(u1 - u0) * sizeof(float);
+    cyl_q_cell_units(B, H, z, s->sel, s->c, s->cnew, s->hnew, u0, u1);
+    for (int b = 0; b < B; b++) {
+        long o = (long)b * H + u0;
+        if (s->mask == NULL || s->mask[(long)t * B + b]) {
+            memcpy(s->h + o, s->hnew + o, nb);
+            memcpy(s->c + o, s->cnew + o, nb);
+            memcpy(s->prev + o, s->hnew + o, nb);
+        }
+        if (s->seq != NULL)
+            memcpy(s->seq + ((long)t * B + b) * H + u0, s->prev + o, nb);
+    }
+}
+
+/* Threads a split over `threads` can use for this shape (1: do not split). */
+static int cyl_q_split_parts(const cyl_qmat *U, int threads) {
+    int H = U->N / 4, panels = cyl_q_panels(U->N), vecs = (H + 15) / 16;
+    int parts = threads < panels ? threads : panels;
+    return parts < vecs ? parts : vecs;
+}
+
+/* The whole time loop (input product included) split over `parts` threads
+ * (cyl_q_split_parts; xproj holds the bias rows on entry, prev zeros; work
+ * 4H + 2*B*H floats). Returns the threads used: 1 when the pool was busy or not
+ * to be had, and then the caller runs its unsplit path (nothing was done). */
+static int cyl_q_lstm_split(const cyl_qmat *W, const cyl_qmat *U, int level, int T, int B,
+                            int parts, const float *x, float *xproj, const uint8_t *mask,
+                            float *h, float *c, float *seq, float *prev, float *work,
+                            void *shared, void *own) {
+    int H = U->N / 4, G = 4 * H;
+    cyl_q_split_job job = {W, U, level, T, B, H, parts, x, xproj, mask, h, c, seq, prev,
+                           work, work + G, work + G + (long)B * H, (unsigned char *)shared,
+                           (unsigned char *)own, cyl_q_split_own(U, B)};
+    if (parts < 2 || T < 1 || B < 1)
+        return 1;
+    for (int j = 0; j < G; j++)
+        work[j] = (j >= 2 * H && j < 3 * H) ? 2.0f : 1.0f;
+    if (cyl_pool_run(cyl_q_split_chunk, &job, 2 + 2 * T, parts, parts - 1) != 0)
+        return 1;
+    return parts;
 }
 
 #endif  /* CYLSTM_QUANTIZED_H */
