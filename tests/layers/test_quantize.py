@@ -300,3 +300,27 @@ def test_concurrent_calls_share_the_kernel_safely():
             got = list(pool.map(q, xs))
             for g, w in zip(got, want):
                 np.testing.assert_array_equal(g, w)
+
+
+def test_concurrent_calls_with_the_column_split(monkeypatch):
+    # Several Python threads each asking for the column split: one gets the C
+    # pool, the others find it busy and run inline; every result is the same.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cylstm import _quantized_dispatch as dispatch
+    monkeypatch.setattr(dispatch, "SPLIT_MIN_WORK", 1)
+    layer = cylstm.layers.LSTM(64, return_sequences=True)
+    rng = np.random.default_rng(6)
+    xs = [rng.standard_normal((1, 30, 16)).astype(np.float32) for _ in range(8)]
+    layer(xs[0])
+    for dtype in ("int8", "bfloat16"):
+        q = cylstm.quantize(layer, dtype)
+        want = [q(x) for x in xs]
+
+        def call(x):
+            with cylstm.threads(2):
+                return q(x)
+        with ThreadPoolExecutor(4) as pool:
+            for _ in range(3):
+                for g, w in zip(pool.map(call, xs), want):
+                    np.testing.assert_array_equal(g, w)   # H = 64: whole vectors, exact
