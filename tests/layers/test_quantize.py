@@ -324,3 +324,23 @@ def test_concurrent_calls_with_the_column_split(monkeypatch):
             for _ in range(3):
                 for g, w in zip(pool.map(call, xs), want):
                     np.testing.assert_array_equal(g, w)   # H = 64: whole vectors, exact
+
+
+@pytest.mark.parametrize("dtype", ["int8", "bfloat16"])
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_torch_lstm_one_step_shortcut_equals_the_general_path(dtype, batch_first):
+    # One step from zero states goes through the kernel's step; with explicit
+    # zero states it takes the general path: the same numbers and shapes.
+    module = cylstm.nn.LSTM(12, 20, batch_first=batch_first, seed=3)
+    q = cylstm.quantize(module, dtype)
+    rng = np.random.default_rng(8)
+    for B in (1, 3, 1):
+        x = rng.standard_normal((B, 1, 12) if batch_first else (1, B, 12)).astype(np.float32)
+        zeros = (np.zeros((1, B, 20), np.float32), np.zeros((1, B, 20), np.float32))
+        out, (h, c) = q(x)
+        out2, (h2, c2) = q(x, zeros)
+        assert out.shape == out2.shape and h.shape == h2.shape == (1, B, 20)
+        for a, b in ((out, out2), (h, h2), (c, c2)):
+            np.testing.assert_array_equal(a, b)
+        out[...] = 7   # the output is not a view of the states
+        assert not np.any(h == 7)
