@@ -638,14 +638,97 @@ static void cyl_qmat_apply(const cyl_qmat *m, int level, int n, const float *A, 
 
 /* ---------------------------------------------------------------- the LSTM loop */
 
+#if CYL_Q_HAVE_X86
+/* exp(x) for x <= 0 of 16 lanes (cyl_exp_neg's reduction and polynomial,
+ * 2^n by scalef). */
+__attribute__((target("avx512f")))
+static inline __m512 cyl_q_exp_neg16(__m512 x) {
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.3f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(y, n);
+}
+
+__attribute__((target("avx512f")))
+static inline __m512 cyl_q_sigmoid16(__m512 x) {
+    __m512 ax = _mm512_abs_ps(x);
+    __m512 e = cyl_q_exp_neg16(_mm512_sub_ps(_mm512_setzero_ps(), ax));
+    __m512 s = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+    __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
+    return _mm512_mask_mul_ps(s, neg, e, s);
+}
+
+__attribute__((target("avx512f")))
+static inline __m512 cyl_q_tanh16(__m512 x) {
+    __m512 ax = _mm512_abs_ps(x);
+    __m512 z = _mm512_mul_ps(x, x);
+    __m512 p = _mm512_set1_ps(-5.70498872745e-3f);
+    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(2.06390887954e-2f));
+    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-5.37397155531e-2f));
+    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(1.33314422036e-1f));
+    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-3.33332819422e-1f));
+    __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(p, z), x, x);
+    __m512 e = cyl_q_exp_neg16(_mm512_mul_ps(_mm512_set1_ps(-2.0f), ax));
+    __m512 big = _mm512_div_ps(_mm512_sub_ps(_mm512_set1_ps(1.0f), e),
+                               _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+    /* the sign of x onto big */
+    big = _mm512_castsi512_ps(_mm512_or_si512(
+        _mm512_castps_si512(big),
+        _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000u))));
+    __mmask16 lo = _mm512_cmp_ps_mask(ax, _mm512_set1_ps(0.625f), _CMP_LT_OQ);
+    return _mm512_mask_blend_ps(lo, big, small);
+}
+
+/* cyl_q_cell_units with AVX-512: all four gates of 16 units and their cell
+ * update in registers, one pass over z (lanes are independent: the same
+ * bits whatever the split of units). */
+__attribute__((target("avx512f")))
+static void cyl_q_cell_avx512(int B, int H, const float *z, const float *c, float *cn,
+                              float *hn, int u0, int u1) {
+    int G = 4 * H;
+    for (int b = 0; b < B; b++) {
+        const float *zb = z + (long)b * G, *cb = c + (long)b * H;
+        float *nb = cn + (long)b * H, *hb = hn + (long)b * H;
+        for (int j = u0; j < u1; j += 16) {
+            int w = u1 - j < 16 ? u1 - j : 16;
+            __mmask16 m = (__mmask16)((1u << w) - 1u);
+            __m512 i = cyl_q_sigmoid16(_mm512_maskz_loadu_ps(m, zb + j));
+            __m512 f = cyl_q_sigmoid16(_mm512_maskz_loadu_ps(m, zb + H + j));
+            __m512 g = cyl_q_tanh16(_mm512_maskz_loadu_ps(m, zb + 2 * H + j));
+            __m512 o = cyl_q_sigmoid16(_mm512_maskz_loadu_ps(m, zb + 3 * H + j));
+            __m512 cnew = _mm512_fmadd_ps(f, _mm512_maskz_loadu_ps(m, cb + j),
+                                          _mm512_mul_ps(i, g));
+            _mm512_mask_storeu_ps(nb + j, m, cnew);
+            _mm512_mask_storeu_ps(hb + j, m, _mm512_mul_ps(o, cyl_q_tanh16(cnew)));
+        }
+    }
+}
+#endif
+
 /* The cell of B rows: gates z (B x 4H: i, f, g, o blocks of H per row) are
  * activated in place in one call over all rows (sel, B x 4H: 1 for a sigmoid
  * column, 2 for tanh, as fastmath.h's cyl_lstm_gates_f32 takes it), then
  * c -> cn and hn = o * tanh(cn). Few calls per step: a loop per row and gate
  * cost more than the arithmetic at small H. */
-static void cyl_q_cell(int B, int H, float *z, const float *sel, const float *c, float *cn,
-                       float *hn) {
+static void cyl_q_cell(int level, int B, int H, float *z, const float *sel, const float *c,
+                       float *cn, float *hn) {
     int G = 4 * H;
+#if CYL_Q_HAVE_X86
+    if (level >= 2) {   /* the AVX-512 paths (VNNI, BF16) imply AVX-512F */
+        cyl_q_cell_avx512(B, H, z, c, cn, hn, 0, H);
+        return;
+    }
+#endif
+    (void)level;
     cyl_lstm_gates_f32(z, z, sel, (Py_ssize_t)B * G);
     for (int b = 0; b < B; b++) {
         const float *zb = z + (long)b * G, *cb = c + (long)b * H;
@@ -688,7 +771,7 @@ static void cyl_q_lstm(const cyl_qmat *U, const cyl_qmat *R, int level, int T, i
     for (int t = 0; t < T; t++) {
         float *z = xproj + (long)t * B * G;
         cyl_qmat_apply(U, level, B, h, P, z, G, scratch);
-        cyl_q_cell(B, H, z, sel, c, cnew, hfull);
+        cyl_q_cell(level, B, H, z, sel, c, cnew, hfull);
         if (R != NULL) {
             memset(hnew, 0, (size_t)B * P * sizeof(float));
             cyl_qmat_apply(R, level, B, hfull, H, hnew, P, scratch);
@@ -770,9 +853,16 @@ static inline void cyl_q_share(int total, int part, int parts, int grain, int *a
 }
 
 /* The cell of rows 0..B-1 for units u0 .. u1-1 (cyl_q_cell's math, per gate block). */
-static void cyl_q_cell_units(int B, int H, float *z, const float *sel, const float *c,
-                             float *cn, float *hn, int u0, int u1) {
+static void cyl_q_cell_units(int level, int B, int H, float *z, const float *sel,
+                             const float *c, float *cn, float *hn, int u0, int u1) {
     int G = 4 * H, n = u1 - u0;
+#if CYL_Q_HAVE_X86
+    if (level >= 2) {
+        cyl_q_cell_avx512(B, H, z, c, cn, hn, u0, u1);
+        return;
+    }
+#endif
+    (void)level;
     for (int b = 0; b < B; b++) {
         float *zb = z + (long)b * G;
         for (int g = 0; g < 4; g++)   /* the same function as cyl_q_cell: the same bits */
@@ -856,7 +946,7 @@ static void cyl_q_split_chunk(void *arg, int step, int part, int parts) {
     if (u1 <= u0)
         return;
     size_t nb = (size_t)(u1 - u0) * sizeof(float);
-    cyl_q_cell_units(B, H, z, s->sel, s->c, s->cnew, s->hnew, u0, u1);
+    cyl_q_cell_units(s->level, B, H, z, s->sel, s->c, s->cnew, s->hnew, u0, u1);
     for (int b = 0; b < B; b++) {
         long o = (long)b * H + u0;
         if (s->mask == NULL || s->mask[(long)t * B + b]) {
