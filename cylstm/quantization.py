@@ -667,7 +667,7 @@ class QuantizedTorchLSTM(_Inference):
             x, time_major, batched = input, not self.batch_first, True
             B = input.shape[0] if self.batch_first else input.shape[1]
             if len(self._kernels) == 1 and len(self._kernels[0]) == 1 \
-                    and input.shape[1 - int(self.batch_first)] == 1:
+                    and input.shape[int(self.batch_first)] == 1:
                 done = self._one_step(input, B)
                 if done is not None:
                     return done

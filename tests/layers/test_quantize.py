@@ -344,3 +344,11 @@ def test_torch_lstm_one_step_shortcut_equals_the_general_path(dtype, batch_first
             np.testing.assert_array_equal(a, b)
         out[...] = 7   # the output is not a view of the states
         assert not np.any(h == 7)
+    for B, T in ((1, 4), (3, 2)):   # longer sequences take the general path
+        x = rng.standard_normal((B, T, 12) if batch_first else (T, B, 12)).astype(np.float32)
+        zeros = (np.zeros((1, B, 20), np.float32), np.zeros((1, B, 20), np.float32))
+        out, (h, c) = q(x)
+        out2, (h2, c2) = q(x, zeros)
+        assert out.shape == out2.shape == ((B, T, 20) if batch_first else (T, B, 20))
+        for a, b in ((out, out2), (h, h2), (c, c2)):
+            np.testing.assert_array_equal(a, b)
