@@ -101,6 +101,7 @@ class QuantizedRunner:
         self.bias = self._kernels[0].bias
         self._float = None
         self._workspace = None
+        self._plans = {}   # float32 call plans of the fall-back, by call shape
 
     def _float_weights(self):
         if self._float is None:
@@ -180,12 +181,42 @@ class QuantizedRunner:
         if batch_first:
             x = x.transpose(1, 0, 2)
             mask = None if mask is None else mask.T
-        seq, last, h, c, _ = backend_named("cpu")._compiled_forward(
-            x, W, U, self.bias, h0, c0, projection=R, mask=mask, time_major=not batch_first,
-            return_sequences=return_sequences, workspace=self._workspace)
+        backend = backend_named("cpu")
+        got = None
+        if mask is None:
+            got = self._planned(backend, x, not batch_first, return_sequences, h0, c0)
+        if got is not None:
+            seq, last, h, c = got
+        else:
+            seq, last, h, c, _ = backend._compiled_forward(
+                x, W, U, self.bias, h0, c0, projection=R, mask=mask,
+                time_major=not batch_first, return_sequences=return_sequences,
+                workspace=self._workspace)
         if batch_first and seq is not None:
             seq = seq.transpose(1, 0, 2)
         return seq, h, c, last
+
+    def _planned(self, backend, x, time_major, return_sequences, h0, c0):
+        """The unmasked call through the float32 backend's call plan for this
+        shape (as nn.LSTM's float32 calls run; made once per shape, kept for a
+        few shapes), or None where no plan applies or another thread holds it."""
+        from . import activations
+        from .backends.cpu import Workspace
+        key = (x.shape, time_major, return_sequences)
+        if key not in self._plans:
+            if len(self._plans) >= 8:
+                self._plans.clear()
+            W, U, R = self._float_weights()
+            self._plans[key] = backend.forward_plan(
+                W, U, self.bias, R, activations.tanh, activations.sigmoid, x.shape,
+                time_major=time_major, return_sequences=return_sequences,
+                workspace=Workspace())
+        plan = self._plans[key]
+        if plan is None or not x.flags.c_contiguous:
+            return None
+        h0 = np.ascontiguousarray(h0)
+        c0 = np.ascontiguousarray(c0)
+        return plan.run(x, h0, c0)
 
     def step(self, x, h0, c0):
         """(h, c) of one step, or None when ``run`` must take it (arguments not
