@@ -38,7 +38,7 @@ cdef extern from "quantized.h" nogil:
                     float* seq, float* prev, float* work, void* scratch)
     int cyl_q_split_parts(const cyl_qmat* U, int threads)
     long cyl_q_split_shared(const cyl_qmat* W, const cyl_qmat* U, int T, int B)
-    long cyl_q_split_own(const cyl_qmat* U, int B)
+    long cyl_q_split_own(const cyl_qmat* W, const cyl_qmat* U, int T, int B)
     int cyl_q_lstm_split(const cyl_qmat* W, const cyl_qmat* U, int level, int T, int B,
                          int parts, const float* x, float* xproj, const uint8_t* mask,
                          float* h, float* c, float* seq, float* prev, float* work,
@@ -239,7 +239,7 @@ cdef class QuantizedLSTMKernel:
     def _split_buffers(self, int T, int B, int parts, bint owned):
         """(shared, own) scratch of the column split, kept when `owned`."""
         cdef long ns = cyl_q_split_shared(&self.W.m, &self.U.m, T, B)
-        cdef long no = parts * cyl_q_split_own(&self.U.m, B)
+        cdef long no = parts * cyl_q_split_own(&self.W.m, &self.U.m, T, B)
         if not owned:
             return np.empty(ns, np.uint8), np.empty(no, np.uint8)
         if self._shared is None or self._shared.shape[0] < ns:

@@ -807,12 +807,16 @@ static void cyl_q_lstm(const cyl_qmat *U, const cyl_qmat *R, int level, int T, i
  * and workers of the persistent pool (workers.h). For few rows (B = 1 cannot
  * be split by rows): each thread streams only its share of the weights.
  *
- * Pool steps: 0 quantizes the T*B rows of x (rows split), 1 the input product
- * into xproj (panels split); then per time step t, 2 + 2t the recurrent
- * product into xproj's step t (panels split; each thread quantizes h_{t-1}
- * itself into its own scratch, P values, rather than wait on a barrier for
- * one copy) and 3 + 2t the cell (units split, in whole 16-unit vectors).
- * Each pool step starts when the previous one is complete. The products
+ * Pool steps (each starts when the previous one is complete): per time step
+ * t, 2t the recurrent product into xproj's step t (panels split; each
+ * thread quantizes h_{t-1} itself into its own scratch, P values, rather
+ * than wait on a barrier for one copy) and 2t + 1 the cell (units split, in
+ * whole 16-unit vectors). The input product (panels split) runs in step 0
+ * before the recurrent one: a thread's columns of xproj are its own to add
+ * into. Its quantized rows of x: each thread quantizes them itself where x
+ * is small (CYL_Q_SPLIT_OWN_X values: one-step serving then has one barrier
+ * per call), otherwise one extra pool step first quantizes them (rows
+ * split) into shared scratch. The products
  * are those of cyl_q_lstm bit for bit (the same int32 sums, the same float32
  * bfloat16 sums: a column's sum does not depend on the panels around it); the
  * gate math is the same function on shorter runs of units, whose vectorised
@@ -826,21 +830,35 @@ typedef struct {
     const uint8_t *mask;       /* T x B or NULL */
     float *h, *c, *seq, *prev, *sel, *hnew, *cnew;
     unsigned char *shared;     /* the quantized x rows and the int32 sums */
-    unsigned char *own;        /* parts x own_bytes: each thread's quantized h */
+    unsigned char *own;        /* parts x own_bytes: each thread's quantized h (and x) */
     long own_bytes;
+    int pre;                   /* 1: a first pool step quantizes x into shared */
 } cyl_q_split_job;
+
+/* Up to this many values of x (T*B*F) each thread quantizes x itself. */
+#ifndef CYL_Q_SPLIT_OWN_X
+#define CYL_Q_SPLIT_OWN_X 8192L
+#endif
+
+static inline int cyl_q_split_pre(const cyl_qmat *W, int T, int B) {
+    return (long)T * B * W->K > CYL_Q_SPLIT_OWN_X;
+}
+
+/* Bytes of quantized rows (with scales and zero points for int8) of n x K. */
+static inline long cyl_q_rows_bytes(int kind, int n, int K) {
+    return kind == 0 ? (long)n * (cyl_q_round_up(K, 4) + 8) : 2L * n * cyl_q_round_up(K, 2);
+}
 
 /* Bytes of cyl_q_split_job's shared and own scratch. */
 static long cyl_q_split_shared(const cyl_qmat *W, const cyl_qmat *U, int T, int B) {
     long rows = (long)T * B;
-    if (U->kind == 0)
-        return rows * (4L * U->N + cyl_q_round_up(W->K, 4) + 8) + 4L * B * U->N + 64;
-    return rows * 2L * cyl_q_round_up(W->K, 2) + 64;
+    return 4L * (rows + B) * U->N + cyl_q_rows_bytes(W->kind, (int)rows, W->K) + 64;
 }
 
-static long cyl_q_split_own(const cyl_qmat *U, int B) {
-    long b = U->kind == 0 ? (long)B * (cyl_q_round_up(U->K, 4) + 8)
-                          : (long)B * 2 * cyl_q_round_up(U->K, 2);
+static long cyl_q_split_own(const cyl_qmat *W, const cyl_qmat *U, int T, int B) {
+    long b = cyl_q_rows_bytes(U->kind, B, U->K);
+    if (!cyl_q_split_pre(W, T, B))
+        b += cyl_q_rows_bytes(W->kind, T * B, W->K);
     return (b + 63) / 64 * 64;
 }
 
@@ -877,67 +895,85 @@ static void cyl_q_cell_units(int level, int B, int H, float *z, const float *sel
     }
 }
 
+/* Quantize n rows of A (n x K) into q: int8 codes, then n scales and n zero
+ * points (the layout cyl_q_rows_bytes counts); bf16 bit patterns. */
+static void cyl_q_rows_into(int level, int kind, int n, int K, const float *A, void *q) {
+    if (kind == 0) {
+        uint8_t *codes = (uint8_t *)q;
+        float *sa = (float *)(codes + (long)n * cyl_q_round_up(K, 4));
+        cyl_q8_quantize(level, n, K, A, K, codes, sa, (int32_t *)(sa + n));
+    } else {
+        cyl_bf16_round_rows(n, K, A, K, (uint16_t *)q);
+    }
+}
+
+/* C (n x N) += the panels p0 .. p1-1 of rows q (cyl_q_rows_into) @ m; acc:
+ * n x N int32 scratch (int8). */
+static void cyl_q_panels_apply(const cyl_qmat *m, int level, int p0, int p1, int n,
+                               const void *q, int32_t *acc, float *C) {
+    int N = m->N;
+    if (m->kind == 0) {
+        const uint8_t *codes = (const uint8_t *)q;
+        const float *sa = (const float *)(codes + (long)n * cyl_q_round_up(m->K, 4));
+        int j0 = p0 * CYL_Q_PANEL, j1 = p1 * CYL_Q_PANEL < N ? p1 * CYL_Q_PANEL : N;
+        cyl_q8_gemm_panels(level, p0, p1, n, N, m->K, codes, (const int8_t *)m->packed, acc);
+        cyl_q8_dequant_cols(n, N, j0, j1, acc, sa, (const int32_t *)(sa + n), m->scale,
+                            m->colsum, C, N);
+    } else {
+        cyl_bf16_gemm_panels(level, p0, p1, n, N, m->K, (const uint16_t *)q,
+                             (const uint16_t *)m->packed, C, N);
+    }
+}
+
 static void cyl_q_split_chunk(void *arg, int step, int part, int parts) {
     const cyl_q_split_job *s = (const cyl_q_split_job *)arg;
     const cyl_qmat *W = s->W, *U = s->U;
     int B = s->B, H = s->H, G = 4 * H, rows = s->T * s->B;
-    int int8 = U->kind == 0;
-    int KpW = cyl_q_round_up(W->K, int8 ? 4 : 2), KpU = cyl_q_round_up(U->K, int8 ? 4 : 2);
-    /* shared: int8: acc (rows x G int32), acc of a step (B x G), sa, zp (rows), q (rows x KpW);
-     * bf16: q (rows x KpW uint16) */
+    /* shared: the int32 sums of the input product (rows x G) and of a step
+     * (B x G), then x's quantized rows when s->pre; own: h's quantized rows,
+     * then x's when not s->pre */
     int32_t *acc = (int32_t *)s->shared;
     int32_t *acc_t = acc + (long)rows * G;
-    float *sa = (float *)(acc_t + (long)B * G);
-    int32_t *zp = (int32_t *)(sa + rows);
-    uint8_t *q8 = (uint8_t *)(zp + rows);
-    uint16_t *q16 = (uint16_t *)s->shared;
+    void *qx_shared = acc_t + (long)B * G;
+    unsigned char *own = s->own + (long)part * s->own_bytes;
+    void *qh = own;
+    void *qx = s->pre ? qx_shared : (void *)(own + cyl_q_rows_bytes(U->kind, B, U->K));
+    if (s->pre) {
+        if (step == 0) {   /* quantize x's rows, rows split, into shared */
+            int r0, r1;
+            cyl_q_share(rows, part, parts, 1, &r0, &r1);
+            if (r1 <= r0)
+                return;
+            /* whole rows of the shared layout: codes of rows r0.., their scales, zps */
+            if (W->kind == 0) {
+                int Kp = cyl_q_round_up(W->K, 4);
+                uint8_t *codes = (uint8_t *)qx_shared;
+                float *sa = (float *)(codes + (long)rows * Kp);
+                int32_t *zp = (int32_t *)(sa + rows);
+                cyl_q8_quantize(s->level, r1 - r0, W->K, s->x + (long)r0 * W->K, W->K,
+                                codes + (long)r0 * Kp, sa + r0, zp + r0);
+            } else {
+                cyl_bf16_round_rows(r1 - r0, W->K, s->x + (long)r0 * W->K, W->K,
+                                    (uint16_t *)qx_shared + (long)r0 * cyl_q_round_up(W->K, 2));
+            }
+            return;
+        }
+        step -= 1;
+    }
     int p0, p1;
     cyl_q_share(cyl_q_panels(G), part, parts, 1, &p0, &p1);
-    int j0 = p0 * CYL_Q_PANEL, j1 = p1 * CYL_Q_PANEL < G ? p1 * CYL_Q_PANEL : G;
-    if (step == 0) {   /* quantize x's rows */
-        int r0, r1;
-        cyl_q_share(rows, part, parts, 1, &r0, &r1);
-        if (r1 <= r0)
-            return;
-        const float *x = s->x + (long)r0 * W->K;
-        if (int8)
-            cyl_q8_quantize(s->level, r1 - r0, W->K, x, W->K, q8 + (long)r0 * KpW, sa + r0,
-                            zp + r0);
-        else
-            cyl_bf16_round_rows(r1 - r0, W->K, x, W->K, q16 + (long)r0 * KpW);
-        return;
-    }
-    if (step == 1) {   /* the input product */
-        if (p1 <= p0)
-            return;
-        if (int8) {
-            cyl_q8_gemm_panels(s->level, p0, p1, rows, G, W->K, q8, (const int8_t *)W->packed, acc);
-            cyl_q8_dequant_cols(rows, G, j0, j1, acc, sa, zp, W->scale, W->colsum, s->xproj, G);
-        } else {
-            cyl_bf16_gemm_panels(s->level, p0, p1, rows, G, W->K, q16,
-                                 (const uint16_t *)W->packed, s->xproj, G);
-        }
-        return;
-    }
-    int t = (step - 2) / 2;
+    int t = step / 2;
     float *z = s->xproj + (long)t * B * G;
-    if ((step & 1) == 0) {   /* the recurrent product of step t */
+    if ((step & 1) == 0) {   /* (the input product, then) the recurrent product of step t */
         if (p1 <= p0)
             return;
-        unsigned char *own = s->own + (long)part * s->own_bytes;
-        if (int8) {
-            uint8_t *qh = own;
-            float *sh = (float *)(qh + (long)B * KpU);
-            int32_t *zh = (int32_t *)(sh + B);
-            cyl_q8_quantize(s->level, B, U->K, s->h, U->K, qh, sh, zh);
-            cyl_q8_gemm_panels(s->level, p0, p1, B, G, U->K, qh, (const int8_t *)U->packed, acc_t);
-            cyl_q8_dequant_cols(B, G, j0, j1, acc_t, sh, zh, U->scale, U->colsum, z, G);
-        } else {
-            uint16_t *qh = (uint16_t *)own;
-            cyl_bf16_round_rows(B, U->K, s->h, U->K, qh);
-            cyl_bf16_gemm_panels(s->level, p0, p1, B, G, U->K, qh, (const uint16_t *)U->packed,
-                                 z, G);
+        if (step == 0) {
+            if (!s->pre)
+                cyl_q_rows_into(s->level, W->kind, rows, W->K, s->x, qx);
+            cyl_q_panels_apply(W, s->level, p0, p1, rows, qx, acc, s->xproj);
         }
+        cyl_q_rows_into(s->level, U->kind, B, U->K, s->h, qh);
+        cyl_q_panels_apply(U, s->level, p0, p1, B, qh, acc_t, z);
         return;
     }
     /* the cell of step t for this thread's units */
@@ -977,12 +1013,13 @@ static int cyl_q_lstm_split(const cyl_qmat *W, const cyl_qmat *U, int level, int
     int H = U->N / 4, G = 4 * H;
     cyl_q_split_job job = {W, U, level, T, B, H, parts, x, xproj, mask, h, c, seq, prev,
                            work, work + G, work + G + (long)B * H, (unsigned char *)shared,
-                           (unsigned char *)own, cyl_q_split_own(U, B)};
+                           (unsigned char *)own, cyl_q_split_own(W, U, T, B),
+                           cyl_q_split_pre(W, T, B)};
     if (parts < 2 || T < 1 || B < 1)
         return 1;
     for (int j = 0; j < G; j++)
         work[j] = (j >= 2 * H && j < 3 * H) ? 2.0f : 1.0f;
-    if (cyl_pool_run(cyl_q_split_chunk, &job, 2 + 2 * T, parts, parts - 1) != 0)
+    if (cyl_pool_run(cyl_q_split_chunk, &job, job.pre + 2 * T, parts, parts - 1) != 0)
         return 1;
     return parts;
 }

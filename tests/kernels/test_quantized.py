@@ -156,12 +156,14 @@ def test_paths_available_are_reported():
 
 # The column split (cyl_q_lstm_split): every product's panels and every
 # cell's units over the calling thread and the C workers, B = 1 included,
-# units that do not fill a 64-column panel or a 16-unit vector.
+# units that do not fill a 64-column panel or a 16-unit vector, x quantized
+# by each thread (small x) or in a pool step of its own.
 @pytest.mark.parametrize("dtype", ["int8", "bfloat16"])
 @pytest.mark.parametrize("force", [0, 1, 2])
 @pytest.mark.parametrize("threads", [2, 3, 4])
 @pytest.mark.parametrize("T,B,F,H", [(1, 1, 40, 70), (5, 1, 7, 100), (4, 3, 20, 48),
-                                     (3, 8, 9, 33)])
+                                     (3, 8, 9, 33),
+                                     (40, 2, 130, 20)])   # x over 8192 values: own pool step
 def test_column_split_matches_reference_and_one_thread(dtype, force, threads, T, B, F, H):
     rng = np.random.default_rng(T * 100 + B * 10 + H)
     W = (rng.standard_normal((F, 4 * H)) * 0.4).astype(np.float32)
