@@ -167,8 +167,8 @@ def table(rows):
     engines = list(dict.fromkeys(r["engine"] for r in rows))
     keys = list(dict.fromkeys((r["shape"], r["threads"]) for r in rows))
     lines = ["| shape B,T,I,H | threads | " + " | ".join(engines)
-             + " | int8 / best f32 | int8 / best peer int8 |",
-             "|---|---|" + "---|" * (len(engines) + 2)]
+             + " | bf16 / best f32 | int8 / best f32 | int8 / best peer int8 |",
+             "|---|---|" + "---|" * (len(engines) + 3)]
     for shape, n in keys:
         got = {r["engine"]: r for r in rows if r["shape"] == shape and r["threads"] == n}
         cells = [f"{got[e]['us']:.1f} ({got[e]['err']:.0e})" if e in got else "-"
@@ -177,7 +177,9 @@ def table(rows):
         i8 = got["cylstm int8"]["us"]
         peers = [got[e]["us"] for e in ("torch int8", "ORT int8") if e in got]
         best = f"{i8 / min(peers):.2f}" if peers else "-"
-        lines.append(f"| {shape} | {n} | " + " | ".join(cells) + f" | {i8 / f32:.2f} | {best} |")
+        b16 = got["cylstm bf16"]["us"]
+        lines.append(f"| {shape} | {n} | " + " | ".join(cells)
+                     + f" | {b16 / f32:.2f} | {i8 / f32:.2f} | {best} |")
     return "\n".join(lines)
 
 
