@@ -55,7 +55,12 @@ SPLIT_MAX_ROWS = 8
 # both). An int8 step runs 60-170 GMAC/s on one Zen 4 core, so a step of 2 x
 # 256K takes 4-8 us; a barrier costs 0.2-1 us on idle cores. The float32
 # fused step splits from 2 x 128K (lstm_step.pyx); quantized steps are 2-4x
-# faster per multiply-add, hence twice that.
+# faster per multiply-add, hence twice that. Derived, not tuned: the machine
+# was never quiet while this was written (at load 2 the split took
+# 1,1,1024,1024 int8 from 128 to 106 us and 8,1,512,512 bfloat16 from 236 to
+# 157 us; at load 5-6 on 2 cores it lost everywhere, as the float32 split
+# does: a worker that has claimed a chunk and loses its core holds the
+# barrier).
 SPLIT_MIN_WORK = 1 << 18
 
 
