@@ -143,9 +143,11 @@ def run(shapes, threads, seed=0):
 def alternating_us(engines, cpu_time, budget_s=2.0, min_rounds=7, max_rounds=3000):
     """Median microseconds per call of each engine, the engines called in
     turn (one call each per round) so that a change in the machine's load
-    falls on all of them alike. cpu_time: the calling thread's CPU time (one
-    thread: what the call itself cost, whatever else the machine runs);
-    otherwise wall time."""
+    falls on all of them alike; the order rotates every round, so that no
+    engine always follows the same one (an engine's threads spin for a while
+    after its call and can take the cores from the next one's workers).
+    cpu_time: the calling thread's CPU time (one thread: what the call itself
+    cost, whatever else the machine runs); otherwise wall time."""
     clock = time.thread_time if cpu_time else time.perf_counter
     for fn in engines.values():
         fn()
@@ -155,7 +157,9 @@ def alternating_us(engines, cpu_time, budget_s=2.0, min_rounds=7, max_rounds=300
     rounds = 0
     while rounds < max_rounds and (rounds < min_rounds
                                    or time.perf_counter() - start < budget_s):
-        for label, fn in engines.items():
+        order = list(engines.items())
+        k = rounds % len(order)
+        for label, fn in order[k:] + order[:k]:
             t0 = clock()
             fn()
             times[label].append(clock() - t0)
