@@ -221,7 +221,8 @@ static void cyl_q8_gemm_c(int p0, int p1, int n, int N, int K, const uint8_t *Q,
 #if CYL_Q_HAVE_X86
 
 __attribute__((target("avx512f,avx512bw,avx512vnni")))
-static void cyl_q8_gemm_vnni(int p0, int p1, int n, int N, int K, const uint8_t *Q, const int8_t *Wp,
+static void cyl_q8_gemm_vnni(int p0, int p1, int n, int N, int K,
+                             const uint8_t *Q, const int8_t *Wp,
                              int32_t *acc) {
     int Kp = cyl_q_round_up(K, 4), K4 = Kp / 4;
     for (int p = p0, j0 = p0 * CYL_Q_PANEL; p < p1; p++, j0 += CYL_Q_PANEL) {
@@ -303,7 +304,8 @@ static inline __m256i cyl_q8_pairsum_avx2(__m256i lo, __m256i hi) {
 }
 
 __attribute__((target("avx2,fma")))
-static void cyl_q8_gemm_avx2(int p0, int p1, int n, int N, int K, const uint8_t *Q, const int8_t *Wp,
+static void cyl_q8_gemm_avx2(int p0, int p1, int n, int N, int K,
+                             const uint8_t *Q, const int8_t *Wp,
                              int32_t *acc) {
     int Kp = cyl_q_round_up(K, 4), K4 = Kp / 4;
     for (int p = p0, j0 = p0 * CYL_Q_PANEL; p < p1; p++, j0 += CYL_Q_PANEL) {
@@ -431,7 +433,8 @@ static void cyl_bf16_round_rows(int n, int K, const float *A, int lda, uint16_t 
     }
 }
 
-static void cyl_bf16_gemm_c(int p0, int p1, int n, int N, int K, const uint16_t *Q, const uint16_t *Wp,
+static void cyl_bf16_gemm_c(int p0, int p1, int n, int N, int K,
+                            const uint16_t *Q, const uint16_t *Wp,
                             float *C, int ldc) {
     int Kp = cyl_q_round_up(K, 2);
     for (int p = p0, j0 = p0 * CYL_Q_PANEL; p < p1; p++, j0 += CYL_Q_PANEL) {
@@ -537,7 +540,8 @@ static void cyl_bf16_gemm_avx512(int p0, int p1, int n, int N, int K, const uint
  * high); the odd value is the lane with its low half cleared, the even one
  * the lane shifted left by 16. */
 __attribute__((target("avx2,fma")))
-static void cyl_bf16_gemm_avx2(int p0, int p1, int n, int N, int K, const uint16_t *Q, const uint16_t *Wp,
+static void cyl_bf16_gemm_avx2(int p0, int p1, int n, int N, int K,
+                               const uint16_t *Q, const uint16_t *Wp,
                                float *C, int ldc) {
     int Kp = cyl_q_round_up(K, 2), K2 = Kp / 2;
     const __m256i hi_mask = _mm256_set1_epi32((int)0xffff0000u);
