@@ -1,7 +1,9 @@
 """Quantized serving: cylstm float32 / bfloat16 / int8 beside torch's
 ``quantize_dynamic`` (int8 nn.LSTM) and ONNX Runtime's ``DynamicQuantizeLSTM``
 (ORT's own ``quantize_dynamic`` on cylstm's ONNX export), same weights, same
-inputs, in one run, 1 and 2 threads.
+inputs, in one run, 1 and 2 threads. The engines of a shape and thread
+count are called in turn (one call each per round) and the median taken:
+with 1 thread of the calling thread's CPU time, with 2 of wall time.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/quantized.py
 
@@ -28,19 +30,6 @@ SHAPES = [(1, 1, 256, 256), (1, 1, 512, 512), (1, 1, 1024, 1024), (8, 1, 512, 51
 # The BENCHMARKS.md grid (``--grid``): nn.LSTM float32 against its quantized copies.
 GRID = [(1, 1, 64, 64), (1, 100, 32, 128), (16, 100, 64, 128), (64, 100, 128, 256),
         (256, 50, 256, 512), (32, 300, 15, 10), (128, 300, 15, 10)]
-
-
-def median_us(fn, budget_s=0.6, min_reps=5, max_reps=2000):
-    fn()
-    fn()
-    times = []
-    start = time.perf_counter()
-    while len(times) < max_reps and (len(times) < min_reps
-                                     or time.perf_counter() - start < budget_s):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e6 * float(np.median(times))
 
 
 def make_torch(module):
@@ -143,20 +132,47 @@ def run(shapes, threads, seed=0):
                                                    providers=["CPUExecutionProvider"])
                     name = sess.get_inputs()[0].name
                     engines["ORT int8"] = lambda: sess.run(None, {name: x})[0]
-                for label, fn in engines.items():
-                    out = np.asarray(fn()).reshape(ref.shape)
+                errs = {label: float(np.abs(np.asarray(fn()).reshape(ref.shape) - ref).max())
+                        for label, fn in engines.items()}
+                for label, us in alternating_us(engines, cpu_time=n == 1).items():
                     rows.append({"shape": f"{B},{T},{I},{H}", "threads": n, "engine": label,
-                                 "us": median_us(fn),
-                                 "err": float(np.abs(out - ref).max())})
+                                 "us": us, "err": errs[label]})
     return rows
+
+
+def alternating_us(engines, cpu_time, budget_s=2.0, min_rounds=7, max_rounds=3000):
+    """Median microseconds per call of each engine, the engines called in
+    turn (one call each per round) so that a change in the machine's load
+    falls on all of them alike; the order rotates every round, so that no
+    engine always follows the same one (an engine's threads spin for a while
+    after its call and can take the cores from the next one's workers).
+    cpu_time: the calling thread's CPU time (one thread: what the call itself
+    cost, whatever else the machine runs); otherwise wall time."""
+    clock = time.thread_time if cpu_time else time.perf_counter
+    for fn in engines.values():
+        fn()
+        fn()
+    times = {label: [] for label in engines}
+    start = time.perf_counter()
+    rounds = 0
+    while rounds < max_rounds and (rounds < min_rounds
+                                   or time.perf_counter() - start < budget_s):
+        order = list(engines.items())
+        k = rounds % len(order)
+        for label, fn in order[k:] + order[:k]:
+            t0 = clock()
+            fn()
+            times[label].append(clock() - t0)
+        rounds += 1
+    return {label: 1e6 * float(np.median(v)) for label, v in times.items()}
 
 
 def table(rows):
     engines = list(dict.fromkeys(r["engine"] for r in rows))
     keys = list(dict.fromkeys((r["shape"], r["threads"]) for r in rows))
     lines = ["| shape B,T,I,H | threads | " + " | ".join(engines)
-             + " | int8 / best f32 | int8 / best peer int8 |",
-             "|---|---|" + "---|" * (len(engines) + 2)]
+             + " | bf16 / best f32 | int8 / best f32 | int8 / best peer int8 |",
+             "|---|---|" + "---|" * (len(engines) + 3)]
     for shape, n in keys:
         got = {r["engine"]: r for r in rows if r["shape"] == shape and r["threads"] == n}
         cells = [f"{got[e]['us']:.1f} ({got[e]['err']:.0e})" if e in got else "-"
@@ -165,7 +181,9 @@ def table(rows):
         i8 = got["cylstm int8"]["us"]
         peers = [got[e]["us"] for e in ("torch int8", "ORT int8") if e in got]
         best = f"{i8 / min(peers):.2f}" if peers else "-"
-        lines.append(f"| {shape} | {n} | " + " | ".join(cells) + f" | {i8 / f32:.2f} | {best} |")
+        b16 = got["cylstm bf16"]["us"]
+        lines.append(f"| {shape} | {n} | " + " | ".join(cells)
+                     + f" | {b16 / f32:.2f} | {i8 / f32:.2f} | {best} |")
     return "\n".join(lines)
 
 
@@ -182,7 +200,9 @@ def grid(threads, seed=0):
         engines = [module, cylstm.quantize(module, "bfloat16"), cylstm.quantize(module, "int8")]
         for n in threads:
             cylstm.set_num_threads(n)
-            ms = [median_us(lambda e=e: e(x), budget_s=1.0, min_reps=3) / 1e3 for e in engines]
+            got = alternating_us({i: (lambda e=e: e(x)) for i, e in enumerate(engines)},
+                                 cpu_time=n == 1, budget_s=3.0, min_rounds=3)
+            ms = [got[i] / 1e3 for i in range(len(engines))]
             how = "f32 kernels (fall-back)" if float32_is_faster(H, B) else "quantized"
             lines.append(f"| {B},{T},{I},{H} | {n} | {ms[0]:.3f} | {ms[1]:.3f} | {ms[2]:.3f} | "
                          f"{ms[2] / ms[0]:.2f} | {how} |")

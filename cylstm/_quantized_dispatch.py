@@ -8,9 +8,12 @@
   float32 backend splits its rows; each slice runs the whole time loop. Rows
   are independent (activations are quantized per row), so a slice gives its
   rows what the whole batch gives them (int8 bit for bit; bfloat16's float32
-  sums to rounding, their order follows the kernel's blocks of rows). One row (B = 1) runs on one
-  thread: its products would need a split over weight columns with a barrier
-  per step, which these kernels do not have.
+  sums to rounding, their order follows the kernel's blocks of rows).
+- at few rows (B <= SPLIT_MAX_ROWS, B = 1 included) the quantized kernel with
+  every product's column panels and every cell's units split over the
+  threads (quantized.h, cyl_q_lstm_split: the calling thread and persistent C
+  workers, two barriers per step), when a step has enough work to pay for
+  the barriers (see :func:`split_threads`); not with a projection.
 - or, where the quantized kernel is measured slower than float32 (see
   :func:`float32_is_faster`), cylstm's float32 kernels on the dequantized
   weights: the same quantized weights, so the outputs are those of the
@@ -43,11 +46,38 @@ FALLBACK_MIN_ROWS = 16
 PARALLEL_MIN_WORK = 4_000_000
 PARALLEL_MIN_ROWS = 1
 
+# Split the columns (instead of the rows) at up to this many rows: each
+# thread then streams only its share of the weights, where a row split has
+# every thread stream all of them.
+SPLIT_MAX_ROWS = 8
+# ... from this many multiply-adds per step and thread (a step's work: the
+# recurrent product, plus the input product when T = 1, whose one step runs
+# both). An int8 step runs 60-170 GMAC/s on one Zen 4 core, so a step of 2 x
+# 256K takes 4-8 us; a barrier costs 0.2-1 us on idle cores. The float32
+# fused step splits from 2 x 128K (lstm_step.pyx); quantized steps are 2-4x
+# faster per multiply-add, hence twice that. Derived, not tuned: the machine
+# was never quiet while this was written (at load 2 the split took
+# 1,1,1024,1024 int8 from 128 to 106 us and 8,1,512,512 bfloat16 from 236 to
+# 157 us; at load 5-6 on 2 cores it lost everywhere, as the float32 split
+# does: a worker that has claimed a chunk and loses its core holds the
+# barrier).
+SPLIT_MIN_WORK = 1 << 18
+
 
 def float32_is_faster(units, batch):
     """Whether float32 kernels on dequantized weights beat the quantized kernel
     for ``batch`` rows of ``units`` units (the rule measured above)."""
     return units <= FALLBACK_MAX_UNITS and batch >= FALLBACK_MIN_ROWS
+
+
+def split_threads(T, B, F, P, G, has_projection, threads=None):
+    """Threads the column split of a call of T steps, B rows uses (1: none):
+    within cylstm's thread setting, one per SPLIT_MIN_WORK of a step's work."""
+    n = current_threads() if threads is None else threads
+    if n < 2 or has_projection or B > SPLIT_MAX_ROWS or T < 1:
+        return 1
+    work = B * G * (P + (F if T == 1 else 0))
+    return max(1, min(n, work // SPLIT_MIN_WORK))
 
 
 def dequantize(matrix):
@@ -76,12 +106,17 @@ class QuantizedRunner:
         self.bias = self._kernels[0].bias
         self._float = None
         self._workspace = None
+        self._plans = {}   # float32 call plans of the fall-back, by call shape
 
     def _float_weights(self):
         if self._float is None:
             W, U, R = self._parts
             self._float = (dequantize(W), dequantize(U), None if R is None else dequantize(R))
         return self._float
+
+    def _split(self, T, B):
+        W, U, R = self._parts
+        return split_threads(T, B, W.shape[0], U.shape[0], U.shape[1], R is not None)
 
     def _slices(self, T, B):
         W, U, R = self._parts
@@ -96,9 +131,12 @@ class QuantizedRunner:
         x = np.asarray(x)
         if x.ndim == 3 and float32_is_faster(self.units, x.shape[1]):
             return self._run_float(x, h0, c0, mask, return_sequences)
-        if x.ndim != 3 or x.shape[1] < 2:
+        if x.ndim != 3:
             return self._kernels[0].run(x, h0, c0, mask, return_sequences)
         T, B = x.shape[:2]
+        cols = self._split(T, B)
+        if cols > 1 or B < 2:
+            return self._kernels[0].run(x, h0, c0, mask, return_sequences, -1, cols)
         slices = self._slices(T, B)
         if len(slices) == 1:
             return self._kernels[0].run(x, h0, c0, mask, return_sequences)
@@ -148,19 +186,53 @@ class QuantizedRunner:
         if batch_first:
             x = x.transpose(1, 0, 2)
             mask = None if mask is None else mask.T
-        seq, last, h, c, _ = backend_named("cpu")._compiled_forward(
-            x, W, U, self.bias, h0, c0, projection=R, mask=mask, time_major=not batch_first,
-            return_sequences=return_sequences, workspace=self._workspace)
+        backend = backend_named("cpu")
+        got = None
+        if mask is None:
+            got = self._planned(backend, x, not batch_first, return_sequences, h0, c0)
+        if got is not None:
+            seq, last, h, c = got
+        else:
+            seq, last, h, c, _ = backend._compiled_forward(
+                x, W, U, self.bias, h0, c0, projection=R, mask=mask,
+                time_major=not batch_first, return_sequences=return_sequences,
+                workspace=self._workspace)
         if batch_first and seq is not None:
             seq = seq.transpose(1, 0, 2)
         return seq, h, c, last
 
+    def _planned(self, backend, x, time_major, return_sequences, h0, c0):
+        """The unmasked call through the float32 backend's call plan for this
+        shape (as nn.LSTM's float32 calls run; made once per shape, kept for a
+        few shapes), or None where no plan applies or another thread holds it."""
+        from . import activations
+        from .backends.cpu import Workspace
+        key = (x.shape, time_major, return_sequences)
+        if key not in self._plans:
+            if len(self._plans) >= 8:
+                self._plans.clear()
+            W, U, R = self._float_weights()
+            self._plans[key] = backend.forward_plan(
+                W, U, self.bias, R, activations.tanh, activations.sigmoid, x.shape,
+                time_major=time_major, return_sequences=return_sequences,
+                workspace=Workspace())
+        plan = self._plans[key]
+        if plan is None or not x.flags.c_contiguous:
+            return None
+        h0 = np.ascontiguousarray(h0)
+        c0 = np.ascontiguousarray(c0)
+        return plan.run(x, h0, c0)
+
     def step(self, x, h0, c0):
         """(h, c) of one step, or None when ``run`` must take it (arguments not
         exactly C-contiguous float32 of the right shapes, or a call that falls
-        back to float32 or splits over threads)."""
-        if type(x) is np.ndarray and x.ndim == 2 and (
-                float32_is_faster(self.units, x.shape[0])
-                or len(self._slices(1, x.shape[0])) > 1):
-            return None
-        return self._kernels[0].step(x, h0, c0)
+        back to float32 or splits its rows over threads)."""
+        cols = 1
+        if type(x) is np.ndarray and x.ndim == 2:
+            B = x.shape[0]
+            if float32_is_faster(self.units, B):
+                return None
+            cols = self._split(1, B)
+            if cols == 1 and len(self._slices(1, B)) > 1:
+                return None
+        return self._kernels[0].step(x, h0, c0, cols)

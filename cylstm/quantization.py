@@ -612,6 +612,7 @@ class QuantizedTorchLSTM(_Inference):
         self._kernels = [[_runner(
             s["W"].matrix, s["U"].matrix, None if s["R"] is None else s["R"].matrix, s["b"])
             for s in row] for row in slots]
+        self._zero_states: Optional[Tuple[np.ndarray, np.ndarray]] = None   # of _one_step
 
     @classmethod
     def from_module(cls, module: Any, dtype: str) -> "QuantizedTorchLSTM":
@@ -665,6 +666,11 @@ class QuantizedTorchLSTM(_Inference):
             # The common serving call: skip the general argument handling.
             x, time_major, batched = input, not self.batch_first, True
             B = input.shape[0] if self.batch_first else input.shape[1]
+            if len(self._kernels) == 1 and len(self._kernels[0]) == 1 \
+                    and input.shape[int(self.batch_first)] == 1:
+                done = self._one_step(input, B)
+                if done is not None:
+                    return done
             LD = self.num_layers * self.num_directions
             h0 = np.zeros((LD, B, self._out_size), _F32)
             c0 = np.zeros((LD, B, self.hidden_size), _F32)
@@ -692,6 +698,23 @@ class QuantizedTorchLSTM(_Inference):
         return out, (h_n, c_n)
 
     __call__ = forward
+
+    def _one_step(self, x, B):
+        """``forward`` of one step of a one-layer, one-direction LSTM from zero
+        states through the kernel's ``step`` (one-step serving, where the
+        general path's array handling cost as much as a 256-unit step), or
+        None when the kernel wants the general path."""
+        zeros = self._zero_states
+        if zeros is None or zeros[0].shape[0] != B:
+            zeros = self._zero_states = (np.zeros((B, self._out_size), _F32),
+                                         np.zeros((B, self.hidden_size), _F32))
+        x1 = x[:, 0] if self.batch_first else x[0]
+        got = self._kernels[0][0].step(x1, zeros[0], zeros[1])
+        if got is None:
+            return None
+        h, c = got
+        out = h.reshape((B, 1, -1) if self.batch_first else (1, B, -1)).copy()
+        return out, (h[None], c[None])
 
     def forward_train(self, *args: Any, **kwargs: Any) -> Any:
         raise _training_error(self)

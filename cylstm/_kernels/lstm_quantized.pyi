@@ -11,6 +11,7 @@ _Array = npt.NDArray[Any]
 KINDS: Dict[str, int]
 
 def isa_level(dtype: str, force: int = -1) -> int: ...
+def pool_size() -> int: ...
 
 @disjoint_base  # a Cython extension type (cdef class)
 class QuantizedMatrix:
@@ -32,14 +33,18 @@ class QuantizedLSTMKernel:
     U: QuantizedMatrix
     R: Optional[QuantizedMatrix]
     bias: _F32
+    last_threads: int
     def __init__(self, W: QuantizedMatrix, U: QuantizedMatrix, R: Optional[QuantizedMatrix],
                  bias: _Array) -> None: ...
+    def split_parts(self, threads: int) -> int: ...
     def run(self, x: _Array, h0: _Array, c0: _Array, mask: Optional[_Array] = None,
-            return_sequences: bool = True, force: int = -1
+            return_sequences: bool = True, force: int = -1, threads: int = 1
             ) -> Tuple[Optional[_F32], _F32, _F32, _F32]: ...
-    def step(self, x: _Array, h0: _Array, c0: _Array) -> Optional[Tuple[_F32, _F32]]: ...
+    def step(self, x: _Array, h0: _Array, c0: _Array, threads: int = 1
+             ) -> Optional[Tuple[_F32, _F32]]: ...
 
 def lstm_forward(W: QuantizedMatrix, U: QuantizedMatrix, R: Optional[QuantizedMatrix],
                  bias: _Array, x: _Array, h0: _Array, c0: _Array,
                  mask: Optional[_Array] = None, return_sequences: bool = True,
-                 force: int = -1) -> Tuple[Optional[_F32], _F32, _F32, _F32]: ...
+                 force: int = -1, threads: int = 1
+                 ) -> Tuple[Optional[_F32], _F32, _F32, _F32]: ...

@@ -1,6 +1,8 @@
 # Quantized (int8, bfloat16) products and LSTM time loop for inference; the
 # arithmetic and the CPU paths are described in quantized.h, the NumPy twin
 # is cylstm/_kernels/reference_quantized.py.
+import atexit
+
 cimport numpy as cnp
 from cpython.pythread cimport (NOWAIT_LOCK, PyThread_acquire_lock, PyThread_allocate_lock,
                                PyThread_free_lock, PyThread_release_lock, PyThread_type_lock)
@@ -34,8 +36,26 @@ cdef extern from "quantized.h" nogil:
     void cyl_q_lstm(const cyl_qmat* U, const cyl_qmat* R, int level, int T, int B, int H,
                     int P, float* xproj, const uint8_t* mask, float* h, float* c,
                     float* seq, float* prev, float* work, void* scratch)
+    int cyl_q_split_parts(const cyl_qmat* U, int threads)
+    long cyl_q_split_shared(const cyl_qmat* W, const cyl_qmat* U, int T, int B)
+    long cyl_q_split_own(const cyl_qmat* W, const cyl_qmat* U, int T, int B)
+    int cyl_q_lstm_split(const cyl_qmat* W, const cyl_qmat* U, int level, int T, int B,
+                         int parts, const float* x, float* xproj, const uint8_t* mask,
+                         float* h, float* c, float* seq, float* prev, float* work,
+                         void* shared, void* own)
+    void cyl_pool_shutdown()
+    int cyl_pool_size()
 
 KINDS = {"int8": 0, "bfloat16": 1}
+
+# The column split's worker threads (workers.h; this module's own pool) are
+# stopped and joined at exit.
+atexit.register(lambda: cyl_pool_shutdown())
+
+
+def pool_size():
+    """Worker threads the column split has started in this process."""
+    return cyl_pool_size()
 
 
 def isa_level(str dtype, int force=-1):
@@ -164,16 +184,22 @@ cdef class QuantizedLSTMKernel:
     R (H, P) or None, a float32 bias (4H,), and work buffers kept between calls
     (a call that finds them in use by another thread takes its own).
 
-    ``run(x, h0, c0, mask=None, return_sequences=True)`` over time-major x
-    (T, B, F) returns (seq (T, B, P) or None, h (B, P), c (B, H), last output
-    (B, P)); `mask` (T, B) bool carries the states of masked rows
-    (quantized.h, cyl_q_lstm).
+    ``run(x, h0, c0, mask=None, return_sequences=True, threads=1)`` over
+    time-major x (T, B, F) returns (seq (T, B, P) or None, h (B, P), c (B, H),
+    last output (B, P)); `mask` (T, B) bool carries the states of masked rows
+    (quantized.h, cyl_q_lstm). ``threads`` > 1 splits every product's columns
+    and every cell's units over that many threads (the calling one and
+    persistent workers, quantized.h's cyl_q_lstm_split; not with a
+    projection); the products are the same bit for bit, the gate math to
+    float32 rounding (the last bit where H is not a multiple of 16). ``last_threads`` is the
+    number the last call used (1 when the pool was busy with another call).
     """
     cdef readonly QuantizedMatrix W, U, R
     cdef readonly object bias
     cdef int F, G, H, P
-    cdef object _xproj, _scratch, _work, _prev
+    cdef object _xproj, _scratch, _work, _prev, _shared, _own
     cdef PyThread_type_lock _busy
+    cdef readonly int last_threads
 
     def __cinit__(self):
         self._busy = PyThread_allocate_lock()
@@ -200,6 +226,27 @@ cdef class QuantizedLSTMKernel:
         self.W, self.U, self.R = W, U, R
         self.bias = _c_f32(bias, (self.G,), "bias")
         self._xproj = self._scratch = self._work = self._prev = None
+        self._shared = self._own = None
+        self.last_threads = 1
+
+    def split_parts(self, int threads):
+        """Threads a call with `threads` splits over (1: no split; always 1
+        with a projection)."""
+        if threads < 2 or self.R is not None:
+            return 1
+        return cyl_q_split_parts(&self.U.m, threads)
+
+    def _split_buffers(self, int T, int B, int parts, bint owned):
+        """(shared, own) scratch of the column split, kept when `owned`."""
+        cdef long ns = cyl_q_split_shared(&self.W.m, &self.U.m, T, B)
+        cdef long no = parts * cyl_q_split_own(&self.W.m, &self.U.m, T, B)
+        if not owned:
+            return np.empty(ns, np.uint8), np.empty(no, np.uint8)
+        if self._shared is None or self._shared.shape[0] < ns:
+            self._shared = np.empty(ns, np.uint8)
+        if self._own is None or self._own.shape[0] < no:
+            self._own = np.empty(no, np.uint8)
+        return self._shared, self._own
 
     def _buffers(self, int T, int B):
         """(xproj, scratch, work, prev) for T steps of B rows."""
@@ -209,7 +256,8 @@ cdef class QuantizedLSTMKernel:
         return (np.empty(T * B * self.G, np.float32), np.empty(need, np.uint8),
                 np.empty(B * (6 * self.H + self.P), np.float32), np.empty(B * self.P, np.float32))
 
-    def run(self, x, h0, c0, mask=None, bint return_sequences=True, int force=-1):
+    def run(self, x, h0, c0, mask=None, bint return_sequences=True, int force=-1,
+            int threads=1):
         x = np.ascontiguousarray(x, dtype=np.float32)
         if x.ndim != 3 or x.shape[2] != self.F:
             raise ValueError(f"`x` must be 3-D (T, B, {self.F}) with {self.F} features, got "
@@ -237,6 +285,8 @@ cdef class QuantizedLSTMKernel:
         cdef float* xp
         cdef const float* bp = <const float*>cnp.PyArray_DATA(b)
         cdef Py_ssize_t r
+        cdef int parts = self.split_parts(threads), used = 1
+        cdef cnp.ndarray shared = None, own = None
         try:
             if owned:
                 if self._xproj is None or self._xproj.shape[0] < T * B * G \
@@ -247,17 +297,29 @@ cdef class QuantizedLSTMKernel:
                     self._scratch = scratch = self._buffers(T, B)[1]
             else:
                 xproj, scratch, work, prev = self._buffers(T, B)
+            if parts > 1:
+                shared, own = self._split_buffers(T, B, parts, owned)
             xp = <float*>cnp.PyArray_DATA(xproj)
             with nogil:
                 for r in range(<Py_ssize_t>T * B):
                     memcpy(xp + r * G, bp, G * sizeof(float))
                 memset(cnp.PyArray_DATA(prev), 0, <size_t>B * P * sizeof(float))
-                cyl_qmat_apply(&self.W.m, level, T * B, <const float*>cnp.PyArray_DATA(xs),
-                               self.F, xp, G, cnp.PyArray_DATA(scratch))
-                cyl_q_lstm(&self.U.m, rp, level, T, B, H, P, xp, mp,
-                           <float*>cnp.PyArray_DATA(h), <float*>cnp.PyArray_DATA(c), sp,
-                           <float*>cnp.PyArray_DATA(prev), <float*>cnp.PyArray_DATA(work),
-                           cnp.PyArray_DATA(scratch))
+                if parts > 1:
+                    used = cyl_q_lstm_split(&self.W.m, &self.U.m, level, T, B, parts,
+                                            <const float*>cnp.PyArray_DATA(xs), xp, mp,
+                                            <float*>cnp.PyArray_DATA(h),
+                                            <float*>cnp.PyArray_DATA(c), sp,
+                                            <float*>cnp.PyArray_DATA(prev),
+                                            <float*>cnp.PyArray_DATA(work),
+                                            cnp.PyArray_DATA(shared), cnp.PyArray_DATA(own))
+                if used == 1:
+                    cyl_qmat_apply(&self.W.m, level, T * B, <const float*>cnp.PyArray_DATA(xs),
+                                   self.F, xp, G, cnp.PyArray_DATA(scratch))
+                    cyl_q_lstm(&self.U.m, rp, level, T, B, H, P, xp, mp,
+                               <float*>cnp.PyArray_DATA(h), <float*>cnp.PyArray_DATA(c), sp,
+                               <float*>cnp.PyArray_DATA(prev), <float*>cnp.PyArray_DATA(work),
+                               cnp.PyArray_DATA(scratch))
+            self.last_threads = used
             last = prev[:B * P].reshape(B, P).copy()
         finally:
             if owned:
@@ -265,10 +327,10 @@ cdef class QuantizedLSTMKernel:
         return seq, h, c, last
 
 
-    def step(self, x, h0, c0):
+    def step(self, x, h0, c0, int threads=1):
         """One step for C-contiguous float32 x (B, F), h0 (B, P), c0 (B, H):
         new arrays (h, c); None when the arguments are not exactly that (the
-        caller then takes ``run``)."""
+        caller then takes ``run``). `threads` as in ``run``."""
         if not (_exact(x, -1, self.F) and cnp.PyArray_DIMS(<cnp.ndarray>x)[0] > 0):
             return None
         cdef int B = cnp.PyArray_DIMS(<cnp.ndarray>x)[0]
@@ -283,23 +345,37 @@ cdef class QuantizedLSTMKernel:
         cdef const float* bp = <const float*>cnp.PyArray_DATA(<cnp.ndarray>self.bias)
         cdef float* xp
         cdef Py_ssize_t r
+        cdef int parts = self.split_parts(threads), used = 1
+        cdef cnp.ndarray shared = None, own = None
         try:
             if self._xproj is None or self._xproj.shape[0] < B * G \
                     or self._prev.shape[0] != B * self.P:
                 self._xproj, self._scratch, self._work, self._prev = self._buffers(1, B)
             xproj, scratch, work, prev = self._xproj, self._scratch, self._work, self._prev
+            if parts > 1:
+                shared, own = self._split_buffers(1, B, parts, True)
             h = (<cnp.ndarray>h0).copy()
             c = (<cnp.ndarray>c0).copy()
             xp = <float*>cnp.PyArray_DATA(xproj)
             with nogil:
                 for r in range(B):
                     memcpy(xp + r * G, bp, G * sizeof(float))
-                cyl_qmat_apply(&self.W.m, level, B, <const float*>cnp.PyArray_DATA(xs),
-                               self.F, xp, G, cnp.PyArray_DATA(scratch))
-                cyl_q_lstm(&self.U.m, rp, level, 1, B, self.H, self.P, xp, NULL,
-                           <float*>cnp.PyArray_DATA(h), <float*>cnp.PyArray_DATA(c), NULL,
-                           <float*>cnp.PyArray_DATA(prev), <float*>cnp.PyArray_DATA(work),
-                           cnp.PyArray_DATA(scratch))
+                if parts > 1:
+                    used = cyl_q_lstm_split(&self.W.m, &self.U.m, level, 1, B, parts,
+                                            <const float*>cnp.PyArray_DATA(xs), xp, NULL,
+                                            <float*>cnp.PyArray_DATA(h),
+                                            <float*>cnp.PyArray_DATA(c), NULL,
+                                            <float*>cnp.PyArray_DATA(prev),
+                                            <float*>cnp.PyArray_DATA(work),
+                                            cnp.PyArray_DATA(shared), cnp.PyArray_DATA(own))
+                if used == 1:
+                    cyl_qmat_apply(&self.W.m, level, B, <const float*>cnp.PyArray_DATA(xs),
+                                   self.F, xp, G, cnp.PyArray_DATA(scratch))
+                    cyl_q_lstm(&self.U.m, rp, level, 1, B, self.H, self.P, xp, NULL,
+                               <float*>cnp.PyArray_DATA(h), <float*>cnp.PyArray_DATA(c), NULL,
+                               <float*>cnp.PyArray_DATA(prev), <float*>cnp.PyArray_DATA(work),
+                               cnp.PyArray_DATA(scratch))
+            self.last_threads = used
         finally:
             PyThread_release_lock(self._busy)
         return h, c
@@ -317,7 +393,8 @@ cdef inline bint _exact(object a, int rows, int cols):
 
 
 def lstm_forward(QuantizedMatrix W, QuantizedMatrix U, QuantizedMatrix R, bias, x, h0, c0,
-                 mask=None, bint return_sequences=True, int force=-1):
+                 mask=None, bint return_sequences=True, int force=-1, int threads=1):
     """The quantized LSTM over time-major x (T, B, F), gates i, f, g, o: one
     call of :class:`QuantizedLSTMKernel` ``(W, U, R, bias).run(...)``."""
-    return QuantizedLSTMKernel(W, U, R, bias).run(x, h0, c0, mask, return_sequences, force)
+    return QuantizedLSTMKernel(W, U, R, bias).run(x, h0, c0, mask, return_sequences, force,
+                                                  threads)

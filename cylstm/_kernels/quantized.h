@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "fastmath.h"   /* the SIMD-friendly sigmoid and tanh of the float kernels */
+#include "workers.h"    /* the persistent threads that split a step's columns */
 
 /* Same guard as recurrent.h: target attributes and __builtin_cpu_supports
  * exist on GCC/clang for x86-64 only; MSVC and aarch64 take the portable path. */
@@ -197,10 +198,10 @@ static void cyl_q8_quantize(int level, int n, int K, const float *A, int lda, ui
 }
 
 /* acc (n x N, int32) = Q (n x Kp uint8) @ W (packed), portable C. */
-static void cyl_q8_gemm_c(int n, int N, int K, const uint8_t *Q, const int8_t *Wp,
+static void cyl_q8_gemm_c(int p0, int p1, int n, int N, int K, const uint8_t *Q, const int8_t *Wp,
                           int32_t *acc) {
     int Kp = cyl_q_round_up(K, 4);
-    for (int j0 = 0, p = 0; j0 < N; j0 += CYL_Q_PANEL, p++) {
+    for (int p = p0, j0 = p0 * CYL_Q_PANEL; p < p1; p++, j0 += CYL_Q_PANEL) {
         const int8_t *panel = Wp + (long)p * Kp * CYL_Q_PANEL;
         int w = N - j0 < CYL_Q_PANEL ? N - j0 : CYL_Q_PANEL;
         for (int i = 0; i < n; i++) {
@@ -220,10 +221,11 @@ static void cyl_q8_gemm_c(int n, int N, int K, const uint8_t *Q, const int8_t *W
 #if CYL_Q_HAVE_X86
 
 __attribute__((target("avx512f,avx512bw,avx512vnni")))
-static void cyl_q8_gemm_vnni(int n, int N, int K, const uint8_t *Q, const int8_t *Wp,
+static void cyl_q8_gemm_vnni(int p0, int p1, int n, int N, int K,
+                             const uint8_t *Q, const int8_t *Wp,
                              int32_t *acc) {
     int Kp = cyl_q_round_up(K, 4), K4 = Kp / 4;
-    for (int j0 = 0, p = 0; j0 < N; j0 += CYL_Q_PANEL, p++) {
+    for (int p = p0, j0 = p0 * CYL_Q_PANEL; p < p1; p++, j0 += CYL_Q_PANEL) {
         const int8_t *panel = Wp + (long)p * Kp * CYL_Q_PANEL;
         __mmask16 m[4];
         for (int q = 0; q < 4; q++) {
@@ -302,10 +304,11 @@ static inline __m256i cyl_q8_pairsum_avx2(__m256i lo, __m256i hi) {
 }
 
 __attribute__((target("avx2,fma")))
-static void cyl_q8_gemm_avx2(int n, int N, int K, const uint8_t *Q, const int8_t *Wp,
+static void cyl_q8_gemm_avx2(int p0, int p1, int n, int N, int K,
+                             const uint8_t *Q, const int8_t *Wp,
                              int32_t *acc) {
     int Kp = cyl_q_round_up(K, 4), K4 = Kp / 4;
-    for (int j0 = 0, p = 0; j0 < N; j0 += CYL_Q_PANEL, p++) {
+    for (int p = p0, j0 = p0 * CYL_Q_PANEL; p < p1; p++, j0 += CYL_Q_PANEL) {
         const int8_t *panel = Wp + (long)p * Kp * CYL_Q_PANEL;
         int w = N - j0 < CYL_Q_PANEL ? N - j0 : CYL_Q_PANEL;
         for (int c0 = 0; c0 < w; c0 += 16) {   /* 16 columns = 64 bytes per k4 */
@@ -340,34 +343,48 @@ static void cyl_q8_gemm_avx2(int n, int N, int K, const uint8_t *Q, const int8_t
 
 #endif  /* CYL_Q_HAVE_X86 */
 
-static void cyl_q8_gemm(int level, int n, int N, int K, const uint8_t *Q, const int8_t *Wp,
-                        int32_t *acc) {
+/* acc (n x N) = Q @ W over the column panels p0 .. p1-1 (64 columns each). */
+static void cyl_q8_gemm_panels(int level, int p0, int p1, int n, int N, int K,
+                               const uint8_t *Q, const int8_t *Wp, int32_t *acc) {
 #if CYL_Q_HAVE_X86
     if (level >= 2) {
-        cyl_q8_gemm_vnni(n, N, K, Q, Wp, acc);
+        cyl_q8_gemm_vnni(p0, p1, n, N, K, Q, Wp, acc);
         return;
     }
     if (level == 1) {
-        cyl_q8_gemm_avx2(n, N, K, Q, Wp, acc);
+        cyl_q8_gemm_avx2(p0, p1, n, N, K, Q, Wp, acc);
         return;
     }
 #endif
     (void)level;
-    cyl_q8_gemm_c(n, N, K, Q, Wp, acc);
+    cyl_q8_gemm_c(p0, p1, n, N, K, Q, Wp, acc);
 }
 
-/* C (n x N, stride ldc) += dequantized acc (cloned per instruction set, as
- * fastmath.h's loops, so that it vectorises beyond SSE2). */
+static inline int cyl_q_panels(int N) { return (N + CYL_Q_PANEL - 1) / CYL_Q_PANEL; }
+
+static void cyl_q8_gemm(int level, int n, int N, int K, const uint8_t *Q, const int8_t *Wp,
+                        int32_t *acc) {
+    cyl_q8_gemm_panels(level, 0, cyl_q_panels(N), n, N, K, Q, Wp, acc);
+}
+
+/* Columns j0 .. j1-1 of C (n x N, stride ldc) += dequantized acc (cloned per
+ * instruction set, as fastmath.h's loops, so that it vectorises beyond SSE2). */
 CYL_CLONES
-static void cyl_q8_dequant_add(int n, int N, const int32_t *acc, const float *sa,
-                               const int32_t *zp, const float *sw, const int32_t *colsum,
-                               float *C, int ldc) {
+static void cyl_q8_dequant_cols(int n, int N, int j0, int j1, const int32_t *acc,
+                                const float *sa, const int32_t *zp, const float *sw,
+                                const int32_t *colsum, float *C, int ldc) {
     for (int i = 0; i < n; i++) {
         const int32_t *ai = acc + (long)i * N;
         float *ci = C + (long)i * ldc;
-        for (int j = 0; j < N; j++)
+        for (int j = j0; j < j1; j++)
             ci[j] += (float)(ai[j] - zp[i] * colsum[j]) * (sa[i] * sw[j]);
     }
+}
+
+static void cyl_q8_dequant_add(int n, int N, const int32_t *acc, const float *sa,
+                               const int32_t *zp, const float *sw, const int32_t *colsum,
+                               float *C, int ldc) {
+    cyl_q8_dequant_cols(n, N, 0, N, acc, sa, zp, sw, colsum, C, ldc);
 }
 
 /* ---------------------------------------------------------------- bfloat16 */
@@ -416,10 +433,11 @@ static void cyl_bf16_round_rows(int n, int K, const float *A, int lda, uint16_t 
     }
 }
 
-static void cyl_bf16_gemm_c(int n, int N, int K, const uint16_t *Q, const uint16_t *Wp,
+static void cyl_bf16_gemm_c(int p0, int p1, int n, int N, int K,
+                            const uint16_t *Q, const uint16_t *Wp,
                             float *C, int ldc) {
     int Kp = cyl_q_round_up(K, 2);
-    for (int j0 = 0, p = 0; j0 < N; j0 += CYL_Q_PANEL, p++) {
+    for (int p = p0, j0 = p0 * CYL_Q_PANEL; p < p1; p++, j0 += CYL_Q_PANEL) {
         const uint16_t *panel = Wp + (long)p * Kp * CYL_Q_PANEL;
         int w = N - j0 < CYL_Q_PANEL ? N - j0 : CYL_Q_PANEL;
         for (int i = 0; i < n; i++) {
@@ -442,10 +460,10 @@ static void cyl_bf16_gemm_c(int n, int N, int K, const uint16_t *Q, const uint16
 
 #if CYL_Q_HAVE_BF16_ISA
 __attribute__((target("avx512f,avx512bw,avx512bf16")))
-static void cyl_bf16_gemm_avx512(int n, int N, int K, const uint16_t *Q,
+static void cyl_bf16_gemm_avx512(int p0, int p1, int n, int N, int K, const uint16_t *Q,
                                  const uint16_t *Wp, float *C, int ldc) {
     int Kp = cyl_q_round_up(K, 2), K2 = Kp / 2;
-    for (int j0 = 0, p = 0; j0 < N; j0 += CYL_Q_PANEL, p++) {
+    for (int p = p0, j0 = p0 * CYL_Q_PANEL; p < p1; p++, j0 += CYL_Q_PANEL) {
         const uint16_t *panel = Wp + (long)p * Kp * CYL_Q_PANEL;
         __mmask16 m[4];
         for (int q = 0; q < 4; q++) {
@@ -522,11 +540,12 @@ static void cyl_bf16_gemm_avx512(int n, int N, int K, const uint16_t *Q,
  * high); the odd value is the lane with its low half cleared, the even one
  * the lane shifted left by 16. */
 __attribute__((target("avx2,fma")))
-static void cyl_bf16_gemm_avx2(int n, int N, int K, const uint16_t *Q, const uint16_t *Wp,
+static void cyl_bf16_gemm_avx2(int p0, int p1, int n, int N, int K,
+                               const uint16_t *Q, const uint16_t *Wp,
                                float *C, int ldc) {
     int Kp = cyl_q_round_up(K, 2), K2 = Kp / 2;
     const __m256i hi_mask = _mm256_set1_epi32((int)0xffff0000u);
-    for (int j0 = 0, p = 0; j0 < N; j0 += CYL_Q_PANEL, p++) {
+    for (int p = p0, j0 = p0 * CYL_Q_PANEL; p < p1; p++, j0 += CYL_Q_PANEL) {
         const uint16_t *panel = Wp + (long)p * Kp * CYL_Q_PANEL;
         int w = N - j0 < CYL_Q_PANEL ? N - j0 : CYL_Q_PANEL;
         for (int c0 = 0; c0 < w; c0 += 16) {
@@ -557,22 +576,28 @@ static void cyl_bf16_gemm_avx2(int n, int N, int K, const uint16_t *Q, const uin
 
 #endif  /* CYL_Q_HAVE_X86 */
 
-static void cyl_bf16_gemm(int level, int n, int N, int K, const uint16_t *Q,
-                          const uint16_t *Wp, float *C, int ldc) {
+/* C (n x N) += Q @ W over the column panels p0 .. p1-1. */
+static void cyl_bf16_gemm_panels(int level, int p0, int p1, int n, int N, int K,
+                                 const uint16_t *Q, const uint16_t *Wp, float *C, int ldc) {
 #if CYL_Q_HAVE_X86
 #if CYL_Q_HAVE_BF16_ISA
     if (level >= 2) {
-        cyl_bf16_gemm_avx512(n, N, K, Q, Wp, C, ldc);
+        cyl_bf16_gemm_avx512(p0, p1, n, N, K, Q, Wp, C, ldc);
         return;
     }
 #endif
     if (level >= 1) {
-        cyl_bf16_gemm_avx2(n, N, K, Q, Wp, C, ldc);
+        cyl_bf16_gemm_avx2(p0, p1, n, N, K, Q, Wp, C, ldc);
         return;
     }
 #endif
     (void)level;
-    cyl_bf16_gemm_c(n, N, K, Q, Wp, C, ldc);
+    cyl_bf16_gemm_c(p0, p1, n, N, K, Q, Wp, C, ldc);
+}
+
+static void cyl_bf16_gemm(int level, int n, int N, int K, const uint16_t *Q,
+                          const uint16_t *Wp, float *C, int ldc) {
+    cyl_bf16_gemm_panels(level, 0, cyl_q_panels(N), n, N, K, Q, Wp, C, ldc);
 }
 
 /* ---------------------------------------------------------------- one matrix */
@@ -617,14 +642,97 @@ static void cyl_qmat_apply(const cyl_qmat *m, int level, int n, const float *A, 
 
 /* ---------------------------------------------------------------- the LSTM loop */
 
+#if CYL_Q_HAVE_X86
+/* exp(x) for x <= 0 of 16 lanes (cyl_exp_neg's reduction and polynomial,
+ * 2^n by scalef). */
+__attribute__((target("avx512f")))
+static inline __m512 cyl_q_exp_neg16(__m512 x) {
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.3f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(y, n);
+}
+
+__attribute__((target("avx512f")))
+static inline __m512 cyl_q_sigmoid16(__m512 x) {
+    __m512 ax = _mm512_abs_ps(x);
+    __m512 e = cyl_q_exp_neg16(_mm512_sub_ps(_mm512_setzero_ps(), ax));
+    __m512 s = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+    __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
+    return _mm512_mask_mul_ps(s, neg, e, s);
+}
+
+__attribute__((target("avx512f")))
+static inline __m512 cyl_q_tanh16(__m512 x) {
+    __m512 ax = _mm512_abs_ps(x);
+    __m512 z = _mm512_mul_ps(x, x);
+    __m512 p = _mm512_set1_ps(-5.70498872745e-3f);
+    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(2.06390887954e-2f));
+    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-5.37397155531e-2f));
+    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(1.33314422036e-1f));
+    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-3.33332819422e-1f));
+    __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(p, z), x, x);
+    __m512 e = cyl_q_exp_neg16(_mm512_mul_ps(_mm512_set1_ps(-2.0f), ax));
+    __m512 big = _mm512_div_ps(_mm512_sub_ps(_mm512_set1_ps(1.0f), e),
+                               _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+    /* the sign of x onto big */
+    big = _mm512_castsi512_ps(_mm512_or_si512(
+        _mm512_castps_si512(big),
+        _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000u))));
+    __mmask16 lo = _mm512_cmp_ps_mask(ax, _mm512_set1_ps(0.625f), _CMP_LT_OQ);
+    return _mm512_mask_blend_ps(lo, big, small);
+}
+
+/* cyl_q_cell_units with AVX-512: all four gates of 16 units and their cell
+ * update in registers, one pass over z (lanes are independent: the same
+ * bits whatever the split of units). */
+__attribute__((target("avx512f")))
+static void cyl_q_cell_avx512(int B, int H, const float *z, const float *c, float *cn,
+                              float *hn, int u0, int u1) {
+    int G = 4 * H;
+    for (int b = 0; b < B; b++) {
+        const float *zb = z + (long)b * G, *cb = c + (long)b * H;
+        float *nb = cn + (long)b * H, *hb = hn + (long)b * H;
+        for (int j = u0; j < u1; j += 16) {
+            int w = u1 - j < 16 ? u1 - j : 16;
+            __mmask16 m = (__mmask16)((1u << w) - 1u);
+            __m512 i = cyl_q_sigmoid16(_mm512_maskz_loadu_ps(m, zb + j));
+            __m512 f = cyl_q_sigmoid16(_mm512_maskz_loadu_ps(m, zb + H + j));
+            __m512 g = cyl_q_tanh16(_mm512_maskz_loadu_ps(m, zb + 2 * H + j));
+            __m512 o = cyl_q_sigmoid16(_mm512_maskz_loadu_ps(m, zb + 3 * H + j));
+            __m512 cnew = _mm512_fmadd_ps(f, _mm512_maskz_loadu_ps(m, cb + j),
+                                          _mm512_mul_ps(i, g));
+            _mm512_mask_storeu_ps(nb + j, m, cnew);
+            _mm512_mask_storeu_ps(hb + j, m, _mm512_mul_ps(o, cyl_q_tanh16(cnew)));
+        }
+    }
+}
+#endif
+
 /* The cell of B rows: gates z (B x 4H: i, f, g, o blocks of H per row) are
  * activated in place in one call over all rows (sel, B x 4H: 1 for a sigmoid
  * column, 2 for tanh, as fastmath.h's cyl_lstm_gates_f32 takes it), then
  * c -> cn and hn = o * tanh(cn). Few calls per step: a loop per row and gate
  * cost more than the arithmetic at small H. */
-static void cyl_q_cell(int B, int H, float *z, const float *sel, const float *c, float *cn,
-                       float *hn) {
+static void cyl_q_cell(int level, int B, int H, float *z, const float *sel, const float *c,
+                       float *cn, float *hn) {
     int G = 4 * H;
+#if CYL_Q_HAVE_X86
+    if (level >= 2) {   /* the AVX-512 paths (VNNI, BF16) imply AVX-512F */
+        cyl_q_cell_avx512(B, H, z, c, cn, hn, 0, H);
+        return;
+    }
+#endif
+    (void)level;
     cyl_lstm_gates_f32(z, z, sel, (Py_ssize_t)B * G);
     for (int b = 0; b < B; b++) {
         const float *zb = z + (long)b * G, *cb = c + (long)b * H;
@@ -667,7 +775,7 @@ static void cyl_q_lstm(const cyl_qmat *U, const cyl_qmat *R, int level, int T, i
     for (int t = 0; t < T; t++) {
         float *z = xproj + (long)t * B * G;
         cyl_qmat_apply(U, level, B, h, P, z, G, scratch);
-        cyl_q_cell(B, H, z, sel, c, cnew, hfull);
+        cyl_q_cell(level, B, H, z, sel, c, cnew, hfull);
         if (R != NULL) {
             memset(hnew, 0, (size_t)B * P * sizeof(float));
             cyl_qmat_apply(R, level, B, hfull, H, hnew, P, scratch);
@@ -693,6 +801,231 @@ static void cyl_q_lstm(const cyl_qmat *U, const cyl_qmat *R, int level, int T, i
                 memcpy(seq + ((long)t * B + b) * P, prev + (long)b * P, (size_t)P * sizeof(float));
         }
     }
+}
+
+
+/* ---------------------------------------------------------------- the column split */
+
+/* The LSTM of cyl_q_lstm (no projection) with every product's column panels
+ * and every cell's units split between `parts` threads: the calling thread
+ * and workers of the persistent pool (workers.h). For few rows (B = 1 cannot
+ * be split by rows): each thread streams only its share of the weights.
+ *
+ * Pool steps (each starts when the previous one is complete): per time step
+ * t, 2t the recurrent product into xproj's step t (panels split; each
+ * thread quantizes h_{t-1} itself into its own scratch, P values, rather
+ * than wait on a barrier for one copy) and 2t + 1 the cell (units split, in
+ * whole 16-unit vectors). The input product (panels split) runs in step 0
+ * before the recurrent one: a thread's columns of xproj are its own to add
+ * into. Its quantized rows of x: each thread quantizes them itself where x
+ * is small (CYL_Q_SPLIT_OWN_X values: one-step serving then has one barrier
+ * per call), otherwise one extra pool step first quantizes them (rows
+ * split) into shared scratch. The products
+ * are those of cyl_q_lstm bit for bit (the same int32 sums, the same float32
+ * bfloat16 sums: a column's sum does not depend on the panels around it); the
+ * gate math is the same function on shorter runs of units, whose vectorised
+ * loops may round the last bit of an element differently where H is not a
+ * multiple of 16 (a run's tail). */
+typedef struct {
+    const cyl_qmat *W, *U;
+    int level, T, B, H, parts;
+    const float *x;            /* T*B x F */
+    float *xproj;              /* T*B x 4H, bias on entry */
+    const uint8_t *mask;       /* T x B or NULL */
+    float *h, *c, *seq, *prev, *sel, *hnew, *cnew;
+    unsigned char *shared;     /* the quantized x rows and the int32 sums */
+    unsigned char *own;        /* parts x own_bytes: each thread's quantized h (and x) */
+    long own_bytes;
+    int pre;                   /* 1: a first pool step quantizes x into shared */
+} cyl_q_split_job;
+
+/* Up to this many values of x (T*B*F) each thread quantizes x itself. */
+#ifndef CYL_Q_SPLIT_OWN_X
+#define CYL_Q_SPLIT_OWN_X 8192L
+#endif
+
+static inline int cyl_q_split_pre(const cyl_qmat *W, int T, int B) {
+    return (long)T * B * W->K > CYL_Q_SPLIT_OWN_X;
+}
+
+/* Bytes of quantized rows (with scales and zero points for int8) of n x K. */
+static inline long cyl_q_rows_bytes(int kind, int n, int K) {
+    return kind == 0 ? (long)n * (cyl_q_round_up(K, 4) + 8) : 2L * n * cyl_q_round_up(K, 2);
+}
+
+/* Bytes of cyl_q_split_job's shared and own scratch. */
+static long cyl_q_split_shared(const cyl_qmat *W, const cyl_qmat *U, int T, int B) {
+    long rows = (long)T * B;
+    return 4L * (rows + B) * U->N + cyl_q_rows_bytes(W->kind, (int)rows, W->K) + 64;
+}
+
+static long cyl_q_split_own(const cyl_qmat *W, const cyl_qmat *U, int T, int B) {
+    long b = cyl_q_rows_bytes(U->kind, B, U->K);
+    if (!cyl_q_split_pre(W, T, B))
+        b += cyl_q_rows_bytes(W->kind, T * B, W->K);
+    return (b + 63) / 64 * 64;
+}
+
+static inline void cyl_q_share(int total, int part, int parts, int grain, int *a, int *b) {
+    int units = (total + grain - 1) / grain;
+    *a = (int)((long)units * part / parts) * grain;
+    *b = (int)((long)units * (part + 1) / parts) * grain;
+    if (*b > total)
+        *b = total;
+}
+
+/* The cell of rows 0..B-1 for units u0 .. u1-1 (cyl_q_cell's math, per gate block). */
+static void cyl_q_cell_units(int level, int B, int H, float *z, const float *sel,
+                             const float *c, float *cn, float *hn, int u0, int u1) {
+    int G = 4 * H, n = u1 - u0;
+#if CYL_Q_HAVE_X86
+    if (level >= 2) {
+        cyl_q_cell_avx512(B, H, z, c, cn, hn, u0, u1);
+        return;
+    }
+#endif
+    (void)level;
+    for (int b = 0; b < B; b++) {
+        float *zb = z + (long)b * G;
+        for (int g = 0; g < 4; g++)   /* the same function as cyl_q_cell: the same bits */
+            cyl_lstm_gates_f32(zb + g * H + u0, zb + g * H + u0, sel + g * H + u0, n);
+        const float *cb = c + (long)b * H;
+        float *nb = cn + (long)b * H, *hb = hn + (long)b * H;
+        for (int j = u0; j < u1; j++)
+            nb[j] = zb[H + j] * cb[j] + zb[j] * zb[2 * H + j];
+        cyl_tanh_f32(nb + u0, hb + u0, n);
+        for (int j = u0; j < u1; j++)
+            hb[j] *= zb[3 * H + j];
+    }
+}
+
+/* Quantize n rows of A (n x K) into q: int8 codes, then n scales and n zero
+ * points (the layout cyl_q_rows_bytes counts); bf16 bit patterns. */
+static void cyl_q_rows_into(int level, int kind, int n, int K, const float *A, void *q) {
+    if (kind == 0) {
+        uint8_t *codes = (uint8_t *)q;
+        float *sa = (float *)(codes + (long)n * cyl_q_round_up(K, 4));
+        cyl_q8_quantize(level, n, K, A, K, codes, sa, (int32_t *)(sa + n));
+    } else {
+        cyl_bf16_round_rows(n, K, A, K, (uint16_t *)q);
+    }
+}
+
+/* C (n x N) += the panels p0 .. p1-1 of rows q (cyl_q_rows_into) @ m; acc:
+ * n x N int32 scratch (int8). */
+static void cyl_q_panels_apply(const cyl_qmat *m, int level, int p0, int p1, int n,
+                               const void *q, int32_t *acc, float *C) {
+    int N = m->N;
+    if (m->kind == 0) {
+        const uint8_t *codes = (const uint8_t *)q;
+        const float *sa = (const float *)(codes + (long)n * cyl_q_round_up(m->K, 4));
+        int j0 = p0 * CYL_Q_PANEL, j1 = p1 * CYL_Q_PANEL < N ? p1 * CYL_Q_PANEL : N;
+        cyl_q8_gemm_panels(level, p0, p1, n, N, m->K, codes, (const int8_t *)m->packed, acc);
+        cyl_q8_dequant_cols(n, N, j0, j1, acc, sa, (const int32_t *)(sa + n), m->scale,
+                            m->colsum, C, N);
+    } else {
+        cyl_bf16_gemm_panels(level, p0, p1, n, N, m->K, (const uint16_t *)q,
+                             (const uint16_t *)m->packed, C, N);
+    }
+}
+
+static void cyl_q_split_chunk(void *arg, int step, int part, int parts) {
+    const cyl_q_split_job *s = (const cyl_q_split_job *)arg;
+    const cyl_qmat *W = s->W, *U = s->U;
+    int B = s->B, H = s->H, G = 4 * H, rows = s->T * s->B;
+    /* shared: the int32 sums of the input product (rows x G) and of a step
+     * (B x G), then x's quantized rows when s->pre; own: h's quantized rows,
+     * then x's when not s->pre */
+    int32_t *acc = (int32_t *)s->shared;
+    int32_t *acc_t = acc + (long)rows * G;
+    void *qx_shared = acc_t + (long)B * G;
+    unsigned char *own = s->own + (long)part * s->own_bytes;
+    void *qh = own;
+    void *qx = s->pre ? qx_shared : (void *)(own + cyl_q_rows_bytes(U->kind, B, U->K));
+    if (s->pre) {
+        if (step == 0) {   /* quantize x's rows, rows split, into shared */
+            int r0, r1;
+            cyl_q_share(rows, part, parts, 1, &r0, &r1);
+            if (r1 <= r0)
+                return;
+            /* whole rows of the shared layout: codes of rows r0.., their scales, zps */
+            if (W->kind == 0) {
+                int Kp = cyl_q_round_up(W->K, 4);
+                uint8_t *codes = (uint8_t *)qx_shared;
+                float *sa = (float *)(codes + (long)rows * Kp);
+                int32_t *zp = (int32_t *)(sa + rows);
+                cyl_q8_quantize(s->level, r1 - r0, W->K, s->x + (long)r0 * W->K, W->K,
+                                codes + (long)r0 * Kp, sa + r0, zp + r0);
+            } else {
+                cyl_bf16_round_rows(r1 - r0, W->K, s->x + (long)r0 * W->K, W->K,
+                                    (uint16_t *)qx_shared + (long)r0 * cyl_q_round_up(W->K, 2));
+            }
+            return;
+        }
+        step -= 1;
+    }
+    int p0, p1;
+    cyl_q_share(cyl_q_panels(G), part, parts, 1, &p0, &p1);
+    int t = step / 2;
+    float *z = s->xproj + (long)t * B * G;
+    if ((step & 1) == 0) {   /* (the input product, then) the recurrent product of step t */
+        if (p1 <= p0)
+            return;
+        if (step == 0) {
+            if (!s->pre)
+                cyl_q_rows_into(s->level, W->kind, rows, W->K, s->x, qx);
+            cyl_q_panels_apply(W, s->level, p0, p1, rows, qx, acc, s->xproj);
+        }
+        cyl_q_rows_into(s->level, U->kind, B, U->K, s->h, qh);
+        cyl_q_panels_apply(U, s->level, p0, p1, B, qh, acc_t, z);
+        return;
+    }
+    /* the cell of step t for this thread's units */
+    int u0, u1;
+    cyl_q_share(H, part, parts, 16, &u0, &u1);
+    if (u1 <= u0)
+        return;
+    size_t nb = (size_t)(u1 - u0) * sizeof(float);
+    cyl_q_cell_units(s->level, B, H, z, s->sel, s->c, s->cnew, s->hnew, u0, u1);
+    for (int b = 0; b < B; b++) {
+        long o = (long)b * H + u0;
+        if (s->mask == NULL || s->mask[(long)t * B + b]) {
+            memcpy(s->h + o, s->hnew + o, nb);
+            memcpy(s->c + o, s->cnew + o, nb);
+            memcpy(s->prev + o, s->hnew + o, nb);
+        }
+        if (s->seq != NULL)
+            memcpy(s->seq + ((long)t * B + b) * H + u0, s->prev + o, nb);
+    }
+}
+
+/* Threads a split over `threads` can use for this shape (1: do not split). */
+static int cyl_q_split_parts(const cyl_qmat *U, int threads) {
+    int H = U->N / 4, panels = cyl_q_panels(U->N), vecs = (H + 15) / 16;
+    int parts = threads < panels ? threads : panels;
+    return parts < vecs ? parts : vecs;
+}
+
+/* The whole time loop (input product included) split over `parts` threads
+ * (cyl_q_split_parts; xproj holds the bias rows on entry, prev zeros; work
+ * 4H + 2*B*H floats). Returns the threads used: 1 when the pool was busy or not
+ * to be had, and then the caller runs its unsplit path (nothing was done). */
+static int cyl_q_lstm_split(const cyl_qmat *W, const cyl_qmat *U, int level, int T, int B,
+                            int parts, const float *x, float *xproj, const uint8_t *mask,
+                            float *h, float *c, float *seq, float *prev, float *work,
+                            void *shared, void *own) {
+    int H = U->N / 4, G = 4 * H;
+    cyl_q_split_job job = {W, U, level, T, B, H, parts, x, xproj, mask, h, c, seq, prev,
+                           work, work + G, work + G + (long)B * H, (unsigned char *)shared,
+                           (unsigned char *)own, cyl_q_split_own(W, U, T, B),
+                           cyl_q_split_pre(W, T, B)};
+    if (parts < 2 || T < 1 || B < 1)
+        return 1;
+    for (int j = 0; j < G; j++)
+        work[j] = (j >= 2 * H && j < 3 * H) ? 2.0f : 1.0f;
+    if (cyl_pool_run(cyl_q_split_chunk, &job, job.pre + 2 * T, parts, parts - 1) != 0)
+        return 1;
+    return parts;
 }
 
 #endif  /* CYLSTM_QUANTIZED_H */

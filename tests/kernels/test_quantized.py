@@ -152,3 +152,70 @@ def test_paths_available_are_reported():
         assert best in (0, 1, 2)
         assert lq.isa_level(dtype, 0) == 0
         assert lq.isa_level(dtype, 1) == min(1, best)
+
+
+# The column split (cyl_q_lstm_split): every product's panels and every
+# cell's units over the calling thread and the C workers, B = 1 included,
+# units that do not fill a 64-column panel or a 16-unit vector, x quantized
+# by each thread (small x) or in a pool step of its own.
+@pytest.mark.parametrize("dtype", ["int8", "bfloat16"])
+@pytest.mark.parametrize("force", [0, 1, 2])
+@pytest.mark.parametrize("threads", [2, 3, 4])
+@pytest.mark.parametrize("T,B,F,H", [(1, 1, 40, 70), (5, 1, 7, 100), (4, 3, 20, 48),
+                                     (3, 8, 9, 33),
+                                     (40, 2, 130, 20)])   # x over 8192 values: own pool step
+def test_column_split_matches_reference_and_one_thread(dtype, force, threads, T, B, F, H):
+    rng = np.random.default_rng(T * 100 + B * 10 + H)
+    W = (rng.standard_normal((F, 4 * H)) * 0.4).astype(np.float32)
+    U = (rng.standard_normal((H, 4 * H)) * 0.4).astype(np.float32)
+    b = rng.standard_normal(4 * H).astype(np.float32)
+    x = rng.standard_normal((T, B, F)).astype(np.float32)
+    h0 = rng.standard_normal((B, H)).astype(np.float32)
+    c0 = rng.standard_normal((B, H)).astype(np.float32)
+    mask = rng.random((T, B)) > 0.3
+    (Wr, Wm), (Ur, Um) = _matrix(dtype, W), _matrix(dtype, U)
+    k = lq.QuantizedLSTMKernel(Wm, Um, None, b)
+    parts = k.split_parts(threads)
+    assert 2 <= parts <= threads
+    for m in (None, mask):
+        want = ref.lstm_forward(dtype, Wr, Ur, None, b, x, h0, c0, m)
+        one = k.run(x, h0, c0, m, True, force, 1)
+        assert k.last_threads == 1
+        got = k.run(x, h0, c0, m, True, force, threads)
+        assert k.last_threads == parts   # nothing else uses the pool here
+        for g, o, r in zip(got, one, want):
+            np.testing.assert_allclose(g, r, atol=2e-5, rtol=1e-5)
+            # the same sums; the gate math to float32 rounding (quantized.h)
+            np.testing.assert_allclose(g, o, atol=1e-6, rtol=1e-6)
+    h1, c1 = k.step(np.ascontiguousarray(x[0]), h0, c0, threads)
+    assert k.last_threads == parts
+    h2, c2 = k.step(np.ascontiguousarray(x[0]), h0, c0, 1)
+    np.testing.assert_allclose(h1, h2, atol=1e-6, rtol=1e-6)
+    np.testing.assert_allclose(c1, c2, atol=1e-6, rtol=1e-6)
+    assert lq.pool_size() >= parts - 1
+
+
+def test_column_split_is_exact_where_units_fill_whole_vectors():
+    # H a multiple of 16: the gate math runs on whole vectors on both paths.
+    rng = np.random.default_rng(3)
+    F, H, T = 24, 64, 6
+    for dtype in ("int8", "bfloat16"):
+        (_, Wm), (_, Um) = (_matrix(dtype, rng.standard_normal((F, 4 * H)).astype(np.float32)),
+                            _matrix(dtype, rng.standard_normal((H, 4 * H)).astype(np.float32)))
+        k = lq.QuantizedLSTMKernel(Wm, Um, None, rng.standard_normal(4 * H))
+        x = rng.standard_normal((T, 1, F)).astype(np.float32)
+        z = np.zeros((1, H), np.float32)
+        for a, b in zip(k.run(x, z, z, None, True, -1, 1), k.run(x, z, z, None, True, -1, 2)):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_column_split_not_with_projection():
+    rng = np.random.default_rng(4)
+    H, P = 32, 8
+    (_, Wm), (_, Um), (_, Rm) = (_matrix("int8", rng.standard_normal(s).astype(np.float32))
+                                 for s in ((5, 4 * H), (P, 4 * H), (H, P)))
+    k = lq.QuantizedLSTMKernel(Wm, Um, Rm, np.zeros(4 * H))
+    assert k.split_parts(4) == 1
+    x = rng.standard_normal((3, 1, 5)).astype(np.float32)
+    k.run(x, np.zeros((1, P)), np.zeros((1, H)), None, True, -1, 4)
+    assert k.last_threads == 1

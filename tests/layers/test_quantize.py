@@ -300,3 +300,55 @@ def test_concurrent_calls_share_the_kernel_safely():
             got = list(pool.map(q, xs))
             for g, w in zip(got, want):
                 np.testing.assert_array_equal(g, w)
+
+
+def test_concurrent_calls_with_the_column_split(monkeypatch):
+    # Several Python threads each asking for the column split: one gets the C
+    # pool, the others find it busy and run inline; every result is the same.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cylstm import _quantized_dispatch as dispatch
+    monkeypatch.setattr(dispatch, "SPLIT_MIN_WORK", 1)
+    layer = cylstm.layers.LSTM(64, return_sequences=True)
+    rng = np.random.default_rng(6)
+    xs = [rng.standard_normal((1, 30, 16)).astype(np.float32) for _ in range(8)]
+    layer(xs[0])
+    for dtype in ("int8", "bfloat16"):
+        q = cylstm.quantize(layer, dtype)
+        want = [q(x) for x in xs]
+
+        def call(x):
+            with cylstm.threads(2):
+                return q(x)
+        with ThreadPoolExecutor(4) as pool:
+            for _ in range(3):
+                for g, w in zip(pool.map(call, xs), want):
+                    np.testing.assert_array_equal(g, w)   # H = 64: whole vectors, exact
+
+
+@pytest.mark.parametrize("dtype", ["int8", "bfloat16"])
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_torch_lstm_one_step_shortcut_equals_the_general_path(dtype, batch_first):
+    # One step from zero states goes through the kernel's step; with explicit
+    # zero states it takes the general path: the same numbers and shapes.
+    module = cylstm.nn.LSTM(12, 20, batch_first=batch_first, seed=3)
+    q = cylstm.quantize(module, dtype)
+    rng = np.random.default_rng(8)
+    for B in (1, 3, 1):
+        x = rng.standard_normal((B, 1, 12) if batch_first else (1, B, 12)).astype(np.float32)
+        zeros = (np.zeros((1, B, 20), np.float32), np.zeros((1, B, 20), np.float32))
+        out, (h, c) = q(x)
+        out2, (h2, c2) = q(x, zeros)
+        assert out.shape == out2.shape and h.shape == h2.shape == (1, B, 20)
+        for a, b in ((out, out2), (h, h2), (c, c2)):
+            np.testing.assert_array_equal(a, b)
+        out[...] = 7   # the output is not a view of the states
+        assert not np.any(h == 7)
+    for B, T in ((1, 4), (3, 2)):   # longer sequences take the general path
+        x = rng.standard_normal((B, T, 12) if batch_first else (T, B, 12)).astype(np.float32)
+        zeros = (np.zeros((1, B, 20), np.float32), np.zeros((1, B, 20), np.float32))
+        out, (h, c) = q(x)
+        out2, (h2, c2) = q(x, zeros)
+        assert out.shape == out2.shape == ((B, T, 20) if batch_first else (T, B, 20))
+        for a, b in ((out, out2), (h, h2), (c, c2)):
+            np.testing.assert_array_equal(a, b)

@@ -109,3 +109,60 @@ def test_rows_split_over_threads_give_the_same_result(dtype):
         np.testing.assert_allclose(a, b, rtol=0, atol=tol)
     for a, b in zip(step1[1], step3[1]):
         np.testing.assert_allclose(a, b, rtol=0, atol=tol)
+
+
+def test_split_threads_rule():
+    # one-step serving at 256 units: 2 x 256K multiply-adds, so two threads
+    assert dispatch.split_threads(1, 1, 256, 256, 1024, False, threads=2) == 2
+    assert dispatch.split_threads(1, 1, 256, 256, 1024, False, threads=1) == 1
+    assert dispatch.split_threads(1, 1, 64, 64, 256, False, threads=2) == 1     # too little
+    assert dispatch.split_threads(1, 1, 256, 256, 1024, True, threads=2) == 1   # projection
+    assert dispatch.split_threads(1, 16, 512, 512, 2048, False, threads=2) == 1  # rows split
+    assert dispatch.split_threads(100, 1, 256, 256, 1024, False, threads=2) == 1
+    assert dispatch.split_threads(100, 2, 256, 256, 1024, False, threads=2) == 2
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_column_split_through_the_layers(dtype, monkeypatch):
+    """Every inference option with the columns split over threads (the rule
+    lowered so that small shapes reach it) gives what one thread gives."""
+    monkeypatch.setattr(dispatch, "SPLIT_MIN_WORK", 1)
+    rng = np.random.default_rng(11)
+    B, T, F, H = 1, 9, 6, 40
+    x = rng.standard_normal((B, T, F)).astype(np.float32)
+    mask = rng.random((B, T)) > 0.3
+    h0 = rng.standard_normal((B, H)).astype(np.float32)
+    c0 = rng.standard_normal((B, H)).astype(np.float32)
+    lstm = cylstm.layers.LSTM(H, return_sequences=True, return_state=True, go_backwards=True)
+    lstm(x)
+    bidi = cylstm.layers.Bidirectional(cylstm.layers.LSTM(H, return_sequences=True))
+    bidi(x)
+    torch_like = cylstm.nn.LSTM(F, H, num_layers=2, batch_first=True, seed=1)
+    proj = cylstm.nn.LSTM(F, H, proj_size=5, batch_first=True, seed=2)
+    ql, qb = cylstm.quantize(lstm, dtype), cylstm.quantize(bidi, dtype)
+    qt, qp = cylstm.quantize(torch_like, dtype), cylstm.quantize(proj, dtype)
+    calls = [lambda: ql(x, initial_state=[h0, c0], mask=mask),
+             lambda: ql.step(np.ascontiguousarray(x[:, 0]), [h0, c0]),
+             lambda: qb(x, mask=mask),
+             lambda: qt(x),
+             lambda: qp(x)]
+    from cylstm._kernels import lstm_quantized as lq
+    for call in calls:
+        with cylstm.threads(1):
+            one = call()
+        with cylstm.threads(2):
+            two = call()
+        for a, b in zip(_flat(one), _flat(two)):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+    with cylstm.threads(2):
+        qt(x)
+        assert qt._kernels[0][0]._kernels[0].last_threads == 2
+        qp(x)
+        assert qp._kernels[0][0]._kernels[0].last_threads == 1   # no split with a projection
+    assert lq.pool_size() >= 1
+
+
+def _flat(v):
+    if isinstance(v, (list, tuple)):
+        return [a for item in v for a in _flat(item)]
+    return [np.asarray(v)]
