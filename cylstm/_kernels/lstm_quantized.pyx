@@ -1,15 +1,17 @@
 # Quantized (int8, bfloat16) products and LSTM time loop for inference; the
 # arithmetic and the CPU paths are described in quantized.h, the NumPy twin
 # is cylstm/_kernels/reference_quantized.py.
-import atexit
 
 cimport numpy as cnp
 from cpython.pythread cimport (NOWAIT_LOCK, PyThread_acquire_lock, PyThread_allocate_lock,
                                PyThread_free_lock, PyThread_release_lock, PyThread_type_lock)
 from libc.stdint cimport int8_t, int32_t, uint8_t, uint16_t
+from cpython.pycapsule cimport PyCapsule_GetPointer
 from libc.string cimport memcpy, memset
 
 import numpy as np
+
+from . import lstm_step as _lstm_step
 
 cnp.import_array()
 
@@ -43,19 +45,23 @@ cdef extern from "quantized.h" nogil:
                          int parts, const float* x, float* xproj, const uint8_t* mask,
                          float* h, float* c, float* seq, float* prev, float* work,
                          void* shared, void* own)
-    void cyl_pool_shutdown()
-    int cyl_pool_size()
+    ctypedef struct cyl_pool_api:
+        pass
+    void cyl_pool_use(const cyl_pool_api* api)
+    int cyl_pool_used_size()
 
 KINDS = {"int8": 0, "bfloat16": 1}
 
-# The column split's worker threads (workers.h; this module's own pool) are
-# stopped and joined at exit.
-atexit.register(lambda: cyl_pool_shutdown())
+# The column split runs on lstm_step's worker threads, the process's one pool
+# (workers.h): a pool of its own would spin against it on a small machine.
+cyl_pool_use(<const cyl_pool_api*>PyCapsule_GetPointer(_lstm_step.pool_api,
+                                                       b"cylstm._kernels.workers.pool_api"))
 
 
 def pool_size():
-    """Worker threads the column split has started in this process."""
-    return cyl_pool_size()
+    """Worker threads of the process's pool (lstm_step's), which the column
+    split uses."""
+    return cyl_pool_used_size()
 
 
 def isa_level(str dtype, int force=-1):

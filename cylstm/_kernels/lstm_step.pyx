@@ -11,6 +11,7 @@
 cimport numpy as cnp
 from cpython.pythread cimport (NOWAIT_LOCK, PyThread_acquire_lock, PyThread_allocate_lock,
                                PyThread_free_lock, PyThread_release_lock, PyThread_type_lock)
+from cpython.pycapsule cimport PyCapsule_New
 from cython cimport floating
 from libc.string cimport memcpy
 
@@ -48,6 +49,9 @@ cdef extern from "step_fused.h" nogil:
     int cyl_recurrent_isa(int force)
     void cyl_pool_shutdown()
     int cyl_pool_size()
+    ctypedef struct cyl_pool_api:
+        pass
+    cyl_pool_api cyl_pool_own_api
 
 # The fused step serves up to this many rows (beyond, the packed/BLAS products
 # of the unfused path share each weight read between more rows).
@@ -83,6 +87,10 @@ def set_split_work(step=None, sequence=None):
     return old
 
 atexit.register(lambda: cyl_pool_shutdown())
+
+# This module's pool is the process's: the other kernel modules run their
+# column splits on it through these functions (workers.h, cyl_pool_use).
+pool_api = PyCapsule_New(<void*>&cyl_pool_own_api, b"cylstm._kernels.workers.pool_api", NULL)
 
 
 def fused_isa(int force=-1):

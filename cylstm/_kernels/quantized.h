@@ -1023,7 +1023,7 @@ static int cyl_q_lstm_split(const cyl_qmat *W, const cyl_qmat *U, int level, int
         return 1;
     for (int j = 0; j < G; j++)
         work[j] = (j >= 2 * H && j < 3 * H) ? 2.0f : 1.0f;
-    if (cyl_pool_run(cyl_q_split_chunk, &job, job.pre + 2 * T, parts, parts - 1) != 0)
+    if (cyl_pool_dispatch(cyl_q_split_chunk, &job, job.pre + 2 * T, parts, parts - 1) != 0)
         return 1;
     return parts;
 }

@@ -15,7 +15,10 @@
  * scheduler's time slice (measured: a fixed split waited 0.1-1.5 ms a step).
  *
  * Portable: pthreads on POSIX (glibc, musl, macOS), Windows threads under
- * _WIN32. One pool per extension module (the header's statics). A caller
+ * _WIN32. One pool per process: the header's statics make one per extension
+ * module, so lstm_step owns the pool and hands its functions to the other
+ * modules (cyl_pool_api in a capsule, installed with cyl_pool_use); two
+ * pools would spin against each other on a small machine. A caller
  * that finds the pool busy (another Python thread's job) or unavailable runs
  * its job inline, so concurrent calls never wait on each other here.
  * After fork() the child abandons the parent's pool (its threads do not
@@ -317,6 +320,29 @@ static void cyl_pool_shutdown(void) {
 static int cyl_pool_size(void) {
     cyl_pool *pool = cyl_the_pool;
     return pool == NULL ? 0 : pool->nworkers;
+}
+
+/* The pool of another module: its owner's functions. */
+typedef struct {
+    int (*run)(cyl_task_fn fn, void *arg, int steps, int parts, int workers);
+    int (*size)(void);
+} cyl_pool_api;
+
+static const cyl_pool_api cyl_pool_own_api = {cyl_pool_run, cyl_pool_size};
+static const cyl_pool_api *cyl_pool_used = &cyl_pool_own_api;
+
+/* This module's jobs go to `api`'s pool (NULL: its own). */
+static void cyl_pool_use(const cyl_pool_api *api) {
+    cyl_pool_used = api != NULL ? api : &cyl_pool_own_api;
+}
+
+/* cyl_pool_run / cyl_pool_size on the pool this module uses. */
+static int cyl_pool_dispatch(cyl_task_fn fn, void *arg, int steps, int parts, int workers) {
+    return cyl_pool_used->run(fn, arg, steps, parts, workers);
+}
+
+static int cyl_pool_used_size(void) {
+    return cyl_pool_used->size();
 }
 
 #endif

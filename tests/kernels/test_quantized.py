@@ -195,6 +195,21 @@ def test_column_split_matches_reference_and_one_thread(dtype, force, threads, T,
     assert lq.pool_size() >= parts - 1
 
 
+def test_column_split_runs_on_the_process_pool_of_lstm_step():
+    # One pool per process (workers.h): the quantized split starts no threads
+    # of its own, it uses (and may start) lstm_step's.
+    from cylstm._kernels import lstm_step
+    rng = np.random.default_rng(11)
+    F, H = 16, 64
+    (_, Wm), (_, Um) = (_matrix("int8", rng.standard_normal((F, 4 * H)).astype(np.float32)),
+                        _matrix("int8", rng.standard_normal((H, 4 * H)).astype(np.float32)))
+    k = lq.QuantizedLSTMKernel(Wm, Um, None, np.zeros(4 * H))
+    x = rng.standard_normal((1, 1, F)).astype(np.float32)
+    k.run(x, np.zeros((1, H), np.float32), np.zeros((1, H), np.float32), None, False, -1, 2)
+    assert k.last_threads == 2
+    assert lq.pool_size() == lstm_step.pool_size() >= 1
+
+
 def test_column_split_is_exact_where_units_fill_whole_vectors():
     # H a multiple of 16: the gate math runs on whole vectors on both paths.
     rng = np.random.default_rng(3)
