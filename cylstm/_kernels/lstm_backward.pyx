@@ -37,6 +37,20 @@ cdef extern from "cell.h" nogil:
     void cyl_lstm_cell_grad_f32(float* dz, const float* tc, const float* cprev,
                                 const float* dm, float* dc, Py_ssize_t H)
 
+cdef extern from "backward_step.h" nogil:
+    void cyl_bwd_gates_act_f32(float* dz, const float* tc, const float* cprev, float* dh,
+                               float* dc, float* dprev, const float* dseq,
+                               Py_ssize_t dseq_stride, const unsigned char* mask,
+                               Py_ssize_t mask_stride, Py_ssize_t nb, Py_ssize_t H)
+    void cyl_bwd_gates_pre_f32(float* dz, const float* a, const float* d, const float* tc,
+                               const float* dtc, const float* cprev, const float* dm,
+                               Py_ssize_t dm_stride, float* dc, const unsigned char* mask,
+                               Py_ssize_t mask_stride, Py_ssize_t nb, Py_ssize_t H)
+    void cyl_bwd_gates_pre_f64(double* dz, const double* a, const double* d, const double* tc,
+                               const double* dtc, const double* cprev, const double* dm,
+                               Py_ssize_t dm_stride, double* dc, const unsigned char* mask,
+                               Py_ssize_t mask_stride, Py_ssize_t nb, Py_ssize_t H)
+
 
 cdef void backward_rows(
         int T, int B, int H, int P,
@@ -66,8 +80,6 @@ cdef void backward_rows(
     cdef int s, t, b, j
     cdef Py_ssize_t row
     cdef const floating* drow
-    cdef const floating* a_row
-    cdef const floating* d_row
     cdef const floating* cprow
     cdef floating* zblk
     cdef floating* dzrow
@@ -79,14 +91,27 @@ cdef void backward_rows(
     cdef floating* tc = der_z + <Py_ssize_t>nb * G       # (nb, H) act(c_t)
     cdef floating* dtc = tc + <Py_ssize_t>nb * H         # (nb, H) act'(c_t)
     cdef floating* tmp = dtc + <Py_ssize_t>nb * H        # (nb, max(H, P))
-    cdef floating dcj, mj
     cdef const floating* mk
     cdef int k
-
+    cdef const unsigned char* mrow
+    cdef bint fused = stored_activations and not has_proj and floating is float
     for s in range(T - 1, -1, -1):
         t = T - 1 - s if go_backwards else s
+        mrow = mask + <Py_ssize_t>b0 * T + t if mask != NULL else NULL
+        zblk = z_store + (<Py_ssize_t>t * B + b0) * G
+        if fused:
+            # The output's gradient, the masks and the gate and cell
+            # gradients of the block in one call (backward_step.h).
+            if floating is float:
+                cyl_bwd_gates_act_f32(
+                    zblk, c_store + (<Py_ssize_t>t * B + b0) * H,
+                    cprev_store + (<Py_ssize_t>t * B + b0) * H, dh + <Py_ssize_t>b0 * P,
+                    dc + <Py_ssize_t>b0 * H, dprev + <Py_ssize_t>b0 * P,
+                    d_seq + (s if d_processing_order else t) * d_stride_t + b0 * d_stride_b
+                    if d_seq != NULL else NULL,
+                    d_stride_b, mrow, T, nb, H)
         # Gradient reaching each row's output at this step.
-        for b in range(b0, b1):
+        for b in range(b0 if not fused else b1, b1):
             row = <Py_ssize_t>b * P
             if d_seq != NULL:
                 drow = d_seq + (s if d_processing_order else t) * d_stride_t + b * d_stride_b
@@ -101,7 +126,6 @@ cdef void backward_rows(
             gemm(False, True, nb, H, P, 1, dh + <Py_ssize_t>b0 * P, P, Wr, P, 0, tmp, H)
             memcpy(dh_store + (<Py_ssize_t>t * B + b0) * P, dh + <Py_ssize_t>b0 * P,
                    <Py_ssize_t>nb * P * sizeof(floating))
-        zblk = z_store + (<Py_ssize_t>t * B + b0) * G
         if not stored_activations:
             # Activations and derivatives of the block, before dz overwrites z.
             activate_gates(act, rec_act, zblk, act_z, NULL, nb, H)
@@ -109,7 +133,22 @@ cdef void backward_rows(
             activate(act, c_store + (<Py_ssize_t>t * B + b0) * H, tc, <Py_ssize_t>nb * H)
             activate_grad(act, c_store + (<Py_ssize_t>t * B + b0) * H, dtc,
                           <Py_ssize_t>nb * H)
-        for b in range(b0, b1):
+            # The gate and cell gradients of the block in one call.
+            if floating is float:
+                cyl_bwd_gates_pre_f32(
+                    zblk, act_z, der_z, tc, dtc, cprev_store + (<Py_ssize_t>t * B + b0) * H,
+                    tmp if has_proj else dh + <Py_ssize_t>b0 * P, H if has_proj else P,
+                    dc + <Py_ssize_t>b0 * H, mrow, T, nb, H)
+            else:
+                cyl_bwd_gates_pre_f64(
+                    zblk, act_z, der_z, tc, dtc, cprev_store + (<Py_ssize_t>t * B + b0) * H,
+                    tmp if has_proj else dh + <Py_ssize_t>b0 * P, H if has_proj else P,
+                    dc + <Py_ssize_t>b0 * H, mrow, T, nb, H)
+            if has_proj and mask != NULL:
+                for b in range(b0, b1):
+                    if not mask[<Py_ssize_t>b * T + t]:
+                        memset(dh_store + (<Py_ssize_t>t * B + b) * P, 0, P * sizeof(floating))
+        for b in range(b0, b1 if stored_activations and not fused else b0):
             dzrow = zblk + <Py_ssize_t>(b - b0) * G
             if mask != NULL and not mask[<Py_ssize_t>b * T + t]:
                 memset(dzrow, 0, G * sizeof(floating))
@@ -120,22 +159,12 @@ cdef void backward_rows(
             dm = tmp + row * H if has_proj else dh + <Py_ssize_t>b * P
             cprow = cprev_store + (<Py_ssize_t>t * B + b) * H
             dcrow = dc + <Py_ssize_t>b * H
-            if stored_activations:
-                # dzrow holds i, f, g, o and c_store tanh(c_t) (float32 only).
-                if floating is float:
-                    cyl_lstm_cell_grad_f32(dzrow, c_store + (<Py_ssize_t>t * B + b) * H,
-                                           cprow, dm, dcrow, H)
-                continue
-            a_row = act_z + row * G
-            d_row = der_z + row * G
-            for j in range(H):
-                mj = dm[j]
-                dcj = dcrow[j] + mj * a_row[3 * H + j] * dtc[row * H + j]
-                dzrow[j] = dcj * a_row[2 * H + j] * d_row[j]
-                dzrow[H + j] = dcj * cprow[j] * d_row[H + j]
-                dzrow[2 * H + j] = dcj * a_row[j] * d_row[2 * H + j]
-                dzrow[3 * H + j] = mj * tc[row * H + j] * d_row[3 * H + j]
-                dcrow[j] = dcj * a_row[H + j]
+            # Stored activations with a projection (not made by today's
+            # forward, which stores activations only without one): per row.
+            # dzrow holds i, f, g, o and c_store tanh(c_t) (float32 only).
+            if floating is float:
+                cyl_lstm_cell_grad_f32(dzrow, c_store + (<Py_ssize_t>t * B + b) * H,
+                                       cprow, dm, dcrow, H)
         if rec_mask_gates != NULL:
             # dh_{t-1} = sum_k (dz_t[:, k] @ U[:, k]^T) * r_k; U[:, k]^T is
             # rows [kH, (k+1)H) of UT. Masked rows carry dh.
@@ -158,6 +187,11 @@ cdef void backward_rows(
                             dhrow[j] += dzrow[j] * mk[j]
             continue
         # dh_{t-1} = dz_t @ U^T for unmasked rows; masked rows carry dh.
+        if mask == NULL and rec_mask == NULL:
+            # Every row takes the product: straight into dh.
+            memset(dh + <Py_ssize_t>b0 * P, 0, <Py_ssize_t>nb * P * sizeof(floating))
+            recurrent_product(nb, P, G, zblk, G, UT, UTp, UTp_width, dh + <Py_ssize_t>b0 * P, P)
+            continue
         memset(tmp, 0, <Py_ssize_t>nb * P * sizeof(floating))
         recurrent_product(nb, P, G, zblk, G, UT, UTp, UTp_width, tmp, P)
         for b in range(b0, b1):
