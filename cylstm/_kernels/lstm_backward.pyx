@@ -211,14 +211,15 @@ cdef void backward_weights(
         const floating* x, const floating* W, const floating* hprev_store,
         const floating* m_store, const floating* dz, const floating* dh_store,
         floating* dx, floating* dW, floating* dU, floating* db, floating* dWr,
-        const floating* xh,
+        const floating* xh, bint dx_batch_major,
         int g0, int g1, int p0, int p1, Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
     """The large products, once for all steps and rows: gate columns
     [g0, g1) of dW, dU and db, columns [p0, p1) of dWr and the flattened rows
     [r0, r1) of dx. Disjoint ranges may run in parallel threads. With `xh`
     ((T*B, I + P): X and Hprev side by side, see lstm_backward_join), dU must
     be dW + I * G: one product makes both (each product packs dZ again, and
-    at 16,100,64,128 the one product was 20 % faster than the two)."""
+    at 16,100,64,128 the one product was 20 % faster than the two). With
+    `dx_batch_major`, dx is (B, T, I) and [r0, r1) are batch rows."""
     cdef int G = 4 * H
     cdef int TB = T * B
     cdef int ng = g1 - g0, npj = p1 - p0
@@ -239,7 +240,12 @@ cdef void backward_weights(
                 db[j] += dzrow[j]
     if dWr != NULL and npj > 0:
         gemm(True, False, H, npj, TB, 1, m_store, H, dh_store + p0, P, 1, dWr + p0, P)
-    if dx != NULL and nr > 0:
+    if dx != NULL and nr > 0 and dx_batch_major:
+        # dx (B, T, I): batch row b is dZ[:, b] (T rows, B * G apart) @ W^T,
+        # written in place of a time-major dx and a transposed copy.
+        for row in range(r0, r1):
+            gemm(False, True, T, I, G, 1, dz + row * G, B * G, W, G, 0, dx + row * T * I, I)
+    elif dx != NULL and nr > 0:
         gemm(False, True, nr, I, G, 1, dz + r0 * G, G, W, G, 0, dx + r0 * I, I)
 
 
@@ -303,10 +309,13 @@ def lstm_backward_weights(
         const floating[:, :, ::1] dz, const floating[:, :, ::1] dh_store,
         floating[:, :, ::1] dx, floating[:, ::1] dW, floating[:, ::1] dU,
         floating[::1] db, floating[:, ::1] dWr, int g0, int g1, int p0, int p1,
-        Py_ssize_t r0, Py_ssize_t r1, const floating[:, :, ::1] xh=None):
+        Py_ssize_t r0, Py_ssize_t r1, const floating[:, :, ::1] xh=None,
+        bint dx_batch_major=False):
     """dW += X^T dZ, dU += Hprev^T dZ, db += sum dZ for gate columns [g0, g1);
     dWr += M^T dH for columns [p0, p1); dx = dZ W^T for the flattened rows
     [r0, r1) (skipped when dx is None): the products after the time loop.
+    With `dx_batch_major`, dx is (B, T, I) (the layout of a batch-major x)
+    and [r0, r1) are its batch rows.
     `xh` (T, B, I + P), lstm_backward_join's X and Hprev side by side, or
     None: with it, `dU` must be the rows of one (I + P, 4H) array right
     after `dW`'s, and one product makes both."""
@@ -317,6 +326,13 @@ def lstm_backward_weights(
                          f"({xh.shape[0]}, {xh.shape[1]}, {xh.shape[2]}).")
     if xh is not None and dU.shape[0] > 0 and &dU[0, 0] != &dW[0, 0] + <Py_ssize_t>I * 4 * H:
         raise ValueError("with xh, dU must be the rows of one array right after dW's.")
+    if dx is not None:
+        shape = (B, T, I) if dx_batch_major else (T, B, I)
+        if (dx.shape[0], dx.shape[1], dx.shape[2]) != shape:
+            raise ValueError(f"dx must have shape {shape}, got "
+                             f"({dx.shape[0]}, {dx.shape[1]}, {dx.shape[2]}).")
+        if not (0 <= r0 <= r1 <= (B if dx_batch_major else <Py_ssize_t>T * B)):
+            raise ValueError(f"rows [{r0}, {r1}) out of range for dx.")
     if T == 0 or B == 0:
         return
     with nogil:
@@ -326,7 +342,7 @@ def lstm_backward_weights(
             &dh_store[0, 0, 0] if dh_store is not None else NULL,
             &dx[0, 0, 0] if dx is not None else NULL, &dW[0, 0], &dU[0, 0], &db[0],
             &dWr[0, 0] if dWr is not None else NULL,
-            &xh[0, 0, 0] if xh is not None else NULL, g0, g1, p0, p1, r0, r1)
+            &xh[0, 0, 0] if xh is not None else NULL, dx_batch_major, g0, g1, p0, p1, r0, r1)
 
 
 def lstm_backward_join(const floating[:, :, ::1] x, const floating[:, :, ::1] hprev_store,
