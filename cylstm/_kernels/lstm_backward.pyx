@@ -211,14 +211,16 @@ cdef void backward_weights(
         const floating* x, const floating* W, const floating* hprev_store,
         const floating* m_store, const floating* dz, const floating* dh_store,
         floating* dx, floating* dW, floating* dU, floating* db, floating* dWr,
-        const floating* xh, bint dx_batch_major,
+        const floating* xh, int xh_width, bint dx_batch_major,
         int g0, int g1, int p0, int p1, Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
     """The large products, once for all steps and rows: gate columns
     [g0, g1) of dW, dU and db, columns [p0, p1) of dWr and the flattened rows
     [r0, r1) of dx. Disjoint ranges may run in parallel threads. With `xh`
     ((T*B, I + P): X and Hprev side by side, see lstm_backward_join), dU must
     be dW + I * G: one product makes both (each product packs dZ again, and
-    at 16,100,64,128 the one product was 20 % faster than the two). With
+    at 16,100,64,128 the one product was 20 % faster than the two). `xh`'s
+    rows are `xh_width` long: I + P, or I + P + 1 with a last column of ones,
+    whose product row is db (which must then be dW + (I + P) * G). With
     `dx_batch_major`, dx is (B, T, I) and [r0, r1) are batch rows."""
     cdef int G = 4 * H
     cdef int TB = T * B
@@ -228,12 +230,13 @@ cdef void backward_weights(
     cdef int j
     cdef const floating* dzrow
     if ng > 0 and xh != NULL:
-        # dW and dU in one product: [X | Hprev]^T dZ, dU's rows right after dW's.
-        gemm(True, False, I + P, ng, TB, 1, xh, I + P, dz + g0, G, 1, dW + g0, G)
+        # dW and dU in one product: [X | Hprev]^T dZ, dU's rows right after
+        # dW's (and db's after dU's when xh ends in a column of ones).
+        gemm(True, False, xh_width, ng, TB, 1, xh, xh_width, dz + g0, G, 1, dW + g0, G)
     elif ng > 0:
         gemm(True, False, I, ng, TB, 1, x, I, dz + g0, G, 1, dW + g0, G)
         gemm(True, False, P, ng, TB, 1, hprev_store, P, dz + g0, G, 1, dU + g0, G)
-    if ng > 0:
+    if ng > 0 and (xh == NULL or xh_width == I + P):
         for row in range(TB):
             dzrow = dz + row * G
             for j in range(g0, g1):
@@ -318,14 +321,19 @@ def lstm_backward_weights(
     and [r0, r1) are its batch rows.
     `xh` (T, B, I + P), lstm_backward_join's X and Hprev side by side, or
     None: with it, `dU` must be the rows of one (I + P, 4H) array right
-    after `dW`'s, and one product makes both."""
+    after `dW`'s, and one product makes both. With `xh` (T, B, I + P + 1)
+    (a last column of ones) the product makes db too, the array's last row."""
     cdef int T = x.shape[0], B = x.shape[1], I = x.shape[2]
     cdef int H = dz.shape[2] // 4, P = hprev_store.shape[2]
-    if xh is not None and (xh.shape[0] != T or xh.shape[1] != B or xh.shape[2] != I + P):
-        raise ValueError(f"xh must have shape ({T}, {B}, {I + P}), got "
-                         f"({xh.shape[0]}, {xh.shape[1]}, {xh.shape[2]}).")
+    cdef int xh_width = 0 if xh is None else xh.shape[2]
+    if xh is not None and (xh.shape[0] != T or xh.shape[1] != B
+                           or xh_width not in (I + P, I + P + 1)):
+        raise ValueError(f"xh must have shape ({T}, {B}, {I + P}) or ({T}, {B}, {I + P + 1}), "
+                         f"got ({xh.shape[0]}, {xh.shape[1]}, {xh.shape[2]}).")
     if xh is not None and dU.shape[0] > 0 and &dU[0, 0] != &dW[0, 0] + <Py_ssize_t>I * 4 * H:
         raise ValueError("with xh, dU must be the rows of one array right after dW's.")
+    if xh_width == I + P + 1 and &db[0] != &dW[0, 0] + <Py_ssize_t>(I + P) * 4 * H:
+        raise ValueError("with a column of ones in xh, db must be the row right after dU's.")
     if dx is not None:
         shape = (B, T, I) if dx_batch_major else (T, B, I)
         if (dx.shape[0], dx.shape[1], dx.shape[2]) != shape:
@@ -342,19 +350,22 @@ def lstm_backward_weights(
             &dh_store[0, 0, 0] if dh_store is not None else NULL,
             &dx[0, 0, 0] if dx is not None else NULL, &dW[0, 0], &dU[0, 0], &db[0],
             &dWr[0, 0] if dWr is not None else NULL,
-            &xh[0, 0, 0] if xh is not None else NULL, dx_batch_major, g0, g1, p0, p1, r0, r1)
+            &xh[0, 0, 0] if xh is not None else NULL, xh_width, dx_batch_major,
+            g0, g1, p0, p1, r0, r1)
 
 
 def lstm_backward_join(const floating[:, :, ::1] x, const floating[:, :, ::1] hprev_store,
                        floating[:, :, ::1] xh, Py_ssize_t r0, Py_ssize_t r1):
-    """xh[r] = [x[r], hprev_store[r]] for the flattened (time, row) rows
-    [r0, r1): the left operand of lstm_backward_weights' joint dW/dU product."""
+    """xh[r] = [x[r], hprev_store[r]] (and a last 1 when xh has I + P + 1
+    columns) for the flattened (time, row) rows [r0, r1): the left operand
+    of lstm_backward_weights' joint dW/dU(/db) product."""
     cdef int I = x.shape[2], P = hprev_store.shape[2]
     cdef Py_ssize_t TB = <Py_ssize_t>x.shape[0] * x.shape[1], r
     if (hprev_store.shape[0] != x.shape[0] or hprev_store.shape[1] != x.shape[1]
             or xh.shape[0] != x.shape[0] or xh.shape[1] != x.shape[1]
-            or xh.shape[2] != I + P):
-        raise ValueError("x (T, B, I), hprev_store (T, B, P) and xh (T, B, I + P) must match.")
+            or xh.shape[2] not in (I + P, I + P + 1)):
+        raise ValueError("x (T, B, I), hprev_store (T, B, P) and xh (T, B, I + P) or "
+                         "(T, B, I + P + 1) must match.")
     if not (0 <= r0 <= r1 <= TB):
         raise ValueError(f"rows [{r0}, {r1}) must lie in [0, {TB}].")
     if r1 == r0:
@@ -362,7 +373,10 @@ def lstm_backward_join(const floating[:, :, ::1] x, const floating[:, :, ::1] hp
     cdef const floating* xp = &x[0, 0, 0]
     cdef const floating* hp = &hprev_store[0, 0, 0]
     cdef floating* out = &xh[0, 0, 0]
+    cdef int W = xh.shape[2]
     with nogil:
         for r in range(r0, r1):
-            memcpy(out + r * (I + P), xp + r * I, I * sizeof(floating))
-            memcpy(out + r * (I + P) + I, hp + r * P, P * sizeof(floating))
+            memcpy(out + r * W, xp + r * I, I * sizeof(floating))
+            memcpy(out + r * W + I, hp + r * P, P * sizeof(floating))
+            if W > I + P:
+                out[r * W + I + P] = 1

@@ -336,6 +336,9 @@ class CpuBackend(Backend):
     # Measured on the 2-core AMD EPYC (Zen 4) machine, one thread, scipy's
     # OpenBLAS: see _compiled_backward.
     JOINT_WEIGHT_PRODUCT = True
+    # ... and db too, as the product's row of a column of ones in X | Hprev,
+    # not a pass of its own over dZ.
+    JOINT_BIAS_GRADIENT = True
     # With at most BATCH_MAJOR_DX_MAX_INPUTS inputs it writes a batch-major dx
     # in place, one product per batch row (T rows of dZ, B * 4H apart),
     # instead of a time-major dx and a transposed copy, whose short rows copy
@@ -758,15 +761,18 @@ class CpuBackend(Backend):
         input_mask = opt["input_mask"]
         plain_products = rec_gates is None and input_mask is None
         joint = plain_products and self.JOINT_WEIGHT_PRODUCT
+        ones = int(joint and self.JOINT_BIAS_GRADIENT)
         if joint:
-            # dW and dU as the rows of one array: one product makes both.
-            dwu = np.zeros((I + P, G), dtype)
-            dw, du = dwu[:I], dwu[I:]
+            # dW, dU (and db) as the rows of one array: one product makes them.
+            dwu = np.zeros((I + P + ones, G), dtype)
+            dw, du = dwu[:I], dwu[I:I + P]
+            db = dwu[I + P] if ones else np.zeros(G, dtype)
         else:
             dw, du = np.zeros_like(kernel), np.zeros_like(opt["recurrent_kernel"])
+            db = np.zeros(G, dtype)
         grads = dict(
             kernel=dw, recurrent_kernel=du,
-            bias=np.zeros(G, dtype), projection=None if proj is None else np.zeros_like(proj))
+            bias=db, projection=None if proj is None else np.zeros_like(proj))
         dh_store = np.empty((T, B, P), dtype) if proj is not None else None
 
         ut = np.ascontiguousarray(opt["recurrent_kernel"].T)
@@ -797,7 +803,7 @@ class CpuBackend(Backend):
 
         xh = None
         if joint:
-            xh = cache.workspace.get_private("backward_xh", (T, B, I + P), dtype)
+            xh = cache.workspace.get_private("backward_xh", (T, B, I + P + ones), dtype)
 
         def join_and_run(b0, b1, r0, r1):
             # The join reads only forward stores, so it shares the rows' threads.

@@ -158,10 +158,12 @@ def _gradients(p, monkeypatch, time_major=False, **attrs):
 @pytest.mark.parametrize("proj", [None, 4])
 @pytest.mark.parametrize("time_major", [False, True])
 @pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("bias_row", [True, False])
 def test_joint_product_and_batch_major_dx_equal_the_separate_products(
-        monkeypatch, dtype, proj, time_major, threads):
-    """JOINT_WEIGHT_PRODUCT and a batch-major dx written in place give the
-    gradients of the separate products and the transposed copy."""
+        monkeypatch, dtype, proj, time_major, threads, bias_row):
+    """JOINT_WEIGHT_PRODUCT (with db as its row of ones or not) and a
+    batch-major dx written in place give the gradients of the separate
+    products and the transposed copy."""
     monkeypatch.setattr(_ops.cpu(), "PARALLEL_MIN_WORK", 0)
     rng = np.random.default_rng(3)
     p = _problem(rng, 7, 6, 5, 6, dtype, with_mask=True, proj=proj)
@@ -169,7 +171,7 @@ def test_joint_product_and_batch_major_dx_equal_the_separate_products(
         plain = _gradients(p, monkeypatch, time_major, JOINT_WEIGHT_PRODUCT=False,
                            BATCH_MAJOR_DX_MAX_INPUTS=0)
         joint = _gradients(p, monkeypatch, time_major, JOINT_WEIGHT_PRODUCT=True,
-                           BATCH_MAJOR_DX_MAX_INPUTS=10**9)
+                           JOINT_BIAS_GRADIENT=bias_row, BATCH_MAJOR_DX_MAX_INPUTS=10**9)
     tol = dict(rtol=1e-5, atol=1e-6) if dtype == "float32" else dict(rtol=1e-12, atol=1e-13)
     for key in ("dx", "kernel", "recurrent_kernel", "bias", "projection", "dh0", "dc0"):
         if plain[key] is None:
@@ -188,6 +190,10 @@ def test_join_kernel():
     lstm_backward_join(x, hp, xh, 0, 5)
     lstm_backward_join(x, hp, xh, 5, 12)
     np.testing.assert_array_equal(xh, np.concatenate([x, hp], axis=2))
+    xh1 = np.full((3, 4, 8), np.nan, np.float32)
+    lstm_backward_join(x, hp, xh1, 0, 12)
+    np.testing.assert_array_equal(xh1, np.concatenate([x, hp, np.ones((3, 4, 1), np.float32)],
+                                                      axis=2))
     with pytest.raises(ValueError, match="must match"):
         lstm_backward_join(x, hp, np.empty((3, 4, 6), np.float32), 0, 12)
     with pytest.raises(ValueError, match="rows"):
@@ -207,6 +213,8 @@ def test_weights_kernel_checks_its_arguments():
         lstm_backward_weights(*args(None, dwu[:I], dwu[I:], f(T, B, I + 1), False, 0))
     with pytest.raises(ValueError, match="right after"):
         lstm_backward_weights(*args(None, f(I, G), f(P, G), f(T, B, I + P), False, 0))
+    with pytest.raises(ValueError, match="db must be the row"):   # db not after dU
+        lstm_backward_weights(*args(None, dwu[:I], dwu[I:], f(T, B, I + P + 1), False, 0))
     with pytest.raises(ValueError, match="dx must have shape"):
         lstm_backward_weights(*args(f(T, B, I), dwu[:I], dwu[I:], None, True, B))
     with pytest.raises(ValueError, match="out of range"):
