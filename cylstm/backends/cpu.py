@@ -797,7 +797,12 @@ class CpuBackend(Backend):
         batch_major_dx = (need_dx and not time_major and plain_products
                           and I <= self.BATCH_MAJOR_DX_MAX_INPUTS)
         dx = None
-        if need_dx:
+        dx_temp = need_dx and not time_major and not batch_major_dx
+        if dx_temp:
+            # Time-major, then copied to the layout of x: a reused buffer
+            # (fresh pages of a new one cost their faults on every call).
+            dx = cache.workspace.get_private("backward_dx", (T, B, I), dtype)
+        elif need_dx:
             dx = np.empty((B, T, I) if batch_major_dx else (T, B, I), dtype)
         n = self._product_parts(T * B * G * (I + P))
 
@@ -834,8 +839,10 @@ class CpuBackend(Backend):
                                       dh_store, dx, grads, g, p, t)
                               for g, p, t in zip(split(4, min(n, 4)), split(P, min(n, 4)),
                                                  split(T, min(n, 4)))])
-        if dx is not None and not time_major and not batch_major_dx:
-            dx = np.ascontiguousarray(dx.transpose(1, 0, 2))
+        if dx_temp:
+            dx_tm = dx
+            dx = np.ascontiguousarray(dx_tm.transpose(1, 0, 2))
+            cache.workspace.give_back_private("backward_dx", dx_tm)
         grads.update(dx=dx, dh0=dh, dc0=dc)
         cache.workspace.give_back_stores(cache.shapes, dtype, a)
         cache.arrays = None
