@@ -22,8 +22,12 @@
 #             (per-gate masks r_k: dh = sum_k (dz[:, k] @ U[:, k]^T) * r_k)
 #   masked:   dprev = d_out; dz = 0; dh, dc carried unchanged
 # backward_rows handles a range of rows (rows are independent, so ranges run
-# in parallel threads). After the loop, backward_weights does one gemm each:
-# dW += X^T dZ, dU += Hprev^T dZ, dX = dZ W^T, dWr += M^T dH; db += sum dZ.
+# in parallel threads); the elementwise part of a step (output gradient,
+# masks, gate and cell gradients) is one C call per row block
+# (backward_step.h), the product dz_t @ U^T the step kernel's or BLAS's.
+# After the loop, backward_weights does one gemm each: dW += X^T dZ,
+# dU += Hprev^T dZ, dX = dZ W^T, dWr += M^T dH; db += sum dZ -- or, given
+# lstm_backward_join's [X | Hprev | 1], dW, dU and db as one product.
 # With per-gate dropout masks (input or recurrent) those products take a mask
 # per gate column block; cylstm/_ops.py makes them with NumPy instead.
 from cython cimport floating

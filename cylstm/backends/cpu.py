@@ -17,7 +17,11 @@ tanh/sigmoid path), P + 2H state values (plus H with a projection) and a
 time-major copy of the input: 4H + P + 2H + I values. The backward pass
 writes the gate gradients over the gate store, so a training forward can be
 backpropagated once; the stores then return to the layer's workspace for the
-next step.
+next step. Without per-gate dropout masks it also keeps, in the workspace
+across calls, the input and state stores side by side with a column of ones
+(I + P + 1 values per row and step: dW, dU and db are then one product) and,
+for a batch-major input of more than BATCH_MAJOR_DX_MAX_INPUTS features, a
+time-major dx (I values).
 """
 from __future__ import annotations
 
