@@ -23,6 +23,6 @@ def lstm_backward_weights(
     x: _Float, W: _Float, hprev_store: _Float, m_store: Optional[_Float], dz: _Float,
     dh_store: Optional[_Float], dx: Optional[_Float], dW: _Float, dU: _Float, db: _Float,
     dWr: Optional[_Float], g0: int, g1: int, p0: int, p1: int, r0: int, r1: int,
-    xh: Optional[_Float] = None, dx_batch_major: bool = False,
+    xh: Optional[_Float] = None, dx_batch_major: bool = False, k0: int = 0, k1: int = -1,
 ) -> None: ...
 def lstm_backward_join(x: _Float, hprev_store: _Float, xh: _Float, r0: int, r1: int) -> None: ...

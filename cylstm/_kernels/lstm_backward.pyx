@@ -216,7 +216,8 @@ cdef void backward_weights(
         const floating* m_store, const floating* dz, const floating* dh_store,
         floating* dx, floating* dW, floating* dU, floating* db, floating* dWr,
         const floating* xh, int xh_width, bint dx_batch_major,
-        int g0, int g1, int p0, int p1, Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+        int g0, int g1, int p0, int p1, Py_ssize_t r0, Py_ssize_t r1,
+        Py_ssize_t k0, Py_ssize_t k1) noexcept nogil:
     """The large products, once for all steps and rows: gate columns
     [g0, g1) of dW, dU and db, columns [p0, p1) of dWr and the flattened rows
     [r0, r1) of dx. Disjoint ranges may run in parallel threads. With `xh`
@@ -224,7 +225,9 @@ cdef void backward_weights(
     be dW + I * G: one product makes both (each product packs dZ again, and
     at 16,100,64,128 the one product was 20 % faster than the two). `xh`'s
     rows are `xh_width` long: I + P, or I + P + 1 with a last column of ones,
-    whose product row is db (which must then be dW + (I + P) * G). With
+    whose product row is db (which must then be dW + (I + P) * G); that
+    product sums over the flattened rows [k0, k1) only (threads may each
+    take a range into a partial sum of their own). With
     `dx_batch_major`, dx is (B, T, I) and [r0, r1) are batch rows."""
     cdef int G = 4 * H
     cdef int TB = T * B
@@ -236,7 +239,9 @@ cdef void backward_weights(
     if ng > 0 and xh != NULL:
         # dW and dU in one product: [X | Hprev]^T dZ, dU's rows right after
         # dW's (and db's after dU's when xh ends in a column of ones).
-        gemm(True, False, xh_width, ng, TB, 1, xh, xh_width, dz + g0, G, 1, dW + g0, G)
+        if k1 > k0:
+            gemm(True, False, xh_width, ng, <int>(k1 - k0), 1, xh + k0 * xh_width, xh_width,
+                 dz + k0 * G + g0, G, 1, dW + g0, G)
     elif ng > 0:
         gemm(True, False, I, ng, TB, 1, x, I, dz + g0, G, 1, dW + g0, G)
         gemm(True, False, P, ng, TB, 1, hprev_store, P, dz + g0, G, 1, dU + g0, G)
@@ -317,7 +322,7 @@ def lstm_backward_weights(
         floating[:, :, ::1] dx, floating[:, ::1] dW, floating[:, ::1] dU,
         floating[::1] db, floating[:, ::1] dWr, int g0, int g1, int p0, int p1,
         Py_ssize_t r0, Py_ssize_t r1, const floating[:, :, ::1] xh=None,
-        bint dx_batch_major=False):
+        bint dx_batch_major=False, Py_ssize_t k0=0, Py_ssize_t k1=-1):
     """dW += X^T dZ, dU += Hprev^T dZ, db += sum dZ for gate columns [g0, g1);
     dWr += M^T dH for columns [p0, p1); dx = dZ W^T for the flattened rows
     [r0, r1) (skipped when dx is None): the products after the time loop.
@@ -326,7 +331,9 @@ def lstm_backward_weights(
     `xh` (T, B, I + P), lstm_backward_join's X and Hprev side by side, or
     None: with it, `dU` must be the rows of one (I + P, 4H) array right
     after `dW`'s, and one product makes both. With `xh` (T, B, I + P + 1)
-    (a last column of ones) the product makes db too, the array's last row."""
+    (a last column of ones) the product makes db too, the array's last row.
+    The joint product sums over the flattened rows [k0, k1) of xh and dz
+    (k1 = -1: all of them), so threads can each make a partial sum."""
     cdef int T = x.shape[0], B = x.shape[1], I = x.shape[2]
     cdef int H = dz.shape[2] // 4, P = hprev_store.shape[2]
     cdef int xh_width = 0 if xh is None else xh.shape[2]
@@ -345,6 +352,10 @@ def lstm_backward_weights(
                              f"({dx.shape[0]}, {dx.shape[1]}, {dx.shape[2]}).")
         if not (0 <= r0 <= r1 <= (B if dx_batch_major else <Py_ssize_t>T * B)):
             raise ValueError(f"rows [{r0}, {r1}) out of range for dx.")
+    if k1 == -1:
+        k1 = <Py_ssize_t>T * B
+    if not (0 <= k0 <= k1 <= <Py_ssize_t>T * B):
+        raise ValueError(f"rows [{k0}, {k1}) of the joint product out of range.")
     if T == 0 or B == 0:
         return
     with nogil:
@@ -355,7 +366,7 @@ def lstm_backward_weights(
             &dx[0, 0, 0] if dx is not None else NULL, &dW[0, 0], &dU[0, 0], &db[0],
             &dWr[0, 0] if dWr is not None else NULL,
             &xh[0, 0, 0] if xh is not None else NULL, xh_width, dx_batch_major,
-            g0, g1, p0, p1, r0, r1)
+            g0, g1, p0, p1, r0, r1, k0, k1)
 
 
 def lstm_backward_join(const floating[:, :, ::1] x, const floating[:, :, ::1] hprev_store,
