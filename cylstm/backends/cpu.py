@@ -852,15 +852,29 @@ class CpuBackend(Backend):
             run_parallel([partial(join_and_run, b0, b1, r0, r1) for (b0, b1), (r0, r1)
                           in zip(slices, split(T * B, len(slices)))])
             # The gate gradients now sit where the pre-activations were.
-            dx_rows = split(B if batch_major_dx else T * B, n)
+            if batch_major_dx:
+                dx_rows = split(B, n)
+            else:   # whole time steps: each thread then copies its own to dx_out
+                dx_rows = [(t0 * B, t1 * B) for t0, t1 in split(T, n)]
+            if plain_products and dx_temp:
+                dx_out = np.empty((B, T, I), dtype)
+
+                def copied(task, rows):
+                    task()
+                    t0, t1 = rows[0] // B, rows[1] // B
+                    np.copyto(dx_out[:, t0:t1], dx[t0:t1].transpose(1, 0, 2))
+            else:
+                copied = None
             if partials:
-                run_parallel([partial(row_products, k, j, p, r) for k, (j, p, r) in
+                run_parallel([partial(copied, partial(row_products, k, j, p, r), r) if copied
+                              else partial(row_products, k, j, p, r) for k, (j, p, r) in
                               enumerate(zip(split(T * B, n), split(P, n), dx_rows))])
                 for k, part in enumerate(partials[1:], 1):
                     dwu += part
                     cache.workspace.give_back_private(f"backward_dwu{k}", part)
             elif plain_products:
-                run_parallel([partial(products, c, p, r) for c, p, r in
+                run_parallel([partial(copied, partial(products, c, p, r), r) if copied
+                              else partial(products, c, p, r) for c, p, r in
                               zip(split(G, n), split(P, n), dx_rows)])
         if xh is not None:
             cache.workspace.give_back_private("backward_xh", xh)
@@ -871,8 +885,9 @@ class CpuBackend(Backend):
                               for g, p, t in zip(split(4, min(n, 4)), split(P, min(n, 4)),
                                                  split(T, min(n, 4)))])
         if dx_temp:
+            # Copied to x's layout by the product threads, or here.
             dx_tm = dx
-            dx = np.ascontiguousarray(dx_tm.transpose(1, 0, 2))
+            dx = dx_out if copied else np.ascontiguousarray(dx_tm.transpose(1, 0, 2))
             cache.workspace.give_back_private("backward_dx", dx_tm)
         grads.update(dx=dx, dh0=dh, dc0=dc)
         cache.workspace.give_back_stores(cache.shapes, dtype, a)

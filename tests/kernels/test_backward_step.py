@@ -131,8 +131,11 @@ def test_gate_pass_without_sequence_gradient(steps_calls, monkeypatch, fused, dt
 
 @pytest.mark.parametrize("threads", [1, 2, 3, 4])
 @pytest.mark.parametrize("with_mask", [False, True])
-def test_fused_gate_pass_threads(isa, steps_calls, monkeypatch, threads, with_mask):
+@pytest.mark.parametrize("batch_major_dx", [True, False])
+def test_fused_gate_pass_threads(isa, steps_calls, monkeypatch, threads, with_mask,
+                                 batch_major_dx):
     monkeypatch.setattr(_ops.cpu(), "PARALLEL_MIN_WORK", 0)
+    monkeypatch.setattr(_ops.cpu(), "BATCH_MAJOR_DX_MAX_INPUTS", 10**9 if batch_major_dx else 0)
     monkeypatch.setattr(_ops.cpu(), "PARALLEL_MIN_ROWS", 1)
     rng = np.random.default_rng(threads)
     p = _problem(rng, 9, 6, 5, 21, with_mask=with_mask)
@@ -159,8 +162,9 @@ def _gradients(p, monkeypatch, time_major=False, **attrs):
 @pytest.mark.parametrize("time_major", [False, True])
 @pytest.mark.parametrize("threads", [1, 3])
 @pytest.mark.parametrize("bias_row", [True, False])
+@pytest.mark.parametrize("batch_major_dx", [True, False])
 def test_joint_product_and_batch_major_dx_equal_the_separate_products(
-        monkeypatch, dtype, proj, time_major, threads, bias_row):
+        monkeypatch, dtype, proj, time_major, threads, bias_row, batch_major_dx):
     """JOINT_WEIGHT_PRODUCT (with db as its row of ones or not) and a
     batch-major dx written in place give the gradients of the separate
     products and the transposed copy."""
@@ -171,7 +175,8 @@ def test_joint_product_and_batch_major_dx_equal_the_separate_products(
         plain = _gradients(p, monkeypatch, time_major, JOINT_WEIGHT_PRODUCT=False,
                            BATCH_MAJOR_DX_MAX_INPUTS=0)
         joint = _gradients(p, monkeypatch, time_major, JOINT_WEIGHT_PRODUCT=True,
-                           JOINT_BIAS_GRADIENT=bias_row, BATCH_MAJOR_DX_MAX_INPUTS=10**9)
+                           JOINT_BIAS_GRADIENT=bias_row,
+                           BATCH_MAJOR_DX_MAX_INPUTS=10**9 if batch_major_dx else 0)
     tol = dict(rtol=1e-5, atol=1e-6) if dtype == "float32" else dict(rtol=1e-12, atol=1e-13)
     for key in ("dx", "kernel", "recurrent_kernel", "bias", "projection", "dh0", "dc0"):
         if plain[key] is None:
