@@ -395,3 +395,32 @@ def lstm_backward_join(const floating[:, :, ::1] x, const floating[:, :, ::1] hp
             memcpy(out + r * W + I, hp + r * P, P * sizeof(floating))
             if W > I + P:
                 out[r * W + I + P] = 1
+
+
+def lstm_backward_transpose(const floating[:, ::1] src, floating[:, ::1] dst):
+    """dst = src^T in tiles of 8 rows x 16 columns of src: U^T for the backward
+    time loop's product. The 8 source rows of a tile may lie a multiple of
+    4 KiB apart (one L1 set), so a tile takes no more lines of a set than the
+    cache has ways; NumPy's strided copy of U.T took 0.14 ms at 128 units."""
+    cdef Py_ssize_t R = src.shape[0], C = src.shape[1]
+    cdef Py_ssize_t i0, j0, i, j, i1, j1
+    cdef const floating* s
+    cdef floating* d
+    if dst.shape[0] != C or dst.shape[1] != R:
+        raise ValueError(f"dst must have shape ({C}, {R}), got ({dst.shape[0]}, {dst.shape[1]}).")
+    if R == 0 or C == 0:
+        return
+    s = &src[0, 0]
+    d = &dst[0, 0]
+    with nogil:
+        i0 = 0
+        while i0 < R:
+            i1 = i0 + 8 if i0 + 8 < R else R
+            j0 = 0
+            while j0 < C:
+                j1 = j0 + 16 if j0 + 16 < C else C
+                for j in range(j0, j1):
+                    for i in range(i0, i1):
+                        d[j * R + i] = s[i * C + j]
+                j0 += 16
+            i0 += 8

@@ -52,6 +52,11 @@ def _backward_weights_kernel(*args, **kwargs):
     return lstm_backward_weights(*args, **kwargs)
 
 
+def _backward_transpose_kernel(*args, **kwargs):
+    from .._kernels.lstm_backward import lstm_backward_transpose
+    return lstm_backward_transpose(*args, **kwargs)
+
+
 def _backward_join_kernel(*args, **kwargs):
     from .._kernels.lstm_backward import lstm_backward_join
     return lstm_backward_join(*args, **kwargs)
@@ -781,7 +786,9 @@ class CpuBackend(Backend):
             bias=db, projection=None if proj is None else np.zeros_like(proj))
         dh_store = np.empty((T, B, P), dtype) if proj is not None else None
 
-        ut = np.ascontiguousarray(opt["recurrent_kernel"].T)
+        # U^T, by tiles (lstm_backward_transpose: 2-4x NumPy's strided copy).
+        ut = np.empty((G, P), dtype)
+        _backward_transpose_kernel(np.ascontiguousarray(opt["recurrent_kernel"], dtype), ut)
         ut_packed = ut_gates_packed = None
         if rec_gates is None:
             ut_packed = self._packed(ut, opt["slices"])

@@ -11,7 +11,8 @@ from cylstm import _ops
 from cylstm import activations as A
 from cylstm.backends import cpu as cpu_backend
 from cylstm._kernels import reference
-from cylstm._kernels.lstm_backward import lstm_backward_join, lstm_backward_weights
+from cylstm._kernels.lstm_backward import (lstm_backward_join, lstm_backward_transpose,
+                                           lstm_backward_weights)
 from cylstm._kernels.lstm_forward import recurrent_isa
 
 from .._helpers import assert_kernel_matches_reference
@@ -224,3 +225,15 @@ def test_weights_kernel_checks_its_arguments():
         lstm_backward_weights(*args(f(T, B, I), dwu[:I], dwu[I:], None, True, B))
     with pytest.raises(ValueError, match="out of range"):
         lstm_backward_weights(*args(f(B, T, I), dwu[:I], dwu[I:], None, True, B + 1))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(1, 1), (3, 37), (8, 16), (9, 17), (130, 516)])
+def test_transpose_kernel(dtype, shape):
+    src = np.random.default_rng(1).standard_normal(shape).astype(dtype)
+    dst = np.full(shape[::-1], np.nan, dtype)
+    lstm_backward_transpose(src, dst)
+    np.testing.assert_array_equal(dst, src.T)
+    with pytest.raises(ValueError, match="dst must have shape"):
+        lstm_backward_transpose(src, np.empty(shape, dtype) if shape[0] != shape[1]
+                                else np.empty((shape[0] + 1, shape[1]), dtype))
