@@ -340,13 +340,19 @@ class CpuBackend(Backend):
     # product itself runs at the same rate). The AVX2 kernel was 5-33 % slower
     # there than the unfused path (whose gate loops still ran as AVX-512 clones),
     # so it is not chosen until measured on an AVX2-only CPU.
+    FUSED_STEP_MIN_ROWS = 1
+    FUSED_STEP_MAX_UNITS = 128
+    FUSED_STEP_PANEL_UNITS = (16,)
+
     # The backward pass makes dW and dU as one product over X and Hprev side
     # by side (lstm_backward_join), which packs dZ once instead of twice.
     # Measured on the 2-core AMD EPYC (Zen 4) machine, one thread, scipy's
-    # OpenBLAS: see _compiled_backward.
+    # OpenBLAS, alternating calls: a training step 5 % faster at
+    # 16,100,64,128, 4 % at 128,300,15,10, 1 % at 64,100,128,256.
     JOINT_WEIGHT_PRODUCT = True
     # ... and db too, as the product's row of a column of ones in X | Hprev,
-    # not a pass of its own over dZ.
+    # not a pass of its own over dZ (3-4 % at 128,300,15,10 and
+    # 64,100,128,256, even at 16,100,64,128).
     JOINT_BIAS_GRADIENT = True
     # ... whose rows, not columns, threads split (see _compiled_backward).
     JOINT_PRODUCT_ROW_SPLIT = True
@@ -355,10 +361,6 @@ class CpuBackend(Backend):
     # instead of a time-major dx and a transposed copy, whose short rows copy
     # slowly: 2-4 % faster at 128,300,15,10, 1-4 % slower at 64 and 128 inputs.
     BATCH_MAJOR_DX_MAX_INPUTS = 32
-
-    FUSED_STEP_MIN_ROWS = 1
-    FUSED_STEP_MAX_UNITS = 128
-    FUSED_STEP_PANEL_UNITS = (16,)
 
     def _fused_packed(self, recurrent_kernel, slices):
         """U packed gate-interleaved for the fused step kernel, or None to run
