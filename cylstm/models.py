@@ -391,8 +391,10 @@ class Sequential(Trainer):
 
     def _forward_train(self, x, mask=None):
         backprops = []
-        for layer in self._layers:
-            y, backprop = layer.forward_train(x, mask=mask, training=True)
+        for i, layer in enumerate(self._layers):
+            # The first layer's inputs are data: nothing uses their gradient.
+            skip = {"input_gradient": False} if i == 0 and layer._input_gradient_optional else {}
+            y, backprop = layer.forward_train(x, mask=mask, training=True, **skip)
             mask = _first(layer.compute_mask(x, mask))
             backprops.append(backprop)
             x = y

@@ -60,7 +60,9 @@ def training(w, x):
     def fn():
         nonlocal dy
         layer.zero_grad()
-        y, backprop = layer.forward_train(x)
+        # dW, dU, db as the peers make them (their x needs no gradient) and as
+        # fit trains a first layer: no dx.
+        y, backprop = layer.forward_train(x, input_gradient=False)
         if dy is None:
             dy = np.ones_like(y)
         return backprop(dy)

@@ -205,6 +205,9 @@ class Layer:
     """
 
     supports_masking = False
+    # Whether forward_train takes ``input_gradient=False`` (skip dx: a
+    # model's first layer, whose inputs are data).
+    _input_gradient_optional = False
 
     # Own entries in __dict__; with sub-layers, combined views (see _Tracked).
     _params = _Tracked("_params")

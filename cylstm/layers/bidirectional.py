@@ -117,6 +117,7 @@ class Bidirectional(Layer):
     """
 
     supports_masking = True
+    _input_gradient_optional = True
 
     if TYPE_CHECKING:
         # Layer.__call__ forwards to call(); this gives it call's signature.
@@ -427,8 +428,8 @@ class Bidirectional(Layer):
         return self._package(self._merge(y, y_rev), states)
 
     def forward_train(self, sequences: ArrayLike, initial_state: Optional[StatesLike] = None,
-                      mask: Optional[ArrayLike] = None, training: bool = True
-                      ) -> Tuple[Any, Callable[[Any], Any]]:
+                      mask: Optional[ArrayLike] = None, training: bool = True, *,
+                      input_gradient: bool = True) -> Tuple[Any, Callable[[Any], Any]]:
         """Training forward: ``(y, backprop)``, with ``y`` as ``call`` returns it.
 
         ``backprop(dy)`` (``dy`` shaped as ``y``; with several outputs a list whose
@@ -444,6 +445,9 @@ class Bidirectional(Layer):
         mask : array_like of bool, optional
         training : bool, default True
             Apply dropout.
+        input_gradient : bool, default True
+            False: ``backprop`` returns None in place of ``dx`` and neither
+            inner layer makes its input gradient (a model's first layer).
 
         Returns
         -------
@@ -451,10 +455,11 @@ class Bidirectional(Layer):
         backprop : callable
         """
         fw_state, bw_state = self._prepare(sequences, initial_state)
+        skip = {} if input_gradient else {"input_gradient": False}
         y_fw, bp_fw = self.forward_layer.forward_train(
-            sequences, initial_state=fw_state, mask=mask, training=training)
+            sequences, initial_state=fw_state, mask=mask, training=training, **skip)
         y_bw, bp_bw = self.backward_layer.forward_train(
-            sequences, initial_state=bw_state, mask=mask, training=training)
+            sequences, initial_state=bw_state, mask=mask, training=training, **skip)
         keep = self._keep(mask)
         y, y_rev, states = self._outputs(y_fw, y_bw, keep)
         merged = self._merge(y, y_rev)
@@ -509,7 +514,8 @@ class Bidirectional(Layer):
                 (dx_fw, ds_fw), (dx_bw, ds_bw) = r_fw, r_bw
             else:
                 dx_fw, dx_bw = r_fw, r_bw
-            dx = b.astype(dx_fw, self.dtype) + b.astype(dx_bw, self.dtype)
+            dx = (None if dx_fw is None
+                  else b.astype(dx_fw, self.dtype) + b.astype(dx_bw, self.dtype))
             if given_state:
                 return dx, list(ds_fw) + list(ds_bw)
             return dx

@@ -526,6 +526,7 @@ class LSTM(Layer):
     """
 
     supports_masking = True
+    _input_gradient_optional = True
 
     if TYPE_CHECKING:
         # Layer.__call__ forwards to call(); this gives it call's signature.
@@ -906,8 +907,8 @@ class LSTM(Layer):
         return out
 
     def forward_train(self, inputs: ArrayLike, initial_state: Optional[StatesLike] = None,
-                      mask: Optional[ArrayLike] = None, training: bool = True
-                      ) -> Tuple[Any, Callable[[Any], Any]]:
+                      mask: Optional[ArrayLike] = None, training: bool = True, *,
+                      input_gradient: bool = True) -> Tuple[Any, Callable[[Any], Any]]:
         """Training forward: ``(y, backprop)``.
 
         ``y`` is what ``call`` returns. ``backprop(dy)`` adds the weight gradients
@@ -927,6 +928,10 @@ class LSTM(Layer):
             (batch, timesteps).
         training : bool, default True
             Apply dropout.
+        input_gradient : bool, default True
+            False: ``backprop`` returns None in place of ``dx`` and skips the
+            product that makes it (a model's first layer, whose inputs are
+            data: about a tenth of a training step).
 
         Returns
         -------
@@ -968,10 +973,11 @@ class LSTM(Layer):
                 d_out = d_out * keep
             g = cache.backend.lstm_backward(cache, LSTMGrads(
                 d_seq=d_out if self.return_sequences else None,
-                d_last=None if self.return_sequences else d_out, d_h=d_h, d_c=d_c))
+                d_last=None if self.return_sequences else d_out, d_h=d_h, d_c=d_c,
+                need_dx=bool(input_gradient)))
             self.cell._accumulate(g)
             dx = g["dx"]
-            if dmask is not None:
+            if dx is not None and dmask is not None:
                 dx = dx * (dmask[None] if self.time_major else dmask[:, None])
             if given_state:
                 return dx, [g["dh0"], g["dc0"]]
