@@ -286,7 +286,9 @@ cdef class QuantizedLSTMKernel:
         cdef cnp.ndarray xs = x, b = self.bias
         cdef int level = cyl_q_level(self.U.m.kind, force)
         cdef const cyl_qmat* rp = NULL if self.R is None else &self.R.m
-        cdef const uint8_t* mp = NULL if mk is None else <const uint8_t*>cnp.PyArray_DATA(mk)
+        cdef const uint8_t* mp = NULL
+        if mk is not None:
+            mp = <const uint8_t*>cnp.PyArray_DATA(mk)
         cdef float* sp = NULL if seq is None else <float*>cnp.PyArray_DATA(seq)
         cdef float* xp
         cdef const float* bp = <const float*>cnp.PyArray_DATA(b)
