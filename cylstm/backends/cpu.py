@@ -309,12 +309,26 @@ class CpuBackend(Backend):
     # with 128 units, even at the IMDB shape (10 units), even to 2 % either way
     # at 256 units, 2-6 % slower at 512 (there the gate arithmetic, which both
     # paths do, outweighs the passes over the gate block that fusion saves; the
-    # product itself runs at the same rate). The AVX2 kernel was 5-33 % slower
-    # there than the unfused path (whose gate loops still ran as AVX-512 clones),
-    # so it is not chosen until measured on an AVX2-only CPU.
+    # product itself runs at the same rate).
     FUSED_STEP_MIN_ROWS = 1
     FUSED_STEP_MAX_UNITS = 128
-    FUSED_STEP_PANEL_UNITS = (16,)
+    FUSED_STEP_PANEL_UNITS = (16, 8)
+    # The AVX2 + FMA kernel (8-unit panels; what an AVX2-only CPU gets) runs
+    # only inference that makes the input projection in the step, with at
+    # least FUSED_STEP_AVX2_MIN_ROWS rows per thread and FUSED_STEP_AVX2_MIN_UNITS
+    # units. Measured with CYLSTM_ISA=avx2 on the AMD EPYC (Zen 4) machine, one
+    # thread, alternating calls, medians of CPU time, against the unfused path
+    # (whose gate loops still ran as AVX-512 clones there: on an AVX2-only CPU
+    # the unfused path is slower, not faster): 64,100,128,256 0.90x,
+    # 16,100,64,128 0.94x, 32,100,64,64 0.86x, 8,100,32,64 0.90x, 4,100,32,128
+    # 0.97x; a tie at 32 units (0.98x) and slower at 10 units (32,300,15,10
+    # 1.32x, 128,300,15,10 1.26x: two 8-unit panels for 10 units, and the gate
+    # arithmetic outweighs the passes saved), at 1-2 rows (1.3-1.7x: two FMA
+    # chains per half-panel block; lstm_step.fused_sequence runs those) and
+    # with the projection by sgemm (0.96-1.28x, so training stays unfused).
+    FUSED_STEP_AVX2_MIN_ROWS = 4
+    FUSED_STEP_AVX2_MIN_UNITS = 64
+    FUSED_STEP_AVX2_INPUT_ONLY = True
     # Inference on the fused step makes the input projection in the step too
     # (W packed as U is: bias + x_t @ W + h_{t-1} @ U in the registers) instead
     # of one sgemm per chunk of timesteps into a gate buffer, at any unit count
@@ -340,6 +354,12 @@ class CpuBackend(Backend):
         packed = pack_fused(recurrent_kernel)
         if packed is None or packed.shape[1] // 4 not in self.FUSED_STEP_PANEL_UNITS:
             return None
+        if packed.shape[1] // 4 == 8 and (
+                min(b1 - b0 for b0, b1 in slices) < self.FUSED_STEP_AVX2_MIN_ROWS
+                or recurrent_kernel.shape[1] // 4 < self.FUSED_STEP_AVX2_MIN_UNITS
+                or (self.FUSED_STEP_AVX2_INPUT_ONLY
+                    and (training or not self.FUSED_STEP_INPUT))):
+            return None   # AVX2: only where it measured faster (see above)
         return packed
 
     def _packed_blocks(self, matrix, blocks, slices):
