@@ -533,6 +533,85 @@ static void (*const cyl_fused_halves8[6])(const cyl_fused_args *, int, int, int,
     cyl_fused_half8_1, cyl_fused_half8_2, cyl_fused_half8_3,
     cyl_fused_half8_4, cyl_fused_half8_5, cyl_fused_half8_6};
 
+/* acc[s][q] += A[r, k] * panel[k][q] for k < K: with R = 2 rows s = r;
+ * with one row s = k % 2, two chains per gate (one row's four gates alone
+ * are four chains, half the FMA latency x throughput of the core). */
+__attribute__((target("avx2,fma")))
+static CYL_FORCE_INLINE void cyl_fused_full8_product(const int R, __m256 acc[2][4],
+                                                     const float *A, ptrdiff_t lda,
+                                                     const float *panel, int K) {
+    int k = 0;
+    if (R == 1) {
+        for (; k + 2 <= K; k += 2) {
+            const float *bk = panel + (ptrdiff_t)k * 32;
+            __m256 a0 = _mm256_broadcast_ss(A + k), a1 = _mm256_broadcast_ss(A + k + 1);
+            for (int q = 0; q < 4; q++)
+                acc[0][q] = _mm256_fmadd_ps(a0, _mm256_loadu_ps(bk + 8 * q), acc[0][q]);
+            for (int q = 0; q < 4; q++)
+                acc[1][q] = _mm256_fmadd_ps(a1, _mm256_loadu_ps(bk + 32 + 8 * q), acc[1][q]);
+        }
+    }
+    for (; k < K; k++) {
+        const float *bk = panel + (ptrdiff_t)k * 32;
+        __m256 u0 = _mm256_loadu_ps(bk), u1 = _mm256_loadu_ps(bk + 8);
+        __m256 u2 = _mm256_loadu_ps(bk + 16), u3 = _mm256_loadu_ps(bk + 24);
+        for (int r = 0; r < R; r++) {
+            __m256 av = _mm256_broadcast_ss(A + (ptrdiff_t)r * lda + k);
+            acc[r][0] = _mm256_fmadd_ps(av, u0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(av, u1, acc[r][1]);
+            acc[r][2] = _mm256_fmadd_ps(av, u2, acc[r][2]);
+            acc[r][3] = _mm256_fmadd_ps(av, u3, acc[r][3]);
+        }
+    }
+}
+
+/* Products of rows [b, b + R) (R <= 2) of the whole panel p into zs: the
+ * half-panel blocks give one or two rows only 2-4 FMA chains. */
+__attribute__((target("avx2,fma")))
+static CYL_FORCE_INLINE void cyl_fused_full8(const int R, const cyl_fused_args *a, int b, int p,
+                                             __m256i m, float *zs) {
+    const int H = a->H;
+    const int unit0 = p * 8;
+    __m256 acc[2][4];
+    for (int q = 0; q < 4; q++) {
+        if (a->Wp != NULL) {
+            __m256 bq = _mm256_maskload_ps(a->bias + (ptrdiff_t)q * H + unit0, m);
+            acc[0][q] = bq;
+            acc[1][q] = R == 2 ? bq : _mm256_setzero_ps();
+        } else {
+            acc[0][q] = _mm256_maskload_ps(a->z + (ptrdiff_t)b * a->ldz + (ptrdiff_t)q * H + unit0,
+                                           m);
+            acc[1][q] = R == 2 ? _mm256_maskload_ps(a->z + (ptrdiff_t)(b + 1) * a->ldz
+                                                    + (ptrdiff_t)q * H + unit0, m)
+                               : _mm256_setzero_ps();
+        }
+    }
+    if (a->Wp != NULL)
+        cyl_fused_full8_product(R, acc, a->X + (ptrdiff_t)b * a->ldx, a->ldx,
+                                a->Wp + (ptrdiff_t)p * a->nx * 32, a->nx);
+    cyl_fused_full8_product(R, acc, a->A + (ptrdiff_t)b * a->lda, a->lda,
+                            a->Up + (ptrdiff_t)p * a->K * 32, a->K);
+    if (R == 1)
+        for (int q = 0; q < 4; q++)
+            acc[0][q] = _mm256_add_ps(acc[0][q], acc[1][q]);
+    for (int r = 0; r < R; r++) {
+        for (int q = 0; q < 4; q++)
+            _mm256_store_ps(zs + r * 40 + q * 8, acc[r][q]);
+        _mm256_store_ps(zs + r * 40 + 32,
+                        _mm256_maskload_ps(a->c + (ptrdiff_t)(b + r) * a->ldc + unit0, m));
+    }
+}
+
+__attribute__((target("avx2,fma"), noinline))
+static void cyl_fused_full8_1(const cyl_fused_args *a, int b, int p, __m256i m, float *zs) {
+    cyl_fused_full8(1, a, b, p, m, zs);
+}
+
+__attribute__((target("avx2,fma"), noinline))
+static void cyl_fused_full8_2(const cyl_fused_args *a, int b, int p, __m256i m, float *zs) {
+    cyl_fused_full8(2, a, b, p, m, zs);
+}
+
 /* Gates, c_t and h_t of rows [b, b + n) of panel p from their copy zs. */
 __attribute__((target("avx2,fma")))
 static void cyl_fused_epilogue8(const cyl_fused_args *a, int b, int n, int p, __m256i m,
@@ -589,8 +668,12 @@ static void cyl_fused_step_avx2(const cyl_fused_args *a, int b0, int b1, int p0,
                 int R = n / blocks + (i < n % blocks);
                 cyl_fused_prefetch_next(a, b, R, b0, b1, p, p1, 8);
                 float *zb = zs + (ptrdiff_t)(b - c0) * 40;
-                cyl_fused_halves8[R - 1](a, b, p, 0, m, full, zb);
-                cyl_fused_halves8[R - 1](a, b, p, 1, m, full, zb);
+                if (R <= 2) {   /* only when the whole chunk is 1-2 rows */
+                    (R == 1 ? cyl_fused_full8_1 : cyl_fused_full8_2)(a, b, p, m, zb);
+                } else {
+                    cyl_fused_halves8[R - 1](a, b, p, 0, m, full, zb);
+                    cyl_fused_halves8[R - 1](a, b, p, 1, m, full, zb);
+                }
                 b += R;
             }
             cyl_fused_epilogue8(a, c0, n, p, m, full, zs);
