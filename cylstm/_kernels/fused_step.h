@@ -92,7 +92,8 @@ static int cyl_fused_units(void) {
     return level == 2 ? 16 : (level == 1 ? 8 : 0);
 }
 
-/* Up[p][k][q u + j] = U[k, q H + p u + j] (gate q, unit p u + j), zero past H. */
+/* Up[p][k][q u + j] = U[k, q H + p u + j] (gate q, unit p u + j), zero past H;
+ * for u = 8 Up[p][q / 2][k][(q % 2) 8 + j] (each half panel contiguous). */
 static void cyl_fused_pack(const float *U, int K, int H, int u, float *Up) {
     int panels = (H + u - 1) / u;
     for (int p = 0; p < panels; p++) {
@@ -108,15 +109,18 @@ static void cyl_fused_pack(const float *U, int K, int H, int u, float *Up) {
                     memcpy(dst + q * 16, src + (ptrdiff_t)q * H, 16 * sizeof(float));
                 continue;
             }
-            if (w == 8 && u == 8) {
-                for (int q = 0; q < 4; q++)
-                    memcpy(dst + q * 8, src + (ptrdiff_t)q * H, 8 * sizeof(float));
-                continue;
-            }
             for (int q = 0; q < 4; q++) {
-                memcpy(dst + q * u, src + (ptrdiff_t)q * H, (size_t)w * sizeof(float));
+                /* u = 8 (AVX2): gates i, f of every k, then g, o (two half
+                 * panels the kernel streams one after the other). */
+                float *d = u == 8 ? Up + (((ptrdiff_t)p * 2 + q / 2) * K + k) * 16 + (q % 2) * 8
+                                  : dst + q * u;
+                if (w == 8 && u == 8) {   /* a constant size: vector moves */
+                    memcpy(d, src + (ptrdiff_t)q * H, 8 * sizeof(float));
+                    continue;
+                }
+                memcpy(d, src + (ptrdiff_t)q * H, (size_t)w * sizeof(float));
                 if (w < u)
-                    memset(dst + q * u + w, 0, (size_t)(u - w) * sizeof(float));
+                    memset(d + w, 0, (size_t)(u - w) * sizeof(float));
             }
         }
     }
@@ -474,10 +478,10 @@ static CYL_FORCE_INLINE void cyl_fused_half8(const int R, const cyl_fused_args *
             _Pragma("GCC unroll 6") for (int r = 0; r < R; r++)
                 acc[r][q] = bq;
         }
-        const float *wpanel = a->Wp + (ptrdiff_t)p * a->nx * 32 + 16 * half;
+        const float *wpanel = a->Wp + ((ptrdiff_t)p * 2 + half) * a->nx * 16;
         const float *X = a->X + (ptrdiff_t)b * a->ldx;
         for (int k = 0; k < a->nx; k++) {
-            const float *wk = wpanel + (ptrdiff_t)k * 32;
+            const float *wk = wpanel + (ptrdiff_t)k * 16;
             __m256 w0 = _mm256_loadu_ps(wk), w1 = _mm256_loadu_ps(wk + 8);
             _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) {
                 __m256 xv = _mm256_broadcast_ss(X + (ptrdiff_t)r * a->ldx + k);
@@ -492,10 +496,10 @@ static CYL_FORCE_INLINE void cyl_fused_half8(const int R, const cyl_fused_args *
                 acc[r][q] = _mm256_maskload_ps(zr + (ptrdiff_t)(q0 + q) * H, m);
         }
     }
-    const float *panel = a->Up + (ptrdiff_t)p * K * 32 + 16 * half;
+    const float *panel = a->Up + ((ptrdiff_t)p * 2 + half) * K * 16;
     const float *A = a->A + (ptrdiff_t)b * a->lda;
     for (int k = 0; k < K; k++) {
-        const float *bk = panel + (ptrdiff_t)k * 32;
+        const float *bk = panel + (ptrdiff_t)k * 16;
         __m256 u0 = _mm256_loadu_ps(bk), u1 = _mm256_loadu_ps(bk + 8);
         _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) {
             __m256 av = _mm256_broadcast_ss(A + (ptrdiff_t)r * a->lda + k);
@@ -540,21 +544,24 @@ __attribute__((target("avx2,fma")))
 static CYL_FORCE_INLINE void cyl_fused_full8_product(const int R, __m256 acc[2][4],
                                                      const float *A, ptrdiff_t lda,
                                                      const float *panel, int K) {
+    const ptrdiff_t hs = (ptrdiff_t)K * 16;   /* the second half of the panel */
     int k = 0;
     if (R == 1) {
         for (; k + 2 <= K; k += 2) {
-            const float *bk = panel + (ptrdiff_t)k * 32;
+            const float *bk = panel + (ptrdiff_t)k * 16;
             __m256 a0 = _mm256_broadcast_ss(A + k), a1 = _mm256_broadcast_ss(A + k + 1);
             for (int q = 0; q < 4; q++)
-                acc[0][q] = _mm256_fmadd_ps(a0, _mm256_loadu_ps(bk + 8 * q), acc[0][q]);
+                acc[0][q] = _mm256_fmadd_ps(a0, _mm256_loadu_ps(bk + (q >> 1) * hs + 8 * (q & 1)),
+                                            acc[0][q]);
             for (int q = 0; q < 4; q++)
-                acc[1][q] = _mm256_fmadd_ps(a1, _mm256_loadu_ps(bk + 32 + 8 * q), acc[1][q]);
+                acc[1][q] = _mm256_fmadd_ps(a1, _mm256_loadu_ps(bk + 16 + (q >> 1) * hs
+                                                                + 8 * (q & 1)), acc[1][q]);
         }
     }
     for (; k < K; k++) {
-        const float *bk = panel + (ptrdiff_t)k * 32;
+        const float *bk = panel + (ptrdiff_t)k * 16;
         __m256 u0 = _mm256_loadu_ps(bk), u1 = _mm256_loadu_ps(bk + 8);
-        __m256 u2 = _mm256_loadu_ps(bk + 16), u3 = _mm256_loadu_ps(bk + 24);
+        __m256 u2 = _mm256_loadu_ps(bk + hs), u3 = _mm256_loadu_ps(bk + hs + 8);
         for (int r = 0; r < R; r++) {
             __m256 av = _mm256_broadcast_ss(A + (ptrdiff_t)r * lda + k);
             acc[r][0] = _mm256_fmadd_ps(av, u0, acc[r][0]);

@@ -103,6 +103,9 @@ def test_pack_fused_layout(isa):
     panels = -(-H // u)
     assert packed.shape == (panels * K, 4 * u)
     blocks = packed.reshape(panels, K, 4, u)
+    if u == 8:   # AVX2: gates i, f of every k, then g, o (two contiguous halves)
+        blocks = packed.reshape(panels, 2, K, 2, u).transpose(0, 2, 1, 3, 4).reshape(
+            panels, K, 4, u)
     for p in range(panels):
         for q in range(4):
             w = min(u, H - p * u)
