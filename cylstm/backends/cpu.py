@@ -317,16 +317,17 @@ class CpuBackend(Backend):
     # only inference that makes the input projection in the step, with at
     # least FUSED_STEP_AVX2_MIN_ROWS rows per thread and FUSED_STEP_AVX2_MIN_UNITS
     # units. Measured with CYLSTM_ISA=avx2 on the AMD EPYC (Zen 4) machine, one
-    # thread, alternating calls, medians of CPU time, against the unfused path
-    # (whose gate loops still ran as AVX-512 clones there: on an AVX2-only CPU
-    # the unfused path is slower, not faster): 64,100,128,256 0.90x,
-    # 16,100,64,128 0.94x, 32,100,64,64 0.86x, 8,100,32,64 0.90x, 4,100,32,128
-    # 0.97x; a tie at 32 units (0.98x) and slower at 10 units (32,300,15,10
-    # 1.32x, 128,300,15,10 1.26x: two 8-unit panels for 10 units, and the gate
-    # arithmetic outweighs the passes saved), at 1-2 rows (1.3-1.7x: two FMA
-    # chains per half-panel block; lstm_step.fused_sequence runs those) and
-    # with the projection by sgemm (0.96-1.28x, so training stays unfused).
-    FUSED_STEP_AVX2_MIN_ROWS = 4
+    # thread, alternating calls in one process, medians of CPU time, against
+    # the unfused path (whose gate loops still ran as AVX-512 clones there; on
+    # an AVX2-only CPU that path is slower, not faster): 64,100,128,256 0.94x,
+    # 16,100,64,128 0.84x, 16,100,128,128 0.84x, 32,100,64,64 0.84x,
+    # 8,100,32,64 / 8,100,64,128 0.96x, 8,100,128,256 0.97x; slower below 64
+    # units (32-48 units 1.16x; 10 units, the IMDB shapes, 1.22-1.39x: two
+    # 8-unit panels for 10 units, and the gate arithmetic outweighs the passes
+    # saved), at 4 rows (1.03-1.09x), at 1-2 rows (1.1-1.5x;
+    # lstm_step.fused_sequence runs those) and with the projection by sgemm
+    # (0.96-1.3x, so training stays on the unfused path at this level).
+    FUSED_STEP_AVX2_MIN_ROWS = 8
     FUSED_STEP_AVX2_MIN_UNITS = 64
     FUSED_STEP_AVX2_INPUT_ONLY = True
     # Inference on the fused step makes the input projection in the step too
