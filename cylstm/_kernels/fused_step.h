@@ -10,7 +10,8 @@
  * does not make. Here the four gates of the same units share one register
  * block: U is packed gate-interleaved, panel p holding, for every k, the
  * i, f, g, o columns of units [p u, p u + u) (u = 16 with AVX-512: 4 zmm per
- * row; u = 8 with AVX2 + FMA: 4 ymm per row), zero past unit H.
+ * row; u = 8 with AVX2 + FMA: 4 ymm per row, stored as two half panels,
+ * i and f of every k, then g and o), zero past unit H.
  *
  * The input projection zx = x @ W + b keeps the standard layout
  * [i | f | g | o] (each gate H wide): a gate of a unit block is one
@@ -21,8 +22,9 @@
  * unfused float32 path stores.
  *
  * The activations are those of fastmath.h (Cephes exp, the odd polynomial
- * for tanh near 0), written with intrinsics; the AVX-512 ones divide with
- * rcp14 and a Newton step (within 2 ulp). NaN and inf propagate as there.
+ * for tanh near 0), written with intrinsics; they divide with a reciprocal
+ * estimate (rcp14, AVX2's 12-bit rcp) and a Newton step (within 2-3 ulp of
+ * the quotient). NaN and inf propagate as there.
  *
  * Inference can also make the input projection in the step (Wp, packed
  * as U is): the accumulators start from the bias, take x_t @ W, then
@@ -36,7 +38,9 @@
  * at few rows up to 128 units, even at 256, 2-6 % slower at 512 (the
  * passes it saves were cheap: a step's gate block stays in L2); with the
  * projection in the step, 5-15 % at 16-256 rows and 64-512 units, 20-27 %
- * where the input is wide (I >= 512). The backend picks by these numbers
+ * where the input is wide (I >= 512). AVX2 + FMA (CYLSTM_ISA=avx2 on the
+ * same core, projection in the step): 0.84-0.97x from 8 rows and 64 units,
+ * slower below (see the AVX2 section). The backend picks by these numbers
  * (CpuBackend.FUSED_STEP_*). Work can be split by rows
  * [b0, b1) and by unit panels [p0, p1) (h_t goes to a buffer other than
  * h_{t-1}, so panels of one step may run in parallel). Tested against the
@@ -377,7 +381,17 @@ static void cyl_fused_step_avx512(const cyl_fused_args *a, int b0, int b1, int p
     }
 }
 
-/* ---- AVX2 + FMA: 8 units x 4 gates per row, up to 3 rows --------------- */
+/* ---- AVX2 + FMA: 8 units x 2 gates per row, up to 6 rows --------------- *
+ * Profiled at the AVX2 cap (perf, Zen 4): the first version (8 units x 4
+ * gates, at most 3 rows, accumulators in an array) lost 5-50 % to the
+ * unfused path because GCC kept the array in memory -- 12 stores to the
+ * stack per k next to its 12 FMAs -- and each k loaded 15 vectors for 12
+ * FMAs; its epilogue after every block divided five times per unit. Now:
+ * half-panel blocks of up to 6 rows (12 accumulators in registers, 8 loads
+ * per 12 FMAs), the epilogue once per chunk of rows from an L1 copy, and
+ * rcp + one Newton step instead of vdivps. The products then run at the
+ * FMA rate; where the kernel still loses (few units, few rows) the gate
+ * arithmetic of a mostly empty panel and the short FMA chains are why. */
 
 __attribute__((target("avx2,fma")))
 static CYL_FORCE_INLINE __m256 cyl_exp_neg8(__m256 x0) {
