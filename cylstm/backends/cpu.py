@@ -63,6 +63,12 @@ def pack_fused(*args, **kwargs):
     return pack_fused(*args, **kwargs)
 
 
+def _kernel_isa():
+    """The SIMD level of the step kernels in force (2 AVX-512, 1 AVX2, 0 none)."""
+    from .._kernels.lstm_forward import recurrent_isa
+    return recurrent_isa()
+
+
 def _forward_ext_kernel(*args, **kwargs):
     from .._kernels.lstm_forward import lstm_forward_ext
     return lstm_forward_ext(*args, **kwargs)
@@ -352,15 +358,15 @@ class CpuBackend(Backend):
         if (min(b1 - b0 for b0, b1 in slices) < self.FUSED_STEP_MIN_ROWS
                 or recurrent_kernel.shape[1] // 4 > max_units):
             return None
-        packed = pack_fused(recurrent_kernel)
-        if packed is None or packed.shape[1] // 4 not in self.FUSED_STEP_PANEL_UNITS:
-            return None
-        if packed.shape[1] // 4 == 8 and (
+        if _kernel_isa() == 1 and (   # AVX2 (8-unit panels): where it measured faster
                 min(b1 - b0 for b0, b1 in slices) < self.FUSED_STEP_AVX2_MIN_ROWS
                 or recurrent_kernel.shape[1] // 4 < self.FUSED_STEP_AVX2_MIN_UNITS
                 or (self.FUSED_STEP_AVX2_INPUT_ONLY
                     and (training or not self.FUSED_STEP_INPUT))):
-            return None   # AVX2: only where it measured faster (see above)
+            return None
+        packed = pack_fused(recurrent_kernel)
+        if packed is None or packed.shape[1] // 4 not in self.FUSED_STEP_PANEL_UNITS:
+            return None
         return packed
 
     def _packed_blocks(self, matrix, blocks, slices):
