@@ -21,7 +21,8 @@ __all__ = ["ENV", "LEVELS", "requested_level", "apply_env_cap"]
 
 ENV = "CYLSTM_ISA"
 LEVELS = {"none": 0, "avx2": 1, "avx512": 2}
-# Kernel modules that may expose a ``recurrent_isa(force)`` hook.
+# Kernel modules that may expose a ``recurrent_isa(force)`` (or, lstm_step,
+# ``fused_isa(force)``) hook.
 _MODULES = ("lstm_forward", "lstm_step", "lstm_backward")
 
 
@@ -52,7 +53,8 @@ def apply_env_cap() -> Optional[int]:
     used = None
     for name in _MODULES:
         module = importlib.import_module(f"cylstm._kernels.{name}")
-        hook = getattr(module, "recurrent_isa", None)
+        # lstm_step names its hook fused_isa (the one-step and few-row kernels)
+        hook = getattr(module, "recurrent_isa", None) or getattr(module, "fused_isa", None)
         if hook is not None:
             used = hook(level)
     return used

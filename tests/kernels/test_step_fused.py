@@ -296,3 +296,21 @@ def test_fork_after_pool_use_steps_in_child():
                           cwd=os.path.dirname(os.path.dirname(os.path.abspath(cylstm.__file__))),
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_isa_env_cap_reaches_the_fused_step(monkeypatch):
+    """CYLSTM_ISA caps lstm_step's level too (its hook is fused_isa): the
+    one-step and few-row kernels measured at the AVX2 level run AVX2."""
+    from cylstm import _isa
+    from cylstm._kernels import lstm_backward, lstm_forward
+    best = fused_isa()
+    others = [(m.recurrent_isa, m.recurrent_isa()) for m in (lstm_forward, lstm_backward)]
+    try:
+        for name, level in (("avx2", 1), ("none", 0)):
+            monkeypatch.setenv(_isa.ENV, name)
+            _isa.apply_env_cap()
+            assert fused_isa() == min(level, best)
+    finally:
+        fused_isa(best)
+        for hook, level in others:
+            hook(level)
