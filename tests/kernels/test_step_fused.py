@@ -304,7 +304,8 @@ def test_isa_env_cap_reaches_the_fused_step(monkeypatch):
     from cylstm import _isa
     from cylstm._kernels import lstm_backward, lstm_forward
     best = fused_isa()
-    others = [(m.recurrent_isa, m.recurrent_isa()) for m in (lstm_forward, lstm_backward)]
+    others = [(m.recurrent_isa, m.recurrent_isa()) for m in (lstm_forward, lstm_backward)
+              if hasattr(m, "recurrent_isa")]
     try:
         for name, level in (("avx2", 1), ("none", 0)):
             monkeypatch.setenv(_isa.ENV, name)
