@@ -63,6 +63,12 @@ def pack_fused(*args, **kwargs):
     return pack_fused(*args, **kwargs)
 
 
+def _step_isa():
+    """The SIMD level of lstm_step's fused kernels (2 AVX-512, 1 AVX2, 0 none)."""
+    from .._kernels.lstm_step import fused_isa
+    return fused_isa()
+
+
 def _kernel_isa():
     """The SIMD level of the step kernels in force (2 AVX-512, 1 AVX2, 0 none)."""
     from .._kernels.lstm_forward import recurrent_isa
@@ -282,12 +288,20 @@ class CpuBackend(Backend):
     # passes over the gates, and, for steps large enough, its units split
     # between persistent C threads (too few rows to split by row).
     FUSED_SEQUENCE_ROWS = 2
+    # At the AVX2 level (step_fused.h's 8-wide kernels): one row only. With
+    # CYLSTM_ISA=avx2 on the AMD EPYC (Zen 4) machine, one thread, alternating
+    # calls against the unfused path: 1,100,32,128 0.95-1.03x, 1,100,128,256
+    # 1.08-1.10x, but 2,100,32,128 1.73x and 2,100,64,64 1.59x (its product
+    # loop re-broadcasts both rows' h for every 8 columns: load-bound).
+    FUSED_SEQUENCE_AVX2_ROWS = 1
 
     def _few_row_sequence(self, B, H, P, codes, dtype, go_backwards):
         """Whether an inference call without masks or dropout of this shape
         runs lstm_step.fused_sequence (see FUSED_SEQUENCE_ROWS)."""
-        return (0 < B <= self.FUSED_SEQUENCE_ROWS and H == P and tuple(codes) == _FUSED_CODES
-                and dtype == np.float32 and not go_backwards)
+        if not (0 < B <= self.FUSED_SEQUENCE_ROWS and H == P and tuple(codes) == _FUSED_CODES
+                and dtype == np.float32 and not go_backwards):
+            return False
+        return B <= self.FUSED_SEQUENCE_AVX2_ROWS or _step_isa() != 1
 
     def _use_packed(self, matrix, slices):
         """Whether the step kernel, rather than BLAS, multiplies by ``matrix``."""
