@@ -8,7 +8,8 @@ and passed to the kernels' force hook (``recurrent_isa(level)`` of
 that has one). It caps: a CPU without the level keeps its own lower one.
 What it reaches: the packed recurrent product of the forward and backward
 time loops (packed with the forward module's level; the panel width then
-selects the kernel). What it does not: the gate loops compiled with
+selects the kernel), the fused step kernel (fused_step.h) and lstm_step's
+one-step and few-row kernels (step_fused.h). What it does not: the gate loops compiled with
 ``target_clones`` (the loader picks their clone from the CPU's features).
 Unset or empty: the kernels choose from the CPU's features.
 """
