@@ -8,7 +8,8 @@ and passed to the kernels' force hook (``recurrent_isa(level)`` of
 that has one). It caps: a CPU without the level keeps its own lower one.
 What it reaches: the packed recurrent product of the forward and backward
 time loops (packed with the forward module's level; the panel width then
-selects the kernel). What it does not: the gate loops compiled with
+selects the kernel), the fused step kernel (fused_step.h) and lstm_step's
+one-step and few-row kernels (step_fused.h). What it does not: the gate loops compiled with
 ``target_clones`` (the loader picks their clone from the CPU's features).
 Unset or empty: the kernels choose from the CPU's features.
 """
@@ -21,7 +22,8 @@ __all__ = ["ENV", "LEVELS", "requested_level", "apply_env_cap"]
 
 ENV = "CYLSTM_ISA"
 LEVELS = {"none": 0, "avx2": 1, "avx512": 2}
-# Kernel modules that may expose a ``recurrent_isa(force)`` hook.
+# Kernel modules that may expose a ``recurrent_isa(force)`` (or, lstm_step,
+# ``fused_isa(force)``) hook.
 _MODULES = ("lstm_forward", "lstm_step", "lstm_backward")
 
 
@@ -52,7 +54,8 @@ def apply_env_cap() -> Optional[int]:
     used = None
     for name in _MODULES:
         module = importlib.import_module(f"cylstm._kernels.{name}")
-        hook = getattr(module, "recurrent_isa", None)
+        # lstm_step names its hook fused_isa (the one-step and few-row kernels)
+        hook = getattr(module, "recurrent_isa", None) or getattr(module, "fused_isa", None)
         if hook is not None:
             used = hook(level)
     return used

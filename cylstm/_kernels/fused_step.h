@@ -10,7 +10,8 @@
  * does not make. Here the four gates of the same units share one register
  * block: U is packed gate-interleaved, panel p holding, for every k, the
  * i, f, g, o columns of units [p u, p u + u) (u = 16 with AVX-512: 4 zmm per
- * row; u = 8 with AVX2 + FMA: 4 ymm per row), zero past unit H.
+ * row; u = 8 with AVX2 + FMA: 4 ymm per row, stored as two half panels,
+ * i and f of every k, then g and o), zero past unit H.
  *
  * The input projection zx = x @ W + b keeps the standard layout
  * [i | f | g | o] (each gate H wide): a gate of a unit block is one
@@ -21,8 +22,9 @@
  * unfused float32 path stores.
  *
  * The activations are those of fastmath.h (Cephes exp, the odd polynomial
- * for tanh near 0), written with intrinsics; the AVX-512 ones divide with
- * rcp14 and a Newton step (within 2 ulp). NaN and inf propagate as there.
+ * for tanh near 0), written with intrinsics; they divide with a reciprocal
+ * estimate (rcp14, AVX2's 12-bit rcp) and a Newton step (within 2-3 ulp of
+ * the quotient). NaN and inf propagate as there.
  *
  * Inference can also make the input projection in the step (Wp, packed
  * as U is): the accumulators start from the bias, take x_t @ W, then
@@ -36,7 +38,9 @@
  * at few rows up to 128 units, even at 256, 2-6 % slower at 512 (the
  * passes it saves were cheap: a step's gate block stays in L2); with the
  * projection in the step, 5-15 % at 16-256 rows and 64-512 units, 20-27 %
- * where the input is wide (I >= 512). The backend picks by these numbers
+ * where the input is wide (I >= 512). AVX2 + FMA (CYLSTM_ISA=avx2 on the
+ * same core, projection in the step): 0.84-0.97x from 8 rows and 64 units,
+ * slower below (see the AVX2 section). The backend picks by these numbers
  * (CpuBackend.FUSED_STEP_*). Work can be split by rows
  * [b0, b1) and by unit panels [p0, p1) (h_t goes to a buffer other than
  * h_{t-1}, so panels of one step may run in parallel). Tested against the
@@ -92,7 +96,8 @@ static int cyl_fused_units(void) {
     return level == 2 ? 16 : (level == 1 ? 8 : 0);
 }
 
-/* Up[p][k][q u + j] = U[k, q H + p u + j] (gate q, unit p u + j), zero past H. */
+/* Up[p][k][q u + j] = U[k, q H + p u + j] (gate q, unit p u + j), zero past H;
+ * for u = 8 Up[p][q / 2][k][(q % 2) 8 + j] (each half panel contiguous). */
 static void cyl_fused_pack(const float *U, int K, int H, int u, float *Up) {
     int panels = (H + u - 1) / u;
     for (int p = 0; p < panels; p++) {
@@ -108,15 +113,18 @@ static void cyl_fused_pack(const float *U, int K, int H, int u, float *Up) {
                     memcpy(dst + q * 16, src + (ptrdiff_t)q * H, 16 * sizeof(float));
                 continue;
             }
-            if (w == 8 && u == 8) {
-                for (int q = 0; q < 4; q++)
-                    memcpy(dst + q * 8, src + (ptrdiff_t)q * H, 8 * sizeof(float));
-                continue;
-            }
             for (int q = 0; q < 4; q++) {
-                memcpy(dst + q * u, src + (ptrdiff_t)q * H, (size_t)w * sizeof(float));
+                /* u = 8 (AVX2): gates i, f of every k, then g, o (two half
+                 * panels the kernel streams one after the other). */
+                float *d = u == 8 ? Up + (((ptrdiff_t)p * 2 + q / 2) * K + k) * 16 + (q % 2) * 8
+                                  : dst + q * u;
+                if (w == 8 && u == 8) {   /* a constant size: vector moves */
+                    memcpy(d, src + (ptrdiff_t)q * H, 8 * sizeof(float));
+                    continue;
+                }
+                memcpy(d, src + (ptrdiff_t)q * H, (size_t)w * sizeof(float));
                 if (w < u)
-                    memset(dst + q * u + w, 0, (size_t)(u - w) * sizeof(float));
+                    memset(d + w, 0, (size_t)(u - w) * sizeof(float));
             }
         }
     }
@@ -373,7 +381,17 @@ static void cyl_fused_step_avx512(const cyl_fused_args *a, int b0, int b1, int p
     }
 }
 
-/* ---- AVX2 + FMA: 8 units x 4 gates per row, up to 3 rows --------------- */
+/* ---- AVX2 + FMA: 8 units x 2 gates per row, up to 6 rows --------------- *
+ * Profiled at the AVX2 cap (perf, Zen 4): the first version (8 units x 4
+ * gates, at most 3 rows, accumulators in an array) lost 5-50 % to the
+ * unfused path because GCC kept the array in memory -- 12 stores to the
+ * stack per k next to its 12 FMAs -- and each k loaded 15 vectors for 12
+ * FMAs; its epilogue after every block divided five times per unit. Now:
+ * half-panel blocks of up to 6 rows (12 accumulators in registers, 8 loads
+ * per 12 FMAs), the epilogue once per chunk of rows from an L1 copy, and
+ * rcp + one Newton step instead of vdivps. The products then run at the
+ * FMA rate; where the kernel still loses (few units, few rows) the gate
+ * arithmetic of a mostly empty panel and the short FMA chains are why. */
 
 __attribute__((target("avx2,fma")))
 static CYL_FORCE_INLINE __m256 cyl_exp_neg8(__m256 x0) {
@@ -402,10 +420,19 @@ static CYL_FORCE_INLINE __m256 cyl_abs8(__m256 x) {
     return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
 }
 
+/* 1 / d for d in [1, 2]: the 12-bit estimate and one Newton step (within
+ * 2 ulp of the quotient). vdivps ymm issues once per 5 cycles on Zen 4 and
+ * the step divides five times per unit: a third of the epilogue's time. */
+__attribute__((target("avx2,fma")))
+static CYL_FORCE_INLINE __m256 cyl_recip8(__m256 d) {
+    __m256 r = _mm256_rcp_ps(d);
+    return _mm256_fmadd_ps(r, _mm256_fnmadd_ps(d, r, _mm256_set1_ps(1.0f)), r);
+}
+
 __attribute__((target("avx2,fma")))
 static CYL_FORCE_INLINE __m256 cyl_sigmoid8(__m256 x) {
     __m256 e = cyl_exp_neg8(_mm256_sub_ps(_mm256_setzero_ps(), cyl_abs8(x)));
-    __m256 s = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+    __m256 s = cyl_recip8(_mm256_add_ps(_mm256_set1_ps(1.0f), e));
     return _mm256_blendv_ps(s, _mm256_mul_ps(e, s),
                             _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ));
 }
@@ -421,8 +448,8 @@ static CYL_FORCE_INLINE __m256 cyl_tanh8(__m256 x) {
     p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-3.33332819422e-1f));
     __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(p, z), x, x);
     __m256 e = cyl_exp_neg8(_mm256_mul_ps(_mm256_set1_ps(-2.0f), ax));
-    __m256 big = _mm256_div_ps(_mm256_sub_ps(_mm256_set1_ps(1.0f), e),
-                               _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+    __m256 big = _mm256_mul_ps(_mm256_sub_ps(_mm256_set1_ps(1.0f), e),
+                               cyl_recip8(_mm256_add_ps(_mm256_set1_ps(1.0f), e)));
     big = _mm256_or_ps(big, _mm256_and_ps(x, _mm256_set1_ps(-0.0f)));
     return _mm256_blendv_ps(big, small, _mm256_cmp_ps(ax, _mm256_set1_ps(0.625f), _CMP_LT_OQ));
 }
@@ -442,66 +469,184 @@ static CYL_FORCE_INLINE void cyl_st8(float *p, __m256i m, int full, __m256 v) {
         _mm256_maskstore_ps(p, m, v);
 }
 
+#define CYL_FUSED_CHUNK8 48
+
+/* Products of rows [b, b + R) (R <= 6) of half `half` of panel p (gates
+ * 2 half, 2 half + 1: two ymm per row) into zs (per row i, f, g, o, c_{t-1},
+ * 8 floats each). Why halves: 16 ymm registers hold 6 rows x 2 vectors of
+ * accumulators, 2 of the panel and a broadcast -- per k 8 loads for 12 FMAs,
+ * and 12 independent chains for the FMA latency (4 cycles x 2 pipes). The
+ * whole panel (4 vectors a row) fit 3 rows only: 12 FMAs per 15 loads, the
+ * loads the bound (the kernel ran 5-50 % slower than the unfused path). */
 __attribute__((target("avx2,fma")))
-static CYL_FORCE_INLINE void cyl_fused_block8(const int R, const cyl_fused_args *a, int b,
-                                              int p, __m256i m, int full) {
+static CYL_FORCE_INLINE void cyl_fused_half8(const int R, const cyl_fused_args *a, int b, int p,
+                                             int half, __m256i m, int full, float *zs) {
     const int H = a->H, K = a->K;
     const int unit0 = p * 8;
-    const float *panel = a->Up + (ptrdiff_t)p * K * 32;
-    __m256 acc[3][4];
+    const int q0 = 2 * half;
+    (void)full;   /* loads mask always: a branch here kept acc[] in memory */
+    __m256 acc[6][2];
     if (a->Wp != NULL) {   /* bias + x_t @ W, as in the AVX-512 block */
-        for (int q = 0; q < 4; q++) {
-            __m256 bq = cyl_ld8(a->bias + (ptrdiff_t)q * H + unit0, m, full);
-            for (int r = 0; r < R; r++)
+        for (int q = 0; q < 2; q++) {
+            __m256 bq = _mm256_maskload_ps(a->bias + (ptrdiff_t)(q0 + q) * H + unit0, m);
+            _Pragma("GCC unroll 6") for (int r = 0; r < R; r++)
                 acc[r][q] = bq;
         }
-        const float *wpanel = a->Wp + (ptrdiff_t)p * a->nx * 32;
+        const float *wpanel = a->Wp + ((ptrdiff_t)p * 2 + half) * a->nx * 16;
         const float *X = a->X + (ptrdiff_t)b * a->ldx;
         for (int k = 0; k < a->nx; k++) {
-            const float *wk = wpanel + (ptrdiff_t)k * 32;
-            for (int r = 0; r < R; r++) {
+            const float *wk = wpanel + (ptrdiff_t)k * 16;
+            __m256 w0 = _mm256_loadu_ps(wk), w1 = _mm256_loadu_ps(wk + 8);
+            _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) {
                 __m256 xv = _mm256_broadcast_ss(X + (ptrdiff_t)r * a->ldx + k);
-                for (int q = 0; q < 4; q++)
-                    acc[r][q] = _mm256_fmadd_ps(xv, _mm256_loadu_ps(wk + 8 * q), acc[r][q]);
+                acc[r][0] = _mm256_fmadd_ps(xv, w0, acc[r][0]);
+                acc[r][1] = _mm256_fmadd_ps(xv, w1, acc[r][1]);
             }
         }
     } else {
-        for (int r = 0; r < R; r++) {
+        _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) {
             const float *zr = a->z + (ptrdiff_t)(b + r) * a->ldz + unit0;
-            for (int q = 0; q < 4; q++)
-                acc[r][q] = cyl_ld8(zr + (ptrdiff_t)q * H, m, full);
+            for (int q = 0; q < 2; q++)
+                acc[r][q] = _mm256_maskload_ps(zr + (ptrdiff_t)(q0 + q) * H, m);
         }
     }
+    const float *panel = a->Up + ((ptrdiff_t)p * 2 + half) * K * 16;
     const float *A = a->A + (ptrdiff_t)b * a->lda;
     for (int k = 0; k < K; k++) {
-        const float *bk = panel + (ptrdiff_t)k * 32;
-        /* One broadcast live at a time, U from L1 as memory operands: 13
-         * registers (the other order needs all 16 and GCC spilled). */
-        for (int r = 0; r < R; r++) {
+        const float *bk = panel + (ptrdiff_t)k * 16;
+        __m256 u0 = _mm256_loadu_ps(bk), u1 = _mm256_loadu_ps(bk + 8);
+        _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) {
             __m256 av = _mm256_broadcast_ss(A + (ptrdiff_t)r * a->lda + k);
-            for (int q = 0; q < 4; q++)
-                acc[r][q] = _mm256_fmadd_ps(av, _mm256_loadu_ps(bk + 8 * q), acc[r][q]);
+            acc[r][0] = _mm256_fmadd_ps(av, u0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(av, u1, acc[r][1]);
         }
     }
-    /* c_{t-1} of every row before any store: rows are 4H floats apart, so a
-     * load after a store to a row 4 KiB away would wait for it (4K aliasing). */
-    /* As in the AVX-512 block: the epilogue reads an L1 copy, one row at a
-     * time (all accumulators live across it made GCC keep them in memory). */
-    __attribute__((aligned(32))) float zs[3][5][8];
+    _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) {
+        _mm256_store_ps(zs + r * 40 + q0 * 8, acc[r][0]);
+        _mm256_store_ps(zs + r * 40 + q0 * 8 + 8, acc[r][1]);
+    }
+    if (half == 1)
+        /* c_{t-1} here, before the chunk's stores (4K aliasing, as above). */
+        _Pragma("GCC unroll 6") for (int r = 0; r < R; r++)
+            _mm256_store_ps(zs + r * 40 + 32,
+                            _mm256_maskload_ps(a->c + (ptrdiff_t)(b + r) * a->ldc + unit0, m));
+}
+
+#define CYL_HALF8(R)                                                                \
+    __attribute__((target("avx2,fma"), noinline))                                  \
+    static void cyl_fused_half8_##R(const cyl_fused_args *a, int b, int p, int half, \
+                                    __m256i m, int full, float *zs) {               \
+        cyl_fused_half8(R, a, b, p, half, m, full, zs);                             \
+    }
+CYL_HALF8(1)
+CYL_HALF8(2)
+CYL_HALF8(3)
+CYL_HALF8(4)
+CYL_HALF8(5)
+CYL_HALF8(6)
+#undef CYL_HALF8
+
+static void (*const cyl_fused_halves8[6])(const cyl_fused_args *, int, int, int, __m256i, int,
+                                          float *) = {
+    cyl_fused_half8_1, cyl_fused_half8_2, cyl_fused_half8_3,
+    cyl_fused_half8_4, cyl_fused_half8_5, cyl_fused_half8_6};
+
+/* acc[s][q] += A[r, k] * panel[k][q] for k < K: with R = 2 rows s = r;
+ * with one row s = k % 2, two chains per gate (one row's four gates alone
+ * are four chains, half the FMA latency x throughput of the core). */
+__attribute__((target("avx2,fma")))
+static CYL_FORCE_INLINE void cyl_fused_full8_product(const int R, __m256 acc[2][4],
+                                                     const float *A, ptrdiff_t lda,
+                                                     const float *panel, int K) {
+    const ptrdiff_t hs = (ptrdiff_t)K * 16;   /* the second half of the panel */
+    int k = 0;
+    if (R == 1) {
+        for (; k + 2 <= K; k += 2) {
+            const float *bk = panel + (ptrdiff_t)k * 16;
+            __m256 a0 = _mm256_broadcast_ss(A + k), a1 = _mm256_broadcast_ss(A + k + 1);
+            for (int q = 0; q < 4; q++)
+                acc[0][q] = _mm256_fmadd_ps(a0, _mm256_loadu_ps(bk + (q >> 1) * hs + 8 * (q & 1)),
+                                            acc[0][q]);
+            for (int q = 0; q < 4; q++)
+                acc[1][q] = _mm256_fmadd_ps(a1, _mm256_loadu_ps(bk + 16 + (q >> 1) * hs
+                                                                + 8 * (q & 1)), acc[1][q]);
+        }
+    }
+    for (; k < K; k++) {
+        const float *bk = panel + (ptrdiff_t)k * 16;
+        __m256 u0 = _mm256_loadu_ps(bk), u1 = _mm256_loadu_ps(bk + 8);
+        __m256 u2 = _mm256_loadu_ps(bk + hs), u3 = _mm256_loadu_ps(bk + hs + 8);
+        for (int r = 0; r < R; r++) {
+            __m256 av = _mm256_broadcast_ss(A + (ptrdiff_t)r * lda + k);
+            acc[r][0] = _mm256_fmadd_ps(av, u0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(av, u1, acc[r][1]);
+            acc[r][2] = _mm256_fmadd_ps(av, u2, acc[r][2]);
+            acc[r][3] = _mm256_fmadd_ps(av, u3, acc[r][3]);
+        }
+    }
+}
+
+/* Products of rows [b, b + R) (R <= 2) of the whole panel p into zs: the
+ * half-panel blocks give one or two rows only 2-4 FMA chains. */
+__attribute__((target("avx2,fma")))
+static CYL_FORCE_INLINE void cyl_fused_full8(const int R, const cyl_fused_args *a, int b, int p,
+                                             __m256i m, float *zs) {
+    const int H = a->H;
+    const int unit0 = p * 8;
+    __m256 acc[2][4];
+    for (int q = 0; q < 4; q++) {
+        if (a->Wp != NULL) {
+            __m256 bq = _mm256_maskload_ps(a->bias + (ptrdiff_t)q * H + unit0, m);
+            acc[0][q] = bq;
+            acc[1][q] = R == 2 ? bq : _mm256_setzero_ps();
+        } else {
+            acc[0][q] = _mm256_maskload_ps(a->z + (ptrdiff_t)b * a->ldz + (ptrdiff_t)q * H + unit0,
+                                           m);
+            acc[1][q] = R == 2 ? _mm256_maskload_ps(a->z + (ptrdiff_t)(b + 1) * a->ldz
+                                                    + (ptrdiff_t)q * H + unit0, m)
+                               : _mm256_setzero_ps();
+        }
+    }
+    if (a->Wp != NULL)
+        cyl_fused_full8_product(R, acc, a->X + (ptrdiff_t)b * a->ldx, a->ldx,
+                                a->Wp + (ptrdiff_t)p * a->nx * 32, a->nx);
+    cyl_fused_full8_product(R, acc, a->A + (ptrdiff_t)b * a->lda, a->lda,
+                            a->Up + (ptrdiff_t)p * a->K * 32, a->K);
+    if (R == 1)
+        for (int q = 0; q < 4; q++)
+            acc[0][q] = _mm256_add_ps(acc[0][q], acc[1][q]);
     for (int r = 0; r < R; r++) {
         for (int q = 0; q < 4; q++)
-            _mm256_store_ps(zs[r][q], acc[r][q]);
-        _mm256_store_ps(zs[r][4], cyl_ld8(a->c + (ptrdiff_t)(b + r) * a->ldc + unit0, m, full));
+            _mm256_store_ps(zs + r * 40 + q * 8, acc[r][q]);
+        _mm256_store_ps(zs + r * 40 + 32,
+                        _mm256_maskload_ps(a->c + (ptrdiff_t)(b + r) * a->ldc + unit0, m));
     }
-#pragma GCC unroll 1
-    for (int r = 0; r < R; r++) {
+}
+
+__attribute__((target("avx2,fma"), noinline))
+static void cyl_fused_full8_1(const cyl_fused_args *a, int b, int p, __m256i m, float *zs) {
+    cyl_fused_full8(1, a, b, p, m, zs);
+}
+
+__attribute__((target("avx2,fma"), noinline))
+static void cyl_fused_full8_2(const cyl_fused_args *a, int b, int p, __m256i m, float *zs) {
+    cyl_fused_full8(2, a, b, p, m, zs);
+}
+
+/* Gates, c_t and h_t of rows [b, b + n) of panel p from their copy zs. */
+__attribute__((target("avx2,fma")))
+static void cyl_fused_epilogue8(const cyl_fused_args *a, int b, int n, int p, __m256i m,
+                                int full, const float *zs) {
+    const ptrdiff_t H = a->H;
+    const int unit0 = p * 8;
+    for (int r = 0; r < n; r++) {
+        const float *zr = zs + r * 40;
         const ptrdiff_t row = b + r;
-        __m256 gi = cyl_sigmoid8(_mm256_load_ps(zs[r][0]));
-        __m256 gf = cyl_sigmoid8(_mm256_load_ps(zs[r][1]));
-        __m256 gg = cyl_tanh8(_mm256_load_ps(zs[r][2]));
-        __m256 go = cyl_sigmoid8(_mm256_load_ps(zs[r][3]));
-        float *cr = a->c + row * a->ldc + unit0;
-        __m256 cold = _mm256_load_ps(zs[r][4]);
+        __m256 gi = cyl_sigmoid8(_mm256_load_ps(zr));
+        __m256 gf = cyl_sigmoid8(_mm256_load_ps(zr + 8));
+        __m256 gg = cyl_tanh8(_mm256_load_ps(zr + 16));
+        __m256 go = cyl_sigmoid8(_mm256_load_ps(zr + 24));
+        __m256 cold = _mm256_load_ps(zr + 32);
         __m256 cn = _mm256_fmadd_ps(gf, cold, _mm256_mul_ps(gi, gg));
         __m256 tc = cyl_tanh8(cn);
         __m256 hn = _mm256_mul_ps(go, tc);
@@ -510,15 +655,15 @@ static CYL_FORCE_INLINE void cyl_fused_block8(const int R, const cyl_fused_args 
         if (a->tc != NULL)
             cyl_st8(a->tc + row * a->ldtc + unit0, m, full, tc);
         if (a->store_act) {
-            float *zr = a->z + row * a->ldz + unit0;
-            cyl_st8(zr, m, full, gi);
-            cyl_st8(zr + H, m, full, gf);
-            cyl_st8(zr + 2 * (ptrdiff_t)H, m, full, gg);
-            cyl_st8(zr + 3 * (ptrdiff_t)H, m, full, go);
+            float *z = a->z + row * a->ldz + unit0;
+            cyl_st8(z, m, full, gi);
+            cyl_st8(z + H, m, full, gf);
+            cyl_st8(z + 2 * H, m, full, gg);
+            cyl_st8(z + 3 * H, m, full, go);
         }
         if (a->mask != NULL && !a->mask[row * a->mask_stride])
-            continue;
-        cyl_st8(cr, m, full, cn);
+            continue;   /* a masked row keeps c_{t-1}; the caller carries h */
+        cyl_st8(a->c + row * a->ldc + unit0, m, full, cn);
         cyl_st8(a->h + row * a->ldh + unit0, m, full, hn);
         if (a->out != NULL)
             cyl_st8(a->out + row * a->ldo + unit0, m, full, hn);
@@ -533,13 +678,27 @@ static void cyl_fused_step_avx2(const cyl_fused_args *a, int b0, int b1, int p0,
         int full = w == 8;
         __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(w),
                                        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-        int b = b0;
-        for (; b + 3 <= b1; b += 3)
-            cyl_fused_block8(3, a, b, p, m, full);
-        if (b1 - b == 2)
-            cyl_fused_block8(2, a, b, p, m, full);
-        else if (b1 - b == 1)
-            cyl_fused_block8(1, a, b, p, m, full);
+        if (p == p0)
+            cyl_fused_prefetch(a, b0, b1 - b0 < 6 ? b1 - b0 : 6, p * 8, w);
+        __attribute__((aligned(32))) float zs[CYL_FUSED_CHUNK8 * 40];
+        for (int c0 = b0; c0 < b1; c0 += CYL_FUSED_CHUNK8) {
+            int c1 = b1 - c0 > CYL_FUSED_CHUNK8 ? c0 + CYL_FUSED_CHUNK8 : b1;
+            /* Blocks of nearly equal rows, at most 6 (as the AVX-512 kernel). */
+            int n = c1 - c0, blocks = (n + 5) / 6;
+            for (int i = 0, b = c0; i < blocks; i++) {
+                int R = n / blocks + (i < n % blocks);
+                cyl_fused_prefetch_next(a, b, R, b0, b1, p, p1, 8);
+                float *zb = zs + (ptrdiff_t)(b - c0) * 40;
+                if (R <= 2) {   /* only when the whole chunk is 1-2 rows */
+                    (R == 1 ? cyl_fused_full8_1 : cyl_fused_full8_2)(a, b, p, m, zb);
+                } else {
+                    cyl_fused_halves8[R - 1](a, b, p, 0, m, full, zb);
+                    cyl_fused_halves8[R - 1](a, b, p, 1, m, full, zb);
+                }
+                b += R;
+            }
+            cyl_fused_epilogue8(a, c0, n, p, m, full, zs);
+        }
     }
 }
 

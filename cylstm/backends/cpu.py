@@ -77,6 +77,18 @@ def pack_fused(*args, **kwargs):
     return pack_fused(*args, **kwargs)
 
 
+def _step_isa():
+    """The SIMD level of lstm_step's fused kernels (2 AVX-512, 1 AVX2, 0 none)."""
+    from .._kernels.lstm_step import fused_isa
+    return fused_isa()
+
+
+def _kernel_isa():
+    """The SIMD level of the step kernels in force (2 AVX-512, 1 AVX2, 0 none)."""
+    from .._kernels.lstm_forward import recurrent_isa
+    return recurrent_isa()
+
+
 def _forward_ext_kernel(*args, **kwargs):
     from .._kernels.lstm_forward import lstm_forward_ext
     return lstm_forward_ext(*args, **kwargs)
@@ -304,12 +316,20 @@ class CpuBackend(Backend):
     # passes over the gates, and, for steps large enough, its units split
     # between persistent C threads (too few rows to split by row).
     FUSED_SEQUENCE_ROWS = 2
+    # At the AVX2 level (step_fused.h's 8-wide kernels): one row only. With
+    # CYLSTM_ISA=avx2 on the AMD EPYC (Zen 4) machine, one thread, alternating
+    # calls against the unfused path: 1,100,32,128 0.95-1.03x, 1,100,128,256
+    # 1.08-1.10x, but 2,100,32,128 1.73x and 2,100,64,64 1.59x (its product
+    # loop re-broadcasts both rows' h for every 8 columns: load-bound).
+    FUSED_SEQUENCE_AVX2_ROWS = 1
 
     def _few_row_sequence(self, B, H, P, codes, dtype, go_backwards):
         """Whether an inference call without masks or dropout of this shape
         runs lstm_step.fused_sequence (see FUSED_SEQUENCE_ROWS)."""
-        return (0 < B <= self.FUSED_SEQUENCE_ROWS and H == P and tuple(codes) == _FUSED_CODES
-                and dtype == np.float32 and not go_backwards)
+        if not (0 < B <= self.FUSED_SEQUENCE_ROWS and H == P and tuple(codes) == _FUSED_CODES
+                and dtype == np.float32 and not go_backwards):
+            return False
+        return B <= self.FUSED_SEQUENCE_AVX2_ROWS or _step_isa() != 1
 
     def _use_packed(self, matrix, slices):
         """Whether the step kernel, rather than BLAS, multiplies by ``matrix``."""
@@ -337,12 +357,27 @@ class CpuBackend(Backend):
     # with 128 units, even at the IMDB shape (10 units), even to 2 % either way
     # at 256 units, 2-6 % slower at 512 (there the gate arithmetic, which both
     # paths do, outweighs the passes over the gate block that fusion saves; the
-    # product itself runs at the same rate). The AVX2 kernel was 5-33 % slower
-    # there than the unfused path (whose gate loops still ran as AVX-512 clones),
-    # so it is not chosen until measured on an AVX2-only CPU.
+    # product itself runs at the same rate).
     FUSED_STEP_MIN_ROWS = 1
     FUSED_STEP_MAX_UNITS = 128
-    FUSED_STEP_PANEL_UNITS = (16,)
+    FUSED_STEP_PANEL_UNITS = (16, 8)
+    # The AVX2 + FMA kernel (8-unit panels; what an AVX2-only CPU gets) runs
+    # only inference that makes the input projection in the step, with at
+    # least FUSED_STEP_AVX2_MIN_ROWS rows per thread and FUSED_STEP_AVX2_MIN_UNITS
+    # units. Measured with CYLSTM_ISA=avx2 on the AMD EPYC (Zen 4) machine, one
+    # thread, alternating calls in one process, medians of CPU time, against
+    # the unfused path (whose gate loops still ran as AVX-512 clones there; on
+    # an AVX2-only CPU that path is slower, not faster): 64,100,128,256 0.94x,
+    # 16,100,64,128 0.84x, 16,100,128,128 0.84x, 32,100,64,64 0.84x,
+    # 8,100,32,64 / 8,100,64,128 0.96x, 8,100,128,256 0.97x; slower below 64
+    # units (32-48 units 1.16x; 10 units, the IMDB shapes, 1.22-1.39x: two
+    # 8-unit panels for 10 units, and the gate arithmetic outweighs the passes
+    # saved), at 4 rows (1.03-1.09x), at 1-2 rows (1.1-1.5x;
+    # lstm_step.fused_sequence runs those) and with the projection by sgemm
+    # (0.96-1.3x, so training stays on the unfused path at this level).
+    FUSED_STEP_AVX2_MIN_ROWS = 8
+    FUSED_STEP_AVX2_MIN_UNITS = 64
+    FUSED_STEP_AVX2_INPUT_ONLY = True
     # Inference on the fused step makes the input projection in the step too
     # (W packed as U is: bias + x_t @ W + h_{t-1} @ U in the registers) instead
     # of one sgemm per chunk of timesteps into a gate buffer, at any unit count
@@ -382,6 +417,12 @@ class CpuBackend(Backend):
             max_units = max(max_units, self.FUSED_STEP_INPUT_MAX_UNITS)
         if (min(b1 - b0 for b0, b1 in slices) < self.FUSED_STEP_MIN_ROWS
                 or recurrent_kernel.shape[1] // 4 > max_units):
+            return None
+        if _kernel_isa() == 1 and (   # AVX2 (8-unit panels): where it measured faster
+                min(b1 - b0 for b0, b1 in slices) < self.FUSED_STEP_AVX2_MIN_ROWS
+                or recurrent_kernel.shape[1] // 4 < self.FUSED_STEP_AVX2_MIN_UNITS
+                or (self.FUSED_STEP_AVX2_INPUT_ONLY
+                    and (training or not self.FUSED_STEP_INPUT))):
             return None
         packed = pack_fused(recurrent_kernel)
         if packed is None or packed.shape[1] // 4 not in self.FUSED_STEP_PANEL_UNITS:

@@ -19,6 +19,7 @@ DT = "float32"
 
 @pytest.fixture(params=[2, 1], ids=["avx512", "avx2"])
 def isa(request):
+    _ops.cpu()   # made first: it applies CYLSTM_ISA's cap, which `best` must see
     best = recurrent_isa()
     if request.param > best:
         pytest.skip("this CPU lacks the instruction set")
@@ -55,6 +56,10 @@ def fused_calls(monkeypatch, request):
     # One and two rows here too, not lstm_step.fused_sequence.
     monkeypatch.setattr(_ops.cpu(), "FUSED_SEQUENCE_ROWS", 0)
     monkeypatch.setattr(_ops.cpu(), "FUSED_STEP_PANEL_UNITS", (16, 8))
+    # The AVX2 kernel on every shape and path here, not only where it is faster.
+    monkeypatch.setattr(_ops.cpu(), "FUSED_STEP_AVX2_MIN_ROWS", 1)
+    monkeypatch.setattr(_ops.cpu(), "FUSED_STEP_AVX2_MIN_UNITS", 0)
+    monkeypatch.setattr(_ops.cpu(), "FUSED_STEP_AVX2_INPUT_ONLY", False)
     return calls
 
 
@@ -99,6 +104,9 @@ def test_pack_fused_layout(isa):
     panels = -(-H // u)
     assert packed.shape == (panels * K, 4 * u)
     blocks = packed.reshape(panels, K, 4, u)
+    if u == 8:   # AVX2: gates i, f of every k, then g, o (two contiguous halves)
+        blocks = packed.reshape(panels, 2, K, 2, u).transpose(0, 2, 1, 3, 4).reshape(
+            panels, K, 4, u)
     for p in range(panels):
         for q in range(4):
             w = min(u, H - p * u)
@@ -351,5 +359,52 @@ def test_layer_and_module_calls_project_the_input_in_the_step(monkeypatch):
             np.testing.assert_allclose(module(x)[0], want, rtol=1e-5, atol=1e-5)
             if level == 2 == best:
                 assert len(calls) >= n + 2     # both ran the fused kernel
+    finally:
+        recurrent_isa(best)
+
+
+@pytest.mark.parametrize("B", [47, 61])
+def test_rows_across_the_epilogue_chunk(isa, fused_calls, B):
+    """More rows than one chunk of the epilogue's L1 copy (48), a last block
+    of fewer rows, a partial panel, a mask: training stores and inference."""
+    rng = np.random.default_rng(B)
+    p = _problem(rng, B, 4, 5, 19, with_mask=True)
+    assert_kernel_matches_reference(p, DT, rng, compiled=True, scale=4)
+    _assert_inference_matches(p, fused_calls, go_backwards=True)
+    assert set(fused_calls) == {16 if isa == 2 else 8}
+
+
+def test_avx2_dispatch_takes_the_fused_kernel_where_it_measured_faster(monkeypatch):
+    """With the backend's own thresholds at the AVX2 level: inference that
+    projects the input in the step, from FUSED_STEP_AVX2_MIN_ROWS rows and
+    FUSED_STEP_AVX2_MIN_UNITS units, runs the 8-unit kernel; training, fewer
+    rows and fewer units run the unfused path. Each result is the twin's."""
+    best = recurrent_isa()
+    if best < 1:
+        pytest.skip("this CPU lacks AVX2 + FMA")
+    backend = _ops.cpu()
+    monkeypatch.setattr(backend, "FUSED_STEP_INPUT", True)
+    calls = []
+    real = cpu_backend._forward_fused_kernel
+    monkeypatch.setattr(cpu_backend, "_forward_fused_kernel",
+                        lambda *a, **k: calls.append(a[4]) or real(*a, **k))
+    rows, units = backend.FUSED_STEP_AVX2_MIN_ROWS, backend.FUSED_STEP_AVX2_MIN_UNITS
+    rng = np.random.default_rng(3)
+    recurrent_isa(1)
+    try:
+        with cylstm.threads(1):
+            for B, H, fused in ((rows, units, True), (rows + 3, units + 5, True),
+                                (rows - 1, units, False), (rows, units - 1, False)):
+                calls.clear()
+                p = _problem(rng, B, 4, 6, H)
+                (seq, last, h, c, _), (rseq, rlast, rh, rc, _) = kernel_and_reference(
+                    p, training=False)
+                np.testing.assert_allclose(seq, rseq.transpose(1, 0, 2), rtol=1e-4, atol=1e-5)
+                np.testing.assert_allclose(c, rc, rtol=1e-4, atol=1e-5)
+                assert calls == ([8] if fused else []), (B, H)
+            calls.clear()
+            p = _problem(rng, rows, 3, 6, units)
+            assert_kernel_matches_reference(p, DT, rng, compiled=True, scale=8)
+            assert calls == []   # training: the unfused path at this level
     finally:
         recurrent_isa(best)

@@ -11,9 +11,11 @@ from cylstm._kernels.lstm_forward import recurrent_isa
 
 @pytest.fixture
 def restore_isa():
-    level = recurrent_isa()
+    from cylstm._kernels.lstm_step import fused_isa   # capped by the variable too
+    level, step_level = recurrent_isa(), fused_isa()
     yield level
     recurrent_isa(level)
+    fused_isa(step_level)
 
 
 def test_unset_changes_nothing(monkeypatch, restore_isa):

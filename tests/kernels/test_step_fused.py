@@ -296,3 +296,60 @@ def test_fork_after_pool_use_steps_in_child():
                           cwd=os.path.dirname(os.path.dirname(os.path.abspath(cylstm.__file__))),
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_isa_env_cap_reaches_the_fused_step(monkeypatch):
+    """CYLSTM_ISA caps lstm_step's level too (its hook is fused_isa): the
+    one-step and few-row kernels measured at the AVX2 level run AVX2."""
+    from cylstm import _isa
+    from cylstm._kernels import lstm_backward, lstm_forward
+    before = fused_isa()
+    best = fused_isa(2)   # the CPU's own level (2 caps nothing)
+    others = [(m.recurrent_isa, m.recurrent_isa()) for m in (lstm_forward, lstm_backward)
+              if hasattr(m, "recurrent_isa")]
+    try:
+        for name, level in (("avx2", 1), ("none", 0)):
+            monkeypatch.setenv(_isa.ENV, name)
+            _isa.apply_env_cap()
+            assert fused_isa() == min(level, best)
+    finally:
+        fused_isa(before)
+        for hook, level in others:
+            hook(level)
+
+
+def test_avx2_level_runs_one_row_sequences_only(monkeypatch):
+    """At the AVX2 level the backend sends a sequence of FUSED_SEQUENCE_AVX2_ROWS
+    rows (one) to fused_sequence and two rows to the unfused path, where it
+    measured faster; both match the twin."""
+    from cylstm import _ops
+    from cylstm.backends import cpu as cpu_backend
+    from cylstm._kernels import reference
+    best = fused_isa()
+    if best < 1:
+        pytest.skip("this CPU lacks AVX2 + FMA")
+    backend = _ops.cpu()
+    monkeypatch.setattr(backend, "FUSED_SEQUENCE_ROWS", 2)
+    calls = []
+    real = cpu_backend._fused_sequence_kernel
+    monkeypatch.setattr(cpu_backend, "_fused_sequence_kernel",
+                        lambda *a, **k: calls.append(a[0].shape[0]) or real(*a, **k))
+    rng = np.random.default_rng(5)
+    fused_isa(1)
+    try:
+        for B in (1, 2):
+            x = rng.uniform(-1, 1, (B, 6, 5)).astype(np.float32)
+            W = rng.uniform(-.5, .5, (5, 4 * 24)).astype(np.float32)
+            U = rng.uniform(-.5, .5, (24, 4 * 24)).astype(np.float32)
+            b = rng.uniform(-.5, .5, 4 * 24).astype(np.float32)
+            h0 = rng.uniform(-.5, .5, (B, 24)).astype(np.float32)
+            c0 = rng.uniform(-.5, .5, (B, 24)).astype(np.float32)
+            seq, last, h, c, _ = backend._compiled_forward(x, W, U, b, h0, c0)
+            rseq, rlast, rh, rc, _ = reference.lstm_forward(
+                x.transpose(1, 0, 2), W, U, b, h0, c0)
+            np.testing.assert_allclose(seq, np.asarray(rseq).transpose(1, 0, 2),
+                                       rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(c, rc, rtol=1e-4, atol=1e-5)
+        assert calls == [backend.FUSED_SEQUENCE_AVX2_ROWS]
+    finally:
+        fused_isa(best)
