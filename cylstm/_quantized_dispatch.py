@@ -107,6 +107,7 @@ class QuantizedRunner:
         self._float = None
         self._workspace = None
         self._plans = {}   # float32 call plans of the fall-back, by call shape
+        self._step_cols = {}   # (rows, threads) -> step's column split; 0: not the kernel's
 
     def _float_weights(self):
         if self._float is None:
@@ -118,10 +119,10 @@ class QuantizedRunner:
         W, U, R = self._parts
         return split_threads(T, B, W.shape[0], U.shape[0], U.shape[1], R is not None)
 
-    def _slices(self, T, B):
+    def _slices(self, T, B, threads=None):
         W, U, R = self._parts
         work = T * B * U.shape[1] * (W.shape[0] + U.shape[0])
-        n = min(current_threads(), B // PARALLEL_MIN_ROWS)
+        n = min(current_threads() if threads is None else threads, B // PARALLEL_MIN_ROWS)
         if n <= 1 or work < PARALLEL_MIN_WORK:
             return [(0, B)]
         return split(B, n)
@@ -229,10 +230,26 @@ class QuantizedRunner:
         back to float32 or splits its rows over threads)."""
         cols = 1
         if type(x) is np.ndarray and x.ndim == 2:
-            B = x.shape[0]
-            if float32_is_faster(self.units, B):
-                return None
-            cols = self._split(1, B)
-            if cols == 1 and len(self._slices(1, B)) > 1:
+            # The decision depends on the rows and the thread setting only:
+            # made once per pair (a one-step call is a few microseconds).
+            key = (x.shape[0], current_threads())
+            cols = self._step_cols.get(key)
+            if cols is None:
+                cols = self._step_decision(*key)
+                if len(self._step_cols) >= 64:
+                    self._step_cols.clear()
+                self._step_cols[key] = cols
+            if cols == 0:
                 return None
         return self._kernels[0].step(x, h0, c0, cols)
+
+    def _step_decision(self, B, threads):
+        """The column split of a one-step call of B rows at ``threads`` threads,
+        or 0 where ``run`` takes it (float32 fall-back, or a row split)."""
+        if float32_is_faster(self.units, B):
+            return 0
+        W, U, R = self._parts
+        cols = split_threads(1, B, W.shape[0], U.shape[0], U.shape[1], R is not None, threads)
+        if cols == 1 and len(self._slices(1, B, threads)) > 1:
+            return 0
+        return cols

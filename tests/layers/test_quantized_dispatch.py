@@ -166,3 +166,19 @@ def _flat(v):
     if isinstance(v, (list, tuple)):
         return [a for item in v for a in _flat(item)]
     return [np.asarray(v)]
+
+
+def test_one_step_split_follows_the_thread_setting_between_calls():
+    # The step's decision is kept per (rows, threads): a new setting is honoured.
+    rng = np.random.default_rng(8)
+    H, F = 256, 256
+    layer = cylstm.layers.LSTM(H)
+    layer(rng.standard_normal((1, 1, F)).astype(np.float32))
+    q = cylstm.quantize(layer, "int8")
+    x = rng.standard_normal((1, F)).astype(np.float32)
+    states = [np.zeros((1, H), np.float32)] * 2
+    runner = q._kernel
+    for threads, want in ((1, 1), (2, 2), (1, 1)):
+        with cylstm.threads(threads):
+            q.step(x, states)
+            assert runner._kernels[0].last_threads == want
