@@ -613,6 +613,7 @@ class QuantizedTorchLSTM(_Inference):
             s["W"].matrix, s["U"].matrix, None if s["R"] is None else s["R"].matrix, s["b"])
             for s in row] for row in slots]
         self._zero_states: Optional[Tuple[np.ndarray, np.ndarray]] = None   # of _one_step
+        self._one_layer = len(self._kernels) == 1 and len(self._kernels[0]) == 1
 
     @classmethod
     def from_module(cls, module: Any, dtype: str) -> "QuantizedTorchLSTM":
@@ -697,7 +698,20 @@ class QuantizedTorchLSTM(_Inference):
             return out[:, 0], (h_n[:, 0], c_n[:, 0])
         return out, (h_n, c_n)
 
-    __call__ = forward
+    def __call__(self, input: Any, hx: Optional[Tuple[Any, Any]] = None
+                 ) -> Tuple[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
+        """``forward(input, hx)``. A one-step call of a one-layer, one-direction
+        module from zero states (one-step serving) goes straight to the
+        kernel's step, which checks the array itself; anything it does not
+        take runs ``forward``."""
+        if hx is None and self._one_layer and type(input) is np.ndarray and input.ndim == 3:
+            shape = input.shape
+            B, T = (shape[0], shape[1]) if self.batch_first else (shape[1], shape[0])
+            if T == 1 and B > 0:
+                done = self._one_step(input, B)
+                if done is not None:
+                    return done
+        return self.forward(input, hx)
 
     def _one_step(self, x, B):
         """``forward`` of one step of a one-layer, one-direction LSTM from zero

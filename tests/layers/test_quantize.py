@@ -352,3 +352,22 @@ def test_torch_lstm_one_step_shortcut_equals_the_general_path(dtype, batch_first
         assert out.shape == out2.shape == ((B, T, 20) if batch_first else (T, B, 20))
         for a, b in ((out, out2), (h, h2), (c, c2)):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_torch_lstm_one_step_call_passes_what_its_kernel_refuses_to_forward(batch_first):
+    # module(x) of one step tries the kernel's step first: float64, a
+    # non-contiguous array or a wrong feature count must still get forward's
+    # result or its error.
+    module = cylstm.nn.LSTM(12, 20, batch_first=batch_first, seed=4)
+    q = cylstm.quantize(module, "int8")
+    rng = np.random.default_rng(9)
+    shape = (2, 1, 12) if batch_first else (1, 2, 12)
+    x = rng.standard_normal(shape).astype(np.float32)
+    out, (h, c) = q(x)
+    for other in (x.astype(np.float64), np.asfortranarray(x)):
+        out2, (h2, c2) = q(other)
+        for a, b in ((out, out2), (h, h2), (c, c2)):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="12"):
+        q(np.zeros(shape[:2] + (13,), np.float32))
