@@ -605,12 +605,14 @@ def pack_fused(const float[:, ::1] U):
     """U (K x 4H) packed gate-interleaved for the fused step kernel:
     (panels * K, 4 * units), or None where the CPU has no kernel."""
     import numpy as np
+    from .memory import aligned_empty
     cdef int K = U.shape[0], N = U.shape[1]
     cdef int u = cyl_fused_units()
     if u == 0 or K == 0 or N == 0 or N % 4:
         return None
     cdef int H = N // 4
-    packed = np.empty(((H + u - 1) // u * K, 4 * u), dtype=np.float32)
+    # panels on cache lines: the kernel loads each 64-byte row of a panel whole
+    packed = aligned_empty(((H + u - 1) // u * K, 4 * u), np.float32)
     cdef float[:, ::1] out = packed
     with nogil:
         cyl_fused_pack(&U[0, 0], K, H, u, &out[0, 0])

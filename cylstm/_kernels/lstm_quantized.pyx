@@ -12,6 +12,7 @@ from libc.string cimport memcpy, memset
 import numpy as np
 
 from . import lstm_step as _lstm_step
+from .memory import aligned_empty
 
 cnp.import_array()
 
@@ -111,7 +112,7 @@ cdef class QuantizedMatrix:
             if scale is None:
                 raise ValueError("int8 weights need `scale` (one per column).")
             scale = _c_f32(scale, (N,), "scale")
-            packed = np.empty(cyl_q8_packed_size(K, N), np.int8)
+            packed = aligned_empty(cyl_q8_packed_size(K, N), np.int8)   # cache-line loads
             cyl_q8_pack(<const int8_t*>cnp.PyArray_DATA(values), K, N,
                         <int8_t*>cnp.PyArray_DATA(packed))
             colsum = values.sum(axis=0, dtype=np.int32)
@@ -122,7 +123,7 @@ cdef class QuantizedMatrix:
             if values.dtype != np.uint16:
                 raise TypeError("bfloat16 `values` must be bit patterns of dtype uint16, "
                                 f"got {values.dtype}.")
-            packed = np.empty(cyl_bf16_packed_size(K, N), np.uint16)
+            packed = aligned_empty(cyl_bf16_packed_size(K, N), np.uint16)
             cyl_bf16_pack(<const uint16_t*>cnp.PyArray_DATA(values), K, N,
                           <uint16_t*>cnp.PyArray_DATA(packed))
             self.m.colsum = NULL

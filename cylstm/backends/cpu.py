@@ -33,6 +33,7 @@ import numpy as np
 
 from .. import activations as _activations
 from .._kernels import reference
+from .._kernels.memory import aligned_empty, aligned_zeros
 from .._threads import current_threads, one_blas_thread, run_parallel, split
 from .._validation import check_sequence_sizes
 from .base import Backend, LSTMGrads, LSTMProblem, ReferenceCache
@@ -152,7 +153,7 @@ class Workspace:
                 if k == key:
                     del self._free_stores[i]
                     return arrays
-        return {name: None if shape is None else np.empty(shape, dtype)
+        return {name: None if shape is None else aligned_empty(shape, dtype)
                 for name, shape in shapes.items()}
 
     def give_back_stores(self, shapes, dtype, arrays):
@@ -167,7 +168,7 @@ class Workspace:
         with self._stores_lock:
             buf = self._buffers.pop(name, None)
         if buf is None or buf.dtype != dtype or buf.shape != tuple(shape):
-            buf = np.empty(shape, dtype)
+            buf = aligned_empty(shape, dtype)
         return buf
 
     def give_back_private(self, name, buf):
@@ -182,7 +183,7 @@ class Workspace:
     def get(self, name, size, dtype):
         buf = self._buffers.get(name)
         if buf is None or buf.dtype != dtype or buf.size < size:
-            buf = np.empty(max(size, 1), dtype=dtype)
+            buf = aligned_empty(max(size, 1), dtype)
             self._buffers[name] = buf
         return buf[:max(size, 1)]
 
@@ -464,6 +465,12 @@ class CpuBackend(Backend):
     def workspace(self) -> "Workspace":
         """Scratch buffers a layer keeps between calls."""
         return Workspace()
+
+    def zeros(self, shape: Any, dtype: Any) -> Any:
+        """A new zero array whose data start on a 64-byte boundary: weights,
+        gradients and optimizer slots are made here, and the kernels that read
+        weights in place load whole cache lines from them (_kernels/memory.py)."""
+        return aligned_zeros(shape, self.dtype(dtype))
 
     def asarray(self, array: Any, dtype: Any = None) -> Any:
         """A C-contiguous NumPy array (the layout the kernels index), no copy

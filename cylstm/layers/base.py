@@ -303,7 +303,11 @@ class Layer:
             if value.shape != tuple(shape):
                 raise ValueError(f"The initializer for weight `{name}` returned shape "
                                  f"{value.shape}, expected {tuple(shape)}.")
-            value = backend.asarray(value, self.dtype)
+            # Into the backend's own new array (the CPU backend's start on a
+            # cache line: the kernels read weights in place).
+            target = backend.zeros(value.shape, self.dtype)
+            backend.copy_into(target, value)
+            value = target
         own = self._own_dicts()
         own["_params"][name] = value
         if trainable:
