@@ -1,7 +1,9 @@
 /* The machine's limit for benchmarks/peak.py: a register-only float32 FMA
  * loop on one core. Twelve independent accumulator chains (more than FMA
  * latency x FMA ports on current x86 cores, so the ports never wait), no
- * memory traffic: the GFLOP/s it reaches is what the core's FMA units can do.
+ * memory traffic: the GFLOP/s it reaches is what the core's FMA units can do;
+ * and a read loop (peak_read): the rate one core streams a buffer it reads
+ * over and over, the bound of a one-step call that reads its weights once.
  * AVX-512 or AVX2+FMA, chosen at run time from the CPU's features and capped
  * by the caller; compiled at benchmark time with the system C compiler (no
  * -march: the target attributes select the instructions per function).
@@ -75,6 +77,67 @@ static float run256(long iters, const float *v) {
     return out[0] + out[1] + out[2] + out[3] + out[4] + out[5] + out[6] + out[7];
 }
 #endif
+
+#if PEAK_X86
+__attribute__((target("avx512f")))
+static float read512(const float *buf, long n, long reps) {
+    __m512 a = _mm512_setzero_ps(), b = a, c = a, d = a;
+    for (long r = 0; r < reps; r++) {
+        long i = 0;
+        for (; i + 64 <= n; i += 64) {
+            a = _mm512_add_ps(a, _mm512_loadu_ps(buf + i));
+            b = _mm512_add_ps(b, _mm512_loadu_ps(buf + i + 16));
+            c = _mm512_add_ps(c, _mm512_loadu_ps(buf + i + 32));
+            d = _mm512_add_ps(d, _mm512_loadu_ps(buf + i + 48));
+        }
+        for (; i < n; i++)
+            a = _mm512_add_ps(a, _mm512_set1_ps(buf[i]));
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a, b), _mm512_add_ps(c, d)));
+}
+
+__attribute__((target("avx2,fma")))
+static float read256(const float *buf, long n, long reps) {
+    __m256 a = _mm256_setzero_ps(), b = a, c = a, d = a;
+    for (long r = 0; r < reps; r++) {
+        long i = 0;
+        for (; i + 32 <= n; i += 32) {
+            a = _mm256_add_ps(a, _mm256_loadu_ps(buf + i));
+            b = _mm256_add_ps(b, _mm256_loadu_ps(buf + i + 8));
+            c = _mm256_add_ps(c, _mm256_loadu_ps(buf + i + 16));
+            d = _mm256_add_ps(d, _mm256_loadu_ps(buf + i + 24));
+        }
+        for (; i < n; i++)
+            a = _mm256_add_ps(a, _mm256_set1_ps(buf[i]));
+    }
+    float out[8];
+    _mm256_storeu_ps(out, _mm256_add_ps(_mm256_add_ps(a, b), _mm256_add_ps(c, d)));
+    return out[0] + out[1] + out[2] + out[3] + out[4] + out[5] + out[6] + out[7];
+}
+#endif
+
+/* Read the n floats of `buf` `reps` times over at `level` (vector loads
+ * summed into four chains, nothing else): one pass is the weight stream of a
+ * one-step call whose weights are `buf`'s size, at the rate this core reads
+ * from wherever the repeated passes keep them (L2 or L3). Returns the bytes
+ * read (0 when the level is not available) and stores the sum in *sink. */
+double peak_read(int level, const float *buf, long n, long reps, float *sink) {
+#if PEAK_X86
+    if (level == 2 && peak_isa() >= 2) {
+        *sink = read512(buf, n, reps);
+        return 4.0 * (double)n * (double)reps;
+    }
+    if (level >= 1 && peak_isa() >= 1) {
+        *sink = read256(buf, n, reps);
+        return 4.0 * (double)n * (double)reps;
+    }
+#endif
+    (void)buf;
+    (void)n;
+    (void)reps;
+    *sink = 0;
+    return 0;
+}
 
 /* Run `iters` iterations of CHAINS FMAs at `level` from the values `v`
  * (CHAINS starting values, the multiplier, the addend); returns the flops

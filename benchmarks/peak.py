@@ -5,7 +5,12 @@
   ctypes): AVX-512 if the CPU has it, else AVX2, capped by ``CYLSTM_ISA``
   (or the ``isa`` argument) as the kernels are;
 - ``sgemm_peak``: scipy's sgemm on one thread, a large square product
-  (2048^3 by default): what the BLAS cylstm builds on reaches.
+  (2048^3 by default): what the BLAS cylstm builds on reaches;
+- ``weight_stream``: the time one core takes to read a buffer the size of a
+  layer's W and U (float32, (I + H) x 4H) that it reads over and over, as a
+  one-step call reads its weights: the bound of the one-step cells, where
+  reading the weights, not multiplying them, takes the time (``peak.c``'s
+  read loop).
 
 Both are timed in CPU time of the calling thread (``time.thread_time``), so
 the time other processes hold the core is not counted; a busy SMT sibling
@@ -42,6 +47,9 @@ def _compile():
     lib.peak_run.restype = ctypes.c_double
     lib.peak_run.argtypes = [ctypes.c_int, ctypes.c_long, ctypes.POINTER(ctypes.c_float),
                              ctypes.POINTER(ctypes.c_float)]
+    lib.peak_read.restype = ctypes.c_double
+    lib.peak_read.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_long, ctypes.c_long,
+                              ctypes.POINTER(ctypes.c_float)]
     return lib
 
 
@@ -108,8 +116,44 @@ def sgemm_peak(n=2048, repeats=3):
     return {"gflops": 2.0 * n ** 3 / best / 1e9, "n": n}
 
 
+def weight_stream(inputs, units, isa=None, seconds=0.05, repeats=5):
+    """{"bytes", "seconds", "gbps", ...}: one core's time for one read of the
+    float32 W and U of a layer with ``inputs`` and ``units`` (the best of
+    ``repeats`` runs of about ``seconds`` of back-to-back reads, so the buffer
+    sits where repeated calls keep it), or {"error": why}."""
+    try:
+        import numpy as np
+        lib = _compile()
+    except (ImportError, RuntimeError, OSError, subprocess.CalledProcessError) as e:
+        detail = getattr(e, "stderr", "") or ""
+        return {"error": f"{type(e).__name__}: {e} {detail}".strip()}
+    level = min(lib.peak_isa(), _cap(isa))
+    if level == 0:
+        return {"error": "no AVX2/AVX-512 on this CPU (or capped to none)"}
+    n = (inputs + units) * 4 * units
+    raw = np.ones(n + 16, np.float32)            # 64-byte aligned, as cylstm's weights
+    start = (-raw.ctypes.data % 64) // 4
+    buf = raw[start:start + n]
+    sink = ctypes.c_float()
+    reps = 1
+    while True:   # calibrate
+        t0 = time.thread_time()
+        lib.peak_read(level, buf.ctypes.data, n, reps, ctypes.byref(sink))
+        if time.thread_time() - t0 > seconds / 4:
+            break
+        reps *= 4
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.thread_time()
+        done = lib.peak_read(level, buf.ctypes.data, n, reps, ctypes.byref(sink))
+        best = min(best, (time.thread_time() - t0) / reps)
+    return {"bytes": done / reps, "seconds": best, "gbps": done / reps / best / 1e9,
+            "isa": NAMES[level], "inputs": inputs, "units": units}
+
+
 def measure(isa=None):
-    return {"fma": fma_peak(isa), "sgemm": sgemm_peak()}
+    return {"fma": fma_peak(isa), "sgemm": sgemm_peak(),
+            "weight_stream_256": weight_stream(256, 256, isa)}
 
 
 def main(argv=None):

@@ -158,6 +158,29 @@ def limit_table(results, section):
     return lines + [""]
 
 
+def bound_table(results, section):
+    """The one-step cells (T = 1) at one thread against the time one core
+    takes to read their weights once (peak.weight_stream): at these sizes the
+    call is bound by that read, not by the FMAs."""
+    bounds = (results["meta"].get("peaks") or {}).get("weight_stream") or {}
+    rows = [r for r in results["rows"] if r["section"] == section and r["variant"] in OURS
+            and r.get("median_s") and r["shape"][1] == 1 and r["threads"] == 1]
+    lines = []
+    for r in rows:
+        b = bounds.get(f"{r['shape'][2]},{r['shape'][3]}") or {}
+        if "seconds" not in b:
+            continue
+        api = "nn.LSTM" if r["variant"] == "cylstm-nn" else "layers.LSTM"
+        lines.append(f"| {','.join(map(str, r['shape']))} | {api} | {b['bytes'] / 1024:.0f} KiB "
+                     f"| {fmt_time(b['seconds'])} ({b['gbps']:.0f} GB/s) "
+                     f"| {fmt_time(r['median_s'])} | {r['median_s'] / b['seconds']:.2f}x |")
+    if not lines:
+        return []
+    return [f"#### {section}: one-step cells against the weight stream, one thread", "",
+            "| B,T,I,H | API | W + U | one read of them, one core (the bound) | cylstm "
+            "| cylstm / bound |", "|---|---|---|---|---|---|"] + lines + [""]
+
+
 def memory_table(rows):
     mem = [r for r in rows if r["section"] == "memory" and "error" not in r]
     if not mem:
@@ -232,6 +255,7 @@ def write_markdown(path, results):
     for section in ("infer", "train", "stream"):
         lines += table(rows, section)
         lines += limit_table(results, section)
+        lines += bound_table(results, section)
     lines += memory_table(rows)
     lines += notes(results)
     lines += ["Times are medians of per-call time; 'cylstm / fastest' < 1 means cylstm is "

@@ -138,6 +138,11 @@ def main(argv=None):
     print("machine limit (FMA loop, sgemm) ...", file=sys.stderr, flush=True)
     meta["peaks"] = {"fma": peak.fma_peak(args.isa),
                      "sgemm": peak.sgemm_peak(1024 if args.quick else 2048)}
+    # One-step cells read all of W and U per call: their bound is that read.
+    one_step = sorted({(s[2], s[3]) for section in ("infer", "stream")
+                       if section in args.sections for s in shapes[section] if s[1] == 1})
+    meta["peaks"]["weight_stream"] = {f"{i},{h}": peak.weight_stream(i, h, args.isa)
+                                      for i, h in one_step}
     results = {"meta": meta, "rows": [], "notes": [], "workers": []}
     failed = []
 
