@@ -30,8 +30,8 @@ from .. import constraints as _constraints
 from .. import initializers as _initializers
 from .. import regularizers as _regularizers
 from .._threads import GRADIENT_LOCK
-from ..backends import (Backend, backend_named, forced_backend, get_backend, move_array,
-                        owning_backend)
+from ..backends import (Backend, backend_copy, backend_named, forced_backend, get_backend,
+                        move_array, owning_backend)
 from .._validation import standardize_dtype
 from .._typing import Array, ArrayLike, Config, DTypeLike, IdentifierLike, ShapeLike
 
@@ -761,6 +761,12 @@ class Layer:
     def __setstate__(self, state):
         state = _pickling.rebuild_scratch(state)
         holder = state.get("_own") or state
+        for kind in ("_params", "grads"):
+            arrays = holder.get(kind)
+            if arrays:
+                # Into arrays of the backend's making, as add_weight's (see backend_copy).
+                for n, v in list(arrays.items()):
+                    arrays[n] = backend_copy(v)
         if "grads" in holder and holder["grads"] is None:
             holder["grads"] = {n: owning_backend(v).zeros(v.shape, v.dtype)
                                for n, v in holder["_params"].items()}

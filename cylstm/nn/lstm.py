@@ -44,8 +44,8 @@ import numpy as np
 
 from .. import _pickling
 from .. import activations as _activations
-from ..backends import (LSTMGrads, LSTMProblem, backend_named, forced_backend, get_backend,
-                        move_array, owning_backend)
+from ..backends import (LSTMGrads, LSTMProblem, backend_copy, backend_named, forced_backend,
+                        get_backend, move_array, owning_backend)
 from .._call_plan import ModuleCallPlan
 from .._threads import GRADIENT_LOCK
 from .._validation import (as_float_array, check_input_sizes, check_weight_sizes,
@@ -151,11 +151,13 @@ class _Slot:
     def __setstate__(self, state):
         for n in self.__slots__:
             if n in state:
-                setattr(self, n, state[n])
+                # into arrays of the backend's making, as __init__'s (backend_copy)
+                setattr(self, n, backend_copy(state[n]))
             else:  # a zero gradient, shaped as its weight
                 weight = state[{"g_kernel": "kernel", "g_recurrent": "recurrent"}.get(
                     n, n[2:])]
-                setattr(self, n, None if weight is None else np.zeros_like(weight))
+                setattr(self, n, None if weight is None
+                        else owning_backend(weight).zeros(weight.shape, weight.dtype))
 
     def accumulate(self, g):
         with GRADIENT_LOCK:   # threads training one module add up, none lost

@@ -1,5 +1,7 @@
 """64-byte aligned arrays (cylstm/_kernels/memory.py): the helpers, the
 arrays the package makes with them, and that alignment changes no result."""
+import pickle
+
 import numpy as np
 import pytest
 
@@ -124,3 +126,32 @@ def test_results_do_not_depend_on_alignment(shape, offset):
     out, (h, c) = module(x)
     for e, g in zip(expected, (out, h, c)):
         np.testing.assert_array_equal(g, e)
+
+
+def test_pickled_layers_and_modules_arrive_aligned():
+    """NumPy unpickles arrays at its own alignment: weights and gradients go
+    back into the backend's own arrays, with the same values and results."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 5, 6)).astype(np.float32)
+    model = cylstm.Sequential([layers.LSTM(9, return_sequences=True), layers.LSTM(4)])
+    expected = model.predict(x, verbose=0)
+    y, backprop = model.layers[0].forward_train(x)
+    backprop(np.ones_like(y))                      # non-zero gradients travel too
+    again = pickle.loads(pickle.dumps(model))
+    for layer, before in zip(again.layers, model.layers):
+        for kind in ("_params", "grads"):
+            arrays, old = getattr(layer.cell, kind), getattr(before.cell, kind)
+            assert arrays and all(is_aligned(a) for a in arrays.values())
+            for n in arrays:
+                np.testing.assert_array_equal(arrays[n], old[n])
+    np.testing.assert_array_equal(again.predict(x, verbose=0), expected)
+
+    module = nn.LSTM(6, 7, num_layers=2, proj_size=3, batch_first=True)
+    out, _ = module(x)
+    copy = pickle.loads(pickle.dumps(module))
+    for slot in (s for row in copy._slots for s in row):
+        for n in slot.__slots__:
+            assert is_aligned(getattr(slot, n)), n
+    np.testing.assert_array_equal(copy(x)[0], out)
+    copy.weight_ih_l0[...] += 1          # the torch-named views are the slots' arrays
+    assert not np.array_equal(copy(x)[0], out)
