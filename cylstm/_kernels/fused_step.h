@@ -79,10 +79,10 @@ typedef struct {
     ptrdiff_t ldcp;
     const unsigned char *mask; /* row b steps iff mask[b * mask_stride]; NULL: all */
     ptrdiff_t mask_stride;
-    /* The input projection in the step (inference), or Wp NULL to read zx_t
-     * from z: z_t = bias + x_t @ W + h_{t-1} @ U, all in the registers, W
-     * packed by cyl_fused_pack as U is. z is then neither read nor written
-     * (store_act must be 0). */
+    /* The input projection in the step, or Wp NULL to read zx_t from z:
+     * z_t = bias + x_t @ W + h_{t-1} @ U, all in the registers, W packed by
+     * cyl_fused_pack as U is. z is then not read, only written with the
+     * activations when store_act (training). */
     const float *X;           /* x_t rows, I values each */
     ptrdiff_t ldx;
     int nx;                   /* I, the width of x_t */

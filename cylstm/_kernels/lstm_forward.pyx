@@ -414,8 +414,9 @@ cdef void forward_rows_fused(
         float* z_store, float* hprev_store, float* cprev_store, float* c_store,
         float* gbuf, int chunk, float* xbuf, float* hbuf, float* h2,
         const float* Wp, int b0, int b1) noexcept nogil:
-    # Wp (inference only): W packed as U is; the step then makes the input
-    # projection itself and gbuf / xbuf are not used.
+    # Wp: W packed as U is; the step then makes the input projection itself
+    # and gbuf / xbuf are not used (in training z_store only receives the
+    # gate activations).
     cdef int nb = b1 - b0
     cdef int G = 4 * H
     cdef int panels = (H + units - 1) // units
@@ -455,7 +456,7 @@ cdef void forward_rows_fused(
     a.Wp = NULL
     a.X = NULL
     a.ldx = 0
-    if Wp != NULL and not training:
+    if Wp != NULL:
         a.Wp = Wp
         a.ldx = I if x_time_major else <Py_ssize_t>T * I
         chunk = T
@@ -494,7 +495,8 @@ cdef void forward_rows_fused(
             else:
                 a.tc = NULL
                 a.cprev = NULL
-            a.z = gbase + (t - tlo) * gstride if a.Wp == NULL else NULL
+            # the step's gate input, or with Wp in training where its activations go
+            a.z = gbase + (t - tlo) * gstride if a.Wp == NULL or training else NULL
             a.h = hnext
             a.out = NULL
             if mask == NULL and out_seq != NULL:
@@ -544,12 +546,13 @@ def lstm_forward_fused(
     Conventions and training stores as in `lstm_forward` (z_store holds the
     gate activations and c_store tanh(c_t) on exit). Workspace, nb = b1 - b0:
     gbuf chunk*nb*4H (unused when training), xbuf chunk*nb*I, hbuf and h2
-    nb*H each. An inference call with `fuse_input` makes the input
-    projection in the step too (bias + x_t @ W + h @ U in the registers) from
-    `W_fused`, `pack_fused(W)` at the same `units`, or, when that is None, a
-    copy of W packed here; gbuf and xbuf may then be None. Without
-    `fuse_input` (and always in training) one sgemm per chunk of timesteps
-    makes it into gbuf."""
+    nb*H each. A call with `fuse_input` makes the input projection in the
+    step too (bias + x_t @ W + h @ U in the registers) from `W_fused`,
+    `pack_fused(W)` at the same `units`, or, when that is None, a copy of W
+    packed here; gbuf and xbuf may then be None, and in training z_store
+    only receives the activations. Without `fuse_input` one sgemm per chunk
+    of timesteps makes it into gbuf (in training: the caller has made it
+    into z_store for all steps)."""
     cdef int T, B, I, H
     if x_time_major:
         T, B = x.shape[0], x.shape[1]
@@ -561,11 +564,11 @@ def lstm_forward_fused(
         raise ValueError("lstm_forward_fused: h must have as many units as c, and "
                          "U_fused a pack_fused layout")
     cdef bint training = z_store is not None
-    if fuse_input and not training and W_fused is None:
+    if fuse_input and W_fused is None:
         W_fused = pack_fused(W)
         if W_fused is not None and W_fused.shape[1] != 4 * units:
             W_fused = None   # the ISA level changed since U_fused was packed
-    if not fuse_input or training:
+    if not fuse_input:
         W_fused = None
     if W_fused is not None and (
             W_fused.shape[1] != 4 * units or W_fused.shape[0] != (H + units - 1) // units * I):

@@ -408,3 +408,26 @@ def test_avx2_dispatch_takes_the_fused_kernel_where_it_measured_faster(monkeypat
             assert calls == []   # training: the unfused path at this level
     finally:
         recurrent_isa(best)
+
+
+@pytest.mark.parametrize("in_step", [True, False], ids=["train-input-in-step", "train-by-gemm"])
+@pytest.mark.parametrize("drop", [None, "rec", "in"])
+@pytest.mark.parametrize("B,I,H", [(1, 1, 3), (5, 7, 16), (13, 37, 40), (8, 16, 130)])
+def test_training_projects_the_input_in_the_step(isa, fused_calls, monkeypatch, in_step, drop,
+                                                 B, I, H):
+    """A training forward pass makes the input projection in the step too
+    (FUSED_STEP_INPUT_TRAINING): the step writes the gate activations to the
+    training store, and the gradients match the twin's, at both instruction
+    sets, with masks, go_backwards and recurrent dropout; input dropout keeps
+    the projection up front."""
+    monkeypatch.setattr(_ops.cpu(), "FUSED_STEP_INPUT_TRAINING", in_step)
+    rng = np.random.default_rng(B * 100 + H)
+    for go_backwards, with_mask, time_major in ((False, False, False), (True, True, True)):
+        p = _problem(rng, B, 6, I, H, with_mask=with_mask, rec_drop=drop == "rec",
+                     in_drop=drop == "in")
+        n = len(fused_calls)
+        assert_kernel_matches_reference(p, DT, rng, compiled=True, scale=4 + H // 16,
+                                        go_backwards=go_backwards, time_major=time_major)
+        assert len(fused_calls) > n
+        want = (in_step and bool(_ops.cpu().FUSED_STEP_INPUT) and drop != "in")
+        assert fused_calls.projected[n:] == [want] * (len(fused_calls) - n)
