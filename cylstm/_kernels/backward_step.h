@@ -7,7 +7,8 @@
  * Measured with `perf` at 128,300,15,10 (one thread, AMD EPYC Zen 4) those
  * loops and calls were 20 % of a training step, twice the time of the
  * step's product. Here each row is one pass, in loops built for AVX-512 /
- * AVX2 / the baseline (CYL_CLONES, see fastmath.h).
+ * AVX2 / the baseline and picked per call from the kernels' level
+ * (CYL_ISA_STAMP, see isa.h).
  *
  * Notation as in lstm_backward.pyx; no projection (the output is h, P = H).
  */
@@ -32,13 +33,11 @@
  * the gradient of the sequence output at this step, row stride dseq_stride.
  * A row whose byte in mask (stride mask_stride; NULL: every row) is 0 is a
  * masked step: its gate gradients are 0 and dh, dc carry over. */
-CYL_CLONES
-static void cyl_bwd_gates_act_f32(float *CYL_BW_RESTRICT dz, const float *CYL_BW_RESTRICT tc,
-                                  const float *CYL_BW_RESTRICT cprev, float *CYL_BW_RESTRICT dh,
-                                  float *CYL_BW_RESTRICT dc, float *CYL_BW_RESTRICT dprev,
-                                  const float *dseq, Py_ssize_t dseq_stride,
-                                  const unsigned char *mask, Py_ssize_t mask_stride,
-                                  Py_ssize_t nb, Py_ssize_t H) {
+CYL_ISA_BODY void cyl_bwd_gates_act_f32_body(
+    float *CYL_BW_RESTRICT dz, const float *CYL_BW_RESTRICT tc,
+    const float *CYL_BW_RESTRICT cprev, float *CYL_BW_RESTRICT dh, float *CYL_BW_RESTRICT dc,
+    float *CYL_BW_RESTRICT dprev, const float *dseq, Py_ssize_t dseq_stride,
+    const unsigned char *mask, Py_ssize_t mask_stride, Py_ssize_t nb, Py_ssize_t H) {
     const Py_ssize_t G = 4 * H;
     /* The sequence gradient first, in a pass of its own: its rows are far
      * apart (a batch-major dseq), and a loop of loads alone keeps many of
@@ -78,6 +77,23 @@ static void cyl_bwd_gates_act_f32(float *CYL_BW_RESTRICT dz, const float *CYL_BW
         }
     }
 }
+CYL_ISA_STAMP(cyl_bwd_gates_act_f32,
+              (float *CYL_BW_RESTRICT dz, const float *CYL_BW_RESTRICT tc,
+               const float *CYL_BW_RESTRICT cprev, float *CYL_BW_RESTRICT dh,
+               float *CYL_BW_RESTRICT dc, float *CYL_BW_RESTRICT dprev, const float *dseq,
+               Py_ssize_t dseq_stride, const unsigned char *mask, Py_ssize_t mask_stride,
+               Py_ssize_t nb, Py_ssize_t H),
+              (dz, tc, cprev, dh, dc, dprev, dseq, dseq_stride, mask, mask_stride, nb, H))
+
+static void cyl_bwd_gates_act_f32(float *CYL_BW_RESTRICT dz, const float *CYL_BW_RESTRICT tc,
+                                  const float *CYL_BW_RESTRICT cprev, float *CYL_BW_RESTRICT dh,
+                                  float *CYL_BW_RESTRICT dc, float *CYL_BW_RESTRICT dprev,
+                                  const float *dseq, Py_ssize_t dseq_stride,
+                                  const unsigned char *mask, Py_ssize_t mask_stride,
+                                  Py_ssize_t nb, Py_ssize_t H) {
+    CYL_ISA_CALL(cyl_isa_now(), cyl_bwd_gates_act_f32,
+                 (dz, tc, cprev, dh, dc, dprev, dseq, dseq_stride, mask, mask_stride, nb, H));
+}
 
 /* The same step from the pre-activations' activations `a` (row stride G:
  * i, f, g, o) and derivatives `d` (row stride G), act(c_t) `tc` and act'(c_t)
@@ -88,8 +104,7 @@ static void cyl_bwd_gates_act_f32(float *CYL_BW_RESTRICT dz, const float *CYL_BW
  * projection's dh @ Wr^T. Masked rows: dz = 0, dc carried. The gradient
  * reaching the output (dseq, dprev, dh) is handled by the caller. */
 #define CYL_BWD_GATES_PRE(NAME, T)                                                        \
-    CYL_CLONES                                                                            \
-    static void NAME(T *CYL_BW_RESTRICT dz, const T *CYL_BW_RESTRICT a,                   \
+    CYL_ISA_BODY void NAME##_body(T *CYL_BW_RESTRICT dz, const T *CYL_BW_RESTRICT a,                   \
                      const T *CYL_BW_RESTRICT d, const T *CYL_BW_RESTRICT tc,             \
                      const T *CYL_BW_RESTRICT dtc, const T *CYL_BW_RESTRICT cprev,        \
                      const T *CYL_BW_RESTRICT dm, Py_ssize_t dm_stride,                   \
@@ -119,6 +134,23 @@ static void cyl_bwd_gates_act_f32(float *CYL_BW_RESTRICT dz, const float *CYL_BW
                 cb[j] = dcj * ab[H + j];                                                  \
             }                                                                             \
         }                                                                                 \
+    }                                                                                     \
+    CYL_ISA_STAMP(NAME,                                                                   \
+                  (T *CYL_BW_RESTRICT dz, const T *CYL_BW_RESTRICT a,                     \
+                   const T *CYL_BW_RESTRICT d, const T *CYL_BW_RESTRICT tc,               \
+                   const T *CYL_BW_RESTRICT dtc, const T *CYL_BW_RESTRICT cprev,          \
+                   const T *CYL_BW_RESTRICT dm, Py_ssize_t dm_stride,                     \
+                   T *CYL_BW_RESTRICT dc, const unsigned char *mask,                      \
+                   Py_ssize_t mask_stride, Py_ssize_t nb, Py_ssize_t H),                  \
+                  (dz, a, d, tc, dtc, cprev, dm, dm_stride, dc, mask, mask_stride, nb, H)) \
+    static void NAME(T *CYL_BW_RESTRICT dz, const T *CYL_BW_RESTRICT a,                   \
+                     const T *CYL_BW_RESTRICT d, const T *CYL_BW_RESTRICT tc,             \
+                     const T *CYL_BW_RESTRICT dtc, const T *CYL_BW_RESTRICT cprev,        \
+                     const T *CYL_BW_RESTRICT dm, Py_ssize_t dm_stride,                   \
+                     T *CYL_BW_RESTRICT dc, const unsigned char *mask,                    \
+                     Py_ssize_t mask_stride, Py_ssize_t nb, Py_ssize_t H) {               \
+        CYL_ISA_CALL(cyl_isa_now(), NAME,                                                 \
+                     (dz, a, d, tc, dtc, cprev, dm, dm_stride, dc, mask, mask_stride, nb, H)); \
     }
 
 CYL_BWD_GATES_PRE(cyl_bwd_gates_pre_f32, float)

@@ -7,8 +7,9 @@
  * GCC only does so with -fno-trapping-math (setup.py passes it; it changes
  * no result, only lets the compiler evaluate both sides of a select:
  * without it GCC reports "control flow in loop" and emits scalar code).
- * On x86-64 Linux with GCC and glibc each loop is built for AVX-512, AVX2
- * and the baseline, and the CPU picks one at load time (CYL_CLONES below).
+ * Each loop is built for AVX-512, AVX2 + FMA and the baseline and picked
+ * per call from the level the other kernels use (isa.h), so a run-time cap
+ * (CYLSTM_ISA) reaches these loops too.
  *
  * Accuracy (float32): exp is the Cephes polynomial (about 1 ulp); sigmoid is
  * 1 / (1 + exp(-|x|)) with the negative side e / (1 + e); tanh uses the
@@ -23,23 +24,7 @@
 #include <stdint.h>
 #include <string.h>
 
-/* target_clones builds each loop for AVX-512, AVX2 and the baseline and
- * picks one at load time through an ifunc, which only GCC on x86-64 Linux
- * with glibc is known to provide: musl has no ifunc, MSVC and macOS have
- * neither, clang's support is younger, and aarch64 gains little (NEON is its
- * baseline, and GCC only clones for it from version 14 on). Everywhere
- * else the loops are built once for the compiler's baseline target (SSE2 on
- * x86-64, NEON on aarch64) and still vectorise. __GLIBC__ comes from
- * <features.h>, which musl also has (without defining it). */
-#if defined(__linux__)
-#include <features.h>
-#endif
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
-    defined(__linux__) && defined(__GLIBC__)
-#define CYL_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define CYL_CLONES
-#endif
+#include "isa.h"
 
 /* exp(x) for x <= 0 (the gate math only needs that side); 0 below -87.3. */
 static inline float cyl_exp_neg(float x0) {
@@ -81,22 +66,34 @@ static inline float cyl_tanh1(float x) {
     return ax < 0.625f ? small : big;
 }
 
-CYL_CLONES
-static void cyl_sigmoid_f32(const float *src, float *dst, Py_ssize_t n) {
+CYL_ISA_BODY void cyl_sigmoid_f32_body(const float *src, float *dst, Py_ssize_t n) {
     for (Py_ssize_t j = 0; j < n; j++)
         dst[j] = cyl_sigmoid1(src[j]);
 }
+CYL_ISA_STAMP(cyl_sigmoid_f32, (const float *src, float *dst, Py_ssize_t n), (src, dst, n))
 
-CYL_CLONES
-static void cyl_tanh_f32(const float *src, float *dst, Py_ssize_t n) {
+static void cyl_sigmoid_f32(const float *src, float *dst, Py_ssize_t n) {
+    CYL_ISA_CALL(cyl_isa_now(), cyl_sigmoid_f32, (src, dst, n));
+}
+
+CYL_ISA_BODY void cyl_tanh_f32_body(const float *src, float *dst, Py_ssize_t n) {
     for (Py_ssize_t j = 0; j < n; j++)
         dst[j] = cyl_tanh1(src[j]);
+}
+CYL_ISA_STAMP(cyl_tanh_f32, (const float *src, float *dst, Py_ssize_t n), (src, dst, n))
+
+/* At a given level (the quantized kernels pass theirs, capped per call). */
+static void cyl_tanh_f32_at(int level, const float *src, float *dst, Py_ssize_t n) {
+    CYL_ISA_CALL(level, cyl_tanh_f32, (src, dst, n));
+}
+
+static void cyl_tanh_f32(const float *src, float *dst, Py_ssize_t n) {
+    cyl_tanh_f32_at(cyl_isa_now(), src, dst, n);
 }
 
 /* act'(z) from z, for the backward pass, written without the cancellation of
  * s (1 - s) and 1 - t^2 where the activation saturates. */
-CYL_CLONES
-static void cyl_sigmoid_grad_f32(const float *src, float *dst, Py_ssize_t n) {
+CYL_ISA_BODY void cyl_sigmoid_grad_f32_body(const float *src, float *dst, Py_ssize_t n) {
     for (Py_ssize_t j = 0; j < n; j++) {
         float ax = src[j] < 0 ? -src[j] : src[j];
         float e = cyl_exp_neg(-ax);
@@ -104,9 +101,13 @@ static void cyl_sigmoid_grad_f32(const float *src, float *dst, Py_ssize_t n) {
         dst[j] = e / (d * d);
     }
 }
+CYL_ISA_STAMP(cyl_sigmoid_grad_f32, (const float *src, float *dst, Py_ssize_t n), (src, dst, n))
 
-CYL_CLONES
-static void cyl_tanh_grad_f32(const float *src, float *dst, Py_ssize_t n) {
+static void cyl_sigmoid_grad_f32(const float *src, float *dst, Py_ssize_t n) {
+    CYL_ISA_CALL(cyl_isa_now(), cyl_sigmoid_grad_f32, (src, dst, n));
+}
+
+CYL_ISA_BODY void cyl_tanh_grad_f32_body(const float *src, float *dst, Py_ssize_t n) {
     for (Py_ssize_t j = 0; j < n; j++) {
         float x = src[j];
         float ax = x < 0 ? -x : x;
@@ -116,15 +117,19 @@ static void cyl_tanh_grad_f32(const float *src, float *dst, Py_ssize_t n) {
         dst[j] = ax < 0.625f ? 1.0f - t * t : 4.0f * e / (d * d);
     }
 }
+CYL_ISA_STAMP(cyl_tanh_grad_f32, (const float *src, float *dst, Py_ssize_t n), (src, dst, n))
+
+static void cyl_tanh_grad_f32(const float *src, float *dst, Py_ssize_t n) {
+    CYL_ISA_CALL(cyl_isa_now(), cyl_tanh_grad_f32, (src, dst, n));
+}
 
 /* The four LSTM gates of a block of rows in one flat loop (vectorised over
  * rows x units, so small H wastes no lanes): sel[j] is 1 for a sigmoid
  * column (i, f, o) and 2 for a tanh column (g). Both share one exp:
  * e = exp(-sel |x|), sigmoid = 1/(1+e) (or e/(1+e)), tanh = (1-e)/(1+e)
  * (or the odd polynomial near 0), as cyl_sigmoid1 / cyl_tanh1 compute. */
-CYL_CLONES
-static void cyl_lstm_gates_f32(const float *src, float *dst, const float *sel,
-                               Py_ssize_t n) {
+CYL_ISA_BODY void cyl_lstm_gates_f32_body(const float *src, float *dst, const float *sel,
+                                          Py_ssize_t n) {
     for (Py_ssize_t j = 0; j < n; j++) {
         float x = src[j];
         float s = sel[j];
@@ -142,11 +147,23 @@ static void cyl_lstm_gates_f32(const float *src, float *dst, const float *sel,
         dst[j] = s > 1.5f ? th : sig;
     }
 }
+CYL_ISA_STAMP(cyl_lstm_gates_f32,
+              (const float *src, float *dst, const float *sel, Py_ssize_t n),
+              (src, dst, sel, n))
+
+/* At a given level (the quantized kernels pass theirs, capped per call). */
+static void cyl_lstm_gates_f32_at(int level, const float *src, float *dst, const float *sel,
+                                  Py_ssize_t n) {
+    CYL_ISA_CALL(level, cyl_lstm_gates_f32, (src, dst, sel, n));
+}
+
+static void cyl_lstm_gates_f32(const float *src, float *dst, const float *sel, Py_ssize_t n) {
+    cyl_lstm_gates_f32_at(cyl_isa_now(), src, dst, sel, n);
+}
 
 /* Their derivatives w.r.t. the pre-activation, same selector. */
-CYL_CLONES
-static void cyl_lstm_gates_grad_f32(const float *src, float *dst, const float *sel,
-                                    Py_ssize_t n) {
+CYL_ISA_BODY void cyl_lstm_gates_grad_f32_body(const float *src, float *dst,
+                                               const float *sel, Py_ssize_t n) {
     for (Py_ssize_t j = 0; j < n; j++) {
         float x = src[j];
         float s = sel[j];
@@ -161,6 +178,14 @@ static void cyl_lstm_gates_grad_f32(const float *src, float *dst, const float *s
         float small = 1.0f - t * t;
         dst[j] = (s > 1.5f && ax < 0.625f) ? small : g;
     }
+}
+CYL_ISA_STAMP(cyl_lstm_gates_grad_f32,
+              (const float *src, float *dst, const float *sel, Py_ssize_t n),
+              (src, dst, sel, n))
+
+static void cyl_lstm_gates_grad_f32(const float *src, float *dst, const float *sel,
+                                    Py_ssize_t n) {
+    CYL_ISA_CALL(cyl_isa_now(), cyl_lstm_gates_grad_f32, (src, dst, sel, n));
 }
 
 #endif

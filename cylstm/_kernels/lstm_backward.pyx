@@ -34,7 +34,7 @@ from cython cimport floating
 from libc.string cimport memcpy, memset
 
 from .blas cimport gemm
-from .recurrent cimport recurrent_product
+from .recurrent cimport cyl_recurrent_isa, recurrent_product
 from .activations cimport activate, activate_grad, activate_gates, activate_gates_grad
 
 cdef extern from "cell.h" nogil:
@@ -424,3 +424,11 @@ def lstm_backward_transpose(const floating[:, ::1] src, floating[:, ::1] dst):
                         d[j * R + i] = s[i * C + j]
                 j0 += 16
             i0 += 8
+
+
+def recurrent_isa(int force=-1):
+    """The instruction-set level of this module's elementwise loops (the gate
+    and cell gradients of backward_step.h, cell.h and fastmath.h): 2 AVX-512F,
+    1 AVX2 + FMA, 0 the baseline. `force` >= 0 caps it for this process
+    (CYLSTM_ISA and the tests do, with the other modules' hooks)."""
+    return cyl_recurrent_isa(force)

@@ -367,12 +367,12 @@ static void cyl_q8_gemm(int level, int n, int N, int K, const uint8_t *Q, const 
     cyl_q8_gemm_panels(level, 0, cyl_q_panels(N), n, N, K, Q, Wp, acc);
 }
 
-/* Columns j0 .. j1-1 of C (n x N, stride ldc) += dequantized acc (cloned per
- * instruction set, as fastmath.h's loops, so that it vectorises beyond SSE2). */
-CYL_CLONES
-static void cyl_q8_dequant_cols(int n, int N, int j0, int j1, const int32_t *acc,
-                                const float *sa, const int32_t *zp, const float *sw,
-                                const int32_t *colsum, float *C, int ldc) {
+/* Columns j0 .. j1-1 of C (n x N, stride ldc) += dequantized acc (built per
+ * instruction set, as fastmath.h's loops, so that it vectorises beyond SSE2,
+ * and picked from `level`: AVX-512 from 2, AVX2 + FMA from 1). */
+CYL_ISA_BODY void cyl_q8_dequant_cols_body(int n, int N, int j0, int j1, const int32_t *acc,
+                                           const float *sa, const int32_t *zp, const float *sw,
+                                           const int32_t *colsum, float *C, int ldc) {
     for (int i = 0; i < n; i++) {
         const int32_t *ai = acc + (long)i * N;
         float *ci = C + (long)i * ldc;
@@ -380,11 +380,21 @@ static void cyl_q8_dequant_cols(int n, int N, int j0, int j1, const int32_t *acc
             ci[j] += (float)(ai[j] - zp[i] * colsum[j]) * (sa[i] * sw[j]);
     }
 }
+CYL_ISA_STAMP(cyl_q8_dequant_cols,
+              (int n, int N, int j0, int j1, const int32_t *acc, const float *sa,
+               const int32_t *zp, const float *sw, const int32_t *colsum, float *C, int ldc),
+              (n, N, j0, j1, acc, sa, zp, sw, colsum, C, ldc))
 
-static void cyl_q8_dequant_add(int n, int N, const int32_t *acc, const float *sa,
+static void cyl_q8_dequant_cols(int level, int n, int N, int j0, int j1, const int32_t *acc,
+                                const float *sa, const int32_t *zp, const float *sw,
+                                const int32_t *colsum, float *C, int ldc) {
+    CYL_ISA_CALL(level, cyl_q8_dequant_cols, (n, N, j0, j1, acc, sa, zp, sw, colsum, C, ldc));
+}
+
+static void cyl_q8_dequant_add(int level, int n, int N, const int32_t *acc, const float *sa,
                                const int32_t *zp, const float *sw, const int32_t *colsum,
                                float *C, int ldc) {
-    cyl_q8_dequant_cols(n, N, 0, N, acc, sa, zp, sw, colsum, C, ldc);
+    cyl_q8_dequant_cols(level, n, N, 0, N, acc, sa, zp, sw, colsum, C, ldc);
 }
 
 /* ---------------------------------------------------------------- bfloat16 */
@@ -632,7 +642,7 @@ static void cyl_qmat_apply(const cyl_qmat *m, int level, int n, const float *A, 
         (void)Kp;
         cyl_q8_quantize(level, n, m->K, A, lda, q, sa, zp);
         cyl_q8_gemm(level, n, m->N, m->K, q, (const int8_t *)m->packed, acc);
-        cyl_q8_dequant_add(n, m->N, acc, sa, zp, m->scale, m->colsum, C, ldc);
+        cyl_q8_dequant_add(level, n, m->N, acc, sa, zp, m->scale, m->colsum, C, ldc);
     } else {
         uint16_t *q = (uint16_t *)scratch;
         cyl_bf16_round_rows(n, m->K, A, lda, q);
@@ -732,15 +742,14 @@ static void cyl_q_cell(int level, int B, int H, float *z, const float *sel, cons
         return;
     }
 #endif
-    (void)level;
-    cyl_lstm_gates_f32(z, z, sel, (Py_ssize_t)B * G);
+    cyl_lstm_gates_f32_at(level, z, z, sel, (Py_ssize_t)B * G);
     for (int b = 0; b < B; b++) {
         const float *zb = z + (long)b * G, *cb = c + (long)b * H;
         float *nb = cn + (long)b * H;
         for (int j = 0; j < H; j++)
             nb[j] = zb[H + j] * cb[j] + zb[j] * zb[2 * H + j];
     }
-    cyl_tanh_f32(cn, hn, (Py_ssize_t)B * H);
+    cyl_tanh_f32_at(level, cn, hn, (Py_ssize_t)B * H);
     for (int b = 0; b < B; b++) {
         const float *ob = z + (long)b * G + 3 * H;
         float *hb = hn + (long)b * H;
@@ -884,16 +893,15 @@ static void cyl_q_cell_units(int level, int B, int H, float *z, const float *sel
         return;
     }
 #endif
-    (void)level;
     for (int b = 0; b < B; b++) {
         float *zb = z + (long)b * G;
         for (int g = 0; g < 4; g++)   /* the same function as cyl_q_cell: the same bits */
-            cyl_lstm_gates_f32(zb + g * H + u0, zb + g * H + u0, sel + g * H + u0, n);
+            cyl_lstm_gates_f32_at(level, zb + g * H + u0, zb + g * H + u0, sel + g * H + u0, n);
         const float *cb = c + (long)b * H;
         float *nb = cn + (long)b * H, *hb = hn + (long)b * H;
         for (int j = u0; j < u1; j++)
             nb[j] = zb[H + j] * cb[j] + zb[j] * zb[2 * H + j];
-        cyl_tanh_f32(nb + u0, hb + u0, n);
+        cyl_tanh_f32_at(level, nb + u0, hb + u0, n);
         for (int j = u0; j < u1; j++)
             hb[j] *= zb[3 * H + j];
     }
@@ -921,7 +929,7 @@ static void cyl_q_panels_apply(const cyl_qmat *m, int level, int p0, int p1, int
         const float *sa = (const float *)(codes + (long)n * cyl_q_round_up(m->K, 4));
         int j0 = p0 * CYL_Q_PANEL, j1 = p1 * CYL_Q_PANEL < N ? p1 * CYL_Q_PANEL : N;
         cyl_q8_gemm_panels(level, p0, p1, n, N, m->K, codes, (const int8_t *)m->packed, acc);
-        cyl_q8_dequant_cols(n, N, j0, j1, acc, sa, (const int32_t *)(sa + n), m->scale,
+        cyl_q8_dequant_cols(level, n, N, j0, j1, acc, sa, (const int32_t *)(sa + n), m->scale,
                             m->colsum, C, N);
     } else {
         cyl_bf16_gemm_panels(level, p0, p1, n, N, m->K, (const uint16_t *)q,

@@ -20,38 +20,8 @@
 
 #include <string.h>
 
-/* The kernels need GCC/clang's target attribute and __builtin_cpu_supports
- * on x86-64 (Linux glibc or musl, macOS); MSVC and clang-cl (_MSC_VER) lack
- * them, and aarch64 has neither instruction set: those use scipy's gemm. */
-#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(_MSC_VER)
-#define CYL_HAVE_X86_KERNELS 1
-#include <immintrin.h>
-#else
-#define CYL_HAVE_X86_KERNELS 0
-#endif
-
-/* 0: none (use gemm), 1: AVX2 + FMA, 2: AVX-512F. -1: not detected yet. */
-static int cyl_isa_level = -1;
-
-static int cyl_detect_isa(void) {
-#if CYL_HAVE_X86_KERNELS
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f"))
-        return 2;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return 1;
-#endif
-    return 0;
-}
-
-/* The level in use; `force` >= 0 caps it (tests use this to reach each path). */
-static int cyl_recurrent_isa(int force) {
-    if (cyl_isa_level < 0 || force >= 0) {
-        int best = cyl_detect_isa();
-        cyl_isa_level = (force >= 0 && force < best) ? force : best;
-    }
-    return cyl_isa_level;
-}
+/* CYL_HAVE_X86_KERNELS, the level (cyl_isa_level) and cyl_recurrent_isa. */
+#include "isa.h"
 
 /* Columns per packed panel for the level in use, 0 when there is no kernel. */
 static int cyl_rec_panel_width(void) {

@@ -11,11 +11,9 @@ from cylstm._kernels.lstm_forward import recurrent_isa
 
 @pytest.fixture
 def restore_isa():
-    from cylstm._kernels.lstm_step import fused_isa   # capped by the variable too
-    level, step_level = recurrent_isa(), fused_isa()
-    yield level
-    recurrent_isa(level)
-    fused_isa(step_level)
+    saved = _isa.kernel_levels()   # every module the variable caps
+    yield recurrent_isa()
+    _isa.restore_kernel_levels(saved)
 
 
 def test_unset_changes_nothing(monkeypatch, restore_isa):
@@ -31,6 +29,9 @@ def test_cap_reaches_the_kernels(monkeypatch, restore_isa, name):
     level = _isa.LEVELS[name.strip().lower()]
     assert _isa.apply_env_cap() == min(level, restore_isa)
     assert recurrent_isa() == min(level, restore_isa)
+    # lstm_backward's elementwise loops and lstm_step's kernels too
+    assert set(_isa.kernel_levels().values()) == {min(level, restore_isa)}
+    assert set(_isa.kernel_levels()) == {"lstm_forward", "lstm_step", "lstm_backward"}
 
 
 def test_capped_results_match(monkeypatch, restore_isa, rng):

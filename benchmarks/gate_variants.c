@@ -1,39 +1,39 @@
-/* The gate loops of fastmath.h per instruction set: each target_clones clone
- * (AVX-512F, AVX2, baseline) timed directly, whatever the CPU's own pick
- * (asm labels name the clones GCC emits), at B=16, H=128 (16 x 512 values).
- * GCC on x86-64 glibc Linux only, on a CPU with AVX-512F. From the repo root:
+/* The gate loops of fastmath.h per instruction-set level: each variant
+ * (AVX-512F, AVX2 + FMA, baseline; isa.h's CYL_ISA_STAMP) timed directly,
+ * whatever the CPU's own level, at B=16, H=128 (16 x 512 values). GCC or
+ * clang on x86-64, on a CPU with AVX-512F. From the repo root:
  *
- *   gcc -O3 -fno-trapping-math -I cylstm/_kernels benchmarks/gate_clones.c -o /tmp/gc && /tmp/gc
- *   gcc -O3 -I cylstm/_kernels benchmarks/gate_clones.c -o /tmp/gc0 && /tmp/gc0   # GCC's default
+ *   gcc -O3 -fno-trapping-math -I cylstm/_kernels benchmarks/gate_variants.c -o /tmp/gv && /tmp/gv
+ *   gcc -O3 -I cylstm/_kernels benchmarks/gate_variants.c -o /tmp/gv0 && /tmp/gv0   # GCC's default
  *
- * The second line shows the AVX2 and baseline clones without the flag
+ * The second line shows the AVX2 and baseline variants without the flag
  * setup.py passes: scalar code ("control flow in loop"). Both builds write
  * the baseline and AVX2 results to the file named by argv[1] (out.bin), for
- * `cmp`: the flag changes no value. The AVX-512F clone differs from the
- * others in the last bit of a few values: GCC fuses its multiply-adds (FMA). */
+ * `cmp`: the flag changes no value. The AVX-512F and AVX2 variants differ
+ * from the baseline in the last bit of a few values: the compiler fuses
+ * their multiply-adds (FMA). */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 typedef ptrdiff_t Py_ssize_t;
 #include "fastmath.h"
+#if !CYL_HAVE_X86_KERNELS
+#error "the per-level variants exist on x86-64 with GCC or clang only"
+#endif
 typedef void (*gates_fn)(const float *, float *, const float *, Py_ssize_t);
-extern void g512(const float *, float *, const float *, Py_ssize_t) __asm__("cyl_lstm_gates_f32.avx512f");
-extern void g256(const float *, float *, const float *, Py_ssize_t) __asm__("cyl_lstm_gates_f32.avx2");
-extern void gdef(const float *, float *, const float *, Py_ssize_t) __asm__("cyl_lstm_gates_f32.default");
-extern void d512(const float *, float *, const float *, Py_ssize_t) __asm__("cyl_lstm_gates_grad_f32.avx512f");
-extern void d256(const float *, float *, const float *, Py_ssize_t) __asm__("cyl_lstm_gates_grad_f32.avx2");
-extern void ddef(const float *, float *, const float *, Py_ssize_t) __asm__("cyl_lstm_gates_grad_f32.default");
-void *keep[] = {(void *)cyl_lstm_gates_f32, (void *)cyl_lstm_gates_grad_f32};
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + 1e-9 * t.tv_nsec; }
 int main(int argc, char **argv) {
     Py_ssize_t n = 16 * 512; /* B=16, H=128: 4H = 512 columns */
     float *x = malloc(n * 4), *sel = malloc(n * 4), *y[3], *dy[3];
     srand(1);
     for (Py_ssize_t j = 0; j < n; j++) { x[j] = 20.0f * rand() / RAND_MAX - 10.0f; sel[j] = (j % 512) / 128 == 2 ? 2.0f : 1.0f; }
-    gates_fn fs[3] = {g512, g256, gdef}, ds[3] = {d512, d256, ddef};
-    const char *names[3] = {"avx512f", "avx2", "default"};
-    for (int c = 0; c < 3; c++) {
+    gates_fn fs[3] = {cyl_lstm_gates_f32_avx512, cyl_lstm_gates_f32_avx2, cyl_lstm_gates_f32_base};
+    gates_fn ds[3] = {cyl_lstm_gates_grad_f32_avx512, cyl_lstm_gates_grad_f32_avx2,
+                      cyl_lstm_gates_grad_f32_base};
+    const char *names[3] = {"avx512f", "avx2+fma", "baseline"};
+    __builtin_cpu_init();
+    for (int c = __builtin_cpu_supports("avx512f") ? 0 : 1; c < 3; c++) {
         y[c] = malloc(n * 4); dy[c] = malloc(n * 4);
         int reps = 20000; double best = 1e9, bestd = 1e9;
         for (int r = 0; r < 5; r++) {
@@ -47,13 +47,13 @@ int main(int argc, char **argv) {
         }
         printf("%-8s gates %7.2f us  grad %7.2f us  per call (n=%ld)\n", names[c], 1e6 * best / (reps / 5), 1e6 * bestd / (reps / 5), (long)n);
     }
-    for (int c = 0; c < 2; c++) {
+    for (int c = __builtin_cpu_supports("avx512f") ? 0 : 1; c < 2; c++) {
         long diff = 0, ddiff = 0;
         for (Py_ssize_t j = 0; j < n; j++) {
             diff += y[c][j] != y[2][j];
             ddiff += dy[c][j] != dy[2][j];
         }
-        printf("%s vs default: %ld gates, %ld gradients of %ld differ\n",
+        printf("%s vs baseline: %ld gates, %ld gradients of %ld differ\n",
                names[c], diff, ddiff, (long)n);
     }
     FILE *f = fopen(argc > 1 ? argv[1] : "out.bin", "wb"); fwrite(y[2], 4, n, f); fwrite(dy[2], 4, n, f); fwrite(y[1], 4, n, f); fclose(f);
