@@ -363,7 +363,7 @@ class CpuBackend(Backend):
     FUSED_STEP_MAX_UNITS = 128
     FUSED_STEP_PANEL_UNITS = (16, 8)
     # The AVX2 + FMA kernel (8-unit panels; what an AVX2-only CPU gets) runs
-    # only inference that makes the input projection in the step, with at
+    # only calls that make the input projection in the step, with at
     # least FUSED_STEP_AVX2_MIN_ROWS rows per thread and FUSED_STEP_AVX2_MIN_UNITS
     # units. Measured with CYLSTM_ISA=avx2 on the AMD EPYC (Zen 4) machine, one
     # thread, alternating calls in one process, medians of CPU time, against
@@ -375,7 +375,10 @@ class CpuBackend(Backend):
     # 8-unit panels for 10 units, and the gate arithmetic outweighs the passes
     # saved), at 4 rows (1.03-1.09x), at 1-2 rows (1.1-1.5x;
     # lstm_step.fused_sequence runs those) and with the projection by sgemm
-    # (0.96-1.3x, so training stays on the unfused path at this level).
+    # (0.96-1.3x). Training takes it too now that its step makes the input
+    # projection (FUSED_STEP_INPUT_TRAINING): with CYLSTM_ISA=avx2 and the
+    # unfused gate loops really at AVX2 (isa.h), one thread, alternating calls:
+    # 16,100,64,128 0.92x, 32,100,64,64 0.86x, 8,100,64,128 0.97x.
     FUSED_STEP_AVX2_MIN_ROWS = 8
     FUSED_STEP_AVX2_MIN_UNITS = 64
     FUSED_STEP_AVX2_INPUT_ONLY = True
@@ -414,10 +417,21 @@ class CpuBackend(Backend):
     # slowly: 2-4 % faster at 128,300,15,10, 1-4 % slower at 64 and 128 inputs.
     BATCH_MAJOR_DX_MAX_INPUTS = 32
 
-    def _fused_packed(self, recurrent_kernel, slices, training=False):
+    def _input_in_step(self, training, input_mask):
+        """Whether a fused forward pass makes the input projection in the step
+        (FUSED_STEP_INPUT, FUSED_STEP_INPUT_TRAINING): not with per-gate input
+        masks, which need the whole projection up front."""
+        return self.FUSED_STEP_INPUT and input_mask is None and (
+            not training or self.FUSED_STEP_INPUT_TRAINING)
+
+    def _fused_packed(self, recurrent_kernel, slices, training=False, input_in_step=None):
         """U packed gate-interleaved for the fused step kernel, or None to run
         the unfused path (see FUSED_STEP_*). Inference calls take the larger
-        limit of the step that projects the input too."""
+        limit of the step that projects the input too. ``input_in_step``:
+        whether the call makes the input projection in the step (default:
+        as an inference call without input masks would)."""
+        if input_in_step is None:
+            input_in_step = self._input_in_step(training, None)
         max_units = self.FUSED_STEP_MAX_UNITS
         if not training and self.FUSED_STEP_INPUT:
             max_units = max(max_units, self.FUSED_STEP_INPUT_MAX_UNITS)
@@ -427,8 +441,7 @@ class CpuBackend(Backend):
         if _kernel_isa() == 1 and (   # AVX2 (8-unit panels): where it measured faster
                 min(b1 - b0 for b0, b1 in slices) < self.FUSED_STEP_AVX2_MIN_ROWS
                 or recurrent_kernel.shape[1] // 4 < self.FUSED_STEP_AVX2_MIN_UNITS
-                or (self.FUSED_STEP_AVX2_INPUT_ONLY
-                    and (training or not self.FUSED_STEP_INPUT))):
+                or (self.FUSED_STEP_AVX2_INPUT_ONLY and not input_in_step)):
             return None
         packed = pack_fused(recurrent_kernel)
         if packed is None or packed.shape[1] // 4 not in self.FUSED_STEP_PANEL_UNITS:
@@ -670,12 +683,12 @@ class CpuBackend(Backend):
                 chunk = int(max(1, min(T, self.CHUNK_ELEMENTS // max(B * G, 1))))
 
             u_fused = None
+            input_in_step = self._input_in_step(training, input_mask)
             if fused and projection is None and rec_gates is None:
-                u_fused = self._fused_packed(recurrent_kernel, slices, kernel_training)
+                u_fused = self._fused_packed(recurrent_kernel, slices, kernel_training,
+                                             input_in_step)
             w_fused = None
-            if u_fused is not None and self.FUSED_STEP_INPUT and (
-                    not kernel_training
-                    or (training and input_mask is None and self.FUSED_STEP_INPUT_TRAINING)):
+            if u_fused is not None and input_in_step:
                 w_fused = pack_fused(kernel)
             if kernel_training and w_fused is None:
                 if input_mask is None:

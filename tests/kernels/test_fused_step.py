@@ -375,9 +375,10 @@ def test_rows_across_the_epilogue_chunk(isa, fused_calls, B):
 
 
 def test_avx2_dispatch_takes_the_fused_kernel_where_it_measured_faster(monkeypatch):
-    """With the backend's own thresholds at the AVX2 level: inference that
-    projects the input in the step, from FUSED_STEP_AVX2_MIN_ROWS rows and
-    FUSED_STEP_AVX2_MIN_UNITS units, runs the 8-unit kernel; training, fewer
+    """With the backend's own thresholds at the AVX2 level: calls that
+    project the input in the step (inference, and training without input
+    dropout), from FUSED_STEP_AVX2_MIN_ROWS rows and FUSED_STEP_AVX2_MIN_UNITS
+    units, run the 8-unit kernel; training with the projection up front, fewer
     rows and fewer units run the unfused path. Each result is the twin's."""
     best = recurrent_isa()
     if best < 1:
@@ -402,10 +403,13 @@ def test_avx2_dispatch_takes_the_fused_kernel_where_it_measured_faster(monkeypat
                 np.testing.assert_allclose(seq, rseq.transpose(1, 0, 2), rtol=1e-4, atol=1e-5)
                 np.testing.assert_allclose(c, rc, rtol=1e-4, atol=1e-5)
                 assert calls == ([8] if fused else []), (B, H)
-            calls.clear()
-            p = _problem(rng, rows, 3, 6, units)
-            assert_kernel_matches_reference(p, DT, rng, compiled=True, scale=8)
-            assert calls == []   # training: the unfused path at this level
+            for in_drop, in_step, fused in ((False, True, True), (True, True, False),
+                                            (False, False, False)):
+                calls.clear()
+                monkeypatch.setattr(backend, "FUSED_STEP_INPUT_TRAINING", in_step)
+                p = _problem(rng, rows, 3, 6, units, in_drop=in_drop)
+                assert_kernel_matches_reference(p, DT, rng, compiled=True, scale=8)
+                assert calls == ([8] if fused else []), (in_drop, in_step)
     finally:
         recurrent_isa(best)
 
