@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import cylstm
+from cylstm._call_plan import _layer_unchanged, _module_unchanged
 from cylstm.backends import use_backend
 from cylstm.backends.cpu_plan import ForwardPlan
 
@@ -421,7 +422,7 @@ def test_module_concurrent_calls_match_serial(rng, shape):
 
 
 def _layer_with_plan(rng):
-    layer = cylstm.layers.LSTM(4, dropout=0.0)
+    layer = cylstm.layers.LSTM(4)
     layer(_x(rng, (2, 3, 2)))
     assert layer._call_plan is not None
     return layer
@@ -456,28 +457,6 @@ _LAYER_CHANGES = {
 }
 
 
-@pytest.mark.parametrize("change", sorted(_LAYER_CHANGES))
-def test_layer_check_sees_each_change(rng, change):
-    from cylstm._call_plan import _layer_unchanged
-    layer = _layer_with_plan(rng)
-    plan = layer._call_plan
-    assert _layer_unchanged(plan, layer)
-    _LAYER_CHANGES[change](layer)
-    assert not _layer_unchanged(plan, layer)
-
-
-def test_layer_check_sees_threads_and_forced_backend(rng):
-    from cylstm._call_plan import _layer_unchanged
-    layer = _layer_with_plan(rng)
-    plan = layer._call_plan
-    n = cylstm.get_num_threads()
-    with cylstm.threads(n + 1):
-        assert not _layer_unchanged(plan, layer)
-    with use_backend("numpy"):
-        assert not _layer_unchanged(plan, layer)
-    assert _layer_unchanged(plan, layer)
-
-
 def test_layer_replaced_recurrent_kernel_and_bias(rng):
     """New arrays put in the cell's weights dict are the ones the next call uses."""
     layer = cylstm.layers.LSTM(5, return_sequences=True)
@@ -490,8 +469,8 @@ def test_layer_replaced_recurrent_kernel_and_bias(rng):
     _close(layer(x), _ref(layer, x))
 
 
-def _module_with_plan(rng, **kwargs):
-    m = cylstm.nn.LSTM(3, 4, **kwargs)
+def _module_with_plan(rng):
+    m = cylstm.nn.LSTM(3, 4, proj_size=2)     # every slot array present
     m(_x(rng, (2, 1, 3)))
     assert m._call_plan is not None
     return m
@@ -526,26 +505,32 @@ _MODULE_CHANGES = {
 }
 
 
-@pytest.mark.parametrize("change", sorted(_MODULE_CHANGES))
-def test_module_check_sees_each_change(rng, change):
-    from cylstm._call_plan import _module_unchanged
-    m = _module_with_plan(rng, proj_size=2)
-    plan = m._call_plan
-    assert _module_unchanged(plan, m)
-    _MODULE_CHANGES[change](m)
-    assert not _module_unchanged(plan, m)
+# api: (a layer or module with a plan, the check, the changes it must see)
+_APIS = {"layers.LSTM": (_layer_with_plan, _layer_unchanged, _LAYER_CHANGES),
+         "nn.LSTM": (_module_with_plan, _module_unchanged, _MODULE_CHANGES)}
 
 
-def test_module_check_sees_threads_and_forced_backend(rng):
-    from cylstm._call_plan import _module_unchanged
-    m = _module_with_plan(rng)
-    plan = m._call_plan
-    n = cylstm.get_num_threads()
-    with cylstm.threads(n + 1):
-        assert not _module_unchanged(plan, m)
+@pytest.mark.parametrize("api,change", [(api, change) for api, (_, _, changes) in _APIS.items()
+                                        for change in sorted(changes)])
+def test_check_sees_each_change(rng, api, change):
+    make, unchanged, changes = _APIS[api]
+    called = make(rng)
+    plan = called._call_plan
+    assert unchanged(plan, called)
+    changes[change](called)
+    assert not unchanged(plan, called)
+
+
+@pytest.mark.parametrize("api", sorted(_APIS))
+def test_check_sees_threads_and_forced_backend(rng, api):
+    make, unchanged, _ = _APIS[api]
+    called = make(rng)
+    plan = called._call_plan
+    with cylstm.threads(cylstm.get_num_threads() + 1):
+        assert not unchanged(plan, called)
     with use_backend("numpy"):
-        assert not _module_unchanged(plan, m)
-    assert _module_unchanged(plan, m)
+        assert not unchanged(plan, called)
+    assert unchanged(plan, called)
 
 
 @pytest.mark.parametrize("name", ["kernel", "recurrent", "bias_ih", "bias_hh"])
