@@ -16,23 +16,19 @@ from typing import Any, Dict, Iterator, List
 
 import contextlib
 import contextvars
+import functools
 import os
 import threading
 
 
-_cpus = None
-
-
+@functools.lru_cache(maxsize=None)
 def _cpu_count():
     """The CPUs this process may run on, read once: every call consults it,
     and the system call cost several microseconds per layer call."""
-    global _cpus
-    if _cpus is None:
-        try:
-            _cpus = len(os.sched_getaffinity(0))
-        except AttributeError:  # macOS, Windows
-            _cpus = os.cpu_count() or 1
-    return _cpus
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
 
 
 _scoped = contextvars.ContextVar("cylstm_threads", default=None)
@@ -80,8 +76,7 @@ def current_threads() -> int:
     """The thread count in force for a call made now."""
     n = _scoped.get()
     if n is None:
-        # read inline (no function call: a planned layer call consults this)
-        n = _global if _global is not None else (_cpus or _cpu_count())
+        n = _global if _global is not None else _cpu_count()
     return n
 
 
