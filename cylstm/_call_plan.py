@@ -18,6 +18,7 @@ both APIs on the project's 2-vCPU machine (benchmarks/README.md has the table).
 """
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any, Optional
 
 import numpy as np
@@ -35,21 +36,41 @@ def _busy(workspace):
     return lock is None or lock.locked()
 
 
-def _layer_key(layer):
-    """Everything besides the arguments a ``layers.LSTM`` call's path depends
-    on. The weights enter by ``id``: the plan holds them, so no other array
-    can take their ids while it lives."""
+# The options a call's path depends on, compared with ``==`` (one C call
+# builds each tuple: cheaper than reading the entries one by one).
+_LAYER_OPTIONS = itemgetter("return_sequences", "return_state", "go_backwards", "stateful",
+                            "time_major", "activity_regularizer", "use_cudnn", "dtype",
+                            "built")
+_CELL_OPTIONS = itemgetter("activation", "recurrent_activation", "use_bias", "dtype",
+                           "dropout", "recurrent_dropout")
+
+
+def _layer_options(layer):
+    """Everything besides the arguments and the weights that a ``layers.LSTM``
+    call's path depends on."""
     d = layer.__dict__
-    cell = d["cell"]
-    c = cell.__dict__
-    p = cell._params
-    return (d["return_sequences"], d["return_state"], d["go_backwards"],
-            d["stateful"], d["time_major"], d["activity_regularizer"],
-            d["use_cudnn"], d["dtype"], d["built"], d.get("_backend_name"),
-            c["activation"], c["recurrent_activation"], c["use_bias"],
-            c["dtype"], c["dropout"], c["recurrent_dropout"],
-            current_threads(), _FORCED.get(), id(p["kernel"]),
-            id(p["recurrent_kernel"]), id(p.get("bias")))
+    return (_LAYER_OPTIONS(d), _CELL_OPTIONS(d["cell"].__dict__), d.get("_backend_name"),
+            current_threads(), _FORCED.get())
+
+
+def _layer_unchanged(plan, layer):
+    """Whether ``layer`` is as it was when ``plan`` was made: its weight arrays
+    the same objects (compared by identity: a replaced array is the common
+    change, and the check is a pointer compare), then its options, the thread
+    count and the backend in force as ``_layer_options`` reads them. Each
+    ``__dict__`` is read once: on these classes an attribute read costs tens
+    of nanoseconds (they define ``__getattr__``)."""
+    d = layer.__dict__
+    c = d["cell"].__dict__
+    p = c.get("_params")
+    if p is None:       # a cell that tracks sub-layers: its weights' view
+        p = d["cell"]._params
+    w = plan.weights
+    o = plan.options
+    return (p["kernel"] is w[0] and p["recurrent_kernel"] is w[1] and p.get("bias") is w[2]
+            and _LAYER_OPTIONS(d) == o[0] and _CELL_OPTIONS(c) == o[1]
+            and d.get("_backend_name") == o[2] and current_threads() == o[3]
+            and _FORCED.get() is o[4])
 
 
 def _cell_weights(cell):
@@ -61,12 +82,13 @@ class LayerCallPlan:
     """The plan of one ``layers.LSTM`` call shape (no mask, not stateful, no
     activity regularizer, no dropout acting)."""
 
-    # weights: held so that their ids in the key stay theirs.
-    __slots__ = ("key", "weights", "forward", "x_shape", "dtype", "state_shape",
+    # weights: compared by identity (the plan holds them: no other array can
+    # be the same object while it lives); options by ``==``.
+    __slots__ = ("options", "weights", "forward", "x_shape", "dtype", "state_shape",
                  "return_sequences", "return_state", "dropping")
 
     def __init__(self, layer: Any, x_shape: Any, forward: Any) -> None:
-        self.key = _layer_key(layer)
+        self.options = _layer_options(layer)
         self.weights = _cell_weights(layer.cell)
         self.forward = forward
         self.x_shape = tuple(x_shape)
@@ -83,7 +105,7 @@ class LayerCallPlan:
         where plans do not apply."""
         plan = layer.__dict__.get("_call_plan")
         if (plan is not None and plan.x_shape == x.shape and plan.dtype == x.dtype
-                and plan.key == _layer_key(layer)):
+                and _layer_unchanged(plan, layer)):
             return plan     # it missed for another reason (a list input, a busy lease)
         make = getattr(backend, "forward_plan", None)
         if (make is None or layer.stateful or layer.activity_regularizer is not None
@@ -103,7 +125,7 @@ class LayerCallPlan:
     def __call__(self, layer: Any, inputs: Any, initial_state: Any, training: Any) -> Any:
         """The call's output, or None when the plan does not apply to it."""
         if (type(inputs) is not np.ndarray or inputs.shape != self.x_shape
-                or (training and self.dropping) or self.key != _layer_key(layer)):
+                or (training and self.dropping) or not _layer_unchanged(self, layer)):
             return None
         if inputs.dtype != self.dtype:
             if inputs.dtype.kind not in "biuf":
@@ -130,33 +152,47 @@ class LayerCallPlan:
         return [out, h, c] if self.return_state else out
 
 
-def _module_key(module):
-    """As ``_layer_key`` for an ``nn.LSTM`` of one layer (its training mode and
-    dropout act only between layers; the slot and its arrays stand for the
+_MODULE_OPTIONS = itemgetter("batch_first", "num_layers", "bidirectional", "dtype",
+                             "_reverse_only", "_activation", "_recurrent_activation")
+
+
+def _module_options(module):
+    """As ``_layer_options`` for an ``nn.LSTM`` of one layer (its training mode
+    and dropout act only between layers; the weight arrays stand for the
     sizes)."""
     d = module.__dict__
+    return (type(module), _MODULE_OPTIONS(d), d.get("_backend_name"), current_threads(),
+            _FORCED.get())
+
+
+def _module_unchanged(plan, module):
+    """As ``_layer_unchanged`` for an ``nn.LSTM``: its slot's arrays the same
+    objects (a new slot has new arrays), then ``_module_options``."""
+    d = module.__dict__
     slot = d["_slots"][0][0]
-    return (type(module), d["batch_first"], d["num_layers"], d["bidirectional"],
-            d["dtype"], d["_reverse_only"], d["_activation"],
-            d["_recurrent_activation"], d.get("_backend_name"), current_threads(),
-            _FORCED.get(), id(slot), id(slot.kernel), id(slot.recurrent), id(slot.projection),
-            id(slot.bias_ih), id(slot.bias_hh))
+    w = plan.weights
+    o = plan.options
+    return (slot.kernel is w[0] and slot.recurrent is w[1] and slot.projection is w[2]
+            and slot.bias_ih is w[3] and slot.bias_hh is w[4]
+            and _MODULE_OPTIONS(d) == o[1] and type(module) is o[0]
+            and d.get("_backend_name") == o[2] and current_threads() == o[3]
+            and _FORCED.get() is o[4])
 
 
 def _slot_weights(module):
     slot = module._slots[0][0]
-    return (slot, slot.kernel, slot.recurrent, slot.projection, slot.bias_ih, slot.bias_hh)
+    return (slot.kernel, slot.recurrent, slot.projection, slot.bias_ih, slot.bias_hh)
 
 
 class ModuleCallPlan:
     """The plan of one ``nn.LSTM`` call shape (one layer, one direction, the
     common cell)."""
 
-    __slots__ = ("key", "weights", "forward", "x_shape", "dtype", "h_shape", "c_shape",
+    __slots__ = ("options", "weights", "forward", "x_shape", "dtype", "h_shape", "c_shape",
                  "batched", "torch_step")
 
     def __init__(self, module: Any, x_shape: Any, forward: Any) -> None:
-        self.key = _module_key(module)
+        self.options = _module_options(module)
         self.weights = _slot_weights(module)
         self.forward = forward
         self.x_shape = tuple(x_shape)
@@ -181,14 +217,14 @@ class ModuleCallPlan:
         is that one, else a new one; None where plans do not apply."""
         plan = module.__dict__.get("_call_plan")
         if (plan is not None and plan.x_shape == tuple(input_shape)
-                and plan.dtype == x.dtype and plan.key == _module_key(module)):
+                and plan.dtype == x.dtype and _module_unchanged(plan, module)):
             return plan
         make = getattr(backend, "forward_plan", None)
         if (make is None or module.num_layers != 1 or module.bidirectional
                 or module.__dict__.get("_backend_name") not in (None, "cpu")
                 or _busy(module._workspace)):
             return None
-        _, kernel, recurrent, projection, bias_ih, bias_hh = _slot_weights(module)
+        kernel, recurrent, projection, bias_ih, bias_hh = _slot_weights(module)
         forward = make(kernel, recurrent, None, projection, module._activation,
                        module._recurrent_activation, x.shape, time_major=time_major,
                        return_sequences=True, go_backwards=bool(module._reverse_only),
@@ -200,7 +236,7 @@ class ModuleCallPlan:
     def __call__(self, module: Any, input: Any, hx: Any) -> Any:
         """``forward``'s result, or None when the plan does not apply to the call."""
         if (type(input) is not np.ndarray or input.shape != self.x_shape
-                or self.key != _module_key(module)):
+                or not _module_unchanged(self, module)):
             return None
         if input.dtype != self.dtype:
             if input.dtype.kind not in "biuf":

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import cylstm
+from cylstm._call_plan import _layer_unchanged, _module_unchanged
 from cylstm.backends import use_backend
 from cylstm.backends.cpu_plan import ForwardPlan
 
@@ -413,3 +414,135 @@ def test_module_concurrent_calls_match_serial(rng, shape):
     for got, want in zip(out, serial):
         for a, b in zip(got[0] + got[1], want[0] + want[1]):
             np.testing.assert_array_equal(a, b)
+
+
+# -- what the plan's check covers ---------------------------------------------------
+# Each change below must make the check fail (_layer_unchanged / _module_unchanged
+# in cylstm/_call_plan.py); a check that skipped the entry would fail its case.
+
+
+def _layer_with_plan(rng):
+    layer = cylstm.layers.LSTM(4)
+    layer(_x(rng, (2, 3, 2)))
+    assert layer._call_plan is not None
+    return layer
+
+
+def _new_array(params, name):
+    params[name] = params[name].copy()
+
+
+_LAYER_CHANGES = {
+    "return_sequences": lambda l: setattr(l, "return_sequences", True),
+    "return_state": lambda l: setattr(l, "return_state", True),
+    "go_backwards": lambda l: setattr(l, "go_backwards", True),
+    "stateful": lambda l: setattr(l, "stateful", True),
+    "time_major": lambda l: setattr(l, "time_major", True),
+    "activity_regularizer": lambda l: setattr(l, "activity_regularizer",
+                                              cylstm.regularizers.L2(0.1)),
+    "use_cudnn": lambda l: setattr(l, "use_cudnn", True),
+    "dtype": lambda l: l.__dict__.__setitem__("dtype", np.dtype("float64")),
+    "built": lambda l: l.__dict__.__setitem__("built", False),
+    "backend name": lambda l: l.__dict__.__setitem__("_backend_name", "numpy"),
+    "cell activation": lambda l: setattr(l.cell, "activation", cylstm.activations.get("relu")),
+    "cell recurrent_activation": lambda l: setattr(
+        l.cell, "recurrent_activation", cylstm.activations.get("hard_sigmoid")),
+    "cell use_bias": lambda l: setattr(l.cell, "use_bias", False),
+    "cell dtype": lambda l: l.cell.__dict__.__setitem__("dtype", np.dtype("float64")),
+    "cell dropout": lambda l: setattr(l.cell, "dropout", 0.5),
+    "cell recurrent_dropout": lambda l: setattr(l.cell, "recurrent_dropout", 0.5),
+    "kernel array": lambda l: _new_array(l.cell._params, "kernel"),
+    "recurrent_kernel array": lambda l: _new_array(l.cell._params, "recurrent_kernel"),
+    "bias array": lambda l: _new_array(l.cell._params, "bias"),
+}
+
+
+def test_layer_replaced_recurrent_kernel_and_bias(rng):
+    """New arrays put in the cell's weights dict are the ones the next call uses."""
+    layer = cylstm.layers.LSTM(5, return_sequences=True)
+    x = _x(rng, (2, 4, 3))
+    layer(x)
+    p = layer.cell._params
+    p["recurrent_kernel"] = rng.uniform(-1, 1, p["recurrent_kernel"].shape).astype(np.float32)
+    _close(layer(x), _ref(layer, x))
+    p["bias"] = rng.uniform(-1, 1, p["bias"].shape).astype(np.float32)
+    _close(layer(x), _ref(layer, x))
+
+
+def _module_with_plan(rng):
+    m = cylstm.nn.LSTM(3, 4, proj_size=2)     # every slot array present
+    m(_x(rng, (2, 1, 3)))
+    assert m._call_plan is not None
+    return m
+
+
+def _new_slot_array(m, name):
+    slot = m._slots[0][0]
+    setattr(slot, name, getattr(slot, name).copy())
+
+
+class _OtherLSTM(cylstm.nn.LSTM):
+    pass
+
+
+_MODULE_CHANGES = {
+    "batch_first": lambda m: setattr(m, "batch_first", True),
+    "num_layers": lambda m: m.__dict__.__setitem__("num_layers", 2),
+    "bidirectional": lambda m: m.__dict__.__setitem__("bidirectional", True),
+    "dtype": lambda m: m.__dict__.__setitem__("dtype", np.dtype("float64")),
+    "_reverse_only": lambda m: setattr(m, "_reverse_only", True),
+    "_activation": lambda m: setattr(m, "_activation", cylstm.activations.get("relu")),
+    "_recurrent_activation": lambda m: setattr(
+        m, "_recurrent_activation", cylstm.activations.get("hard_sigmoid")),
+    "backend name": lambda m: m.__dict__.__setitem__("_backend_name", "numpy"),
+    "class": lambda m: setattr(m, "__class__", _OtherLSTM),
+    "slot": lambda m: m._slots[0].__setitem__(0, pickle.loads(pickle.dumps(m._slots[0][0]))),
+    "kernel array": lambda m: _new_slot_array(m, "kernel"),
+    "recurrent array": lambda m: _new_slot_array(m, "recurrent"),
+    "projection array": lambda m: _new_slot_array(m, "projection"),
+    "bias_ih array": lambda m: _new_slot_array(m, "bias_ih"),
+    "bias_hh array": lambda m: _new_slot_array(m, "bias_hh"),
+}
+
+
+# api: (a layer or module with a plan, the check, the changes it must see)
+_APIS = {"layers.LSTM": (_layer_with_plan, _layer_unchanged, _LAYER_CHANGES),
+         "nn.LSTM": (_module_with_plan, _module_unchanged, _MODULE_CHANGES)}
+
+
+@pytest.mark.parametrize("api,change", [(api, change) for api, (_, _, changes) in _APIS.items()
+                                        for change in sorted(changes)])
+def test_check_sees_each_change(rng, api, change):
+    make, unchanged, changes = _APIS[api]
+    called = make(rng)
+    plan = called._call_plan
+    assert unchanged(plan, called)
+    changes[change](called)
+    assert not unchanged(plan, called)
+
+
+@pytest.mark.parametrize("api", sorted(_APIS))
+def test_check_sees_threads_and_forced_backend(rng, api):
+    make, unchanged, _ = _APIS[api]
+    called = make(rng)
+    plan = called._call_plan
+    with cylstm.threads(cylstm.get_num_threads() + 1):
+        assert not unchanged(plan, called)
+    with use_backend("numpy"):
+        assert not unchanged(plan, called)
+    assert unchanged(plan, called)
+
+
+@pytest.mark.parametrize("name", ["kernel", "recurrent", "bias_ih", "bias_hh"])
+def test_module_replaced_slot_array(rng, name):
+    """A new array put in the slot (as ``to`` and unpickling do) is the one the
+    next call uses, for the one-step and the sequence plan."""
+    m = cylstm.nn.LSTM(3, 5, batch_first=True)
+    for shape in [(1, 1, 3), (2, 6, 3)]:
+        x = _x(rng, shape)
+        m(x)
+        slot = m._slots[0][0]
+        old = getattr(slot, name)
+        setattr(slot, name, rng.uniform(-1, 1, old.shape).astype(np.float32))
+        m._register(m._slots_and_suffixes())      # torch names view the new arrays
+        _close(list(_flat(m(x))), list(_flat(_ref(m, x))))

@@ -55,6 +55,7 @@
 #include <string.h>
 
 #include "recurrent.h"
+#include "simd_math.h"
 
 /* Pointers address row 0 of the caller's row range; strides in floats. */
 typedef struct {
@@ -140,18 +141,8 @@ __attribute__((target("avx512f")))
 static CYL_FORCE_INLINE __m512 cyl_exp_neg16(__m512 x0) {
     const __m512 lo = _mm512_set1_ps(-87.3f);
     __m512 x = _mm512_max_ps(lo, x0);   /* (lo, x0): a NaN x0 passes through */
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 z = _mm512_mul_ps(r, r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, z, r), _mm512_set1_ps(1.0f));
+    __m512 n;
+    __m512 y = cyl_exp_reduced16(x, &n);   /* simd_math.h */
     /* y 2^n (n >= -126 here, so no denormal), 0 below the clamp, NaN for
      * NaN (a NaN input must reach the output, as on the unfused path). */
     return _mm512_maskz_scalef_ps(_mm512_cmp_ps_mask(x0, lo, _CMP_NLT_UQ), y, n);

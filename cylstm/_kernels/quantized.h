@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "fastmath.h"   /* the SIMD-friendly sigmoid and tanh of the float kernels */
+#include "simd_math.h"  /* exp(-x) of 16 lanes, shared with fused_step.h */
 #include "workers.h"    /* the persistent threads that split a step's columns */
 
 /* Same guard as recurrent.h: target attributes and __builtin_cpu_supports
@@ -653,22 +654,13 @@ static void cyl_qmat_apply(const cyl_qmat *m, int level, int n, const float *A, 
 /* ---------------------------------------------------------------- the LSTM loop */
 
 #if CYL_Q_HAVE_X86
-/* exp(x) for x <= 0 of 16 lanes (cyl_exp_neg's reduction and polynomial,
- * 2^n by scalef). */
+/* exp(x) for x <= 0 of 16 lanes (simd_math.h's reduction and polynomial,
+ * 2^n by scalef); a NaN gives exp(-87.3) (max returns its second operand). */
 __attribute__((target("avx512f")))
 static inline __m512 cyl_q_exp_neg16(__m512 x) {
     x = _mm512_max_ps(x, _mm512_set1_ps(-87.3f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
+    __m512 n;
+    __m512 y = cyl_exp_reduced16(x, &n);
     return _mm512_scalef_ps(y, n);
 }
 

@@ -13,19 +13,8 @@ from cylstm.backends import cpu as cpu_backend
 from cylstm._kernels import reference
 from cylstm._kernels.lstm_backward import (lstm_backward_join, lstm_backward_transpose,
                                            lstm_backward_weights)
-from cylstm._kernels.lstm_forward import recurrent_isa
 
 from .._helpers import assert_kernel_matches_reference
-
-
-@pytest.fixture(params=[2, 1], ids=["avx512", "avx2"])
-def isa(request):
-    best = recurrent_isa()
-    if request.param > best:
-        pytest.skip("this CPU lacks the instruction set")
-    recurrent_isa(request.param)
-    yield request.param
-    recurrent_isa(best)
 
 
 @pytest.fixture

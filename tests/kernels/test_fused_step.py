@@ -17,17 +17,6 @@ from .._helpers import assert_kernel_matches_reference, kernel_and_reference
 DT = "float32"
 
 
-@pytest.fixture(params=[2, 1], ids=["avx512", "avx2"])
-def isa(request):
-    _ops.cpu()   # made first: it applies CYLSTM_ISA's cap, which `best` must see
-    best = recurrent_isa()
-    if request.param > best:
-        pytest.skip("this CPU lacks the instruction set")
-    recurrent_isa(request.param)
-    yield request.param
-    recurrent_isa(best)
-
-
 class _Calls(list):
     """The units of each fused kernel call, and whether the step made the
     input projection (``projected``)."""

@@ -5,21 +5,15 @@ import pytest
 from cylstm import _ops
 from cylstm import activations as A
 from cylstm._kernels import reference
-from cylstm._kernels.lstm_forward import pack_recurrent, recurrent_isa, recurrent_product_f32
+from cylstm._kernels.lstm_forward import pack_recurrent, recurrent_product_f32
 from cylstm._kernels.lstm_step import StepKernel
 
 SHAPES = [(2, 1, 1), (3, 5, 7), (4, 10, 40), (5, 16, 64), (12, 128, 512), (17, 33, 130),
           (64, 256, 1024), (9, 64, 1000), (130, 20, 80)]
 
 
-@pytest.fixture(params=[2, 1, 0], ids=["avx512", "avx2", "blas"])
-def isa(request):
-    best = recurrent_isa()
-    if request.param > best:
-        pytest.skip("this CPU lacks the instruction set")
-    recurrent_isa(request.param)
-    yield request.param
-    recurrent_isa(best)
+# The fallback (scipy's gemm) too: conftest.py's isa fixture runs each level.
+ISA_LEVELS = {2: "avx512", 1: "avx2", 0: "blas"}
 
 
 @pytest.mark.parametrize("n,K,N", SHAPES)
