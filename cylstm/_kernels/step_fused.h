@@ -393,7 +393,7 @@ static void cyl_fs_acc256(int n, int K, int H, int Hp, const float *A, long lda,
     for (; b0 + 4 <= n; b0 += 4)
         cyl_fs_rows256(4, 2, b0, K, H, Hp, A, lda, B, z, u0, u1);
     switch (n - b0) {
-    case 3: cyl_fs_rows256(3, 2, b0, K, H, Hp, A, lda, B, z, u0, u1); break;
+    case 3: cyl_fs_rows256(3, 3, b0, K, H, Hp, A, lda, B, z, u0, u1); break;
     case 2: cyl_fs_rows256(2, 4, b0, K, H, Hp, A, lda, B, z, u0, u1); break;
     case 1:
         cyl_fs_row1_256(K, H, Hp, A + (long)b0 * lda, B, z + (long)b0 * CYL_FS_ZROW(Hp), u0,
