@@ -312,12 +312,17 @@ static inline __m256i cyl_fs_mask8(int w) {
  * it was slower than the unfused path. Here a tile of NR rows x NV vectors
  * of z stays in registers over a block of CYL_FS_KB k: per k, NV weight
  * loads and NR broadcasts feed NR * NV FMAs, and z is loaded and stored once
- * per block. The block keeps the weight reads a few row streams at a time
- * (CYL_FS_KB rows of B, each walked in order, which the prefetchers follow),
- * not a column walk down all of K (one 4H-float stride per load). Tiles of
- * at most 8 accumulators, NV + 1 more registers: within AVX2's 16. A range
- * ends in one-vector tiles, the last one's weights loaded masked (z is padded
- * to Hp, so its own loads and stores need no mask). */
+ * per block. Tiles of 4 x 2, 3 x 3 and 2 x 4 vectors: 8-9 accumulators
+ * (enough chains for FMA latency x two pipes) and NV + 1 more registers,
+ * within AVX2's 16. A range ends in one-vector tiles, the last one's
+ * weights loaded masked (z is padded to Hp, so its own loads and stores need
+ * no mask). The block keeps the weight reads to CYL_FS_KB row streams, each
+ * walked in order (the prefetchers follow), not a column walk down all of K.
+ * Eight k: at 256 units a weight row is 4 KiB, so the block's rows share
+ * one L1 set, and 16 of them (more than its 8 ways) took twice as long.
+ * Measured alone (Zen 4 at the AVX2 cap, 128 x 512 weights, GCC): 2 rows
+ * 53 -> 73 GFLOP/s, 3 rows 49 -> 76, 4 rows 60 -> 91 (the FMA peak, peak.c:
+ * 117). */
 #ifndef CYL_FS_KB
 #define CYL_FS_KB 8
 #endif

@@ -316,12 +316,16 @@ class CpuBackend(Backend):
     # passes over the gates, and, for steps large enough, its units split
     # between persistent C threads (too few rows to split by row).
     FUSED_SEQUENCE_ROWS = 2
-    # At the AVX2 level (step_fused.h's 8-wide kernels): one row only. With
-    # CYLSTM_ISA=avx2 on the AMD EPYC (Zen 4) machine, one thread, alternating
-    # calls against the unfused path: 1,100,32,128 0.95-1.03x, 1,100,128,256
-    # 1.08-1.10x, but 2,100,32,128 1.73x and 2,100,64,64 1.59x (its product
-    # loop re-broadcasts both rows' h for every 8 columns: load-bound).
-    FUSED_SEQUENCE_AVX2_ROWS = 1
+    # At the AVX2 level (step_fused.h's 8-wide kernels) at most this many.
+    # With the 2-4 row products in register tiles (CYLSTM_ISA=avx2, AMD EPYC
+    # Zen 4, one thread, alternating calls, medians of CPU time; the unfused
+    # path's sgemm still at the machine's AVX-512), three runs, against the
+    # unfused path: 2,100,{32,128 64,64 128,128 256,256} 0.89-1.10x,
+    # 0.86-0.98x, 0.95-1.26x, 0.83-1.09x (the previous product: 1.18-1.71x);
+    # with OpenBLAS capped too (OPENBLAS_CORETYPE=Haswell, as on an AVX2-only
+    # CPU) 0.13-0.25x. Three rows gained too (0.63-1.04x) but stay with
+    # FUSED_SEQUENCE_ROWS, the cap of every level.
+    FUSED_SEQUENCE_AVX2_ROWS = 2
 
     def _few_row_sequence(self, B, H, P, codes, dtype, go_backwards):
         """Whether an inference call without masks or dropout of this shape
