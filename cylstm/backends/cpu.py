@@ -368,19 +368,29 @@ class CpuBackend(Backend):
     # The AVX2 + FMA kernel (8-unit panels; what an AVX2-only CPU gets) runs
     # only inference that makes the input projection in the step, with at
     # least FUSED_STEP_AVX2_MIN_ROWS rows per thread and FUSED_STEP_AVX2_MIN_UNITS
-    # units. Measured with CYLSTM_ISA=avx2 on the AMD EPYC (Zen 4) machine, one
-    # thread, alternating calls in one process, medians of CPU time, against
-    # the unfused path (whose gate loops still ran as AVX-512 clones there; on
-    # an AVX2-only CPU that path is slower, not faster): 64,100,128,256 0.94x,
-    # 16,100,64,128 0.84x, 16,100,128,128 0.84x, 32,100,64,64 0.84x,
-    # 8,100,32,64 / 8,100,64,128 0.96x, 8,100,128,256 0.97x; slower below 64
-    # units (32-48 units 1.16x; 10 units, the IMDB shapes, 1.22-1.39x: two
-    # 8-unit panels for 10 units, and the gate arithmetic outweighs the passes
-    # saved), at 4 rows (1.03-1.09x), at 1-2 rows (1.1-1.5x;
-    # lstm_step.fused_sequence runs those) and with the projection by sgemm
-    # (0.96-1.3x, so training stays on the unfused path at this level).
-    FUSED_STEP_AVX2_MIN_ROWS = 8
-    FUSED_STEP_AVX2_MIN_UNITS = 64
+    # units. CYLSTM_ISA=avx2 does not reach the unfused path's gate loops
+    # (target_clones: the loader picks the AVX-512 clone on an AVX-512 CPU) nor
+    # OpenBLAS, so the cap alone compares this kernel with an unfused path of
+    # AVX-512 gate math and sgemm; perf at 32,300,15,10 there: the unfused
+    # path's time 25 % in cyl_lstm_gates_f32.avx512f / cyl_tanh_f32.avx512f,
+    # 22 % in OpenBLAS's SKYLAKEX sgemm (the fused kernel: 49 % its epilogue,
+    # 25 % its products) -- so the kernel "lost" 1.23-1.34x at 10 units, which
+    # on an AVX2-only CPU it does not. Measured as that CPU runs the unfused
+    # path (a private build whose gate loops clone for avx2 and the baseline
+    # only; AMD EPYC Zen 4, one thread, alternating calls, medians of CPU
+    # time), fused / unfused, sgemm at SkylakeX / with OPENBLAS_CORETYPE=Haswell:
+    # 32,300,15,10 0.86 / 0.79, 128,300,15,10 0.92 / 0.91, 3,300,15,10
+    # 1.04 / 0.66, 4 and 8,300,15,10 0.99-1.01 / 0.73-0.82, 16,100,16,16
+    # 0.68 / 0.58, 16,100,32,32 0.70 / 0.59, 16,100,48,48 0.90 / 0.51,
+    # 5,100,48,48 0.80 / 0.37, 4,100,64,64 0.76 / 0.76, 3,100,32,128
+    # 0.67 / 0.16, 6,100,128,128 0.58 / 0.64, 7,100,64,128 0.63 / 0.67,
+    # 4,100,128,256 0.89 / 1.00, 3,100,256,256 0.56 / 0.23; at 1-2 rows
+    # 1.02-1.18 / 0.23-1.14 (those take lstm_step.fused_sequence where they
+    # can, see FUSED_SEQUENCE_AVX2_ROWS). Earlier measurements with the
+    # projection by sgemm (0.96-1.3x, with the AVX-512 gate clones) keep
+    # training on the unfused path at this level.
+    FUSED_STEP_AVX2_MIN_ROWS = 3
+    FUSED_STEP_AVX2_MIN_UNITS = 1
     FUSED_STEP_AVX2_INPUT_ONLY = True
     # Inference on the fused step makes the input projection in the step too
     # (W packed as U is: bias + x_t @ W + h_{t-1} @ U in the registers) instead
