@@ -74,11 +74,15 @@ def bench(shapes, threads, rounds=15, target=0.004):
             backend.FUSED_SEQUENCE_ROWS = 2
         med = {k: np.median(v) * 1e6 for k, v in cpu.items()}
         medw = {k: np.median(v) * 1e6 for k, v in wall.items()}
-        line = (f"L{level} thr{threads} parts{parts} {B},{T},{I},{H}: cpu us new {med['new']:.1f} old {med['old']:.1f} "
-                f"unf {med['unf']:.1f} | new/old {med['new']/med['old']:.2f} new/unf {med['new']/med['unf']:.2f} "
-                f"old/unf {med['old']/med['unf']:.2f} | wall new/old {medw['new']/medw['old']:.2f} new/unf {medw['new']/medw['unf']:.2f}")
+        m, w = med, medw
+        line = (f"L{level} thr{threads} parts{parts} {B},{T},{I},{H}: cpu us "
+                f"new {m['new']:.1f} old {m['old']:.1f} unf {m['unf']:.1f} | "
+                f"new/old {m['new'] / m['old']:.2f} new/unf {m['new'] / m['unf']:.2f} "
+                f"old/unf {m['old'] / m['unf']:.2f} | wall new/old {w['new'] / w['old']:.2f} "
+                f"new/unf {w['new'] / w['unf']:.2f}")
         if T == 1:
-            line += f" | step cpu us new {med['step_new']:.2f} old {med['step_old']:.2f} ratio {med['step_new']/med['step_old']:.2f}"
+            line += (f" | step cpu us new {m['step_new']:.2f} old {m['step_old']:.2f} "
+                     f"ratio {m['step_new'] / m['step_old']:.2f}")
         print(line, flush=True)
 
 IH = [(32, 128), (64, 64), (128, 128), (256, 256)]
