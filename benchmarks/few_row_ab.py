@@ -1,6 +1,7 @@
 """A/B of the few-row kernels (lstm_step.fused_sequence and StepKernel.step)
 of this build against another build's lstm_step module, and of both against
-the unfused path (the backend with FUSED_SEQUENCE_ROWS = 0), at an
+the backend's other path (FUSED_SEQUENCE_ROWS = 0: the unfused path, or
+the fused step of fused_step.h where the backend picks it), at an
 instruction-set level capped by LEVEL (1 AVX2, 2 AVX-512). Alternating
 calls in one process, medians of CPU time (process_time) and of wall time.
 Not part of cylstm.
