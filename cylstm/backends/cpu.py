@@ -386,11 +386,19 @@ class CpuBackend(Backend):
     # 0.67 / 0.16, 6,100,128,128 0.58 / 0.64, 7,100,64,128 0.63 / 0.67,
     # 4,100,128,256 0.89 / 1.00, 3,100,256,256 0.56 / 0.23; at 1-2 rows
     # 1.02-1.18 / 0.23-1.14 (those take lstm_step.fused_sequence where they
-    # can, see FUSED_SEQUENCE_AVX2_ROWS). Earlier measurements with the
-    # projection by sgemm (0.96-1.3x, with the AVX-512 gate clones) keep
-    # training on the unfused path at this level.
+    # can, see FUSED_SEQUENCE_AVX2_ROWS). Training (its projection by sgemm
+    # into the store) from FUSED_STEP_AVX2_TRAINING_MIN_UNITS units: the
+    # training forward pass, same build, fused / unfused: 16,100,16,16
+    # 0.83 / 0.64, 32,100,32,32 0.80-0.87 / 0.67, 16,100,32,64 0.79 / 0.76,
+    # 4,100,64,64 0.76 / 0.80, 16,100,64,128 0.87-0.88 / 0.89, 8,100,128,128
+    # 0.77 / 0.97, but 10 units 1.06-1.13 / 1.07-1.17 (32 and 128,300,15,10:
+    # a second panel for 2 units, whose activations training writes back).
+    # The backward pass is the same after either. FUSED_STEP_AVX2_INPUT_ONLY
+    # keeps inference with the projection by sgemm (FUSED_STEP_INPUT off;
+    # 0.96-1.3x, measured with the AVX-512 gate clones) unfused.
     FUSED_STEP_AVX2_MIN_ROWS = 3
     FUSED_STEP_AVX2_MIN_UNITS = 1
+    FUSED_STEP_AVX2_TRAINING_MIN_UNITS = 16
     FUSED_STEP_AVX2_INPUT_ONLY = True
     # Inference on the fused step makes the input projection in the step too
     # (W packed as U is: bias + x_t @ W + h_{t-1} @ U in the registers) instead
@@ -432,11 +440,13 @@ class CpuBackend(Backend):
         if (min(b1 - b0 for b0, b1 in slices) < self.FUSED_STEP_MIN_ROWS
                 or recurrent_kernel.shape[1] // 4 > max_units):
             return None
+        units = recurrent_kernel.shape[1] // 4
         if _kernel_isa() == 1 and (   # AVX2 (8-unit panels): where it measured faster
                 min(b1 - b0 for b0, b1 in slices) < self.FUSED_STEP_AVX2_MIN_ROWS
-                or recurrent_kernel.shape[1] // 4 < self.FUSED_STEP_AVX2_MIN_UNITS
-                or (self.FUSED_STEP_AVX2_INPUT_ONLY
-                    and (training or not self.FUSED_STEP_INPUT))):
+                or units < self.FUSED_STEP_AVX2_MIN_UNITS
+                or (training and units < self.FUSED_STEP_AVX2_TRAINING_MIN_UNITS)
+                or (self.FUSED_STEP_AVX2_INPUT_ONLY and not training
+                    and not self.FUSED_STEP_INPUT)):
             return None
         packed = pack_fused(recurrent_kernel)
         if packed is None or packed.shape[1] // 4 not in self.FUSED_STEP_PANEL_UNITS:

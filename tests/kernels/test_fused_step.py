@@ -377,8 +377,9 @@ def test_rows_across_the_epilogue_chunk(isa, fused_calls, B):
 def test_avx2_dispatch_takes_the_fused_kernel_where_it_measured_faster(monkeypatch):
     """With the backend's own thresholds at the AVX2 level: inference that
     projects the input in the step, from FUSED_STEP_AVX2_MIN_ROWS rows and
-    FUSED_STEP_AVX2_MIN_UNITS units, runs the 8-unit kernel; training, fewer
-    rows and fewer units run the unfused path. Each result is the twin's."""
+    FUSED_STEP_AVX2_MIN_UNITS units, runs the 8-unit kernel, and training from
+    FUSED_STEP_AVX2_TRAINING_MIN_UNITS units; fewer rows and fewer units run
+    the unfused path. Each result is the twin's."""
     best = recurrent_isa()
     if best < 1:
         pytest.skip("this CPU lacks AVX2 + FMA")
@@ -404,9 +405,13 @@ def test_avx2_dispatch_takes_the_fused_kernel_where_it_measured_faster(monkeypat
                 np.testing.assert_allclose(seq, rseq.transpose(1, 0, 2), rtol=1e-4, atol=1e-5)
                 np.testing.assert_allclose(c, rc, rtol=1e-4, atol=1e-5)
                 assert calls == ([8] if fused else []), (B, H)
-            calls.clear()
-            p = _problem(rng, rows, 3, 6, units)
-            assert_kernel_matches_reference(p, DT, rng, compiled=True, scale=8)
-            assert calls == []   # training: the unfused path at this level
+            train_units = max(backend.FUSED_STEP_AVX2_TRAINING_MIN_UNITS, units)
+            for H, fused in ((train_units, True), (train_units - 1, False)):
+                if H < units:
+                    continue
+                calls.clear()
+                p = _problem(rng, rows, 3, 6, H)
+                assert_kernel_matches_reference(p, DT, rng, compiled=True, scale=8)
+                assert calls == ([8] if fused else []), ("training", H)
     finally:
         recurrent_isa(best)
