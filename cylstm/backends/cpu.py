@@ -393,7 +393,9 @@ class CpuBackend(Backend):
     # 4,100,64,64 0.76 / 0.80, 16,100,64,128 0.87-0.88 / 0.89, 8,100,128,128
     # 0.77 / 0.97, but 10 units 1.06-1.13 / 1.07-1.17 (32 and 128,300,15,10:
     # a second panel for 2 units, whose activations training writes back).
-    # The backward pass is the same after either. FUSED_STEP_AVX2_INPUT_ONLY
+    # The backward pass is the same after either; a whole training step
+    # (forward + backward): 16,100,64,128 0.82, 16,100,16,16 0.87, 4,100,64,64
+    # 0.97, 32,100,32,32 0.93-1.10 (three runs). FUSED_STEP_AVX2_INPUT_ONLY
     # keeps inference with the projection by sgemm (FUSED_STEP_INPUT off;
     # 0.96-1.3x, measured with the AVX-512 gate clones) unfused.
     FUSED_STEP_AVX2_MIN_ROWS = 3
