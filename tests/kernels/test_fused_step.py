@@ -237,15 +237,22 @@ def test_unfused_cases_take_the_other_path(fused_calls, monkeypatch):
 
 def test_default_dispatch_takes_the_fused_kernel_where_it_applies(monkeypatch):
     """With the backend's own thresholds: a float32 layer of up to
-    FUSED_STEP_MAX_UNITS units on an AVX-512 CPU runs the fused kernel."""
+    FUSED_STEP_MAX_UNITS units runs the fused kernel on an AVX-512 CPU, and
+    on an AVX2 one (or under CYLSTM_ISA=avx2) where the FUSED_STEP_AVX2_*
+    thresholds for training allow it."""
     calls = []
     real = cpu_backend._forward_fused_kernel
     monkeypatch.setattr(cpu_backend, "_forward_fused_kernel",
                         lambda *a, **k: calls.append(a[4]) or real(*a, **k))
     rng = np.random.default_rng(1)
-    p = _problem(rng, 5, 4, 3, 40, with_mask=True)
+    B, H = 5, 40
+    p = _problem(rng, B, 4, 3, H, with_mask=True)
     assert_kernel_matches_reference(p, DT, rng, compiled=True, scale=4)
-    assert bool(calls) == (recurrent_isa() == 2)
+    backend, level = _ops.cpu(), recurrent_isa()
+    avx2 = (level == 1 and B >= backend.FUSED_STEP_AVX2_MIN_ROWS
+            and H >= max(backend.FUSED_STEP_AVX2_MIN_UNITS,
+                         backend.FUSED_STEP_AVX2_TRAINING_MIN_UNITS))
+    assert bool(calls) == (level == 2 or avx2)
 
 
 @pytest.mark.parametrize("I", [1, 7, 16, 37])
