@@ -39,8 +39,9 @@
  * passes it saves were cheap: a step's gate block stays in L2); with the
  * projection in the step, 5-15 % at 16-256 rows and 64-512 units, 20-27 %
  * where the input is wide (I >= 512). AVX2 + FMA (CYLSTM_ISA=avx2 on the
- * same core, projection in the step): 0.84-0.97x from 8 rows and 64 units,
- * slower below (see the AVX2 section). The backend picks by these numbers
+ * same core, projection in the step): 0.84-0.97x from 8 rows and 64 units;
+ * from 3 rows and 10 units 0.56-1.04x against the unfused path as an
+ * AVX2-only CPU runs it (see the AVX2 section). The backend picks by these numbers
  * (CpuBackend.FUSED_STEP_*). Work can be split by rows
  * [b0, b1) and by unit panels [p0, p1) (h_t goes to a buffer other than
  * h_{t-1}, so panels of one step may run in parallel). Tested against the
@@ -381,8 +382,15 @@ static void cyl_fused_step_avx512(const cyl_fused_args *a, int b0, int b1, int p
  * half-panel blocks of up to 6 rows (12 accumulators in registers, 8 loads
  * per 12 FMAs), the epilogue once per chunk of rows from an L1 copy, and
  * rcp + one Newton step instead of vdivps. The products then run at the
- * FMA rate; where the kernel still loses (few units, few rows) the gate
- * arithmetic of a mostly empty panel and the short FMA chains are why. */
+ * FMA rate. Where it seemed to lose under CYLSTM_ISA=avx2 (10-48 units,
+ * 1.0-1.34x) the cap was the reason: it does not reach the unfused path's
+ * gate loops (AVX-512 target_clones) or OpenBLAS (SKYLAKEX kernels), which
+ * there took 25 % and 22 % of that path's time at 32,300,15,10 (perf),
+ * while this kernel spent 49 % in its epilogue (10 units: two panels, 16
+ * lanes of gate math for 10 units) and 25 % in its products. With the gate
+ * loops built for AVX2 (as an AVX2-only CPU runs them) it won from 3 rows
+ * and 10 units (CpuBackend.FUSED_STEP_AVX2_* has the numbers); at 1-2 rows
+ * the short FMA chains still leave it behind. */
 
 __attribute__((target("avx2,fma")))
 static CYL_FORCE_INLINE __m256 cyl_exp_neg8(__m256 x0) {

@@ -53,6 +53,17 @@ typedef struct {
     float *c, *z;
 } cyl_fused_job;
 
+/* The floats between two rows of z (and of zx): four gate blocks of Hp
+ * units, then CYL_FS_ZSKEW more (64 bytes: rows stay aligned). The skew keeps
+ * the rows of a register tile out of one L1 set: at 4 * Hp = 1024 (256
+ * units) they would be 4 KiB apart, in the set of the weight rows (4 KiB
+ * apart too). Measured at the AVX2 cap, one step of 4 rows, I = H = 256:
+ * 122 us without, 87 us with it. */
+#ifndef CYL_FS_ZSKEW
+#define CYL_FS_ZSKEW 16
+#endif
+#define CYL_FS_ZROW(Hp) (4L * (Hp) + CYL_FS_ZSKEW)
+
 /* The gate values of fastmath.h's cyl_lstm_gates_f32, one at a time. */
 static inline float cyl_fs_gate_tanh(float x) {
     float ax = x < 0 ? -x : x;
@@ -99,7 +110,7 @@ static inline float cyl_fs_gate_tanh(float x) {
 
 #define CYL_FS_EPILOGUE(ROW, n, H, Hp, z, c, hrow, h_row, u0, u1)                   \
     for (int b = 0; b < (n); b++)                                                   \
-        ROW(H, Hp, (z) + (long)b * 4 * (Hp), (c) + (long)b * (H),                   \
+        ROW(H, Hp, (z) + (long)b * CYL_FS_ZROW(Hp), (c) + (long)b * (H),            \
             (hrow) + (long)b * (h_row), u0, u1);
 
 /* The scalar twin of the kernels below: z[b, g*H + u] for units [u0, u1)
@@ -113,7 +124,7 @@ static void cyl_fs_acc_scalar(int n, int K, int H, int Hp, const float *A, long 
         for (int k = 0; k < K; k++) {
             float a = A[b * lda + k];
             const float *bk = B + k * N;
-            float *zb = z + b * 4L * Hp;
+            float *zb = z + b * CYL_FS_ZROW(Hp);
             for (int g = 0; g < 4; g++)
                 for (int u = u0; u < u1; u++)
                     zb[g * Hp + u] += a * bk[g * H + u];
@@ -132,12 +143,12 @@ static void cyl_fs_epilogue_scalar(int n, int H, int Hp, const float *z, float *
 /* Rows b0 .. b0+NR-1 (NR <= 4, a constant after inlining), four k at a time.
  * Full vectors load and store unmasked (masked stores are slow on AMD cores,
  * AVX2's vmaskmovps store very much so); only a range's last vector masks.
- * z has a row stride of 4 * Hp and gate blocks Hp apart (Hp = H rounded up
- * to 16, so z's vectors are aligned when z is). The four products of a k
+ * z has a row stride of CYL_FS_ZROW(Hp) and gate blocks Hp apart (Hp = H
+ * rounded up to 16, so z's vectors are aligned when z is). The four products of a k
  * block go into two chains, so a step waits on two FMA latencies, not four. */
 #define CYL_FS_ACC_BODY(VEC, WIDTH, LOADU, STOREU, LOADM, STOREM, FMA, MUL, ADD, SET1,    \
                         MASK_T, MAKE_MASK)                                                \
-    long N = 4L * H, Z = 4L * Hp;                                                         \
+    long N = 4L * H, Z = CYL_FS_ZROW(Hp);                                                 \
     int k = 0;                                                                            \
     for (; k + 4 <= K; k += 4) {                                                          \
         const float *B0 = B + k * N, *B1 = B0 + N, *B2 = B1 + N, *B3 = B2 + N;             \
@@ -296,30 +307,104 @@ static inline __m256i cyl_fs_mask8(int w) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(w), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
+/* The AVX2 product of 2-4 rows. With 8-wide vectors, CYL_FS_ACC_BODY's
+ * walk (z loaded and stored, and each row's four values of A broadcast again,
+ * for every 8 columns) is bound by loads and stores, not FMAs: at two rows
+ * it was slower than the unfused path. Here a tile of NR rows x NV vectors
+ * of z stays in registers over a block of CYL_FS_KB k: per k, NV weight
+ * loads and NR broadcasts feed NR * NV FMAs, and z is loaded and stored once
+ * per block. Tiles of 4 x 2, 3 x 3 and 2 x 4 vectors: 8-9 accumulators
+ * (enough chains for FMA latency x two pipes) and NV + 1 more registers,
+ * within AVX2's 16. A range ends in one-vector tiles, the last one's
+ * weights loaded masked (z is padded to Hp, so its own loads and stores need
+ * no mask). The block keeps the weight reads to CYL_FS_KB row streams, each
+ * walked in order (the prefetchers follow), not a column walk down all of K.
+ * Eight k: at 256 units a weight row is 4 KiB, so the block's rows share
+ * one L1 set, and 16 of them (more than its 8 ways) took twice as long.
+ * Measured alone (Zen 4 at the AVX2 cap, 128 x 512 weights, GCC): 2 rows
+ * 53 -> 73 GFLOP/s, 3 rows 49 -> 76, 4 rows 60 -> 91 (the FMA peak, peak.c:
+ * 117). */
+#ifndef CYL_FS_KB
+#define CYL_FS_KB 8
+#endif
+
 __attribute__((target("avx2,fma"), always_inline))
-static inline void cyl_fs_rows256(const int NR, int b0, int K, int H, int Hp, const float *A,
-                                  long lda, const float *B, float *z, int u0, int u1) {
-    CYL_FS_ACC_BODY(__m256, 8, _mm256_loadu_ps, _mm256_storeu_ps, CYL_M256_LOAD,
-                    CYL_M256_STORE, _mm256_fmadd_ps, _mm256_mul_ps, _mm256_add_ps,
-                    _mm256_set1_ps, __m256i, cyl_fs_mask8)
+static inline void cyl_fs_tile256(const int NR, const int NV, const int masked, __m256i m,
+                                  int k0, int k1, long N, const float *A, long lda,
+                                  const float *Bc, float *zc, long Z) {
+    __m256 acc[4][4];
+    for (int r = 0; r < NR; r++)
+        for (int v = 0; v < NV; v++)
+            acc[r][v] = _mm256_loadu_ps(zc + r * Z + 8 * v);
+    const float *bk = Bc + k0 * N;
+    for (int k = k0; k < k1; k++, bk += N) {
+        __m256 bv[4];
+        for (int v = 0; v < NV; v++) {
+            bv[v] = masked ? _mm256_maskload_ps(bk + 8 * v, m) : _mm256_loadu_ps(bk + 8 * v);
+            /* in a register: GCC otherwise folds the load into each row's
+             * FMA, NR loads of the same vector, and the loop waits on loads */
+            __asm__("" : "+x"(bv[v]));
+        }
+        for (int r = 0; r < NR; r++) {
+            __m256 a = _mm256_set1_ps(A[r * lda + k]);
+            for (int v = 0; v < NV; v++)
+                acc[r][v] = _mm256_fmadd_ps(a, bv[v], acc[r][v]);
+        }
+    }
+    for (int r = 0; r < NR; r++)
+        for (int v = 0; v < NV; v++)
+            _mm256_storeu_ps(zc + r * Z + 8 * v, acc[r][v]);
+}
+
+/* Rows b0 .. b0+NR-1 (2 <= NR <= 4, a constant after inlining) in tiles of
+ * NV vectors (NR * NV <= 8). */
+__attribute__((target("avx2,fma"), always_inline))
+static inline void cyl_fs_rows256(const int NR, const int NV, int b0, int K, int H, int Hp,
+                                  const float *A, long lda, const float *B, float *z, int u0,
+                                  int u1) {
+    long N = 4L * H, Z = CYL_FS_ZROW(Hp);
+    const float *Ab = A + (long)b0 * lda;
+    float *zb = z + (long)b0 * Z;
+    __m256i none = _mm256_setzero_si256();
+    for (int k0 = 0; k0 < K; k0 += CYL_FS_KB) {
+        int k1 = K - k0 < CYL_FS_KB ? K : k0 + CYL_FS_KB;
+        for (int g = 0; g < 4; g++) {
+            const float *Bg = B + (long)g * H;
+            float *zg = zb + (long)g * Hp;
+            int u = u0;
+            for (; u + 8 * NV <= u1; u += 8 * NV)
+                cyl_fs_tile256(NR, NV, 0, none, k0, k1, N, Ab, lda, Bg + u, zg + u, Z);
+            for (; u + 8 <= u1; u += 8)
+                cyl_fs_tile256(NR, 1, 0, none, k0, k1, N, Ab, lda, Bg + u, zg + u, Z);
+            if (u < u1)
+                cyl_fs_tile256(NR, 1, 1, cyl_fs_mask8(u1 - u), k0, k1, N, Ab, lda, Bg + u,
+                               zg + u, Z);
+        }
+    }
+}
+
+/* One row: CYL_FS_ACC1_BODY (its broadcasts already made once per k block). */
+__attribute__((target("avx2,fma"), always_inline))
+static inline void cyl_fs_row1_256(int K, int H, int Hp, const float *A, const float *B,
+                                   float *z, int u0, int u1) {
+    CYL_FS_ACC1_BODY(__m256, 8, _mm256_loadu_ps, _mm256_storeu_ps, CYL_M256_LOAD,
+                     _mm256_fmadd_ps, _mm256_mul_ps, _mm256_add_ps, _mm256_set1_ps,
+                     __m256i, cyl_fs_mask8)
 }
 
 __attribute__((target("avx2,fma")))
 static void cyl_fs_acc256(int n, int K, int H, int Hp, const float *A, long lda,
                           const float *B, float *z, int u0, int u1) {
-    if (n == 1) {
-        CYL_FS_ACC1_BODY(__m256, 8, _mm256_loadu_ps, _mm256_storeu_ps, CYL_M256_LOAD,
-                         _mm256_fmadd_ps, _mm256_mul_ps, _mm256_add_ps, _mm256_set1_ps,
-                         __m256i, cyl_fs_mask8)
-        return;
-    }
     int b0 = 0;
     for (; b0 + 4 <= n; b0 += 4)
-        cyl_fs_rows256(4, b0, K, H, Hp, A, lda, B, z, u0, u1);
+        cyl_fs_rows256(4, 2, b0, K, H, Hp, A, lda, B, z, u0, u1);
     switch (n - b0) {
-    case 3: cyl_fs_rows256(3, b0, K, H, Hp, A, lda, B, z, u0, u1); break;
-    case 2: cyl_fs_rows256(2, b0, K, H, Hp, A, lda, B, z, u0, u1); break;
-    case 1: cyl_fs_rows256(1, b0, K, H, Hp, A, lda, B, z, u0, u1); break;
+    case 3: cyl_fs_rows256(3, 3, b0, K, H, Hp, A, lda, B, z, u0, u1); break;
+    case 2: cyl_fs_rows256(2, 4, b0, K, H, Hp, A, lda, B, z, u0, u1); break;
+    case 1:
+        cyl_fs_row1_256(K, H, Hp, A + (long)b0 * lda, B, z + (long)b0 * CYL_FS_ZROW(Hp), u0,
+                        u1);
+        break;
     default: break;
     }
 }
@@ -346,7 +431,7 @@ static inline float *cyl_fs_aligned(float *z) {
 
 /* Scratch values a job of n rows and H units needs for z. */
 static inline long cyl_fs_scratch(int n, int H) {
-    return (long)n * 4 * cyl_fs_padded(H) + 16;
+    return (long)n * CYL_FS_ZROW(cyl_fs_padded(H)) + 16;
 }
 
 /* Steps whose input projections a time loop makes together: with few rows a
@@ -360,7 +445,7 @@ static inline long cyl_fs_scratch(int n, int H) {
 
 /* Scratch values of a job's zx: CYL_FS_ZX_STEPS steps of n rows. */
 static inline long cyl_fs_zx_scratch(int n, int H) {
-    return (long)n * CYL_FS_ZX_STEPS * 4 * cyl_fs_padded(H) + 16;
+    return (long)n * CYL_FS_ZX_STEPS * CYL_FS_ZROW(cyl_fs_padded(H)) + 16;
 }
 
 /* The bias (b + bias2) into units [u0, u1) of a z row, gate blocks Hp
@@ -386,9 +471,9 @@ static void cyl_fs_zx_fill(const cyl_fused_job *s, int Hp, int t0, int nt, int u
     int n = s->rows, H = s->units;
     float *zx = cyl_fs_aligned(s->zx);
     for (int b = 0; b < n; b++) {
-        float *zb = zx + (long)b * CYL_FS_ZX_STEPS * 4 * Hp;
+        float *zb = zx + (long)b * CYL_FS_ZX_STEPS * CYL_FS_ZROW(Hp);
         for (int i = 0; i < nt; i++)
-            cyl_fs_bias_row(s, H, Hp, zb + (long)i * 4 * Hp, u0, u1);
+            cyl_fs_bias_row(s, H, Hp, zb + (long)i * CYL_FS_ZROW(Hp), u0, u1);
         /* the steps of row b: x rows x_step apart */
         const float *xb = s->x + (long)t0 * s->x_step + (long)b * s->x_row;
 #if CYL_HAVE_X86_KERNELS
@@ -443,8 +528,8 @@ static void cyl_fused_chunk(void *arg, int t, int part, int parts) {
         }
         const float *zx = cyl_fs_aligned(s->zx);
         for (int b = 0; b < n; b++) {
-            const float *src = zx + ((long)b * CYL_FS_ZX_STEPS + i) * 4 * Hp;
-            float *dst = z + b * 4L * Hp;
+            const float *src = zx + ((long)b * CYL_FS_ZX_STEPS + i) * CYL_FS_ZROW(Hp);
+            float *dst = z + b * CYL_FS_ZROW(Hp);
             for (int g = 0; g < 4; g++) {
                 long off = (long)g * Hp + u0;
                 long len = (u1 == H ? Hp : u1) - u0;   /* with the zeroed padding */
@@ -454,7 +539,7 @@ static void cyl_fused_chunk(void *arg, int t, int part, int parts) {
         project = 0;
     } else {
         for (int b = 0; b < n; b++)
-            cyl_fs_bias_row(s, H, Hp, z + b * 4L * Hp, u0, u1);
+            cyl_fs_bias_row(s, H, Hp, z + b * CYL_FS_ZROW(Hp), u0, u1);
     }
 #if CYL_HAVE_X86_KERNELS
     if (s->level == 2) {

@@ -317,12 +317,16 @@ class CpuBackend(Backend):
     # passes over the gates, and, for steps large enough, its units split
     # between persistent C threads (too few rows to split by row).
     FUSED_SEQUENCE_ROWS = 2
-    # At the AVX2 level (step_fused.h's 8-wide kernels): one row only. With
-    # CYLSTM_ISA=avx2 on the AMD EPYC (Zen 4) machine, one thread, alternating
-    # calls against the unfused path: 1,100,32,128 0.95-1.03x, 1,100,128,256
-    # 1.08-1.10x, but 2,100,32,128 1.73x and 2,100,64,64 1.59x (its product
-    # loop re-broadcasts both rows' h for every 8 columns: load-bound).
-    FUSED_SEQUENCE_AVX2_ROWS = 1
+    # At the AVX2 level (step_fused.h's 8-wide kernels) at most this many.
+    # With the 2-4 row products in register tiles (CYLSTM_ISA=avx2, AMD EPYC
+    # Zen 4, one thread, alternating calls, medians of CPU time; the unfused
+    # path's sgemm still at the machine's AVX-512), three runs, against the
+    # unfused path: 2,100,{32,128 64,64 128,128 256,256} 0.89-1.10x,
+    # 0.86-0.98x, 0.95-1.26x, 0.83-1.09x (the previous product: 1.18-1.71x);
+    # with OpenBLAS capped too (OPENBLAS_CORETYPE=Haswell, as on an AVX2-only
+    # CPU) 0.13-0.25x. Three rows gained too (0.63-1.04x) but stay with
+    # FUSED_SEQUENCE_ROWS, the cap of every level.
+    FUSED_SEQUENCE_AVX2_ROWS = 2
 
     def _few_row_sequence(self, B, H, P, codes, dtype, go_backwards):
         """Whether an inference call without masks or dropout of this shape
@@ -365,22 +369,42 @@ class CpuBackend(Backend):
     # The AVX2 + FMA kernel (8-unit panels; what an AVX2-only CPU gets) runs
     # only calls that make the input projection in the step, with at
     # least FUSED_STEP_AVX2_MIN_ROWS rows per thread and FUSED_STEP_AVX2_MIN_UNITS
-    # units. Measured with CYLSTM_ISA=avx2 on the AMD EPYC (Zen 4) machine, one
-    # thread, alternating calls in one process, medians of CPU time, against
-    # the unfused path (whose gate loops still ran as AVX-512 clones there; on
-    # an AVX2-only CPU that path is slower, not faster): 64,100,128,256 0.94x,
-    # 16,100,64,128 0.84x, 16,100,128,128 0.84x, 32,100,64,64 0.84x,
-    # 8,100,32,64 / 8,100,64,128 0.96x, 8,100,128,256 0.97x; slower below 64
-    # units (32-48 units 1.16x; 10 units, the IMDB shapes, 1.22-1.39x: two
-    # 8-unit panels for 10 units, and the gate arithmetic outweighs the passes
-    # saved), at 4 rows (1.03-1.09x), at 1-2 rows (1.1-1.5x;
-    # lstm_step.fused_sequence runs those) and with the projection by sgemm
-    # (0.96-1.3x). Training takes it too now that its step makes the input
-    # projection (FUSED_STEP_INPUT_TRAINING): with CYLSTM_ISA=avx2 and the
-    # unfused gate loops really at AVX2 (isa.h), one thread, alternating calls:
-    # 16,100,64,128 0.92x, 32,100,64,64 0.86x, 8,100,64,128 0.97x.
-    FUSED_STEP_AVX2_MIN_ROWS = 8
-    FUSED_STEP_AVX2_MIN_UNITS = 64
+    # units. CYLSTM_ISA=avx2 does not reach the unfused path's gate loops
+    # (target_clones: the loader picks the AVX-512 clone on an AVX-512 CPU) nor
+    # OpenBLAS, so the cap alone compares this kernel with an unfused path of
+    # AVX-512 gate math and sgemm; perf at 32,300,15,10 there: the unfused
+    # path's time 25 % in cyl_lstm_gates_f32.avx512f / cyl_tanh_f32.avx512f,
+    # 22 % in OpenBLAS's SKYLAKEX sgemm (the fused kernel: 49 % its epilogue,
+    # 25 % its products) -- so the kernel "lost" 1.23-1.34x at 10 units, which
+    # on an AVX2-only CPU it does not. Measured as that CPU runs the unfused
+    # path (a private build whose gate loops clone for avx2 and the baseline
+    # only; AMD EPYC Zen 4, one thread, alternating calls, medians of CPU
+    # time), fused / unfused, sgemm at SkylakeX / with OPENBLAS_CORETYPE=Haswell:
+    # 32,300,15,10 0.86 / 0.79, 128,300,15,10 0.92 / 0.91, 3,300,15,10
+    # 1.04 / 0.66, 4 and 8,300,15,10 0.99-1.01 / 0.73-0.82, 16,100,16,16
+    # 0.68 / 0.58, 16,100,32,32 0.70 / 0.59, 16,100,48,48 0.90 / 0.51,
+    # 5,100,48,48 0.80 / 0.37, 4,100,64,64 0.76 / 0.76, 3,100,32,128
+    # 0.67 / 0.16, 6,100,128,128 0.58 / 0.64, 7,100,64,128 0.63 / 0.67,
+    # 4,100,128,256 0.89 / 1.00, 3,100,256,256 0.56 / 0.23; at 1-2 rows
+    # 1.02-1.18 / 0.23-1.14 (those take lstm_step.fused_sequence where they
+    # can, see FUSED_SEQUENCE_AVX2_ROWS). Training (its projection by sgemm
+    # into the store) from FUSED_STEP_AVX2_TRAINING_MIN_UNITS units: the
+    # training forward pass, same build, fused / unfused: 16,100,16,16
+    # 0.83 / 0.64, 32,100,32,32 0.80-0.87 / 0.67, 16,100,32,64 0.79 / 0.76,
+    # 4,100,64,64 0.76 / 0.80, 16,100,64,128 0.87-0.88 / 0.89, 8,100,128,128
+    # 0.77 / 0.97, but 10 units 1.06-1.13 / 1.07-1.17 (32 and 128,300,15,10:
+    # a second panel for 2 units, whose activations training writes back).
+    # The backward pass is the same after either; a whole training step
+    # (forward + backward): 16,100,64,128 0.82, 16,100,16,16 0.87, 4,100,64,64
+    # 0.97, 32,100,32,32 0.93-1.10 (three runs). FUSED_STEP_AVX2_INPUT_ONLY
+    # keeps inference with the projection by sgemm (FUSED_STEP_INPUT off;
+    # 0.96-1.3x, measured with the AVX-512 gate clones) unfused. With the
+    # training step's input projection in the step too (FUSED_STEP_INPUT_
+    # TRAINING), a whole training step against the unfused path, gate loops
+    # at AVX2 (isa.h): 16,100,64,128 0.92x, 32,100,64,64 0.86x, 8,100,64,128 0.97x.
+    FUSED_STEP_AVX2_MIN_ROWS = 3
+    FUSED_STEP_AVX2_MIN_UNITS = 1
+    FUSED_STEP_AVX2_TRAINING_MIN_UNITS = 16
     FUSED_STEP_AVX2_INPUT_ONLY = True
     # Inference on the fused step makes the input projection in the step too
     # (W packed as U is: bias + x_t @ W + h_{t-1} @ U in the registers) instead
@@ -438,10 +462,12 @@ class CpuBackend(Backend):
         if (min(b1 - b0 for b0, b1 in slices) < self.FUSED_STEP_MIN_ROWS
                 or recurrent_kernel.shape[1] // 4 > max_units):
             return None
+        units = recurrent_kernel.shape[1] // 4
         if _kernel_isa() == 1 and (   # AVX2 (8-unit panels): where it measured faster
                 min(b1 - b0 for b0, b1 in slices) < self.FUSED_STEP_AVX2_MIN_ROWS
-                or recurrent_kernel.shape[1] // 4 < self.FUSED_STEP_AVX2_MIN_UNITS
-                or (self.FUSED_STEP_AVX2_INPUT_ONLY and not input_in_step)):
+                or units < self.FUSED_STEP_AVX2_MIN_UNITS
+                or (training and units < self.FUSED_STEP_AVX2_TRAINING_MIN_UNITS)
+                or (self.FUSED_STEP_AVX2_INPUT_ONLY and not training and not input_in_step)):
             return None
         packed = pack_fused(recurrent_kernel)
         if packed is None or packed.shape[1] // 4 not in self.FUSED_STEP_PANEL_UNITS:

@@ -48,6 +48,7 @@ def fused_calls(monkeypatch, request):
     # The AVX2 kernel on every shape and path here, not only where it is faster.
     monkeypatch.setattr(_ops.cpu(), "FUSED_STEP_AVX2_MIN_ROWS", 1)
     monkeypatch.setattr(_ops.cpu(), "FUSED_STEP_AVX2_MIN_UNITS", 0)
+    monkeypatch.setattr(_ops.cpu(), "FUSED_STEP_AVX2_TRAINING_MIN_UNITS", 0)
     monkeypatch.setattr(_ops.cpu(), "FUSED_STEP_AVX2_INPUT_ONLY", False)
     return calls
 
@@ -226,15 +227,22 @@ def test_unfused_cases_take_the_other_path(fused_calls, monkeypatch):
 
 def test_default_dispatch_takes_the_fused_kernel_where_it_applies(monkeypatch):
     """With the backend's own thresholds: a float32 layer of up to
-    FUSED_STEP_MAX_UNITS units on an AVX-512 CPU runs the fused kernel."""
+    FUSED_STEP_MAX_UNITS units runs the fused kernel on an AVX-512 CPU, and
+    on an AVX2 one (or under CYLSTM_ISA=avx2) where the FUSED_STEP_AVX2_*
+    thresholds for training allow it."""
     calls = []
     real = cpu_backend._forward_fused_kernel
     monkeypatch.setattr(cpu_backend, "_forward_fused_kernel",
                         lambda *a, **k: calls.append(a[4]) or real(*a, **k))
     rng = np.random.default_rng(1)
-    p = _problem(rng, 5, 4, 3, 40, with_mask=True)
+    B, H = 5, 40
+    p = _problem(rng, B, 4, 3, H, with_mask=True)
     assert_kernel_matches_reference(p, DT, rng, compiled=True, scale=4)
-    assert bool(calls) == (recurrent_isa() == 2)
+    backend, level = _ops.cpu(), recurrent_isa()
+    avx2 = (level == 1 and B >= backend.FUSED_STEP_AVX2_MIN_ROWS
+            and H >= max(backend.FUSED_STEP_AVX2_MIN_UNITS,
+                         backend.FUSED_STEP_AVX2_TRAINING_MIN_UNITS))
+    assert bool(calls) == (level == 2 or avx2)
 
 
 @pytest.mark.parametrize("I", [1, 7, 16, 37])
@@ -364,11 +372,11 @@ def test_rows_across_the_epilogue_chunk(isa, fused_calls, B):
 
 
 def test_avx2_dispatch_takes_the_fused_kernel_where_it_measured_faster(monkeypatch):
-    """With the backend's own thresholds at the AVX2 level: calls that
-    project the input in the step (inference, and training without input
-    dropout), from FUSED_STEP_AVX2_MIN_ROWS rows and FUSED_STEP_AVX2_MIN_UNITS
-    units, run the 8-unit kernel; training with the projection up front, fewer
-    rows and fewer units run the unfused path. Each result is the twin's."""
+    """With the backend's own thresholds at the AVX2 level: inference that
+    projects the input in the step, from FUSED_STEP_AVX2_MIN_ROWS rows and
+    FUSED_STEP_AVX2_MIN_UNITS units, runs the 8-unit kernel, and training from
+    FUSED_STEP_AVX2_TRAINING_MIN_UNITS units; fewer rows and fewer units run
+    the unfused path. Each result is the twin's."""
     best = recurrent_isa()
     if best < 1:
         pytest.skip("this CPU lacks AVX2 + FMA")
@@ -383,8 +391,10 @@ def test_avx2_dispatch_takes_the_fused_kernel_where_it_measured_faster(monkeypat
     recurrent_isa(1)
     try:
         with cylstm.threads(1):
-            for B, H, fused in ((rows, units, True), (rows + 3, units + 5, True),
-                                (rows - 1, units, False), (rows, units - 1, False)):
+            cases = [(rows, units, True), (rows + 3, units + 5, True), (rows - 1, units, False)]
+            if units > 1:
+                cases.append((rows, units - 1, False))
+            for B, H, fused in cases:
                 calls.clear()
                 p = _problem(rng, B, 4, 6, H)
                 (seq, last, h, c, _), (rseq, rlast, rh, rc, _) = kernel_and_reference(
@@ -392,13 +402,14 @@ def test_avx2_dispatch_takes_the_fused_kernel_where_it_measured_faster(monkeypat
                 np.testing.assert_allclose(seq, rseq.transpose(1, 0, 2), rtol=1e-4, atol=1e-5)
                 np.testing.assert_allclose(c, rc, rtol=1e-4, atol=1e-5)
                 assert calls == ([8] if fused else []), (B, H)
-            for in_drop, in_step, fused in ((False, True, True), (True, True, False),
-                                            (False, False, False)):
+            train_units = max(backend.FUSED_STEP_AVX2_TRAINING_MIN_UNITS, units)
+            for H, fused in ((train_units, True), (train_units - 1, False)):
+                if H < units:
+                    continue
                 calls.clear()
-                monkeypatch.setattr(backend, "FUSED_STEP_INPUT_TRAINING", in_step)
-                p = _problem(rng, rows, 3, 6, units, in_drop=in_drop)
+                p = _problem(rng, rows, 3, 6, H)
                 assert_kernel_matches_reference(p, DT, rng, compiled=True, scale=8)
-                assert calls == ([8] if fused else []), (in_drop, in_step)
+                assert calls == ([8] if fused else []), ("training", H)
     finally:
         recurrent_isa(best)
 

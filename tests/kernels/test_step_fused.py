@@ -183,6 +183,32 @@ def test_fused_sequence_matches_reference(isa, B, T, I, H, parts, time_major,
     np.testing.assert_allclose(c, rc, **TOL)
 
 
+# Rows 1-8 (the AVX2 product's register tiles: 4 rows x 2 vectors, 3 x 3,
+# 2 x 4, then one-vector and masked tiles), units that fill no tile or
+# vector (3, 24 = three vectors, 41 = five and a tail), inputs below, at
+# and past the 8-k blocks (1, 7, 37), and T whose eight-step input
+# projections end part-filled (nt of 1-3 rows in the last block).
+@pytest.mark.parametrize("H", [3, 24, 41])
+@pytest.mark.parametrize("B", [1, 2, 3, 4, 5, 6, 7, 8])
+def test_product_tiles_match_reference(isa, B, H):
+    rng = np.random.default_rng(B * 31 + H)
+    T = 9 + B % 3
+    for I in (1, 7, 37):
+        W, U, bias, h0, c0 = _weights(rng, B, I, H)
+        x = rng.uniform(-1, 1, (T, B, I)).astype(np.float32)
+        rseq, _, _, rc, _ = reference.lstm_forward(x.astype(np.float64), W, U, bias, h0, c0)
+        k = StepKernel(W, U, bias, None, TANH, SIGMOID, B, True)
+        rh1, rc1 = _reference_step(x[0], W, U, bias, h0, c0)
+        for parts in (1, 2, 3, 4):
+            seq, _, _, c = fused_sequence(x, True, W, U, bias, h0, c0, True, parts)
+            np.testing.assert_allclose(seq, rseq, **TOL)
+            np.testing.assert_allclose(c, rc, **TOL)
+            with cylstm.threads(parts):
+                h1, c1 = k.step(x[0], h0, c0)
+            np.testing.assert_allclose(h1, rh1, **TOL)
+            np.testing.assert_allclose(c1, rc1, **TOL)
+
+
 def test_split_work_rejects_non_positive():
     with pytest.raises(ValueError, match="positive"):
         set_split_work(step=0)
@@ -312,10 +338,11 @@ def test_isa_env_cap_reaches_the_fused_step(monkeypatch):
             hook(level)
 
 
-def test_avx2_level_runs_one_row_sequences_only(monkeypatch):
-    """At the AVX2 level the backend sends a sequence of FUSED_SEQUENCE_AVX2_ROWS
-    rows (one) to fused_sequence and two rows to the unfused path, where it
-    measured faster; both match the twin."""
+def test_avx2_level_caps_the_few_row_sequences(monkeypatch):
+    """At the AVX2 level the backend sends sequences of up to
+    FUSED_SEQUENCE_AVX2_ROWS rows to fused_sequence and more rows to the
+    unfused path, even where FUSED_SEQUENCE_ROWS allows them; both match the
+    twin."""
     from cylstm import _ops
     from cylstm.backends import cpu as cpu_backend
     from cylstm._kernels import reference
@@ -323,7 +350,8 @@ def test_avx2_level_runs_one_row_sequences_only(monkeypatch):
     if best < 1:
         pytest.skip("this CPU lacks AVX2 + FMA")
     backend = _ops.cpu()
-    monkeypatch.setattr(backend, "FUSED_SEQUENCE_ROWS", 2)
+    limit = backend.FUSED_SEQUENCE_AVX2_ROWS
+    monkeypatch.setattr(backend, "FUSED_SEQUENCE_ROWS", limit + 1)
     calls = []
     real = cpu_backend._fused_sequence_kernel
     monkeypatch.setattr(cpu_backend, "_fused_sequence_kernel",
@@ -331,7 +359,7 @@ def test_avx2_level_runs_one_row_sequences_only(monkeypatch):
     rng = np.random.default_rng(5)
     fused_isa(1)
     try:
-        for B in (1, 2):
+        for B in range(1, limit + 2):
             x = rng.uniform(-1, 1, (B, 6, 5)).astype(np.float32)
             W = rng.uniform(-.5, .5, (5, 4 * 24)).astype(np.float32)
             U = rng.uniform(-.5, .5, (24, 4 * 24)).astype(np.float32)
@@ -344,6 +372,6 @@ def test_avx2_level_runs_one_row_sequences_only(monkeypatch):
             np.testing.assert_allclose(seq, np.asarray(rseq).transpose(1, 0, 2),
                                        rtol=1e-4, atol=1e-5)
             np.testing.assert_allclose(c, rc, rtol=1e-4, atol=1e-5)
-        assert calls == [backend.FUSED_SEQUENCE_AVX2_ROWS]
+        assert calls == list(range(1, limit + 1))
     finally:
         fused_isa(best)
