@@ -1,6 +1,6 @@
 /* SIMD math shared by the kernels' gate activations: the fused step
- * (fused_step.h, cyl_exp_neg16) and the quantized kernels' cell update
- * (quantized.h, cyl_q_exp_neg16).
+ * (fused_step.h, cyl_exp_neg16 and cyl_exp_neg8) and the quantized kernels'
+ * cell update (quantized.h, cyl_q_exp_neg16).
  *
  * Each caller clamps its argument and applies the 2^n scale itself: they
  * differ in what a NaN and an argument below the clamp give (see there), so
@@ -33,6 +33,25 @@ static inline __attribute__((always_inline)) __m512 cyl_exp_reduced16(__m512 x, 
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
     *n_out = n;
     return _mm512_add_ps(_mm512_fmadd_ps(p, z, r), _mm512_set1_ps(1.0f));
+}
+
+/* The same on 8 lanes (AVX2 + FMA): the fused step's AVX2 kernel
+ * (fused_step.h, cyl_exp_neg8). */
+__attribute__((target("avx2,fma")))
+static inline __attribute__((always_inline)) __m256 cyl_exp_reduced8(__m256 x, __m256 *n_out) {
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 z = _mm256_mul_ps(r, r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    *n_out = n;
+    return _mm256_add_ps(_mm256_fmadd_ps(p, z, r), _mm256_set1_ps(1.0f));
 }
 
 #endif /* x86-64 GCC/clang */
