@@ -3,10 +3,14 @@
     python benchmarks/_worker.py --framework torch --threads 2 \
         --infer 1,1,64,64 16,100,64,128 --train 16,100,64,128 --stream 1,1,64,64
     python benchmarks/_worker.py --framework cylstm --memory 1000
+    python benchmarks/_worker.py --framework torch --threads 2 --serve
 
 Started by run.py, one process per framework x thread count (and per memory
 row), so no framework's thread pools or allocator state leak into another's.
-The result is the last line of stdout.
+The result is the last line of stdout. With --serve (paired.py) it stays up
+and answers requests, one JSON line each on stdin and on stdout:
+{"section", "shape", "samples", "min_sample_s", "warmup_s"} -> {"rows": [...]},
+one row per variant as run_sections gives; an empty line ends it.
 """
 import argparse
 import json
@@ -37,35 +41,75 @@ def blas_info():
     return [{k: p.get(k) for k in keys} for p in threadpool_info()]
 
 
+def make_benches(mod, section, shape):
+    """The framework's Bench list for one cell (protocol.make_case's data)."""
+    make = {"infer": mod.inference, "train": mod.training, "stream": mod.streaming}[section]
+    w, x = protocol.make_case(shape)
+    return make(w, x[:, 0, :] if section == "stream" else x)
+
+
+def time_benches(benches, base, timing, label, checked=True):
+    """One row per Bench: its checksum (when ``checked``) and its timing."""
+    rows = []
+    for b in benches:
+        row = {**base, "variant": b.variant}
+        t0 = time.perf_counter()
+        try:
+            with b.ctx():
+                if checked:
+                    row["checksum"] = protocol.checksum(b.check())
+                row.update(protocol.measure(b.fn, **timing))
+                BLAS.setdefault("during", blas_info())  # as the framework saw it
+        except Exception:
+            row["error"] = traceback.format_exc()
+        row["wall_s"] = time.perf_counter() - t0
+        print(f"  {label} {b.variant}: {row.get('median_s', float('nan')) * 1e3:.4f} ms",
+              file=sys.stderr)
+        rows.append(row)
+    return rows
+
+
 def run_sections(mod, args, timing):
     rows = []
-    for section, shapes, make in (("infer", args.infer, mod.inference),
-                                  ("train", args.train, mod.training),
-                                  ("stream", args.stream, mod.streaming)):
+    for section, shapes in (("infer", args.infer), ("train", args.train),
+                            ("stream", args.stream)):
         for text in shapes:
-            shape = protocol.parse_shape(text)
-            w, x = protocol.make_case(shape)
-            base = {"section": section, "shape": list(shape)}
+            base = {"section": section, "shape": list(protocol.parse_shape(text))}
             try:
-                benches = make(w, x[:, 0, :] if section == "stream" else x)
+                benches = make_benches(mod, section, protocol.parse_shape(text))
             except Exception:
                 rows.append({**base, "variant": args.framework, "error": traceback.format_exc()})
                 continue
-            for b in benches:
-                row = {**base, "variant": b.variant}
-                t0 = time.perf_counter()
-                try:
-                    with b.ctx():
-                        row["checksum"] = protocol.checksum(b.check())
-                        row.update(protocol.measure(b.fn, **timing))
-                        BLAS.setdefault("during", blas_info())  # as the framework saw it
-                except Exception:
-                    row["error"] = traceback.format_exc()
-                row["wall_s"] = time.perf_counter() - t0
-                print(f"  {args.framework}/{args.threads}t {section} {text} {b.variant}: "
-                      f"{row.get('median_s', float('nan')) * 1e3:.4f} ms", file=sys.stderr)
-                rows.append(row)
+            rows += time_benches(benches, base, timing,
+                                 f"{args.framework}/{args.threads}t {section} {text}")
     return rows
+
+
+def serve(mod, args, stdin=sys.stdin, stdout=sys.stdout):
+    """Answer timing requests until an empty line (see the module's text).
+    A cell's Bench list is made once and kept, so later requests time the
+    same objects, warm only by the request's own warm-up; its checksums come
+    with the first answer."""
+    cache = {}
+    for line in stdin:
+        if not line.strip():
+            break
+        req = json.loads(line)
+        shape = tuple(req["shape"])
+        base = {"section": req["section"], "shape": list(shape)}
+        timing = {k: req[k] for k in ("samples", "min_sample_s", "warmup_s")}
+        key = (req["section"], shape)
+        first = key not in cache
+        try:
+            if first:
+                cache[key] = make_benches(mod, req["section"], shape)
+            rows = time_benches(cache[key], base, timing,
+                                f"{args.framework}/{args.threads}t {req['section']} "
+                                f"{protocol.fmt_shape(shape)}", checked=first)
+        except Exception:
+            rows = [{**base, "variant": args.framework, "error": traceback.format_exc()}]
+        stdout.write(json.dumps({"rows": rows}) + "\n")
+        stdout.flush()
 
 
 def run_memory(mod, T):
@@ -97,6 +141,8 @@ def main(argv=None):
     p.add_argument("--stream", nargs="*", default=[], metavar="B,T,I,H")
     p.add_argument("--memory", type=int, metavar="T", help="one peak-RSS row at this T")
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--serve", action="store_true",
+                   help="answer timing requests on stdin (paired.py)")
     args = p.parse_args(argv)
 
     out = {"framework": args.framework, "threads": args.threads, "pid": os.getpid()}
@@ -107,6 +153,10 @@ def main(argv=None):
         out["skipped"] = f"{type(e).__name__}: {e}"
         out["traceback"] = traceback.format_exc()
         print(json.dumps(out))
+        return 0
+    if args.serve:   # the setup's answer first, then the requests'
+        print(json.dumps(out), flush=True)
+        serve(mod, args)
         return 0
     if args.memory:
         out["rows"] = run_memory(mod, args.memory)

@@ -147,14 +147,24 @@ def limit_table(results, section):
     if not rows:
         return []
     pct = lambda v, p, n: f"{100 * v / (p * n):.0f} %" if p else "-"
+    by_cell = cells(results["rows"], section)
     lines = [f"#### {section}: cylstm's GFLOP/s and fraction of the limit", "",
+             "The fastest peer's column is the same measure of the same cell: where both "
+             "are near the FMA peak, the limit, not the other, bounds the ratio.", "",
              "| B,T,I,H | threads | API | GFLOP/s | of FMA peak x threads "
-             "| of sgemm peak x threads |", "|---|---|---|---|---|---|"]
+             "| of sgemm peak x threads | fastest peer | its GFLOP/s | its share of FMA peak x threads |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         g = flops(section, r["shape"]) / r["median_s"] / 1e9
         api = "nn.LSTM" if r["variant"] == "cylstm-nn" else "layers.LSTM"
+        s = summarize(section, r["shape"], by_cell.get((tuple(r["shape"]), r["threads"]), {}))
+        peer = "- | - | -"
+        if s["fastest_s"]:
+            gp = flops(section, r["shape"]) / s["fastest_s"] / 1e9
+            peer = (f"{LABELS.get(s['fastest_peer'], s['fastest_peer'])} | {gp:.1f} "
+                    f"| {pct(gp, fma, r['threads'])}")
         lines.append(f"| {','.join(map(str, r['shape']))} | {r['threads']} | {api} | {g:.1f} "
-                     f"| {pct(g, fma, r['threads'])} | {pct(g, gemm, r['threads'])} |")
+                     f"| {pct(g, fma, r['threads'])} | {pct(g, gemm, r['threads'])} | {peer} |")
     return lines + [""]
 
 
