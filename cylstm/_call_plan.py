@@ -251,6 +251,13 @@ class ModuleCallPlan:
             if type(hx) not in (tuple, list) or len(hx) != 2:
                 return None
             h0, c0 = hx
+            if self.torch_step is not None:
+                # Streaming (module(x_t, hx) step after step): the kernel
+                # takes hx as given when both are C-contiguous (1, B, P) /
+                # (1, B, H) arrays of its dtype, and checks that itself.
+                res = self.torch_step(input, h0, c0, True)
+                if res is not None:
+                    return res[0], (res[1], res[2])
             if not (type(h0) is np.ndarray and type(c0) is np.ndarray
                     and h0.shape == self.h_shape and c0.shape == self.c_shape
                     and h0.dtype == self.dtype and c0.dtype == self.dtype):

@@ -389,6 +389,58 @@ def test_module_streaming_with_states(rng, batch_first):
     _close([out, h, c], list(_flat(_ref(m, x, (hx[0], hx[1])))))
 
 
+def _hx_variants(h, c):
+    """hx as a caller may pass it: the kernel takes the first as given; the
+    others (another byte order, dtype or memory layout, lists, 2-D states of a
+    batched call) go the checked way, or raise as the general path does."""
+    yield "as given", (h, c)
+    yield "list", [h, c]
+    yield "byte-swapped", (h.astype(">f4"), c.astype(">f4"))
+    yield "float64", (h.astype("float64"), c.astype("float64"))
+    yield "Fortran order", (np.asfortranarray(h), np.asfortranarray(c))
+    yield "2-D", (h[0], c[0])
+    yield "unaligned", tuple(np.frombuffer(b"\0" + a.tobytes(), np.float32, a.size, 1)
+                             .reshape(a.shape) for a in (h, c))
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_module_streaming_hx_checked_by_the_kernel(rng, batch, monkeypatch):
+    """A streaming call whose hx the kernel takes as given (no reshape in
+    Python) gives the reference's answer, and any other hx the answer (or the
+    error) of the general path."""
+    from cylstm.backends.cpu_plan import StepPlan
+    taken = []
+    real = StepPlan.run_torch
+
+    def counting(self, x, h0, c0, states_3d=False):
+        res = real(self, x, h0, c0, states_3d)
+        taken.append(states_3d and res is not None)
+        return res
+
+    monkeypatch.setattr(StepPlan, "run_torch", counting)
+    m = cylstm.nn.LSTM(4, 6)
+    m.load_state_dict({k: rng.uniform(-0.5, 0.5, v.shape).astype(np.float32)
+                       for k, v in m.state_dict().items()})
+    x = _x(rng, (1, batch, 4))
+    h, c = _x(rng, (1, batch, 6)), _x(rng, (1, batch, 6))
+    m(x, (h, c))   # the plan
+    for name, hx in _hx_variants(h, c):
+        del taken[:]
+        try:
+            want = _ref(m, x, (np.asarray(hx[0]), np.asarray(hx[1])))
+        except (ValueError, TypeError) as e:
+            with pytest.raises(type(e)):
+                m(x, hx)
+            continue
+        got = m(x, hx)
+        _close(list(_flat(got)), list(_flat(want)))
+        as_given = all(a.ndim == 3 and a.dtype == np.float32 and a.dtype.isnative
+                       and a.flags.c_contiguous and a.flags.aligned for a in hx)
+        assert as_given == (name in ("as given", "list") or (name == "Fortran order"
+                                                             and batch == 1)), name
+        assert taken[:1] == [as_given], name
+
+
 @pytest.mark.parametrize("shape", [(1, 1, 8), (2, 1, 8), (1, 12, 8)])
 def test_module_concurrent_calls_match_serial(rng, shape):
     """Python threads calling one nn.LSTM's one-step / few-row plan (both

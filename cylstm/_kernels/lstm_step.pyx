@@ -247,14 +247,22 @@ cdef void step_rows(int nb, int I, int H, int P, const floating* x, const floati
         memcpy(h_out, mbuf, <Py_ssize_t>nb * H * sizeof(floating))
 
 
-cdef inline bint _fits(object a, int rows, int cols, int typenum):
-    """A C-contiguous 2-D ndarray of this exact shape and dtype."""
+cdef inline bint _fits(object a, int rows, int cols, int typenum, bint lead=False):
+    """A C-contiguous 2-D ndarray of this exact shape and dtype, in the
+    machine's byte order and aligned; with ``lead``, a (1, rows, cols) one
+    instead (torch's (num_layers, batch, hidden) states: the same memory)."""
     if not cnp.PyArray_CheckExact(a):
         return False
     cdef cnp.ndarray arr = <cnp.ndarray>a
-    return (cnp.PyArray_NDIM(arr) == 2 and cnp.PyArray_DIMS(arr)[0] == rows
-            and cnp.PyArray_DIMS(arr)[1] == cols and cnp.PyArray_TYPE(arr) == typenum
-            and cnp.PyArray_IS_C_CONTIGUOUS(arr))
+    cdef cnp.npy_intp* d = cnp.PyArray_DIMS(arr)
+    if lead:
+        if cnp.PyArray_NDIM(arr) != 3 or d[0] != 1:
+            return False
+        d += 1
+    elif cnp.PyArray_NDIM(arr) != 2:
+        return False
+    return (d[0] == rows and d[1] == cols and cnp.PyArray_TYPE(arr) == typenum
+            and cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISBEHAVED_RO(arr))
 
 
 cdef inline bint _fits_one_step(object a, int batch, int cols, int typenum,
@@ -363,15 +371,18 @@ cdef class StepKernel:
         return self._run(x, h, c, 2, False, False)
 
     def sequence_of_one(self, x, h, c, bint time_major, bint return_sequences,
-                        bint torch_states=False):
+                        bint torch_states=False, bint states_3d=False):
         """A whole layer call on a sequence of one timestep: x is (batch, 1, I)
         (or (1, batch, I)); returns (output, h_new, c_new) with the output
         (batch, 1, P) / (1, batch, P) when return_sequences, else h_new.
         ``torch_states`` (with return_sequences): h_new (1, batch, P) and c_new
-        (1, batch, H), h_new an array of its own (torch's h_n, c_n)."""
+        (1, batch, H), h_new an array of its own (torch's h_n, c_n).
+        h (batch, P) and c (batch, H), or (1, batch, P) and (1, batch, H) with
+        ``states_3d``. None when an argument is not such an array of the
+        kernel's dtype (the caller then takes its general path)."""
         if not (_fits_one_step(x, self.batch, self.input_dim, self.typenum, time_major)
-                and _fits(h, self.batch, self.output_dim, self.typenum)
-                and _fits(c, self.batch, self.units, self.typenum)):
+                and _fits(h, self.batch, self.output_dim, self.typenum, states_3d)
+                and _fits(c, self.batch, self.units, self.typenum, states_3d)):
             return None
         if not return_sequences:
             h_new, c_new = self._run(x, h, c, 2, False, False)

@@ -295,14 +295,15 @@ class StepPlan:
             return None, h, h, c
         return out, h, h.copy(), c     # the output and the state: separate arrays
 
-    def run_torch(self, x: Any, h0: Optional[Any], c0: Optional[Any]
+    def run_torch(self, x: Any, h0: Optional[Any], c0: Optional[Any], states_3d: bool = False
                   ) -> Optional[Tuple[Any, Any, Any]]:
         """``(output, h_n, c_n)`` of a batched ``nn.LSTM`` call, h_n (1, B, P) and
         c_n (1, B, H) arrays of their own; h0 (B, P), c0 (B, H) of the plan's
-        dtype, or None for zeros. None when it does not apply (see
-        ``torch_states``; an array not C-contiguous)."""
+        dtype ((1, B, P), (1, B, H) with ``states_3d``: torch's hx as given),
+        or None for zeros. None when it does not apply (see ``torch_states``;
+        an array of another shape or dtype, or not C-contiguous)."""
         if not self.torch_states:
             return None
-        return self.stepper.sequence_of_one(x, self.zeros[0] if h0 is None else h0,
-                                            self.zeros[1] if c0 is None else c0,
-                                            self.time_major, True, True)
+        if h0 is None:
+            h0, c0, states_3d = self.zeros[0], self.zeros[1], False
+        return self.stepper.sequence_of_one(x, h0, c0, self.time_major, True, True, states_3d)

@@ -192,3 +192,27 @@ def test_concurrent_training_of_one_layer_adds_every_gradient():
         _run_threads(work)
         for k, v in layer.grads.items():
             np.testing.assert_allclose(v, 5 * want[k], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("layout", ["byte-swapped", "unaligned", "float64"])
+def test_step_states_of_another_layout(layout):
+    """layer.step with states the streaming kernel cannot read as they are
+    (another byte order, misaligned, another dtype): the same answer as
+    native float32 states. Byte-swapped states were read as native ones."""
+    rng = np.random.default_rng(3)
+    layer = LSTM(6)
+    x = rng.standard_normal((2, 1, 4)).astype(np.float32)
+    layer(x)
+    h, c = (rng.standard_normal((2, 6)).astype(np.float32) for _ in range(2))
+
+    def other(a):
+        if layout == "byte-swapped":
+            return a.astype(">f4")
+        if layout == "float64":
+            return a.astype(np.float64)
+        return np.frombuffer(b"\0" + a.tobytes(), np.float32, a.size, 1).reshape(a.shape)
+
+    want = layer.step(x[:, 0], [h, c])
+    got = layer.step(x[:, 0], [other(h), other(c)])
+    for g, w in zip([got[0], *got[1]], [want[0], *want[1]]):
+        np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-7)
